@@ -1,0 +1,49 @@
+package schemas
+
+// Type strings and subjects of every v1 event. The type carries the version;
+// the subject does not, so a v2 can share a stream with v1 during a migration.
+const (
+	TypeProbeSent         = "mailmon.probe.v1.sent"
+	TypeProbeReceived     = "mailmon.probe.v1.received"
+	TypeProbeMissing      = "mailmon.probe.v1.missing"
+	TypeProbeLate         = "mailmon.probe.v1.late"
+	TypeDeliveryAttempted = "mailmon.delivery.v1.attempted"
+	TypeComplaintReceived = "mailmon.complaint.v1.received"
+	TypeBounceReceived    = "mailmon.bounce.v1.received"
+	TypeDNSBLListed       = "mailmon.dnsbl.v1.listed"
+	TypeDNSBLDelisted     = "mailmon.dnsbl.v1.delisted"
+	TypeDNSBLChecked      = "mailmon.dnsbl.v1.checked"
+	TypeDNSBLError        = "mailmon.dnsbl.v1.error"
+	TypeDNSAudit          = "mailmon.dns.v1.audit"
+	TypeDecisionCutoff    = "mailmon.decision.v1.cutoff"
+	TypeDecisionReroute   = "mailmon.decision.v1.reroute"
+	TypeDecisionRelease   = "mailmon.decision.v1.release"
+	TypeDecisionLift      = "mailmon.decision.v1.lift"
+	TypeAlertRaised       = "mailmon.alert.v1.raised"
+
+	SubjectProbeSent         = "mailmon.probe.sent"
+	SubjectProbeReceived     = "mailmon.probe.received"
+	SubjectProbeMissing      = "mailmon.probe.missing"
+	SubjectProbeLate         = "mailmon.probe.late"
+	SubjectDeliveryAttempted = "mailmon.delivery.attempted"
+	SubjectComplaintReceived = "mailmon.complaint.received"
+	SubjectBounceReceived    = "mailmon.bounce.received"
+	SubjectDNSBLListed       = "mailmon.dnsbl.listed"
+	SubjectDNSBLDelisted     = "mailmon.dnsbl.delisted"
+	SubjectDNSBLChecked      = "mailmon.dnsbl.checked"
+	SubjectDNSBLError        = "mailmon.dnsbl.error"
+	SubjectDNSAudit          = "mailmon.dns.audit"
+	SubjectDecisionCutoff    = "mailmon.decision.cutoff"
+	SubjectDecisionReroute   = "mailmon.decision.reroute"
+	SubjectDecisionRelease   = "mailmon.decision.release"
+	SubjectDecisionLift      = "mailmon.decision.lift"
+	SubjectAlertRaised       = "mailmon.alert.raised"
+
+	// SubjectDeadLetterPrefix is followed by the worker name:
+	// mailmon.dlq.<worker>. Dead letters are raw copies, not events.
+	SubjectDeadLetterPrefix = "mailmon.dlq."
+)
+
+func init() {
+	register[AlertRaised](TypeAlertRaised, SubjectAlertRaised, "alert_raised")
+}

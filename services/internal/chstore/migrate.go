@@ -1,0 +1,265 @@
+package chstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// MigrationsTable records which migration files were applied.
+const MigrationsTable = "schema_migrations"
+
+// migration is one *.sql file, parsed before anything is applied so a
+// broken file stops the run before it starts.
+type migration struct {
+	name       string
+	checksum   string
+	statements []string
+}
+
+// Migrate applies the *.sql files at the root of migrations, in name order,
+// each exactly once. Applied files are recorded in schema_migrations with
+// their SHA-256 checksum and time; a recorded file whose content has since
+// changed is an error and nothing is applied. It returns the names applied
+// by this call (empty when the schema was already current).
+//
+// The files use unqualified table names, so conn must have been opened with
+// database as its default database (Open does that); Migrate checks it. A
+// file is recorded only after all its statements succeeded, so statements
+// should be idempotent (CREATE ... IF NOT EXISTS): a file that failed half
+// way is re-run from its start, and two processes migrating at the same
+// time may both run it.
+func Migrate(ctx context.Context, conn driver.Conn, database string, migrations fs.FS) (applied []string, err error) {
+	if err := checkIdentifier(database); err != nil {
+		return nil, fmt.Errorf("chstore: migrate: database %w", err)
+	}
+	files, err := loadMigrations(migrations)
+	if err != nil {
+		return nil, err
+	}
+	var current string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&current); err != nil {
+		return nil, fmt.Errorf("chstore: migrate: %w", err)
+	}
+	if current != database {
+		return nil, fmt.Errorf("chstore: migrate: the connection's database is %q, want %q (open it with that database)", current, database)
+	}
+	ctx = ddlContext(ctx, conn)
+
+	table := database + "." + MigrationsTable
+	// ReplacingMergeTree keyed by file name: two processes recording the
+	// same file at once leave one row after merges; reads cope with both.
+	err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (
+		version String,
+		checksum String,
+		applied_at DateTime('UTC')
+	) ENGINE = ReplacingMergeTree() ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("chstore: migrate: create %s: %w", table, err)
+	}
+	recorded, err := recordedChecksums(ctx, conn, table)
+	if err != nil {
+		return nil, err
+	}
+
+	var changed []string
+	for _, m := range files {
+		for _, sum := range recorded[m.name] {
+			if sum != m.checksum {
+				changed = append(changed, fmt.Sprintf("%s (applied with checksum %.12s, now %.12s)", m.name, sum, m.checksum))
+				break
+			}
+		}
+	}
+	if len(changed) > 0 {
+		return nil, fmt.Errorf("chstore: migrate: applied migrations changed since (add a new file instead of editing one): %s", strings.Join(changed, "; "))
+	}
+
+	applied = []string{}
+	for _, m := range files {
+		if len(recorded[m.name]) > 0 {
+			continue
+		}
+		for i, stmt := range m.statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return applied, fmt.Errorf("chstore: migrate: %s statement %d (%s): %w", m.name, i+1, excerpt(stmt), err)
+			}
+		}
+		if err := recordMigration(ctx, conn, table, m); err != nil {
+			return applied, err
+		}
+		applied = append(applied, m.name)
+	}
+	return applied, nil
+}
+
+// ddlContext turns on LowCardinality for DDL on servers before 19.1, where
+// it is still experimental. Newer servers do not need (and may one day
+// reject) the setting, so it is sent only to old ones. Settings values must
+// be Go ints for these old servers.
+func ddlContext(ctx context.Context, conn driver.Conn) context.Context {
+	v, err := conn.ServerVersion()
+	if err != nil || v.Version.Major >= 19 {
+		return ctx
+	}
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"allow_experimental_low_cardinality_type": 1,
+	}))
+}
+
+func recordedChecksums(ctx context.Context, conn driver.Conn, table string) (map[string][]string, error) {
+	rows, err := conn.Query(ctx, "SELECT version, checksum FROM "+table)
+	if err != nil {
+		return nil, fmt.Errorf("chstore: migrate: read %s: %w", table, err)
+	}
+	defer rows.Close()
+	recorded := map[string][]string{}
+	for rows.Next() {
+		var version, checksum string
+		if err := rows.Scan(&version, &checksum); err != nil {
+			return nil, fmt.Errorf("chstore: migrate: read %s: %w", table, err)
+		}
+		recorded[version] = append(recorded[version], checksum)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chstore: migrate: read %s: %w", table, err)
+	}
+	return recorded, nil
+}
+
+func recordMigration(ctx context.Context, conn driver.Conn, table string, m migration) error {
+	// A batch, not INSERT ... VALUES: inline values hang on 18.16.
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" (version, checksum, applied_at)")
+	if err != nil {
+		return fmt.Errorf("chstore: migrate: record %s: %w", m.name, err)
+	}
+	if err := batch.Append(m.name, m.checksum, time.Now().UTC()); err != nil {
+		_ = batch.Abort()
+		return fmt.Errorf("chstore: migrate: record %s: %w", m.name, err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("chstore: migrate: record %s: %w", m.name, err)
+	}
+	return nil
+}
+
+func loadMigrations(migrations fs.FS) ([]migration, error) {
+	if migrations == nil {
+		return nil, errors.New("chstore: migrate: no migrations given")
+	}
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("chstore: migrate: %w", err)
+	}
+	sort.Strings(names)
+	files := make([]migration, 0, len(names))
+	for _, name := range names {
+		data, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return nil, fmt.Errorf("chstore: migrate: %w", err)
+		}
+		statements, err := splitStatements(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("chstore: migrate: %s: %w", name, err)
+		}
+		for i, stmt := range statements {
+			if isInlineInsert(stmt) {
+				return nil, fmt.Errorf("chstore: migrate: %s statement %d: INSERT ... VALUES hangs on ClickHouse 18.16 over the native protocol; use INSERT ... SELECT", name, i+1)
+			}
+		}
+		sum := sha256.Sum256(data)
+		files = append(files, migration{name: name, checksum: hex.EncodeToString(sum[:]), statements: statements})
+	}
+	return files, nil
+}
+
+func isInlineInsert(stmt string) bool {
+	upper := strings.ToUpper(stmt)
+	return strings.HasPrefix(upper, "INSERT") && strings.Contains(upper, "VALUES")
+}
+
+// splitStatements strips comments (-- to the end of the line and /* ... */)
+// and splits on semicolons that are outside string literals and quoted
+// identifiers. Each statement comes back trimmed; empty ones are dropped.
+func splitStatements(sql string) ([]string, error) {
+	var (
+		statements []string
+		current    strings.Builder
+	)
+	flush := func() {
+		if s := strings.TrimSpace(current.String()); s != "" {
+			statements = append(statements, s)
+		}
+		current.Reset()
+	}
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		switch {
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			end := strings.IndexByte(sql[i:], '\n')
+			if end < 0 {
+				i = len(sql)
+				continue
+			}
+			i += end - 1 // the newline itself is kept as whitespace
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated /* comment at byte %d", i)
+			}
+			i += 2 + end + 1
+			current.WriteByte(' ')
+		case c == '\'' || c == '"' || c == '`':
+			end, err := quotedEnd(sql, i)
+			if err != nil {
+				return nil, err
+			}
+			current.WriteString(sql[i : end+1])
+			i = end
+		case c == ';':
+			flush()
+		default:
+			current.WriteByte(c)
+		}
+	}
+	flush()
+	return statements, nil
+}
+
+// quotedEnd returns the index of the quote that closes the literal opened
+// at start. Both backslash escapes and doubled quotes are accepted, as
+// ClickHouse does.
+func quotedEnd(sql string, start int) (int, error) {
+	quote := sql[start]
+	for i := start + 1; i < len(sql); i++ {
+		switch sql[i] {
+		case '\\':
+			i++
+		case quote:
+			if i+1 < len(sql) && sql[i+1] == quote {
+				i++
+				continue
+			}
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unterminated %c quote at byte %d", quote, start)
+}
+
+// excerpt shortens a statement for an error message.
+func excerpt(stmt string) string {
+	stmt = strings.Join(strings.Fields(stmt), " ")
+	if len(stmt) > 80 {
+		return stmt[:77] + "..."
+	}
+	return stmt
+}
