@@ -29,9 +29,9 @@ const (
 )
 
 // DeliveryAttempted records one delivery attempt for one recipient, as our
-// MTA logged it: a Postfix delivery-agent line (or qmgr expiry, or NOQUEUE
-// reject) joined with what the log said earlier about the same queue id, or
-// an Exim delivery line. Time is the timestamp of the log line. The remote
+// MTA logged it. It comes from a Postfix delivery-agent line (or a qmgr
+// expiry, or a NOQUEUE reject) joined with what the log said earlier about
+// the same queue id, or from an Exim delivery line. Time is the timestamp of the log line. The remote
 // reply is classified by its text, not only its code.
 type DeliveryAttempted struct {
 	Header

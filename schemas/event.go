@@ -3,6 +3,7 @@ package schemas
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -10,8 +11,10 @@ import (
 
 // Source names the process that produced an event.
 type Source struct {
-	Worker string `json:"worker" ch:"lc"` // kebab-case worker name, e.g. "probe-sender"
-	Host   string `json:"host" ch:"lc"`   // host name of the process
+	// Worker is the kebab-case worker name, e.g. "probe-sender".
+	Worker string `json:"worker" ch:"lc"`
+	// Host is the host name of the process.
+	Host string `json:"host" ch:"lc"`
 }
 
 // Header holds the fields every event carries. Each event type embeds it,
@@ -55,6 +58,16 @@ func (k Kind) New() Event { return reflect.New(k.goType).Interface().(Event) }
 
 // GoType is the Go struct type of this kind's events.
 func (k Kind) GoType() reflect.Type { return k.goType }
+
+// SchemaFile is the path of this kind's JSON Schema inside JSONSchemas,
+// e.g. "v1/mailmon.probe.v1.sent.json"; the directory is the type's version.
+func (k Kind) SchemaFile() string {
+	parts := strings.Split(k.Type, ".")
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[2] + "/" + k.Type + ".json"
+}
 
 // NewID returns a new event id: a UUIDv7, whose text form sorts by time.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
@@ -103,7 +116,8 @@ var (
 )
 
 // register adds an event kind; E is the event struct type. It panics on a
-// duplicate, because the registry is fixed at compile time.
+// duplicate or on a field the contract cannot carry, because the registry is
+// fixed at compile time and any test run finds the mistake.
 func register[E any](typ, subject, table string) {
 	t := reflect.TypeFor[E]()
 	if _, ok := reflect.New(t).Interface().(Event); !ok {
@@ -115,6 +129,11 @@ func register[E any](typ, subject, table string) {
 	if _, dup := byGoType[t]; dup {
 		panic(fmt.Sprintf("schemas: %v registered twice", t))
 	}
+	p, err := buildPlan(t)
+	if err != nil {
+		panic(err.Error())
+	}
+	plans[t] = p
 	k := Kind{Type: typ, Subject: subject, Table: table, goType: t}
 	kinds = append(kinds, k)
 	byType[typ] = k

@@ -44,6 +44,24 @@ const (
 	SubjectDeadLetterPrefix = "mailmon.dlq."
 )
 
+// The registration order is the order of Kinds() and of the ClickHouse
+// migrations; append new kinds at the end.
 func init() {
+	register[ProbeSent](TypeProbeSent, SubjectProbeSent, "probe_sent")
+	register[ProbeReceived](TypeProbeReceived, SubjectProbeReceived, "probe_received")
+	register[ProbeMissing](TypeProbeMissing, SubjectProbeMissing, "probe_missing")
+	register[ProbeLate](TypeProbeLate, SubjectProbeLate, "probe_late")
+	register[DeliveryAttempted](TypeDeliveryAttempted, SubjectDeliveryAttempted, "delivery_attempted")
+	register[ComplaintReceived](TypeComplaintReceived, SubjectComplaintReceived, "complaint_received")
+	register[BounceReceived](TypeBounceReceived, SubjectBounceReceived, "bounce_received")
+	register[DNSBLListed](TypeDNSBLListed, SubjectDNSBLListed, "dnsbl_listed")
+	register[DNSBLDelisted](TypeDNSBLDelisted, SubjectDNSBLDelisted, "dnsbl_delisted")
+	register[DNSBLChecked](TypeDNSBLChecked, SubjectDNSBLChecked, "dnsbl_checked")
+	register[DNSBLError](TypeDNSBLError, SubjectDNSBLError, "dnsbl_error")
+	register[DNSAudit](TypeDNSAudit, SubjectDNSAudit, "dns_audit")
+	register[DecisionCutoff](TypeDecisionCutoff, SubjectDecisionCutoff, "decision_cutoff")
+	register[DecisionReroute](TypeDecisionReroute, SubjectDecisionReroute, "decision_reroute")
+	register[DecisionRelease](TypeDecisionRelease, SubjectDecisionRelease, "decision_release")
+	register[DecisionLift](TypeDecisionLift, SubjectDecisionLift, "decision_lift")
 	register[AlertRaised](TypeAlertRaised, SubjectAlertRaised, "alert_raised")
 }

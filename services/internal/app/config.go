@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"time"
@@ -123,10 +124,20 @@ func (c NATSConfig) Validate() error {
 
 func (c TrackingConfig) Validate() error {
 	var check config.Check
-	check.Require("key.id", c.Key.ID)
-	check.Require("key.secret", c.Key.Secret)
-	if _, err := c.Keyring(); err != nil && c.Key.Secret != "" && c.Key.ID != "" {
-		check.Addf("key", "%v", err)
+	// The key is optional for the file as a whole (a dns-sweeper never signs
+	// anything); the workers that sign or verify require it when built.
+	if c.Key.ID != "" || c.Key.Secret != "" || len(c.PreviousKeys) > 0 {
+		check.Require("key.id", c.Key.ID)
+		check.Require("key.secret", c.Key.Secret)
+		for i, k := range c.PreviousKeys {
+			check.Require(fmt.Sprintf("previous_keys[%d].id", i), k.ID)
+			check.Require(fmt.Sprintf("previous_keys[%d].secret", i), k.Secret)
+		}
+		if c.Key.ID != "" && c.Key.Secret != "" {
+			if _, err := c.Keyring(); err != nil {
+				check.Addf("key", "%v", err)
+			}
+		}
 	}
 	if c.MaxAge < 0 {
 		check.Addf("max_age", "must not be negative")

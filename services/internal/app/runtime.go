@@ -93,6 +93,9 @@ func (rt *Runtime) startNATS(ctx context.Context) error {
 			if port, err = strconv.Atoi(p); err != nil {
 				return fmt.Errorf("nats.embedded.listen: bad port %q", p)
 			}
+			if port == 0 {
+				port = -1 // ":0" asks for any free port, as with net.Listen
+			}
 			host = h
 		}
 		dir := rt.Config.natsStoreDir()

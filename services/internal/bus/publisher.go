@@ -289,7 +289,12 @@ func (p *Publisher) waitOldest(ctx context.Context) error {
 	case err := <-head.future.Err():
 		p.settleOldest(nil, err)
 	case <-p.timer.C:
-		p.settleOldest(nil, errAckTimeout)
+		// The ack may have arrived just as the timer fired.
+		before := p.pendingCount
+		p.reapSettled()
+		if p.pendingCount == before {
+			p.settleOldest(nil, errAckTimeout)
+		}
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -221,7 +221,7 @@ func options(cfg Config, database string) *clickhouse.Options {
 // password in case a driver or server message ever echoed it.
 func connError(cfg Config, op string, err error) error {
 	return &redactedError{
-		msg: fmt.Sprintf("chstore: %s on %s as %s: %s", op, cfg.Addr, cfg.Username, redact(err.Error(), cfg.Password.Reveal())),
+		msg: redact(fmt.Sprintf("chstore: %s on %s as %s: %v", op, cfg.Addr, cfg.Username, err), cfg.Password.Reveal()),
 		err: err,
 	}
 }

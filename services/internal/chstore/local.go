@@ -269,7 +269,7 @@ func findServerBinary(configured string) (string, []string, error) {
 	if configured != "" {
 		path, err := exec.LookPath(configured)
 		if err != nil {
-			return "", nil, fmt.Errorf("chstore: local server binary %q: %w (%s)", configured, err, InstallHint)
+			return "", nil, fmt.Errorf("chstore: local server binary %q: %v: %w", configured, err, ErrServerNotInstalled)
 		}
 		if filepath.Base(path) == "clickhouse" {
 			return path, []string{"server"}, nil
@@ -373,6 +373,9 @@ var serverConfigTemplate = template.Must(template.New("config.xml").Funcs(templa
     <listen_host>127.0.0.1</listen_host>
     <tcp_port>{{.TCPPort}}</tcp_port>
     <http_port>{{.HTTPPort}}</http_port>
+    <!-- Shutdown waits for idle keep-alive connections; 10 s (the
+         default) made every stop that slow. -->
+    <keep_alive_timeout>2</keep_alive_timeout>
     <path>{{xml .Dir}}/data/</path>
     <tmp_path>{{xml .Dir}}/tmp/</tmp_path>
     <user_files_path>{{xml .Dir}}/data/user_files/</user_files_path>

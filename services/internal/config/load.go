@@ -21,7 +21,7 @@ const maxFileSize = 4 << 20
 
 // maxNodes bounds how many YAML nodes one Load decodes, counting every
 // expansion of an alias, so an alias bomb is a problem and not an outage.
-const maxNodes = 1_000_000
+const maxNodes = 100_000
 
 // Load reads the YAML file at path into dst, a pointer to a struct that
 // already holds the defaults, in this order:
@@ -183,7 +183,9 @@ func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string,
 			d.add(path, n.Line, "unterminated ${env:...} reference")
 		}
 		n.Value = expanded
-		d.fromEnv[n] = names
+		if len(names) > 0 {
+			d.fromEnv[n] = names
+		}
 		// A plain, untagged scalar is typed again from its new text, so
 		// "port: ${env:PORT}" can fill an int; quote the reference to keep
 		// a string.
@@ -335,6 +337,9 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			elem.Set(existing)
 		}
 		d.decode(value, elem, keyPath)
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
 		v.SetMapIndex(key, elem)
 	}, func(merged *yaml.Node) {
 		d.decode(merged, v, path)
@@ -367,6 +372,14 @@ func (d *decoder) eachKey(n *yaml.Node, path string, visit func(key, value *yaml
 				sources = value.Content
 			}
 			for _, source := range sources {
+				target := source
+				if target.Kind == yaml.AliasNode && target.Alias != nil {
+					target = target.Alias
+				}
+				if target.Kind != yaml.MappingNode {
+					d.add(joinPath(path, "<<"), key.Line, "can only merge a mapping or a list of mappings")
+					continue
+				}
 				merge(source)
 			}
 		}

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/bus"
+)
+
+// testConfig is the local default, moved into a temp dir on free ports.
+func testConfig(t *testing.T, dataDir string) Config {
+	cfg := DefaultConfig()
+	cfg.DataDir = dataDir
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.NATS.Embedded.Listen = "127.0.0.1:0"
+	cfg.ClickHouse.Local.Enabled = true
+	cfg.ClickHouse.Local.Dir = filepath.Join(dataDir, "clickhouse")
+	cfg.ClickHouse.Local.TCPPort = freePort(t)
+	cfg.ClickHouse.Local.HTTPPort = freePort(t)
+	cfg.ClickHouse.Addr = fmt.Sprintf("127.0.0.1:%d", cfg.ClickHouse.Local.TCPPort)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runUntilReady runs mailmon, calls check once everything is up, then
+// cancels and returns what Run returned.
+func runUntilReady(t *testing.T, cfg Config, check func(*Runtime)) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ready := false
+	err := Run(ctx, cfg, logger, RunOptions{ClickHouse: true, Ready: func(rt *Runtime) {
+		ready = true
+		check(rt)
+		cancel()
+	}})
+	if !ready {
+		t.Fatalf("mailmon never became ready: %v", err)
+	}
+	return err
+}
+
+func TestRunLocalDefaultStartsEverythingAndSurvivesRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := testConfig(t, dataDir)
+	top, err := pipelines.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var published *schemas.AlertRaised
+
+	err = runUntilReady(t, cfg, func(rt *Runtime) {
+		ctx := context.Background()
+		for _, s := range top.Streams {
+			if _, err := rt.JetStream.Stream(ctx, s.Name); err != nil {
+				t.Errorf("stream %s not applied: %v", s.Name, err)
+			}
+		}
+		for _, k := range schemas.Kinds() {
+			var n uint64
+			q := "SELECT count() FROM system.tables WHERE database = ? AND name = ?"
+			if err := rt.ClickHouse.QueryRow(ctx, q, cfg.ClickHouse.Database, k.Table).Scan(&n); err != nil || n != 1 {
+				t.Errorf("table %s: count %d, err %v", k.Table, n, err)
+			}
+		}
+		if failed := rt.Health.Ready(ctx); len(failed) > 0 {
+			t.Errorf("not ready: %v", failed)
+		}
+		published = &schemas.AlertRaised{Rule: "test", Severity: "info", Subject: "ip:192.0.2.1", Summary: "restart test", DedupeKey: "t"}
+		if err := schemas.Stamp(published, schemas.Source{Worker: "test", Host: "h"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.NewPublisher(rt.JetStream, bus.PublisherOptions{}).Publish(ctx, published); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+
+	// The second start finds the stream data and the tables it left.
+	err = runUntilReady(t, cfg, func(rt *Runtime) {
+		st, err := rt.JetStream.Stream(context.Background(), "ALERT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := st.GetLastMsgForSubject(context.Background(), schemas.SubjectAlertRaised)
+		if err != nil {
+			t.Fatalf("event published before the restart is gone: %v", err)
+		}
+		if got := msg.Header.Get("Nats-Msg-Id"); got != published.ID {
+			t.Errorf("stored message id %q, want the event id %q", got, published.ID)
+		}
+	})
+	if err != nil {
+		t.Fatalf("second Run returned %v", err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestSelectWorkers(t *testing.T) {
+	if _, err := SelectWorkers("all"); err != nil {
+		t.Error(err)
+	}
+	if _, err := SelectWorkers("no-such-worker"); err == nil {
+		t.Error("unknown worker accepted")
+	}
+}

@@ -1,0 +1,173 @@
+package chstore_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/config"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg := chstore.DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	if cfg.RetentionDays != 30 || cfg.ReadTimeout.Std() != 30*time.Second {
+		t.Errorf("defaults: retention %d days, read timeout %v; want 30 days, 30s", cfg.RetentionDays, cfg.ReadTimeout)
+	}
+	cfg.Local.Enabled = true
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("defaults with local.enabled: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(*chstore.Config)
+		wantPaths []string
+	}{
+		{"missing addr", func(c *chstore.Config) { c.Addr = "" }, []string{"addr"}},
+		{"addr without port", func(c *chstore.Config) { c.Addr = "db.example.net" }, []string{"addr"}},
+		{"addr bad port", func(c *chstore.Config) { c.Addr = "db.example.net:http" }, []string{"addr"}},
+		{"database with a dot", func(c *chstore.Config) { c.Database = "a.b" }, []string{"database"}},
+		{"database injection", func(c *chstore.Config) { c.Database = "x; DROP DATABASE y" }, []string{"database"}},
+		{"no username", func(c *chstore.Config) { c.Username = "" }, []string{"username"}},
+		{"zero timeouts", func(c *chstore.Config) { c.DialTimeout, c.ReadTimeout = 0, 0 }, []string{"dial_timeout", "read_timeout"}},
+		{"no retention", func(c *chstore.Config) { c.RetentionDays = 0 }, []string{"retention_days"}},
+		{"local with bad ports and no dir", func(c *chstore.Config) {
+			c.Local = chstore.LocalConfig{Enabled: true, TCPPort: 0, HTTPPort: 70000}
+		}, []string{"local.dir", "local.tcp_port", "local.http_port", "addr"}},
+		{"local with same ports", func(c *chstore.Config) {
+			c.Local.Enabled, c.Local.HTTPPort = true, c.Local.TCPPort
+		}, []string{"local.http_port"}},
+		{"local but addr elsewhere", func(c *chstore.Config) {
+			c.Local.Enabled, c.Addr = true, "db.example.net:19000"
+		}, []string{"addr"}},
+		{"remote addr is fine without local", func(c *chstore.Config) { c.Addr = "db.example.net:9000" }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := chstore.DefaultConfig()
+			tt.edit(&cfg)
+			err := cfg.Validate()
+			if len(tt.wantPaths) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var problems config.Problems
+			if !errors.As(err, &problems) {
+				t.Fatalf("Validate() = %v, want config.Problems", err)
+			}
+			got := map[string]bool{}
+			for _, p := range problems {
+				got[p.Path] = true
+			}
+			for _, path := range tt.wantPaths {
+				if !got[path] {
+					t.Errorf("no problem at %q in:\n%v", path, err)
+				}
+			}
+			if len(got) != len(tt.wantPaths) {
+				t.Errorf("problems at %v, want exactly %v", got, tt.wantPaths)
+			}
+		})
+	}
+}
+
+func TestOpenCreatesDatabaseAndPings(t *testing.T) {
+	ctx := context.Background()
+	cfg := chstore.DefaultConfig()
+	cfg.Addr = server.Addr()
+	cfg.Database = "open_creates_" + strings.ToLower(strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "_"))
+
+	conn, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
+		conn.Close()
+	})
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var current string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&current); err != nil {
+		t.Fatal(err)
+	}
+	if current != cfg.Database {
+		t.Errorf("currentDatabase() = %q, want %q", current, cfg.Database)
+	}
+
+	// Opening again finds the database and does not fail.
+	again, err := chstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	again.Close()
+}
+
+func TestOpenErrorsNeverShowThePassword(t *testing.T) {
+	const password = "s3cret-Password-42"
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	tests := []struct {
+		name    string
+		addr    string
+		user    string
+		wantErr string
+	}{
+		// The local server's default user has no password, so any
+		// password is wrong; an unknown user fails the same way.
+		{"wrong password", server.Addr(), "default", "as default"},
+		{"unknown user", server.Addr(), "nobody_" + password, "as nobody_[REDACTED]"},
+		{"nothing listening", closedAddr, "default", closedAddr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cfg := chstore.DefaultConfig()
+			cfg.Addr, cfg.Username, cfg.Password = tt.addr, tt.user, config.Secret(password)
+			cfg.DialTimeout = config.Duration(2 * time.Second)
+			conn, err := chstore.Open(ctx, cfg)
+			if err == nil {
+				conn.Close()
+				t.Fatal("Open succeeded, want an error")
+			}
+			t.Logf("error: %v", err)
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error shows the password: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q lacks %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestOpenRejectsInvalidConfig(t *testing.T) {
+	cfg := chstore.DefaultConfig()
+	cfg.Database = "bad name"
+	cfg.Password = "hunter2-hunter2"
+	_, err := chstore.Open(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "database") {
+		t.Fatalf("Open = %v, want a database problem", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
