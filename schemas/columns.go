@@ -121,20 +121,45 @@ func columnTime(t time.Time) time.Time {
 	return t.UTC()
 }
 
+// converter returns the function that turns one field into its column
+// value. Typed getters (v.Int, v.String) box small numbers and empty strings
+// without allocating, which v.Interface cannot do; the sink calls this for
+// every column of every event.
 func converter(t reflect.Type) func(reflect.Value) any {
-	switch {
-	case t == timeType:
-		return func(v reflect.Value) any { return columnTime(v.Interface().(time.Time)) }
-	case t.Kind() == reflect.String:
+	if t == timeType {
+		return func(v reflect.Value) any { return columnTime(*v.Addr().Interface().(*time.Time)) }
+	}
+	switch t.Kind() {
+	case reflect.String:
 		return func(v reflect.Value) any { return v.String() }
-	case t.Kind() == reflect.Bool:
+	case reflect.Bool:
 		return func(v reflect.Value) any {
 			if v.Bool() {
 				return uint8(1)
 			}
 			return uint8(0)
 		}
-	case t.Kind() == reflect.Slice:
+	case reflect.Int8:
+		return func(v reflect.Value) any { return int8(v.Int()) }
+	case reflect.Int16:
+		return func(v reflect.Value) any { return int16(v.Int()) }
+	case reflect.Int32:
+		return func(v reflect.Value) any { return int32(v.Int()) }
+	case reflect.Int64:
+		return func(v reflect.Value) any { return v.Int() }
+	case reflect.Uint8:
+		return func(v reflect.Value) any { return uint8(v.Uint()) }
+	case reflect.Uint16:
+		return func(v reflect.Value) any { return uint16(v.Uint()) }
+	case reflect.Uint32:
+		return func(v reflect.Value) any { return uint32(v.Uint()) }
+	case reflect.Uint64:
+		return func(v reflect.Value) any { return v.Uint() }
+	case reflect.Float32:
+		return func(v reflect.Value) any { return float32(v.Float()) }
+	case reflect.Float64:
+		return func(v reflect.Value) any { return v.Float() }
+	case reflect.Slice:
 		empty := reflect.MakeSlice(t, 0, 0).Interface()
 		return func(v reflect.Value) any {
 			if v.Len() == 0 {
@@ -143,6 +168,6 @@ func converter(t reflect.Type) func(reflect.Value) any {
 			return v.Interface()
 		}
 	}
-	// Fixed-width numbers: the field's own type is the column's Go type.
-	return func(v reflect.Value) any { return v.Interface() }
+	// buildPlan has already rejected every other type through columnType.
+	return func(reflect.Value) any { return nil }
 }

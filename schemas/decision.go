@@ -70,8 +70,8 @@ type DecisionCutoff struct {
 	// SampleComplaintIDs are ids of some complaint.received events behind
 	// the decision.
 	SampleComplaintIDs []string `json:"sample_complaint_ids,omitempty"`
-	// EvidenceNames and EvidenceValues hold other figures behind the
-	// decision as name/value pairs, e.g. "listing"="zen.spamhaus.org".
+	// EvidenceNames names other figures behind the decision, e.g.
+	// "listing"; evidence_values holds their values, e.g. "zen.spamhaus.org".
 	EvidenceNames []string `json:"evidence_names,omitempty" parallel:"evidence"`
 	// EvidenceValues holds the value of each name in evidence_names.
 	EvidenceValues []string `json:"evidence_values,omitempty" parallel:"evidence"`

@@ -73,7 +73,7 @@ func (k Kind) SchemaFile() string {
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // Stamp fills the common fields of ev: a new id, its type string, the time
-// (UTC, millisecond precision, as stored) and the source.
+// (UTC, truncated to the millisecond the JSON carries) and the source.
 func Stamp(ev Event, src Source, now time.Time) error {
 	k, err := KindOf(ev)
 	if err != nil {

@@ -155,6 +155,10 @@ func (d goDocs) fieldDoc(t reflect.Type, f field) (string, error) {
 	if text == "" {
 		return "", fmt.Errorf("field %s.%s has no doc comment; it becomes the schema description", owner, f.GoName)
 	}
+	// Readers of the schema know the JSON name, not the Go one.
+	if rest, ok := strings.CutPrefix(text, f.GoName+" "); ok {
+		text = f.JSONName + " " + rest
+	}
 	return text, nil
 }
 
@@ -232,7 +236,7 @@ func jsonSchema(k Kind, d goDocs) ([]byte, error) {
 	for i, m := range props {
 		if m.Key == "source" && m.Value == nil {
 			props[i].Value = object{
-				{"description", d.fields[headerType.Name()+".Source"]},
+				{"description", strings.Replace(d.fields[headerType.Name()+".Source"], "Source ", "source ", 1)},
 				{"type", "object"},
 				{"properties", sourceProps},
 				{"required", sourceRequired},
@@ -245,7 +249,8 @@ func jsonSchema(k Kind, d goDocs) ([]byte, error) {
 		{"$schema", jsonSchemaDraft},
 		{"$id", SchemaBaseURL + k.SchemaFile()},
 		{"title", k.Type},
-		{"description", fmt.Sprintf("%s Published on NATS subject %s; stored in ClickHouse table %s.", typeDoc, k.Subject, k.Table)},
+		{"description", fmt.Sprintf("%s Published on NATS subject %s; stored in ClickHouse table %s.",
+			strings.Replace(typeDoc, t.Name()+" ", "An event of type "+k.Type+" ", 1), k.Subject, k.Table)},
 		{"type", "object"},
 		{"properties", props},
 		{"required", required},

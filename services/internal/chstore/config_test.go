@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,44 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	cfg.Local.Enabled = true
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("defaults with local.enabled: %v", err)
+	}
+}
+
+func TestConfigYAMLKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "clickhouse.yaml")
+	yaml := `addr: 127.0.0.1:29000
+database: analytics
+username: mailmon
+password: ${env:CHSTORE_TEST_PASSWORD}
+dial_timeout: 2s
+read_timeout: 1m
+retention_days: 45
+local:
+  enabled: true
+  dir: /srv/mailmon/clickhouse
+  tcp_port: 29000
+  http_port: 28123
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHSTORE_TEST_PASSWORD", "from-the-environment")
+	cfg := chstore.DefaultConfig()
+	if err := config.Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := chstore.Config{
+		Addr: "127.0.0.1:29000", Database: "analytics", Username: "mailmon",
+		Password:    config.Secret("from-the-environment"),
+		DialTimeout: config.Duration(2 * time.Second), ReadTimeout: config.Duration(time.Minute),
+		RetentionDays: 45,
+		Local:         chstore.LocalConfig{Enabled: true, Dir: "/srv/mailmon/clickhouse", TCPPort: 29000, HTTPPort: 28123},
+	}
+	if cfg != want {
+		t.Errorf("loaded %+v\nwant   %+v", cfg, want)
+	}
+	if got := cfg.Local.LocalServerConfig(); got != (chstore.LocalServerConfig{Dir: "/srv/mailmon/clickhouse", TCPPort: 29000, HTTPPort: 28123}) {
+		t.Errorf("LocalServerConfig() = %+v", got)
 	}
 }
 

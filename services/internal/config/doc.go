@@ -15,7 +15,8 @@
 //     one value and cannot add keys or lists. A plain reference is typed
 //     from its new text (so a port can come from the environment); a quoted
 //     one stays a string. An unset variable is a problem that names the
-//     variable, never a value.
+//     variable, never a value; ${env:NAME:-fallback} uses fallback instead
+//     when NAME is unset or empty.
 //  4. Strict keys. A key the struct does not declare is a problem, since a
 //     misspelled key silently keeping its default is how a monitor ends up
 //     monitoring nothing. Values of the wrong type are problems too.

@@ -168,12 +168,18 @@ func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string,
 		var names []string
 		expanded := envReference.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			name := ref[len("${env:") : len(ref)-1]
+			// ${env:NAME:-fallback} uses fallback when NAME is unset or
+			// empty, as in the shell.
+			name, fallback, hasFallback := strings.Cut(name, ":-")
 			if !envName.MatchString(name) {
 				d.add(path, n.Line, "invalid environment reference %q: a name is letters, digits and _", ref)
 				return ""
 			}
 			names = append(names, name)
 			value, ok := lookup(name)
+			if hasFallback && value == "" {
+				return fallback
+			}
 			if !ok {
 				d.add(path, n.Line, "environment variable %s is not set", name)
 			}
