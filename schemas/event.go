@@ -44,8 +44,8 @@ type Event interface {
 
 // Kind ties one event type to its place in the contract: the type string,
 // the subject it is published on and the ClickHouse table it lands in. The
-// JSON Schema lives at jsonschema/v1/<Type>.json and an example at
-// testdata/events/<Type>.json.
+// JSON Schema lives at jsonschema/<SchemaFile()> (jsonschema/v1/<Type>.json
+// for v1) and an example at testdata/events/<Type>.json.
 type Kind struct {
 	Type    string
 	Subject string

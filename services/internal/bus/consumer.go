@@ -487,7 +487,7 @@ func (c *consumer) retryDelay(n uint64) time.Duration {
 // does not expire and redeliver it to another worker mid-flight. One loop
 // serves all handlers, so a fast message costs no timer.
 func (c *consumer) heartbeat(slots []inflight, stop <-chan struct{}) {
-	ticker := time.NewTicker(c.inProgressEvery / 2)
+	ticker := time.NewTicker(max(c.inProgressEvery/2, time.Millisecond))
 	defer ticker.Stop()
 	for {
 		select {

@@ -152,6 +152,14 @@ func TestConsumeOutcomes(t *testing.T) {
 					}
 				}
 			}
+			var handled, timed float64
+			for _, outcome := range []string{"ok", "error", "permanent", "panic"} {
+				handled += metricValue(t, reg, "mailmon_bus_handled_total", worker, outcome)
+				timed += metricValue(t, reg, "mailmon_bus_handler_seconds", worker, outcome)
+			}
+			if handled != float64(tt.wantCalls) || timed != float64(tt.wantCalls) {
+				t.Errorf("handled_total %v and handler_seconds count %v, want %d each", handled, timed, tt.wantCalls)
+			}
 			for outcome, want := range tt.wantMetric {
 				if got := metricValue(t, reg, "mailmon_bus_messages_total", worker, outcome); got != want {
 					t.Errorf("mailmon_bus_messages_total{outcome=%q} = %v, want %v", outcome, got, want)
@@ -201,48 +209,53 @@ func TestConsumeOutcomes(t *testing.T) {
 }
 
 func TestConsumeAcksEveryMessageOnce(t *testing.T) {
-	t.Parallel()
-	_, _, js := natstest.Start(t)
-	ctx := testCtx(t)
-	createAlertStream(t, js)
-	cons := createConsumer(t, js, jetstream.ConsumerConfig{Durable: "sink", MaxDeliver: 3})
-	pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: worker})
-	const n = 500
-	want := map[string]bool{}
-	for i := range n {
-		ev := newAlert(t, fmt.Sprint("alert ", i))
-		want[ev.ID] = true
-		must(t, pub.PublishAsync(ctx, ev), "publish %d", i)
-	}
-	must(t, pub.Flush(ctx), "flush")
+	for _, ackSync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AckSync=%v", ackSync), func(t *testing.T) {
+			t.Parallel()
+			_, _, js := natstest.Start(t)
+			ctx := testCtx(t)
+			createAlertStream(t, js)
+			cons := createConsumer(t, js, jetstream.ConsumerConfig{Durable: "sink", MaxDeliver: 3})
+			pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: worker})
+			const n = 500
+			want := map[string]bool{}
+			for i := range n {
+				ev := newAlert(t, fmt.Sprint("alert ", i))
+				want[ev.ID] = true
+				must(t, pub.PublishAsync(ctx, ev), "publish %d", i)
+			}
+			must(t, pub.Flush(ctx), "flush")
 
-	var mu sync.Mutex
-	seen := map[string]int{}
-	stop := consumeInBackground(t, js, bus.ConsumeOptions{
-		Worker: worker, Stream: alertStream, Durable: "sink", Concurrency: 4, PullMaxMessages: 64,
-	}, func(ctx context.Context, m *bus.Msg) error {
-		mu.Lock()
-		seen[m.Header.Get(jetstream.MsgIDHeader)]++
-		mu.Unlock()
-		return nil
-	})
-	waitSettled(t, cons)
-	must(t, stop(), "consume")
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != n {
-		t.Fatalf("handled %d distinct messages, want %d", len(seen), n)
-	}
-	for id, count := range seen {
-		if !want[id] {
-			t.Errorf("handled unknown message id %s", id)
-		}
-		if count != 1 {
-			t.Errorf("message %s handled %d times, want once", id, count)
-		}
-	}
-	if _, _, redelivered := consumerState(t, cons); redelivered != 0 {
-		t.Errorf("consumer redelivered %d messages, want 0", redelivered)
+			var mu sync.Mutex
+			seen := map[string]int{}
+			stop := consumeInBackground(t, js, bus.ConsumeOptions{
+				Worker: worker, Stream: alertStream, Durable: "sink",
+				Concurrency: 4, PullMaxMessages: 64, AckSync: ackSync,
+			}, func(ctx context.Context, m *bus.Msg) error {
+				mu.Lock()
+				seen[m.Header.Get(jetstream.MsgIDHeader)]++
+				mu.Unlock()
+				return nil
+			})
+			waitSettled(t, cons)
+			must(t, stop(), "consume")
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != n {
+				t.Fatalf("handled %d distinct messages, want %d", len(seen), n)
+			}
+			for id, count := range seen {
+				if !want[id] {
+					t.Errorf("handled unknown message id %s", id)
+				}
+				if count != 1 {
+					t.Errorf("message %s handled %d times, want once", id, count)
+				}
+			}
+			if _, _, redelivered := consumerState(t, cons); redelivered != 0 {
+				t.Errorf("consumer redelivered %d messages, want 0", redelivered)
+			}
+		})
 	}
 }
 

@@ -29,6 +29,8 @@ const (
 // republishing it with the same id is safe because the stream drops the copy.
 var errAckTimeout = errors.New("no PubAck within the ack timeout")
 
+var errNoJetStream = errors.New("bus: publisher created without a JetStream handle")
+
 // PublisherOptions configures a Publisher.
 type PublisherOptions struct {
 	// Worker names the publishing worker in metrics (kebab-case).
@@ -152,6 +154,9 @@ func (p *Publisher) PublishRaw(ctx context.Context, subject, msgID string, data 
 }
 
 func (p *Publisher) publishSync(ctx context.Context, msg *nats.Msg, id string) error {
+	if p.js == nil {
+		return errNoJetStream
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.ackTimeout)
@@ -166,6 +171,9 @@ func (p *Publisher) publishSync(ctx context.Context, msg *nats.Msg, id string) e
 // first (ev was then not sent). An error returned here means ev was not sent;
 // a failure JetStream reports later is returned by Flush.
 func (p *Publisher) PublishAsync(ctx context.Context, ev schemas.Event) error {
+	if p.js == nil {
+		return errNoJetStream
+	}
 	msg, id, err := eventMessage(ev)
 	if err != nil {
 		return err
