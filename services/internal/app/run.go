@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 			Metrics:   rt.Metrics,
 			Health:    rt.Health,
 			JetStream: rt.JetStream,
-			Publisher: bus.NewPublisher(rt.JetStream, bus.PublisherOptions{}),
+			Publisher: bus.NewPublisher(rt.JetStream, bus.PublisherOptions{Worker: d.Name, Metrics: rt.Metrics}),
 			Source:    schemas.Source{Worker: d.Name, Host: host},
 		})
 		if err != nil {
