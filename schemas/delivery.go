@@ -28,6 +28,29 @@ const (
 	MTAExim    = "exim"
 )
 
+// OutgoingMessage says which of our messages, to which recipient, an event
+// is about: whose mail it was, where it left from and where it went. A
+// delivery attempt and a bounce both carry it, so they join on tracking_id
+// and group by customer, IP and provider alike.
+type OutgoingMessage struct {
+	// TrackingID is the message id from our verified tracking header in
+	// the message.
+	TrackingID string `json:"tracking_id,omitempty"`
+	// Customer is the customer the message was sent for, from the verified
+	// tracking header or traced otherwise; empty when unknown.
+	Customer string `json:"customer,omitempty" ch:"lc"`
+	// SourceIP is our sending IP the message left from (for a delivery
+	// attempt, mapped from the transport or bind address).
+	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
+	// Provider is the recipient's mailbox provider, from the recipient
+	// domain or an MX name; empty when not one we track.
+	Provider string `json:"provider,omitempty" ch:"lc"`
+	// RecipientDomain is the domain part of the recipient address.
+	RecipientDomain string `json:"recipient_domain" ch:"lc"`
+	// ProbeID is set when the message was one of our probes.
+	ProbeID string `json:"probe_id,omitempty"`
+}
+
 // DeliveryAttempted records one delivery attempt for one recipient, as our
 // MTA logged it. It comes from a Postfix delivery-agent line (or a qmgr
 // expiry, or a NOQUEUE reject) joined with what the log said earlier about
@@ -35,19 +58,7 @@ const (
 // reply is classified by its text, not only its code.
 type DeliveryAttempted struct {
 	Header
-	// TrackingID is the message id from the verified tracking header.
-	TrackingID string `json:"tracking_id,omitempty"`
-	// Customer is the customer from the verified tracking header.
-	Customer string `json:"customer,omitempty" ch:"lc"`
-	// SourceIP is our sending IP, mapped from the transport or bind address.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Provider is the recipient's mailbox provider, from the recipient
-	// domain or the relay's MX name; empty when not one we track.
-	Provider string `json:"provider,omitempty" ch:"lc"`
-	// RecipientDomain is the domain part of the recipient address.
-	RecipientDomain string `json:"recipient_domain" ch:"lc"`
-	// ProbeID is set when the message was one of our probes.
-	ProbeID string `json:"probe_id,omitempty"`
+	OutgoingMessage
 	// TrackingStatus is "valid", "missing" or "invalid" (present but not
 	// verifiable; its contents were ignored).
 	TrackingStatus string `json:"tracking_status" ch:"lc" enum:"valid,missing,invalid"`

@@ -27,12 +27,9 @@ const (
 	SeverityCritical = "critical"
 )
 
-// DNSBLListed records a transition to listed: a target (one of our IPs or
-// domains) that was clean or unknown on a blocklist zone is now listed
-// there. Only answers inside 127.0.0.0/8 that the zone's catalogue entry
-// calls a listing count; error codes produce dnsbl.error instead.
-type DNSBLListed struct {
-	Header
+// DNSBLLookup names one target looked up on one blocklist zone. Both kinds
+// of listing change carry it, so they pair up on target and zone.
+type DNSBLLookup struct {
 	// Target is the IP address or domain name that was checked.
 	Target string `json:"target"`
 	// TargetKind is "ip" or "domain".
@@ -50,6 +47,15 @@ type DNSBLListed struct {
 	// QueryName is the DNS name that was asked, e.g.
 	// "10.2.0.192.zen.spamhaus.org".
 	QueryName string `json:"query_name"`
+}
+
+// DNSBLListed records a transition to listed: a target (one of our IPs or
+// domains) that was clean or unknown on a blocklist zone is now listed
+// there. Only answers inside 127.0.0.0/8 that the zone's catalogue entry
+// calls a listing count; error codes produce dnsbl.error instead.
+type DNSBLListed struct {
+	Header
+	DNSBLLookup
 	// AnswerCodes are the A records returned, e.g. ["127.0.0.2", "127.0.0.4"].
 	AnswerCodes []string `json:"answer_codes,omitempty" parallel:"answer"`
 	// AnswerMeanings gives the catalogue meaning of each answer code, in the
@@ -71,20 +77,7 @@ type DNSBLListed struct {
 // that passed its self-test in the same sweep.
 type DNSBLDelisted struct {
 	Header
-	// Target is the IP address or domain name that was checked.
-	Target string `json:"target"`
-	// TargetKind is "ip" or "domain".
-	TargetKind string `json:"target_kind" ch:"lc" enum:"ip,domain"`
-	// SourceIP is the target when it is one of our sending IPs.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Zone is the DNS zone queried, e.g. "b.barracudacentral.org".
-	Zone string `json:"zone" ch:"lc"`
-	// List is the catalogue name of the blocklist.
-	List string `json:"list" ch:"lc"`
-	// Weight is the catalogue weight of the zone.
-	Weight float64 `json:"weight"`
-	// QueryName is the DNS name that was asked.
-	QueryName string `json:"query_name"`
+	DNSBLLookup
 	// PreviousAnswerCodes are the A records the target was listed with.
 	PreviousAnswerCodes []string `json:"previous_answer_codes,omitempty"`
 	// ListedSince is when the listing was first seen, when known.

@@ -23,7 +23,11 @@
 // Go field types stay portable: string, bool, fixed-width integers, float64,
 // time.Time and slices of those. No maps, pointers or nested structs (Source
 // is the one exception; it becomes the columns source_worker and
-// source_host). The zero value means "unknown" or "not applicable", and an
+// source_host). Fields that several kinds share with the same meaning live
+// in a field group (DecisionTarget, ProbeRoute, OutgoingMessage, ...) that
+// the kinds embed, as they embed Header: its fields are flattened into the
+// event exactly where it is embedded, in JSON, schema and columns alike, so
+// a group never changes the wire format. The zero value means "unknown" or "not applicable", and an
 // optional field is omitted from the JSON. Where zero is a real value the
 // field documents a sentinel: a *_ms duration of -1 (NoDuration) means the
 // step did not happen. A list of records is a group of parallel arrays with

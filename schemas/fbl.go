@@ -105,19 +105,7 @@ type ComplaintReceived struct {
 // are not bounces and are not published.
 type BounceReceived struct {
 	Header
-	// TrackingID is the message id from our verified tracking header in the
-	// returned message.
-	TrackingID string `json:"tracking_id,omitempty"`
-	// Customer is the customer the bounce was traced to.
-	Customer string `json:"customer,omitempty" ch:"lc"`
-	// SourceIP is our sending IP the bounce was traced to.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Provider is the recipient's mailbox provider.
-	Provider string `json:"provider,omitempty" ch:"lc"`
-	// RecipientDomain is the domain of the failed recipient.
-	RecipientDomain string `json:"recipient_domain" ch:"lc"`
-	// ProbeID is set when the bounced message was one of our probes.
-	ProbeID string `json:"probe_id,omitempty"`
+	OutgoingMessage
 	// TraceMethod is how the bounce was tied to customer and IP:
 	// "tracking_header", "dkim", "message_id", "source_ip" or "none".
 	TraceMethod string `json:"trace_method" ch:"lc" enum:"tracking_header,dkim,message_id,source_ip,none"`

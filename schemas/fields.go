@@ -12,6 +12,7 @@ import (
 // ClickHouse column (flattened to source_worker, source_host).
 type field struct {
 	GoName   string       // Go field name, e.g. "SourceIP"
+	Owner    reflect.Type // struct that declares it: the event, Header, Source or a field group
 	JSONName string       // key inside its JSON object, e.g. "source_ip"
 	Column   string       // ClickHouse column name, e.g. "source_ip"
 	Parent   string       // JSON object holding it: "" (top level) or "source"
@@ -30,13 +31,56 @@ var (
 )
 
 // eventFields lists the leaves of event struct t in Go field order.
+//
+// Besides Header, an event may embed field groups: structs of this package
+// that hold fields several kinds share with the same meaning. A group is
+// flattened the way encoding/json flattens an embedded struct, so its
+// fields are JSON properties and columns at the place of the embedding,
+// exactly as if they were written inline. Where encoding/json would
+// resolve two fields of one name by depth or drop both, the contract
+// rejects the type instead: every name must be unique.
 func eventFields(t reflect.Type) ([]field, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("schemas: %v is not a struct", t)
 	}
 	var out []field
-	err := walkFields(t, nil, "", &out)
-	return out, err
+	if err := walkFields(t, nil, "", &out); err != nil {
+		return nil, err
+	}
+	jsonOwner := map[string]field{}
+	columnOwner := map[string]field{}
+	for _, f := range out {
+		key := f.Parent + "." + f.JSONName
+		if o, dup := jsonOwner[key]; dup {
+			return nil, fmt.Errorf("schemas: %v: %s.%s and %s.%s share the json name %q", t, o.Owner, o.GoName, f.Owner, f.GoName, f.JSONName)
+		}
+		if o, dup := columnOwner[f.Column]; dup {
+			return nil, fmt.Errorf("schemas: %v: %s.%s and %s.%s share the column %q", t, o.Owner, o.GoName, f.Owner, f.GoName, f.Column)
+		}
+		jsonOwner[key], columnOwner[f.Column] = f, f
+	}
+	return out, nil
+}
+
+// checkGroup reports why the embedded field sf of t cannot be flattened as
+// a field group, or nil when it can.
+func checkGroup(t reflect.Type, sf reflect.StructField) error {
+	switch {
+	case sf.Type.Kind() != reflect.Struct:
+		return fmt.Errorf("schemas: %v.%s: only structs can be embedded, not %v", t, sf.Name, sf.Type.Kind())
+	case sf.Type == sourceType:
+		return fmt.Errorf("schemas: %v.%s: Source is a nested object, not a field group; Header carries it", t, sf.Name)
+	case sf.Type.PkgPath() != headerType.PkgPath():
+		return fmt.Errorf("schemas: %v.%s: a field group must be declared in package schemas, where its doc comments are read", t, sf.Name)
+	case sf.Tag != "":
+		// A json name would make encoding/json nest the group as an object.
+		return fmt.Errorf("schemas: %v.%s: an embedded field group takes no tags", t, sf.Name)
+	case reflect.PointerTo(sf.Type).NumMethod() > 0:
+		// Embedding promotes methods: a group's MarshalJSON would become the
+		// event's, and a group holding Header would supply EventHeader.
+		return fmt.Errorf("schemas: %v.%s: a field group has no methods", t, sf.Name)
+	}
+	return nil
 }
 
 func walkFields(t reflect.Type, index []int, parent string, out *[]field) error {
@@ -48,7 +92,9 @@ func walkFields(t reflect.Type, index []int, parent string, out *[]field) error 
 		}
 		if sf.Anonymous {
 			if sf.Type != headerType {
-				return fmt.Errorf("schemas: %v.%s: only Header may be embedded", t, sf.Name)
+				if err := checkGroup(t, sf); err != nil {
+					return err
+				}
 			}
 			if err := walkFields(sf.Type, idx, parent, out); err != nil {
 				return err
@@ -70,6 +116,7 @@ func walkFields(t reflect.Type, index []int, parent string, out *[]field) error 
 		}
 		f := field{
 			GoName:   sf.Name,
+			Owner:    t,
 			JSONName: name,
 			Column:   name,
 			Parent:   parent,

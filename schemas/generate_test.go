@@ -92,7 +92,9 @@ type goDocs struct {
 	fields map[string]string // "Type.Field" → doc
 }
 
-func loadDocs(t *testing.T) goDocs {
+// loadDocs reads the doc comments of the package's non-test files and of
+// the named test files, which a test may use to declare its own types.
+func loadDocs(t *testing.T, testFiles ...string) goDocs {
 	t.Helper()
 	d := goDocs{types: map[string]string{}, fields: map[string]string{}}
 	files, err := filepath.Glob("*.go")
@@ -101,7 +103,7 @@ func loadDocs(t *testing.T) goDocs {
 	}
 	fset := token.NewFileSet()
 	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
+		if strings.HasSuffix(name, "_test.go") && !slices.Contains(testFiles, name) {
 			continue
 		}
 		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
@@ -141,16 +143,10 @@ func loadDocs(t *testing.T) goDocs {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// fieldDoc finds the doc of field f of event type t, looking in Header and
-// Source for the common fields.
-func (d goDocs) fieldDoc(t reflect.Type, f field) (string, error) {
-	owner := t.Name()
-	switch {
-	case f.Parent == "source":
-		owner = sourceType.Name()
-	case len(f.Index) == 2 && t.Field(f.Index[0]).Type == headerType:
-		owner = headerType.Name()
-	}
+// fieldDoc finds the doc of field f where it is declared: in the event
+// type, Header, Source or a field group the event embeds.
+func (d goDocs) fieldDoc(f field) (string, error) {
+	owner := f.Owner.Name()
 	text := d.fields[owner+"."+f.GoName]
 	if text == "" {
 		return "", fmt.Errorf("field %s.%s has no doc comment; it becomes the schema description", owner, f.GoName)
@@ -207,7 +203,7 @@ func jsonSchema(k Kind, d goDocs) ([]byte, error) {
 	var props, sourceProps object
 	var required, sourceRequired []string
 	for _, f := range fields {
-		desc, err := d.fieldDoc(t, f)
+		desc, err := d.fieldDoc(f)
 		if err != nil {
 			return nil, err
 		}

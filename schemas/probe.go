@@ -41,19 +41,19 @@ const (
 // or was not logged, because 0 ms is a real measurement on a fast link.
 const NoDuration = -1
 
-// ProbeSent records one probe handed to one of our outgoing paths, with the
-// SMTP transaction as the sender saw it. Time is when the final reply came
-// back; latencies downstream are measured from it. A refused or failed probe
-// is published too, with its outcome and reply.
-type ProbeSent struct {
-	Header
+// ProbeRoute identifies a probe and the way it travels: the outgoing path
+// and sending IP, and the provider and domain of the seed address it goes
+// to. Every probe event carries it, so the events of one probe join on
+// probe_id and group by path and provider alike.
+type ProbeRoute struct {
 	// ProbeID identifies the probe; it is in the subject line and in the
 	// signed tracking header of the message.
 	ProbeID string `json:"probe_id"`
 	// TrackingID is the message id carried in the signed tracking header.
 	TrackingID string `json:"tracking_id,omitempty"`
-	// SourceIP is the sending IP the probe was meant to leave from, when the
-	// path has a known address (empty for a relay that picks its own).
+	// SourceIP is the sending IP the probe left (or was meant to leave)
+	// from, when the path has a known address; empty for a relay that picks
+	// its own.
 	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
 	// Provider is the mailbox provider of the seed address, e.g. "gmail".
 	Provider string `json:"provider" ch:"lc"`
@@ -61,6 +61,54 @@ type ProbeSent struct {
 	RecipientDomain string `json:"recipient_domain" ch:"lc"`
 	// Route is the configured name of the outgoing path the probe used.
 	Route string `json:"route" ch:"lc"`
+}
+
+// ProbeSeed says which seed a probe was addressed to and which content it
+// carried.
+type ProbeSeed struct {
+	// Target is the configured name of the seed target.
+	Target string `json:"target" ch:"lc"`
+	// SeedAddress is the seed mailbox the probe was addressed to.
+	SeedAddress string `json:"seed_address"`
+	// Variant is the content variant, e.g. "plain", "html" or
+	// "list_unsubscribe", so placement can be compared across variants;
+	// empty when the probe had none.
+	Variant string `json:"variant,omitempty" ch:"lc"`
+}
+
+// ProbeFiling says where the retriever found a probe.
+type ProbeFiling struct {
+	// Account is the configured name of the seed account that was read.
+	// Credentials are never recorded.
+	Account string `json:"account" ch:"lc"`
+	// Protocol is how the mailbox was read: "imap" or "pop3".
+	Protocol string `json:"protocol" ch:"lc" enum:"imap,pop3"`
+	// Placement is where the provider filed the probe: "inbox", "spam" or
+	// "other". POP3 only sees the inbox.
+	Placement string `json:"placement" ch:"lc" enum:"inbox,spam,other"`
+	// Folder is the mailbox name as the server calls it, e.g. "[Gmail]/Spam".
+	Folder string `json:"folder" ch:"lc"`
+}
+
+// ProbeVerdicts are the authentication results the provider recorded in
+// the stored probe.
+type ProbeVerdicts struct {
+	// SPF is the SPF result the provider recorded, e.g. "pass" or
+	// "softfail"; empty when it recorded none.
+	SPF string `json:"spf,omitempty" ch:"lc"`
+	// DKIM is the provider's DKIM result for our signature.
+	DKIM string `json:"dkim,omitempty" ch:"lc"`
+	// DMARC is the provider's DMARC result.
+	DMARC string `json:"dmarc,omitempty" ch:"lc"`
+}
+
+// ProbeSent records one probe handed to one of our outgoing paths, with the
+// SMTP transaction as the sender saw it. Time is when the final reply came
+// back; latencies downstream are measured from it. A refused or failed probe
+// is published too, with its outcome and reply.
+type ProbeSent struct {
+	Header
+	ProbeRoute
 	// Submission says how the probe was handed over: "smtp" to a relay or
 	// "sendmail" to the local command.
 	Submission string `json:"submission" ch:"lc" enum:"smtp,sendmail"`
@@ -68,13 +116,7 @@ type ProbeSent struct {
 	Relay string `json:"relay,omitempty" ch:"lc"`
 	// HeloName is the name the sender gave in EHLO/HELO.
 	HeloName string `json:"helo_name,omitempty" ch:"lc"`
-	// Target is the configured name of the seed target.
-	Target string `json:"target" ch:"lc"`
-	// SeedAddress is the seed mailbox the probe was addressed to.
-	SeedAddress string `json:"seed_address"`
-	// Variant is the content variant, e.g. "plain", "html" or
-	// "list_unsubscribe", so placement can be compared across variants.
-	Variant string `json:"variant,omitempty" ch:"lc"`
+	ProbeSeed
 	// MessageID is the Message-ID header of the probe, without angle brackets.
 	MessageID string `json:"message_id"`
 	// SizeBytes is the size of the message as submitted.
@@ -144,34 +186,9 @@ type ProbeSent struct {
 // authentication. Time is when the retriever saw it.
 type ProbeReceived struct {
 	Header
-	// ProbeID identifies the probe, from the verified tracking header.
-	ProbeID string `json:"probe_id"`
-	// TrackingID is the message id carried in the signed tracking header.
-	TrackingID string `json:"tracking_id,omitempty"`
-	// SourceIP is the sending IP the probe left from, when known.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Provider is the mailbox provider of the seed account.
-	Provider string `json:"provider" ch:"lc"`
-	// RecipientDomain is the domain of the seed address.
-	RecipientDomain string `json:"recipient_domain" ch:"lc"`
-	// Route is the configured name of the outgoing path the probe used.
-	Route string `json:"route" ch:"lc"`
-	// Target is the configured name of the seed target.
-	Target string `json:"target" ch:"lc"`
-	// SeedAddress is the seed mailbox the probe was addressed to.
-	SeedAddress string `json:"seed_address"`
-	// Variant is the content variant of the probe, when it had one.
-	Variant string `json:"variant,omitempty" ch:"lc"`
-	// Account is the configured name of the seed account that was read.
-	// Credentials are never recorded.
-	Account string `json:"account" ch:"lc"`
-	// Protocol is how the mailbox was read: "imap" or "pop3".
-	Protocol string `json:"protocol" ch:"lc" enum:"imap,pop3"`
-	// Placement is where the provider filed the probe: "inbox", "spam" or
-	// "other". POP3 only sees the inbox.
-	Placement string `json:"placement" ch:"lc" enum:"inbox,spam,other"`
-	// Folder is the mailbox name as the server calls it, e.g. "[Gmail]/Spam".
-	Folder string `json:"folder" ch:"lc"`
+	ProbeRoute
+	ProbeSeed
+	ProbeFiling
 	// MessageID is the Message-ID header of the probe, without angle brackets.
 	MessageID string `json:"message_id"`
 	// SentAt is when the probe was accepted by our outgoing path.
@@ -189,13 +206,7 @@ type ProbeReceived struct {
 	DetectionMs int64 `json:"detection_ms"`
 	// ReceivedHops is the number of Received headers in the stored message.
 	ReceivedHops uint16 `json:"received_hops"`
-	// SPF is the SPF result the provider recorded, e.g. "pass" or
-	// "softfail"; empty when it recorded none.
-	SPF string `json:"spf,omitempty" ch:"lc"`
-	// DKIM is the provider's DKIM result for our signature.
-	DKIM string `json:"dkim,omitempty" ch:"lc"`
-	// DMARC is the provider's DMARC result.
-	DMARC string `json:"dmarc,omitempty" ch:"lc"`
+	ProbeVerdicts
 	// DMARCPolicy is the DMARC policy the provider says it applied, e.g.
 	// "none", "quarantine" or "reject".
 	DMARCPolicy string `json:"dmarc_policy,omitempty" ch:"lc"`
@@ -223,24 +234,8 @@ type ProbeReceived struct {
 // never a missing probe.
 type ProbeMissing struct {
 	Header
-	// ProbeID identifies the probe.
-	ProbeID string `json:"probe_id"`
-	// TrackingID is the message id carried in the signed tracking header.
-	TrackingID string `json:"tracking_id,omitempty"`
-	// SourceIP is the sending IP the probe left from, when known.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Provider is the mailbox provider of the seed address.
-	Provider string `json:"provider" ch:"lc"`
-	// RecipientDomain is the domain of the seed address.
-	RecipientDomain string `json:"recipient_domain" ch:"lc"`
-	// Route is the configured name of the outgoing path the probe used.
-	Route string `json:"route" ch:"lc"`
-	// Target is the configured name of the seed target.
-	Target string `json:"target" ch:"lc"`
-	// SeedAddress is the seed mailbox the probe was addressed to.
-	SeedAddress string `json:"seed_address"`
-	// Variant is the content variant of the probe, when it had one.
-	Variant string `json:"variant,omitempty" ch:"lc"`
+	ProbeRoute
+	ProbeSeed
 	// Account is the configured name of the seed account that was watched.
 	Account string `json:"account" ch:"lc"`
 	// MessageID is the Message-ID header of the probe, without angle brackets.
@@ -260,33 +255,9 @@ type ProbeMissing struct {
 // deadline. Time is when the retriever saw it.
 type ProbeLate struct {
 	Header
-	// ProbeID identifies the probe, from the verified tracking header.
-	ProbeID string `json:"probe_id"`
-	// TrackingID is the message id carried in the signed tracking header.
-	TrackingID string `json:"tracking_id,omitempty"`
-	// SourceIP is the sending IP the probe left from, when known.
-	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
-	// Provider is the mailbox provider of the seed account.
-	Provider string `json:"provider" ch:"lc"`
-	// RecipientDomain is the domain of the seed address.
-	RecipientDomain string `json:"recipient_domain" ch:"lc"`
-	// Route is the configured name of the outgoing path the probe used.
-	Route string `json:"route" ch:"lc"`
-	// Target is the configured name of the seed target.
-	Target string `json:"target" ch:"lc"`
-	// SeedAddress is the seed mailbox the probe was addressed to.
-	SeedAddress string `json:"seed_address"`
-	// Variant is the content variant of the probe, when it had one.
-	Variant string `json:"variant,omitempty" ch:"lc"`
-	// Account is the configured name of the seed account that was read.
-	Account string `json:"account" ch:"lc"`
-	// Protocol is how the mailbox was read: "imap" or "pop3".
-	Protocol string `json:"protocol" ch:"lc" enum:"imap,pop3"`
-	// Placement is where the provider filed the probe: "inbox", "spam" or
-	// "other".
-	Placement string `json:"placement" ch:"lc" enum:"inbox,spam,other"`
-	// Folder is the mailbox name as the server calls it.
-	Folder string `json:"folder" ch:"lc"`
+	ProbeRoute
+	ProbeSeed
+	ProbeFiling
 	// MessageID is the Message-ID header of the probe, without angle brackets.
 	MessageID string `json:"message_id"`
 	// SentAt is when the probe was accepted by our outgoing path.
@@ -302,10 +273,5 @@ type ProbeLate struct {
 	// MissingEventID is the id of the probe.missing event this follows,
 	// when the retriever still knows it.
 	MissingEventID string `json:"missing_event_id,omitempty"`
-	// SPF is the SPF result the provider recorded.
-	SPF string `json:"spf,omitempty" ch:"lc"`
-	// DKIM is the provider's DKIM result for our signature.
-	DKIM string `json:"dkim,omitempty" ch:"lc"`
-	// DMARC is the provider's DMARC result.
-	DMARC string `json:"dmarc,omitempty" ch:"lc"`
+	ProbeVerdicts
 }

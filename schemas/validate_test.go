@@ -18,14 +18,17 @@ func validDecision() *DecisionCutoff {
 			Time:   time.Date(2025, 3, 14, 11, 16, 0, 5e6, time.UTC),
 			Source: Source{Worker: "complaint-evaluator", Host: "mon-1.example.net"},
 		},
-		Scope:          ScopeCustomer,
-		Subject:        "customer:acme-retail",
-		Customer:       "acme-retail",
-		Rule:           "complaint_rate",
-		Offence:        1,
-		PolicyAction:   "REJECT",
-		EvidenceNames:  []string{"rate"},
-		EvidenceValues: []string{"0.0036"},
+		DecisionTarget: DecisionTarget{
+			Scope:    ScopeCustomer,
+			Subject:  "customer:acme-retail",
+			Customer: "acme-retail",
+		},
+		DecisionTerm: DecisionTerm{Rule: "complaint_rate", Offence: 1},
+		PolicyAction: "REJECT",
+		DecisionEvidence: DecisionEvidence{
+			EvidenceNames:  []string{"rate"},
+			EvidenceValues: []string{"0.0036"},
+		},
 	}
 }
 
