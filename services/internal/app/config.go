@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
@@ -23,6 +24,8 @@ type Config struct {
 	NATS       NATSConfig     `yaml:"nats"`
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	Tracking   TrackingConfig `yaml:"tracking"`
+
+	ClickHouseSink clickhousesink.Config `yaml:"clickhouse_sink"`
 }
 
 // NATSConfig says how to reach NATS. With no URL, mailmon runs an embedded
@@ -76,6 +79,8 @@ func DefaultConfig() Config {
 		NATS:       NATSConfig{Replicas: 1, ConnectTimeout: config.Duration(10 * time.Second), Embedded: EmbeddedNATS{Listen: "127.0.0.1:4222"}},
 		ClickHouse: chstore.DefaultConfig(),
 		Tracking:   TrackingConfig{MaxAge: config.Duration(90 * 24 * time.Hour)},
+
+		ClickHouseSink: clickhousesink.DefaultConfig(),
 	}
 }
 
@@ -97,6 +102,7 @@ func (c Config) Validate() error {
 	check.Nest("nats", c.NATS.Validate())
 	check.Nest("clickhouse", c.ClickHouse.Validate())
 	check.Nest("tracking", c.Tracking.Validate())
+	check.Nest("clickhouse_sink", c.ClickHouseSink.Validate())
 	return check.Err()
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -22,7 +23,16 @@ type Definition struct {
 
 // definitions lists every worker in this binary, in start order. Each
 // worker issue adds its entry here.
-var definitions []Definition
+var definitions = []Definition{
+	{
+		Name:            clickhousesink.WorkerName,
+		Summary:         "store every event stream in ClickHouse (batched, at-least-once, deduplicated by id)",
+		NeedsClickHouse: true,
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return clickhousesink.New(cfg.ClickHouseSink, cfg.ClickHouse, s)
+		},
+	},
+}
 
 // Workers returns the registered workers.
 func Workers() []Definition { return slices.Clone(definitions) }

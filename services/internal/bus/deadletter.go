@@ -1,12 +1,16 @@
 package bus
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
 )
@@ -90,4 +94,43 @@ func headerSafe(s string, max int) string {
 		cut--
 	}
 	return clean[:cut] + ellipsis
+}
+
+// DeadLetterMsg copies a JetStream message that a worker consuming on its
+// own (without Consume) cannot process to mailmon.dlq.<worker>, with the
+// same headers and message id Consume uses, and then terminates it. If the
+// copy cannot be stored the original is left untouched and the error is
+// returned, so the caller can nak it and try again later; a Term that fails
+// after the copy is stored is reported too, but the dead letter stands (a
+// redelivery dead-letters it again and the DLQ stream drops the copy).
+func DeadLetterMsg(ctx context.Context, pub *Publisher, worker string, raw jetstream.Msg, cause error) error {
+	if pub == nil || raw == nil || cause == nil {
+		return errors.New("bus: dead letter: publisher, message and cause are required")
+	}
+	if !workerName.MatchString(worker) {
+		return fmt.Errorf("bus: dead letter: worker %q is not a kebab-case name", worker)
+	}
+	meta, err := raw.Metadata()
+	if err != nil {
+		return fmt.Errorf("bus: dead letter: not a JetStream delivery: %w", err)
+	}
+	m := &Msg{
+		Subject:    raw.Subject(),
+		Data:       raw.Data(),
+		Header:     raw.Headers(),
+		Deliveries: meta.NumDelivered,
+		StreamSeq:  meta.Sequence.Stream,
+		Stream:     meta.Stream,
+		Consumer:   meta.Consumer,
+		Stored:     meta.Timestamp,
+	}
+	reason := headerSafe(cause.Error(), maxReasonBytes)
+	id := deadLetterMsgID(worker, m.Stream, m.StreamSeq)
+	if err := pub.PublishRaw(ctx, DeadLetterSubject(worker), id, m.Data, deadLetterHeader(worker, m, reason, time.Now())); err != nil {
+		return fmt.Errorf("bus: dead letter of %s seq %d not stored: %w", m.Stream, m.StreamSeq, err)
+	}
+	if err := raw.Term(); err != nil {
+		return fmt.Errorf("bus: dead letter of %s seq %d stored, but terminating the original failed: %w", m.Stream, m.StreamSeq, err)
+	}
+	return nil
 }

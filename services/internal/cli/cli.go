@@ -42,6 +42,7 @@ func commands() []command {
 		{"check-config", "print the effective config with secrets redacted, or every problem in it", checkConfigCmd},
 		{"pipelines", "pipelines apply: create or update the JetStream streams, consumers and buckets", pipelinesCmd},
 		{"schemas", "schemas migrate: apply the ClickHouse migrations", schemasCmd},
+		{"inspect", "inspect arf|bounce|postfix-log|rejection FILE|-: print what a parser sees, as JSON lines", inspectCmd},
 		{"version", "print the version", versionCmd},
 	}
 	for _, d := range app.Workers() {

@@ -1,0 +1,708 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
+)
+
+const (
+	// sinkWorker is the worker under test, as `mailmon run -workers` names it.
+	sinkWorker = "clickhouse-sink"
+	// baselineBatchRows is the raw insert's batch size: the size peers.md
+	// measured as the fast end of row-wise Append.
+	baselineBatchRows = 50_000
+	// baselinePrefix names the baseline copy of each sink table.
+	baselinePrefix = "lt_baseline_"
+	// verifyTimeout bounds counting rows per id after the run, also when
+	// the run itself timed out.
+	verifyTimeout = 3 * time.Minute
+	// duplicatesMethod says what "duplicates" counts.
+	duplicatesMethod = "event ids with more than one row after OPTIMIZE TABLE ... FINAL"
+)
+
+type sinkOptions struct {
+	n          int
+	timeout    time.Duration
+	keep       bool
+	workers    string
+	maxPending int
+}
+
+func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o sinkOptions
+	fs.IntVar(&o.n, "n", 1_000_000, "number of events to publish (at least one per kind)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the events are not all in ClickHouse by then")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, logs, NATS and ClickHouse data) for inspection")
+	fs.StringVar(&o.workers, "workers", sinkWorker, "workers the mailmon child runs (`mailmon run -workers`)")
+	fs.IntVar(&o.maxPending, "max-pending", 16384, "most published events awaiting a JetStream ack at once")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var problems []string
+	if kinds := len(schemas.Kinds()); o.n < kinds {
+		problems = append(problems, fmt.Sprintf("-n must be at least %d (one event per kind), got %d", kinds, o.n))
+	}
+	if o.timeout <= 0 {
+		problems = append(problems, fmt.Sprintf("-timeout must be positive, got %s", o.timeout))
+	}
+	if o.maxPending < 1 {
+		problems = append(problems, fmt.Sprintf("-max-pending must be at least 1, got %d", o.maxPending))
+	}
+	if strings.TrimSpace(o.workers) == "" {
+		problems = append(problems, "-workers must name at least one worker")
+	}
+	if len(problems) > 0 {
+		return o, errors.New(strings.Join(problems, "; "))
+	}
+	return o, nil
+}
+
+// sinkResult is the JSON line the scenario ends with.
+type sinkResult struct {
+	Scenario string `json:"scenario"`
+	N        int    `json:"n"`
+	// OursPerS is n / (first publish until ClickHouse holds n distinct ids).
+	OursPerS float64 `json:"ours_per_s"`
+	// BaselinePerS is n / (raw batch insert of the same rows).
+	BaselinePerS float64 `json:"baseline_per_s"`
+	Ratio        float64 `json:"ratio"`
+	// Published is how many events were handed to JetStream: n, unless
+	// the run timed out first.
+	Published int `json:"published"`
+	// Lost counts published event ids with no row in their table.
+	Lost int `json:"lost"`
+	// Duplicates is described by DuplicatesMethod.
+	Duplicates       int    `json:"duplicates"`
+	DuplicatesMethod string `json:"duplicates_method"`
+	// RawDuplicateRows is count() - uniqExact(id) over the sink's tables
+	// before OPTIMIZE: extra rows written (re-deliveries), which
+	// ReplacingMergeTree merges away.
+	RawDuplicateRows int `json:"raw_duplicate_rows"`
+	// UnexpectedRows are rows whose id was not published, or landed in
+	// another kind's table.
+	UnexpectedRows int `json:"unexpected_rows"`
+	// DeadLetters is the number of messages in the sink's dead-letter subject.
+	DeadLetters   int     `json:"dead_letters"`
+	PublishErrors int     `json:"publish_errors"`
+	GenerateS     float64 `json:"generate_s"`
+	PublishS      float64 `json:"publish_s"`
+	// PublishPerS is n / publish_s: how fast JetStream took the events
+	// while the sink was consuming them.
+	PublishPerS float64 `json:"publish_per_s"`
+	IngestS     float64 `json:"ingest_s"`
+	BaselineS   float64 `json:"baseline_s"`
+	ElapsedS    float64 `json:"elapsed_s"`
+	// Verified is false when the rows could not be counted; Lost is then n.
+	Verified bool   `json:"verified"`
+	TimedOut bool   `json:"timed_out"`
+	Error    string `json:"error,omitempty"`
+	KeptDir  string `json:"kept_dir,omitempty"`
+}
+
+func (r sinkResult) ok() bool {
+	return r.Error == "" && !r.TimedOut && r.Verified && r.Lost == 0 && r.Duplicates == 0 && r.UnexpectedRows == 0
+}
+
+func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseSinkFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest sink: %v\n", err)
+		return 2
+	}
+	started := time.Now()
+	res := sinkResult{Scenario: "sink", N: opts.n, Lost: opts.n, DuplicatesMethod: duplicatesMethod}
+	s := &sinkRun{opts: opts, res: &res, log: stderr}
+	if err := s.run(ctx); err != nil {
+		res.Error = err.Error()
+		progress(stderr, "failed: %v", err)
+	}
+	res.ElapsedS = round(time.Since(started).Seconds(), 3)
+	line, _ := json.Marshal(res)
+	fmt.Fprintf(stdout, "%s\n", line)
+	if !res.ok() {
+		return 1
+	}
+	return 0
+}
+
+// sinkRun holds the state of one run of the sink scenario.
+type sinkRun struct {
+	opts sinkOptions
+	res  *sinkResult
+	log  io.Writer
+
+	gen    *generator
+	top    pipelines.Topology
+	ch     *child
+	conn   driver.Conn
+	js     jetstream.JetStream
+	ids    []string
+	bodies [][]byte // encoded events, indexed like ids; dropped once published
+
+	published atomic.Int64
+	failedMu  sync.Mutex
+	failed    []*nats.Msg // async publishes JetStream did not ack
+}
+
+func (s *sinkRun) run(parent context.Context) (err error) {
+	ctx, cancel := context.WithTimeout(parent, s.opts.timeout)
+	defer cancel()
+	defer func() {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			s.res.TimedOut = true
+		}
+	}()
+
+	root, err := s.prepare()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "mailmon-loadtest-sink-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if s.opts.keep {
+			s.res.KeptDir = dir
+			progress(s.log, "kept %s", dir)
+			return
+		}
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("remove temp dir: %w", rmErr))
+		}
+	}()
+	stop, err := s.start(ctx, root, dir)
+	defer func() {
+		if stopErr := stop(); stopErr != nil {
+			err = errors.Join(err, stopErr)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	runErr := s.measureSink(ctx)
+	if errors.Is(runErr, context.DeadlineExceeded) && parent.Err() == nil {
+		runErr = fmt.Errorf("timed out after %s: %w", s.opts.timeout, runErr)
+	}
+	if runErr == nil {
+		runErr = s.measureBaseline(ctx)
+	}
+	if parent.Err() != nil {
+		return errors.Join(runErr, parent.Err())
+	}
+	// Count rows per id even after a timeout, on a fresh bounded context,
+	// so the report says how much arrived.
+	verifyCtx, cancelVerify := context.WithTimeout(context.WithoutCancel(parent), verifyTimeout)
+	defer cancelVerify()
+	if err := s.verify(verifyCtx); err != nil {
+		return errors.Join(runErr, fmt.Errorf("verify: %w", err))
+	}
+	if s.res.BaselinePerS > 0 {
+		s.res.Ratio = round(s.res.OursPerS/s.res.BaselinePerS, 3)
+	}
+	return runErr
+}
+
+// prepare loads the example events and checks that the topology routes
+// every kind; it returns the module root.
+func (s *sinkRun) prepare() (string, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	root, err := findModuleRoot(cwd)
+	if err != nil {
+		return "", err
+	}
+	s.gen, err = newGenerator(filepath.Join(root, "schemas", "testdata", "events"), s.opts.n, time.Now())
+	if err != nil {
+		return "", err
+	}
+	s.top, err = pipelines.Default()
+	if err != nil {
+		return "", err
+	}
+	for _, k := range s.gen.mix.kinds {
+		if _, ok := s.top.StreamFor(k.Subject); !ok {
+			return "", fmt.Errorf("no stream captures %s (%s)", k.Subject, k.Type)
+		}
+	}
+	return root, nil
+}
+
+// start builds mailmon into dir, starts it with its own embedded NATS and
+// local ClickHouse, waits until it is ready and connects to both servers.
+// The returned stop closes the connections and stops mailmon; call it even
+// when start fails.
+func (s *sinkRun) start(ctx context.Context, root, dir string) (stop func() error, err error) {
+	var closers []func() error
+	stop = func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		closers = nil
+		return errors.Join(errs...)
+	}
+
+	progress(s.log, "building mailmon")
+	bin, err := buildMailmon(ctx, root, dir)
+	if err != nil {
+		return stop, err
+	}
+	p, err := freePorts()
+	if err != nil {
+		return stop, err
+	}
+	configPath, err := writeConfig(dir, p)
+	if err != nil {
+		return stop, err
+	}
+	progress(s.log, "starting mailmon run -workers %s (nats 127.0.0.1:%d, clickhouse 127.0.0.1:%d)", s.opts.workers, p.NATS, p.ClickHouseTCP)
+	s.ch, err = startChild(bin, configPath, s.opts.workers)
+	if err != nil {
+		return stop, err
+	}
+	closers = append(closers, func() error {
+		progress(s.log, "stopping mailmon")
+		return s.ch.stop()
+	})
+	if err := s.ch.waitReady(ctx, p.HTTP); err != nil {
+		return stop, err
+	}
+
+	nc, err := nats.Connect("nats://127.0.0.1:"+strconv.Itoa(p.NATS), nats.Name("mailmon-loadtest"))
+	if err != nil {
+		return stop, fmt.Errorf("connect to nats: %w", err)
+	}
+	closers = append(closers, func() error { nc.Close(); return nil })
+	s.js, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(s.opts.maxPending),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
+			s.failedMu.Lock()
+			s.failed = append(s.failed, m)
+			s.failedMu.Unlock()
+		}))
+	if err != nil {
+		return stop, err
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr: []string{"127.0.0.1:" + strconv.Itoa(p.ClickHouseTCP)},
+		Auth: clickhouse.Auth{Database: database, Username: "default"},
+		// CREATE TABLE ... AS copies LowCardinality columns, which 18.16
+		// accepts only with this setting.
+		Settings:    clickhouse.Settings{"allow_experimental_low_cardinality_type": 1},
+		DialTimeout: 5 * time.Second,
+		// OPTIMIZE ... FINAL over a million rows takes a while; anything
+		// slower than this is a hang.
+		ReadTimeout: 2 * time.Minute,
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return stop, fmt.Errorf("clickhouse: %w", err)
+	}
+	s.conn = conn
+	closers = append(closers, conn.Close)
+	if err := conn.Ping(ctx); err != nil {
+		return stop, fmt.Errorf("clickhouse: %w", err)
+	}
+	return stop, nil
+}
+
+// measureSink publishes the events and waits until ClickHouse holds one row
+// for each of them.
+func (s *sinkRun) measureSink(ctx context.Context) error {
+	n := s.opts.n
+	tables := s.sinkTables()
+	if err := s.generate(); err != nil {
+		return err
+	}
+
+	progress(s.log, "publishing %d events of %d kinds", n, len(s.gen.mix.kinds))
+	start := time.Now()
+	publishDone := make(chan error, 1)
+	go func() { publishDone <- s.publish(ctx) }()
+	// On an early return, wait for the publisher (it stops once ctx ends)
+	// so it no longer uses the connection when the run closes it.
+	defer func() {
+		if publishDone != nil {
+			<-publishDone
+		}
+	}()
+
+	var (
+		published    bool
+		publishErr   error
+		lastProgress = time.Now()
+	)
+	for {
+		select {
+		case publishErr = <-publishDone:
+			publishDone = nil
+			if publishErr != nil {
+				return fmt.Errorf("publish: %w", publishErr)
+			}
+			published = true
+			s.bodies = nil // the baseline rebuilds its rows from the ids
+			s.res.PublishS = round(time.Since(start).Seconds(), 3)
+			s.res.PublishPerS = round(float64(n)/time.Since(start).Seconds(), 0)
+			progress(s.log, "published %d events in %.1f s (%d publish errors, retried)", n, s.res.PublishS, s.res.PublishErrors)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := s.ch.failed(); err != nil {
+			return err
+		}
+		rows, err := s.activeRows(ctx, tables)
+		if err != nil {
+			return err
+		}
+		if time.Since(lastProgress) >= 2*time.Second {
+			lastProgress = time.Now()
+			progress(s.log, "%d published, %d rows in clickhouse (%.0f rows/s so far)", s.published.Load(), rows, float64(rows)/time.Since(start).Seconds())
+		}
+		// Rows are cheap to count from system.parts; distinct ids are
+		// counted only once there are enough rows to hold them all.
+		if !published || rows < uint64(n) {
+			continue
+		}
+		distinct, err := s.distinctIDs(ctx, tables)
+		if err != nil {
+			return err
+		}
+		if distinct >= uint64(n) {
+			took := time.Since(start)
+			s.res.IngestS = round(took.Seconds(), 3)
+			s.res.OursPerS = round(float64(n)/took.Seconds(), 0)
+			progress(s.log, "clickhouse holds %d distinct ids after %.1f s: %.0f events/s", distinct, took.Seconds(), s.res.OursPerS)
+			return nil
+		}
+	}
+}
+
+// generate builds and encodes every event before the clock starts, so
+// the load generator's own work does not compete with the system under
+// test for the CPU. The bodies live in a few large blocks rather than a
+// million small allocations.
+func (s *sinkRun) generate() error {
+	n := s.opts.n
+	started := time.Now()
+	s.ids = make([]string, n)
+	s.bodies = make([][]byte, n)
+	const blockSize = 16 << 20
+	var block []byte
+	for i := range n {
+		ev, err := s.gen.event(i)
+		if err != nil {
+			return err
+		}
+		s.ids[i] = ev.EventHeader().ID
+		data, err := encode(ev)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", s.ids[i], err)
+		}
+		if cap(block)-len(block) < len(data) {
+			block = make([]byte, 0, max(blockSize, len(data)))
+		}
+		at := len(block)
+		block = append(block, data...)
+		s.bodies[i] = block[at:len(block):len(block)]
+	}
+	s.res.GenerateS = round(time.Since(started).Seconds(), 3)
+	progress(s.log, "generated %d events in %.1f s", n, s.res.GenerateS)
+	return nil
+}
+
+// publish sends every event with PublishAsync (message id = event id),
+// keeping at most max-pending unacknowledged, then republishes the ones
+// JetStream failed to ack; the message id makes a second copy harmless.
+func (s *sinkRun) publish(ctx context.Context) error {
+	for i, data := range s.bodies {
+		id := s.ids[i]
+		subject := s.gen.mix.kinds[s.gen.mix.kindIndex(i)].Subject
+		var err error
+		for {
+			_, err = s.js.PublishAsync(subject, data, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Second))
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", id, err)
+		}
+		s.published.Add(1)
+	}
+	select {
+	case <-s.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.failedMu.Lock()
+	failed := s.failed
+	s.failed = nil
+	s.failedMu.Unlock()
+	s.res.PublishErrors = len(failed)
+	for _, m := range failed {
+		var err error
+		for range 5 {
+			if _, err = s.js.PublishMsg(ctx, m); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("republish %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
+		}
+	}
+	return nil
+}
+
+// measureBaseline inserts the same rows into a copy of each table with raw
+// clickhouse-go batches: PrepareBatch, Append(schemas.Row(ev)...), Send.
+func (s *sinkRun) measureBaseline(ctx context.Context) error {
+	kinds := s.gen.mix.kinds
+	queries := make([]string, len(kinds))
+	for i, k := range kinds {
+		table := baselinePrefix + k.Table
+		if err := s.conn.Exec(ctx, "CREATE TABLE "+table+" AS "+k.Table); err != nil {
+			return fmt.Errorf("create %s: %w", table, err)
+		}
+		names := make([]string, 0, len(schemas.Columns(k)))
+		for _, c := range schemas.Columns(k) {
+			names = append(names, c.Name)
+		}
+		queries[i] = "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")"
+	}
+
+	progress(s.log, "baseline: raw batch insert of the same %d rows, %d rows per batch", s.opts.n, baselineBatchRows)
+	byKind := make([][]int, len(kinds))
+	for i := range s.opts.n {
+		k := s.gen.mix.kindIndex(i)
+		byKind[k] = append(byKind[k], i)
+	}
+	// Only the driver's work is timed: the rows of a batch are built
+	// before its clock starts, as generate does for the published events.
+	var took time.Duration
+	rows := make([][]any, 0, baselineBatchRows)
+	for k, indices := range byKind {
+		for len(indices) > 0 {
+			chunk := indices[:min(baselineBatchRows, len(indices))]
+			indices = indices[len(chunk):]
+			rows = rows[:0]
+			for _, i := range chunk {
+				ev, err := s.gen.eventWithID(i, s.ids[i])
+				if err != nil {
+					return err
+				}
+				rows = append(rows, schemas.Row(ev))
+			}
+			started := time.Now()
+			if err := s.insertBatch(ctx, queries[k], rows); err != nil {
+				return fmt.Errorf("baseline %s: %w", kinds[k].Table, err)
+			}
+			took += time.Since(started)
+		}
+	}
+	s.res.BaselineS = round(took.Seconds(), 3)
+	s.res.BaselinePerS = round(float64(s.opts.n)/took.Seconds(), 0)
+	progress(s.log, "baseline: %d rows in %.1f s: %.0f rows/s", s.opts.n, took.Seconds(), s.res.BaselinePerS)
+
+	stored, err := s.activeRows(ctx, s.baselineTables())
+	if err != nil {
+		return err
+	}
+	if stored != uint64(s.opts.n) {
+		return fmt.Errorf("baseline tables hold %d rows, want %d", stored, s.opts.n)
+	}
+	return nil
+}
+
+// insertBatch is the raw clickhouse-go insert: PrepareBatch, Append, Send.
+func (s *sinkRun) insertBatch(ctx context.Context, query string, rows [][]any) error {
+	b, err := s.conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		if err := b.Append(row...); err != nil {
+			b.Abort()
+			return fmt.Errorf("append: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// verify counts rows per published id in the sink's tables.
+func (s *sinkRun) verify(ctx context.Context) error {
+	kinds := s.gen.mix.kinds
+	index := make(map[string]int32, len(s.ids))
+	for i, id := range s.ids {
+		index[id] = int32(i)
+	}
+	found := make([]bool, len(s.ids))
+	var rawDuplicates, duplicates, unexpected uint64
+	for k, kind := range kinds {
+		var rows, distinct uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count(), uniqExact(id) FROM "+kind.Table).Scan(&rows, &distinct); err != nil {
+			return fmt.Errorf("%s: %w", kind.Table, err)
+		}
+		rawDuplicates += rows - distinct
+		if err := s.conn.Exec(ctx, "OPTIMIZE TABLE "+kind.Table+" FINAL"); err != nil {
+			return fmt.Errorf("optimize %s: %w", kind.Table, err)
+		}
+		err := func() error {
+			r, err := s.conn.Query(ctx, "SELECT id, count() FROM "+kind.Table+" GROUP BY id")
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			for r.Next() {
+				var id string
+				var count uint64
+				if err := r.Scan(&id, &count); err != nil {
+					return err
+				}
+				i, ok := index[id]
+				if !ok || s.gen.mix.kindIndex(int(i)) != k {
+					unexpected += count
+					continue
+				}
+				found[i] = true
+				if count > 1 {
+					duplicates++
+				}
+			}
+			return r.Err()
+		}()
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind.Table, err)
+		}
+	}
+	// Events are published in index order. Those after the last one handed
+	// to JetStream (when the run timed out) were never sent, so they are
+	// not lost.
+	sent := int(s.published.Load())
+	lost := 0
+	for _, ok := range found[:sent] {
+		if !ok {
+			lost++
+		}
+	}
+	deadLetters, err := s.deadLetters(ctx)
+	if err != nil {
+		return err
+	}
+	s.res.Published = sent
+	s.res.Lost = lost
+	s.res.Duplicates = int(duplicates)
+	s.res.RawDuplicateRows = int(rawDuplicates)
+	s.res.UnexpectedRows = int(unexpected)
+	s.res.DeadLetters = deadLetters
+	s.res.Verified = true
+	progress(s.log, "verified: lost %d, duplicates %d, raw duplicate rows %d, unexpected rows %d, dead letters %d",
+		lost, duplicates, rawDuplicates, unexpected, deadLetters)
+	return nil
+}
+
+// deadLetters counts the messages on the sink's dead-letter subject.
+func (s *sinkRun) deadLetters(ctx context.Context) (int, error) {
+	subject := schemas.SubjectDeadLetterPrefix + sinkWorker
+	st, ok := s.top.StreamFor(subject)
+	if !ok {
+		return 0, fmt.Errorf("no stream captures %s", subject)
+	}
+	stream, err := s.js.Stream(ctx, st.Name)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", st.Name, err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", st.Name, err)
+	}
+	return int(info.State.Subjects[subject]), nil
+}
+
+// activeRows is the number of rows in the tables' active parts: cheap to
+// ask while inserts run, and it counts every row, duplicates included.
+func (s *sinkRun) activeRows(ctx context.Context, tables []string) (uint64, error) {
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = "'" + t + "'"
+	}
+	var rows uint64
+	err := s.conn.QueryRow(ctx, "SELECT sum(rows) FROM system.parts WHERE database = '"+database+
+		"' AND active AND table IN ("+strings.Join(quoted, ", ")+")").Scan(&rows)
+	if err != nil {
+		return 0, fmt.Errorf("count rows: %w", err)
+	}
+	return rows, nil
+}
+
+// distinctIDs is the number of distinct ids summed over the tables; ids
+// never repeat across tables, because each belongs to one kind.
+func (s *sinkRun) distinctIDs(ctx context.Context, tables []string) (uint64, error) {
+	var total uint64
+	for _, t := range tables {
+		var n uint64
+		if err := s.conn.QueryRow(ctx, "SELECT uniqExact(id) FROM "+t).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count ids in %s: %w", t, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func (s *sinkRun) sinkTables() []string {
+	out := make([]string, 0, len(s.gen.mix.kinds))
+	for _, k := range s.gen.mix.kinds {
+		out = append(out, k.Table)
+	}
+	return out
+}
+
+func (s *sinkRun) baselineTables() []string {
+	out := make([]string, 0, len(s.gen.mix.kinds))
+	for _, k := range s.gen.mix.kinds {
+		out = append(out, baselinePrefix+k.Table)
+	}
+	return out
+}
+
+func round(v float64, digits int) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
+	return f
+}

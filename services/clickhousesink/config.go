@@ -1,0 +1,91 @@
+package clickhousesink
+
+import (
+	"time"
+
+	"github.com/mailmon/mailmon/services/internal/config"
+)
+
+// Config is the `clickhouse_sink` section of the mailmon config. Where the
+// events go (server, database, retention) is the shared `clickhouse`
+// section.
+type Config struct {
+	// BatchRows sends a table's batch once it holds this many rows.
+	BatchRows int `yaml:"batch_rows"`
+	// BatchAge sends a table's batch once its oldest row waited this long,
+	// however few rows it holds.
+	BatchAge config.Duration `yaml:"batch_age"`
+	// MaxPending caps the messages the sink holds unacknowledged at once,
+	// across all streams and tables; it stops pulling at the cap. This is
+	// what bounds memory while ClickHouse is down.
+	MaxPending int `yaml:"max_pending"`
+	// FetchBatch is how many messages one pull request asks for.
+	FetchBatch int `yaml:"fetch_batch"`
+	// InsertTimeout bounds one batch insert.
+	InsertTimeout config.Duration `yaml:"insert_timeout"`
+	// RetryMin and RetryMax bound the exponential backoff between attempts
+	// to insert a batch that failed.
+	RetryMin config.Duration `yaml:"retry_min"`
+	RetryMax config.Duration `yaml:"retry_max"`
+	// ShutdownTimeout bounds the final flush at shutdown; what is not
+	// stored by then is handed back to JetStream unacknowledged.
+	ShutdownTimeout config.Duration `yaml:"shutdown_timeout"`
+	// RetentionInterval is how often day partitions older than
+	// clickhouse.retention_days are dropped.
+	RetentionInterval config.Duration `yaml:"retention_interval"`
+	// LagInterval is how often the consumers' pending counts are sampled
+	// for the lag metric.
+	LagInterval config.Duration `yaml:"lag_interval"`
+}
+
+// DefaultConfig returns batches of 50,000 rows or 1 s, at most 200,000
+// messages held, and hourly retention.
+func DefaultConfig() Config {
+	return Config{
+		BatchRows:         50_000,
+		BatchAge:          config.Duration(time.Second),
+		MaxPending:        200_000,
+		FetchBatch:        5_000,
+		InsertTimeout:     config.Duration(30 * time.Second),
+		RetryMin:          config.Duration(250 * time.Millisecond),
+		RetryMax:          config.Duration(30 * time.Second),
+		ShutdownTimeout:   config.Duration(10 * time.Second),
+		RetentionInterval: config.Duration(time.Hour),
+		LagInterval:       config.Duration(15 * time.Second),
+	}
+}
+
+// Validate reports every problem at once, with paths relative to the
+// section.
+func (c Config) Validate() error {
+	var check config.Check
+	if c.BatchRows < 1 {
+		check.Addf("batch_rows", "must be at least 1, got %d", c.BatchRows)
+	}
+	if c.MaxPending < c.BatchRows {
+		check.Addf("max_pending", "must be at least batch_rows (%d), got %d", c.BatchRows, c.MaxPending)
+	}
+	if c.FetchBatch < 1 {
+		check.Addf("fetch_batch", "must be at least 1, got %d", c.FetchBatch)
+	}
+	for _, d := range []struct {
+		key   string
+		value config.Duration
+	}{
+		{"batch_age", c.BatchAge},
+		{"insert_timeout", c.InsertTimeout},
+		{"retry_min", c.RetryMin},
+		{"retry_max", c.RetryMax},
+		{"shutdown_timeout", c.ShutdownTimeout},
+		{"retention_interval", c.RetentionInterval},
+		{"lag_interval", c.LagInterval},
+	} {
+		if d.value <= 0 {
+			check.Addf(d.key, "must be positive, got %s", d.value)
+		}
+	}
+	if c.RetryMin > 0 && c.RetryMax < c.RetryMin {
+		check.Addf("retry_max", "must be at least retry_min (%s), got %s", c.RetryMin, c.RetryMax)
+	}
+	return check.Err()
+}

@@ -1,0 +1,47 @@
+// Package clickhousesink is the clickhouse-sink worker: it stores every
+// mailmon event in ClickHouse, one typed table per event kind, for the
+// delivery and complaint analytics ops run from dashboards.
+//
+// # Delivery guarantee
+//
+// The sink is at-least-once into tables that deduplicate, which together
+// give exactly one row per event id to queries that use FINAL (or count
+// distinct ids):
+//
+//   - It reads each event stream through its durable pull consumer
+//     `clickhouse-sink` (declared in pipelines/), one pull loop per stream,
+//     and acknowledges a message only after the batch holding it was
+//     confirmed by ClickHouse (Send returned nil).
+//   - While it holds messages longer than a third of the consumer's
+//     AckWait (ClickHouse down or slow), it sends InProgress for them, so
+//     JetStream neither redelivers them nor uses up their MaxDeliver.
+//   - After a crash, or an ack lost on the way, JetStream redelivers and
+//     the same rows are inserted again. Every table is a ReplacingMergeTree
+//     whose sorting key ends in the event id and whose other key columns
+//     come from the event, so the copies merge away. The sink does not try
+//     to deduplicate itself: that would need state surviving the crash.
+//
+// # Batching and memory
+//
+// Decoded events go to a batcher per table, which inserts when it holds
+// batch_rows rows or its oldest row waited batch_age. One insert per table
+// runs at a time, while the next batch fills. A failed insert is retried,
+// the same rows, with capped exponential backoff. The sink holds at most
+// max_pending messages unacknowledged; at the cap it stops pulling, so an
+// outage costs bounded memory and the backlog stays in JetStream.
+//
+// # Bad input
+//
+// A message that is not a known event (schemas.Decode) or breaks the
+// contract (schemas.Validate), or whose row the ClickHouse driver refuses,
+// is copied to mailmon.dlq.clickhouse-sink with the reason in the
+// Mailmon-Dead-Letter-Reason header and terminated. It is counted and
+// never holds up the rest of its batch.
+//
+// # Retention
+//
+// Day partitions older than clickhouse.retention_days are dropped at start
+// and every retention_interval, which works on every server version. On
+// servers that support TTL (ClickHouse 19.6+) a table TTL is also set once
+// at start; Debian's 18.16 has none.
+package clickhousesink

@@ -1,0 +1,120 @@
+package clickhousesink
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a message is dead-lettered, the `reason` label of
+// mailmon_clickhouse_sink_dead_lettered_total.
+const (
+	reasonDecode   = "decode"   // not JSON, unknown type, unknown field
+	reasonInvalid  = "invalid"  // decoded, but breaks the contract (schemas.Validate)
+	reasonRejected = "rejected" // the ClickHouse driver refused to append the row
+)
+
+type metrics struct {
+	rows          *prometheus.CounterVec
+	batchRows     *prometheus.HistogramVec
+	insertSeconds *prometheus.HistogramVec
+	insertErrors  *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	pending       *prometheus.GaugeVec
+	ackPending    *prometheus.GaugeVec
+	held          prometheus.Gauge
+	fetchErrors   *prometheus.CounterVec
+	ackErrors     prometheus.Counter
+	dropped       prometheus.Counter
+	retentionErrs prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "mailmon", "clickhouse_sink"
+	m := &metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "rows_inserted_total", Help: "Rows ClickHouse confirmed, by table."}, []string{"table"}),
+		batchRows: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "batch_rows", Help: "Rows per inserted batch, by table.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"table"}),
+		insertSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "insert_seconds", Help: "Time of one batch insert attempt (prepare, append, send), by table.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 12)}, []string{"table"}),
+		insertErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "insert_errors_total", Help: "Batch insert attempts that failed and will be retried, by table."}, []string{"table"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "dead_lettered_total", Help: "Messages copied to mailmon.dlq.clickhouse-sink, by reason (decode, invalid, rejected)."}, []string{"reason"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "consumer_pending_messages", Help: "Messages in the stream not yet delivered to the sink's consumer (lag), sampled."}, []string{"stream"}),
+		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "consumer_ack_pending_messages", Help: "Messages delivered to the sink's consumer and not yet acknowledged, sampled."}, []string{"stream"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "held_messages", Help: "Messages this sink holds unacknowledged right now (bounded by max_pending)."}),
+		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "fetch_errors_total", Help: "Pull requests that failed, by stream."}, []string{"stream"}),
+		ackErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "ack_errors_total", Help: "Acks, naks and in-progress signals that could not be sent (the message is redelivered and deduplicated)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "partitions_dropped_total", Help: "Day partitions dropped by retention."}),
+		retentionErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "retention_errors_total", Help: "Retention passes that failed for at least one table."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.rows, err = registerOrReuse(reg, m.rows); err != nil {
+		return nil, err
+	}
+	if m.batchRows, err = registerOrReuse(reg, m.batchRows); err != nil {
+		return nil, err
+	}
+	if m.insertSeconds, err = registerOrReuse(reg, m.insertSeconds); err != nil {
+		return nil, err
+	}
+	if m.insertErrors, err = registerOrReuse(reg, m.insertErrors); err != nil {
+		return nil, err
+	}
+	if m.deadLettered, err = registerOrReuse(reg, m.deadLettered); err != nil {
+		return nil, err
+	}
+	if m.pending, err = registerOrReuse(reg, m.pending); err != nil {
+		return nil, err
+	}
+	if m.ackPending, err = registerOrReuse(reg, m.ackPending); err != nil {
+		return nil, err
+	}
+	if m.held, err = registerOrReuse(reg, m.held); err != nil {
+		return nil, err
+	}
+	if m.fetchErrors, err = registerOrReuse(reg, m.fetchErrors); err != nil {
+		return nil, err
+	}
+	if m.ackErrors, err = registerOrReuse(reg, m.ackErrors); err != nil {
+		return nil, err
+	}
+	if m.dropped, err = registerOrReuse(reg, m.dropped); err != nil {
+		return nil, err
+	}
+	if m.retentionErrs, err = registerOrReuse(reg, m.retentionErrs); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// registerOrReuse registers col, or returns the collector a previous sink
+// in the same process registered under the same name.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, col C) (C, error) {
+	err := reg.Register(col)
+	if err == nil {
+		return col, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return col, fmt.Errorf("clickhouse-sink: register metrics: %w", err)
+}

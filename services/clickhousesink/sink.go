@@ -1,0 +1,459 @@
+package clickhousesink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/worker"
+)
+
+// WorkerName is the sink's subcommand, log name and dead-letter suffix.
+const WorkerName = "clickhouse-sink"
+
+// Durable is the name of the sink's consumer on every event stream.
+const Durable = "clickhouse-sink"
+
+// Sink is the clickhouse-sink worker. Build it with New and start it with
+// Run.
+type Sink struct {
+	cfg     Config
+	ch      chstore.Config
+	js      jetstream.JetStream
+	pub     *bus.Publisher
+	log     *slog.Logger
+	set     worker.Settings
+	metrics *metrics
+	// streams are the streams the topology gives a clickhouse-sink
+	// consumer, in declaration order.
+	streams []string
+	budget  *budget
+	// tables routes a decoded event's type to its table's batcher.
+	tables map[string]*table
+
+	// conn is set once Run has connected.
+	conn driver.Conn
+}
+
+// New checks the configuration and builds a sink; nothing is connected
+// until Run. ch is the shared `clickhouse` section: server, database and
+// retention.
+func New(cfg Config, ch chstore.Config, s worker.Settings) (*Sink, error) {
+	var problems []string
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, "clickhouse_sink: "+err.Error())
+	}
+	if err := ch.Validate(); err != nil {
+		problems = append(problems, "clickhouse: "+err.Error())
+	}
+	if s.JetStream == nil {
+		problems = append(problems, "settings: JetStream is required")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("clickhouse-sink: %s", strings.Join(problems, "; "))
+	}
+	top, err := pipelines.Default()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse-sink: %w", err)
+	}
+	var streams []string
+	for _, c := range top.Consumers {
+		if c.Durable == Durable {
+			streams = append(streams, c.Stream)
+		}
+	}
+	if len(streams) == 0 {
+		return nil, fmt.Errorf("clickhouse-sink: the topology declares no %s consumer", Durable)
+	}
+	m, err := newMetrics(s.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	sink := &Sink{
+		cfg:     cfg,
+		ch:      ch,
+		js:      s.JetStream,
+		pub:     s.Publisher,
+		log:     s.Logger,
+		set:     s,
+		metrics: m,
+		streams: streams,
+		budget:  newBudget(cfg.MaxPending, m.held),
+		tables:  map[string]*table{},
+	}
+	if sink.log == nil {
+		sink.log = slog.New(slog.DiscardHandler)
+	}
+	if sink.pub == nil {
+		sink.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
+	}
+	for _, k := range schemas.Kinds() {
+		sink.tables[k.Type] = &table{sink: sink, kind: k, query: schemas.InsertQuery(k), in: make(chan []held)}
+	}
+	return sink, nil
+}
+
+// Run connects to ClickHouse (waiting for it if it is down), applies the
+// migrations, and stores every event of every stream until ctx ends. It
+// then stops pulling, flushes what it holds if ClickHouse answers within
+// shutdown_timeout, hands the rest back to JetStream unacknowledged, and
+// returns nil. It returns an error when the migrations fail, a consumer is
+// missing, or the NATS connection is closed under it.
+func (s *Sink) Run(ctx context.Context) error {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if conn == nil {
+		return nil // ctx ended while waiting for ClickHouse
+	}
+	s.conn = conn
+	defer conn.Close()
+	if s.set.Health != nil {
+		s.set.Health.Register(WorkerName, func(ctx context.Context) error { return conn.Ping(ctx) })
+	}
+	s.setTTL(ctx)
+
+	consumers := make([]jetstream.Consumer, len(s.streams))
+	beatEvery := time.Duration(0)
+	for i, stream := range s.streams {
+		c, err := s.js.Consumer(ctx, stream, Durable)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("clickhouse-sink: consumer %s on stream %s (apply the pipelines first): %w", Durable, stream, err)
+		}
+		consumers[i] = c
+		ackWait := c.CachedInfo().Config.AckWait
+		if ackWait <= 0 {
+			ackWait = 30 * time.Second // the server's default
+		}
+		if beatEvery == 0 || ackWait/3 < beatEvery {
+			beatEvery = ackWait / 3
+		}
+	}
+
+	// Flushing outlives ctx by at most ShutdownTimeout: the final batches
+	// still reach ClickHouse if it answers, and a stuck insert cannot hold
+	// the process forever.
+	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
+	stopTables := make(chan struct{})
+	var tables sync.WaitGroup
+	for _, t := range s.tables {
+		tables.Go(func() { t.run(flushCtx, stopTables, beatEvery) })
+	}
+
+	pullCtx, cancelPull := context.WithCancel(ctx)
+	defer cancelPull()
+	var pullers sync.WaitGroup
+	var failMu sync.Mutex
+	var failure error
+	for i, c := range consumers {
+		pullers.Go(func() {
+			if err := s.pull(pullCtx, s.streams[i], c, beatEvery); err != nil {
+				failMu.Lock()
+				failure = errors.Join(failure, err)
+				failMu.Unlock()
+				cancelPull()
+			}
+		})
+	}
+	var background sync.WaitGroup
+	background.Go(func() { s.retentionLoop(pullCtx) })
+	background.Go(func() { s.lagLoop(pullCtx, consumers) })
+
+	<-pullCtx.Done()
+	pullers.Wait()
+	background.Wait()
+	shutdownTimer := time.AfterFunc(s.cfg.ShutdownTimeout.Std(), cancelFlush)
+	defer shutdownTimer.Stop()
+	close(stopTables)
+	tables.Wait()
+	s.log.Info("clickhouse-sink stopped", "held", s.budget.held())
+	return failure
+}
+
+// connect opens the ClickHouse connection and applies the migrations. A
+// server that is down is waited for with backoff: the sink must come up
+// before ClickHouse without being restarted. It returns a nil conn when
+// ctx ends first.
+func (s *Sink) connect(ctx context.Context) (driver.Conn, error) {
+	delay := s.cfg.RetryMin.Std()
+	for {
+		conn, err := chstore.Open(ctx, s.ch)
+		if err == nil {
+			if _, err := chstore.Migrate(ctx, conn, s.ch.Database, schemas.Migrations); err != nil {
+				conn.Close()
+				if ctx.Err() != nil {
+					return nil, nil
+				}
+				return nil, fmt.Errorf("clickhouse-sink: %w", err)
+			}
+			return conn, nil
+		}
+		// chstore errors name the server and user, never the password.
+		s.log.Warn("clickhouse not reachable; retrying", "error", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, s.cfg.RetryMax.Std())
+	}
+}
+
+// setTTL adds a table TTL on servers that support it, so expired rows go
+// even between retention passes. 18.16 does not; there retention is the
+// partition drop alone.
+func (s *Sink) setTTL(ctx context.Context) {
+	if !chstore.SupportsTTL(ctx, s.conn) {
+		return
+	}
+	for _, k := range schemas.Kinds() {
+		// Table names come from the registry and the database passed
+		// chstore's identifier check, so splicing them is safe.
+		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL time + INTERVAL %d DAY", s.ch.Database, k.Table, s.ch.RetentionDays)
+		if err := s.conn.Exec(ctx, q); err != nil {
+			s.log.Warn("setting table TTL failed; partition drops still enforce retention", "table", k.Table, "error", err)
+		}
+	}
+}
+
+// retentionLoop drops expired day partitions at start and then every
+// RetentionInterval.
+func (s *Sink) retentionLoop(ctx context.Context) {
+	tables := make([]string, 0, len(s.tables))
+	for _, k := range schemas.Kinds() {
+		tables = append(tables, k.Table)
+	}
+	ticker := time.NewTicker(s.cfg.RetentionInterval.Std())
+	defer ticker.Stop()
+	for {
+		dropped, err := chstore.DropExpiredPartitions(ctx, s.conn, s.ch.Database, tables, s.ch.RetentionDays, time.Now())
+		s.metrics.dropped.Add(float64(len(dropped)))
+		if len(dropped) > 0 {
+			s.log.Info("retention dropped day partitions", "partitions", dropped, "retention_days", s.ch.RetentionDays)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.metrics.retentionErrs.Inc()
+			s.log.Warn("retention pass failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// lagLoop samples how far each consumer is behind its stream.
+func (s *Sink) lagLoop(ctx context.Context, consumers []jetstream.Consumer) {
+	ticker := time.NewTicker(s.cfg.LagInterval.Std())
+	defer ticker.Stop()
+	for {
+		for i, c := range consumers {
+			info, err := c.Info(ctx)
+			if err != nil {
+				continue // sampled again at the next tick
+			}
+			s.metrics.pending.WithLabelValues(s.streams[i]).Set(float64(info.NumPending))
+			s.metrics.ackPending.WithLabelValues(s.streams[i]).Set(float64(info.NumAckPending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// held is one message the sink holds unacknowledged, with its decoded event.
+type held struct {
+	msg jetstream.Msg
+	ev  schemas.Event
+}
+
+// pull fetches from one stream's consumer while the budget allows, decodes
+// and validates each message, dead-letters the bad ones at once, and hands
+// the good ones to their tables. It stops pulling when the sink holds
+// max_pending messages, which is what keeps memory bounded while ClickHouse
+// is down.
+func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer, beatEvery time.Duration) error {
+	// A pull request's wait does not delay batches (the tables age them),
+	// but it must not be short: the client stops listening Expires + 1 s
+	// after the request, and messages the server sends later are stranded
+	// until AckWait. A loaded machine delays the server's answers that much
+	// more easily with a short wait.
+	const wait = 2 * time.Second
+	delay := s.cfg.RetryMin.Std()
+	for ctx.Err() == nil {
+		want, err := s.budget.take(ctx, s.cfg.FetchBatch)
+		if err != nil {
+			return nil
+		}
+		// No FetchContext: cancelling a fetch abandons its pull request on
+		// the server, which would still deliver to it and strand those
+		// messages until AckWait. A fetch ends by itself within `wait`, or
+		// as soon as it has `want` messages.
+		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			s.budget.give(want)
+			if fatal := s.fetchFailed(stream, err); fatal != nil {
+				return fatal
+			}
+			if !sleep(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, s.cfg.RetryMax.Std())
+			continue
+		}
+		groups := map[*table][]held{}
+		got := 0
+		for raw := range batch.Messages() {
+			got++
+			ev, reason, err := decode(raw.Data())
+			if err != nil {
+				s.deadLetter(ctx, raw, reason, err)
+				s.budget.give(1)
+				continue
+			}
+			t := s.tables[ev.EventHeader().Type]
+			groups[t] = append(groups[t], held{msg: raw, ev: ev})
+		}
+		s.budget.give(want - got)
+		for t, hs := range groups {
+			if !s.handOff(ctx, t, hs, beatEvery) {
+				s.giveBack(hs)
+			}
+		}
+		if err := batch.Error(); err != nil {
+			if fatal := s.fetchFailed(stream, err); fatal != nil {
+				return fatal
+			}
+			if !sleep(ctx, delay) {
+				return nil
+			}
+			delay = min(2*delay, s.cfg.RetryMax.Std())
+			continue
+		}
+		delay = s.cfg.RetryMin.Std()
+	}
+	return nil
+}
+
+// fetchFailed counts a failed pull and says whether it is the end: a closed
+// connection or a deleted consumer does not come back by retrying.
+func (s *Sink) fetchFailed(stream string, err error) error {
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+		return nil
+	}
+	s.metrics.fetchErrors.WithLabelValues(stream).Inc()
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
+	}
+	s.log.Warn("pull failed; retrying", "stream", stream, "error", err)
+	return nil
+}
+
+// handOff gives decoded messages to their table. While the table is full
+// (its insert is stuck) it keeps them alive on the server with InProgress,
+// so they are not redelivered and their delivery count does not run out.
+// It returns false when ctx ends first.
+func (s *Sink) handOff(ctx context.Context, t *table, hs []held, beatEvery time.Duration) bool {
+	select {
+	case t.in <- hs:
+		return true
+	default:
+	}
+	ticker := time.NewTicker(beatEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case t.in <- hs:
+			return true
+		case <-ticker.C:
+			s.beat(hs)
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// decode parses and checks one message; the reason names what was wrong.
+func decode(data []byte) (schemas.Event, string, error) {
+	ev, err := schemas.Decode(data)
+	if err != nil {
+		return nil, reasonDecode, err
+	}
+	if err := schemas.Validate(ev); err != nil {
+		return nil, reasonInvalid, err
+	}
+	return ev, "", nil
+}
+
+// deadLetter copies a message that can never be stored to
+// mailmon.dlq.clickhouse-sink with the reason and terminates it. If the
+// copy cannot be stored the message is nakked for a later try instead.
+func (s *Sink) deadLetter(ctx context.Context, raw jetstream.Msg, reason string, cause error) {
+	// The copy must be attempted even during shutdown; the publisher bounds
+	// it with its own timeout.
+	err := bus.DeadLetterMsg(context.WithoutCancel(ctx), s.pub, WorkerName, raw, fmt.Errorf("%s: %w", reason, cause))
+	if err != nil {
+		s.log.Error("dead letter not stored; message kept for retry", "subject", raw.Subject(), "error", err)
+		if err := raw.NakWithDelay(s.cfg.RetryMax.Std()); err != nil {
+			s.metrics.ackErrors.Inc()
+		}
+		return
+	}
+	s.metrics.deadLettered.WithLabelValues(reason).Inc()
+	s.log.Warn("message dead-lettered", "subject", raw.Subject(), "reason", reason, "error", cause,
+		"dead_letter_subject", bus.DeadLetterSubject(WorkerName))
+}
+
+// beat tells the server the sink still works on these messages.
+func (s *Sink) beat(hs []held) {
+	for _, h := range hs {
+		if err := h.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			s.metrics.ackErrors.Inc()
+		}
+	}
+}
+
+// giveBack hands messages the sink will not store back to the server at
+// once (another copy of the sink, or this one after a restart, takes them)
+// and releases their budget.
+func (s *Sink) giveBack(hs []held) {
+	for _, h := range hs {
+		if err := h.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			s.metrics.ackErrors.Inc()
+		}
+	}
+	s.budget.give(len(hs))
+}
+
+// sleep waits d or until ctx ends; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

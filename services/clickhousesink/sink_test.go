@@ -1,0 +1,261 @@
+package clickhousesink_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/clickhousesink"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/chtest"
+	"github.com/mailmon/mailmon/services/internal/natstest"
+)
+
+// shared is one ClickHouse server for the tests that do not stop it; each
+// test has a database of its own.
+var shared *chstore.LocalServer
+
+func TestMain(m *testing.M) { os.Exit(chtest.RunWithServer(m, &shared)) }
+
+// 100,000 events of every kind land once each, also when every event is
+// published twice.
+func TestEveryEventLandsOnce(t *testing.T) {
+	const n = integrationEvents
+	_, _, js := natstest.Start(t)
+	applyTopology(t, js, 0)
+	conn, database := chtest.NewDatabase(t, shared)
+	events := makeEvents(t, n)
+	want := perTable(t, events)
+
+	sink := startSink(t, js, testConfig(), chConfig(shared.Addr(), database))
+	start := time.Now()
+	publish(t, js, events)
+	publish(t, js, events) // the same ids again
+	got := waitStored(t, conn, want, 90*time.Second)
+	elapsed := time.Since(start)
+	assertDrained(t, js)
+	t.Logf("%d events (published twice) stored once each in %s: %.0f events/s end to end", n, elapsed.Round(time.Millisecond), n/elapsed.Seconds())
+
+	for table, c := range got {
+		if c.raw != want[table] {
+			t.Errorf("%s: %d rows stored, want %d (JetStream should have dropped the republished copies)", table, c.raw, want[table])
+		}
+	}
+	rows := sink.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil)
+	if rows != n {
+		t.Errorf("rows_inserted_total = %v, want %d", rows, n)
+	}
+	if err := sink.stop(); err != nil {
+		t.Errorf("Run returned %v on a clean shutdown, want nil", err)
+	}
+}
+
+// A message that is not JSON and one that breaks the contract go to the
+// dead-letter subject with their reason; the valid messages around them
+// are stored.
+func TestMalformedMessagesAreDeadLettered(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	applyTopology(t, js, 0)
+	conn, database := chtest.NewDatabase(t, shared)
+	before := makeEvents(t, 34)
+	after := makeEvents(t, 34)
+	sink := startSink(t, js, testConfig(), chConfig(shared.Addr(), database))
+
+	publish(t, js, before)
+	alertJSON, err := os.ReadFile("../../schemas/testdata/events/" + schemas.TypeAlertRaised + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	invalid := strings.Replace(string(alertJSON), `"id": "0195945e-4193-79bb-b816-6e6ac085790e"`, `"id": "not-a-uuid"`, 1)
+	if invalid == string(alertJSON) {
+		t.Fatal("example alert changed; update the test's id replacement")
+	}
+	bad := []struct {
+		name, subject, data, reason string
+	}{
+		{"not json", schemas.SubjectAlertRaised, "this is not json {", "decode:"},
+		{"unknown field", schemas.SubjectDeliveryAttempted, `{"type":"mailmon.delivery.v1.attempted","colour":"blue"}`, "decode:"},
+		{"violates the contract", schemas.SubjectAlertRaised, invalid, "invalid:"},
+	}
+	for _, b := range bad {
+		if _, err := js.Publish(context.Background(), b.subject, []byte(b.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, js, after)
+	want := perTable(t, append(append([]schemas.Event{}, before...), after...))
+	waitStored(t, conn, want, 30*time.Second)
+	assertDrained(t, js)
+
+	dlq, err := js.OrderedConsumer(context.Background(), "DLQ", jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.DeadLetterSubject(clickhousesink.WorkerName)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := dlq.Fetch(len(bad)+1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letters []jetstream.Msg
+	for m := range batch.Messages() {
+		letters = append(letters, m)
+	}
+	if len(letters) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(letters), len(bad))
+	}
+	for _, b := range bad {
+		found := false
+		for _, m := range letters {
+			if string(m.Data()) != b.data {
+				continue
+			}
+			found = true
+			reason := m.Headers().Get(bus.HeaderDeadLetterReason)
+			if !strings.HasPrefix(reason, b.reason) {
+				t.Errorf("%s: reason %q, want it to start with %q", b.name, reason, b.reason)
+			}
+			if got := m.Headers().Get(bus.HeaderDeadLetterSubject); got != b.subject {
+				t.Errorf("%s: dead letter subject header %q, want %q", b.name, got, b.subject)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no dead letter carries the original bytes", b.name)
+		}
+	}
+	if got := sink.counter(t, "mailmon_clickhouse_sink_dead_lettered_total", map[string]string{"reason": "decode"}); got != 2 {
+		t.Errorf("dead_lettered_total{reason=decode} = %v, want 2", got)
+	}
+	if got := sink.counter(t, "mailmon_clickhouse_sink_dead_lettered_total", map[string]string{"reason": "invalid"}); got != 1 {
+		t.Errorf("dead_lettered_total{reason=invalid} = %v, want 1", got)
+	}
+}
+
+// outageFaultTest is the outage the issue's fault test names; the short
+// one keeps the ordinary run quick.
+const (
+	outageShort      = 3 * time.Second
+	outageFaultTest  = 30 * time.Second
+	outageEventCount = 20_000
+)
+
+// ClickHouse stopped mid-stream and restarted on the same data and ports:
+// the sink holds the messages, retries, and every event is stored once.
+func TestClickHouseOutageLosesNothing(t *testing.T) {
+	for _, outage := range []time.Duration{outageShort, outageFaultTest} {
+		t.Run(outage.String(), func(t *testing.T) {
+			_, _, js := natstest.Start(t)
+			applyTopology(t, js, 0)
+			srv, conn := chtest.Start(t)
+			events := makeEvents(t, outageEventCount)
+			half := len(events) / 2
+			sink := startSink(t, js, testConfig(), chConfig(srv.Addr(), chtest.Database))
+
+			publish(t, js, events[:half])
+			waitStored(t, conn, perTable(t, events[:half]), 30*time.Second)
+
+			tcpPort, httpPort := portOf(t, srv.Addr()), portOf(t, srv.HTTPAddr())
+			phase := time.Now()
+			if err := srv.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("clickhouse stopped in %s", time.Since(phase).Round(time.Millisecond))
+			publish(t, js, events[half:])
+			time.Sleep(outage)
+			if got := sink.counter(t, "mailmon_clickhouse_sink_insert_errors_total", nil); got == 0 {
+				t.Error("no insert failed while ClickHouse was down")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			restarted, err := chstore.StartLocal(ctx, chstore.LocalServerConfig{Dir: srv.Dir(), TCPPort: tcpPort, HTTPPort: httpPort, Binary: os.Getenv(chtest.BinaryEnv)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := restarted.Stop(); err != nil {
+					t.Errorf("stop restarted server: %v", err)
+				}
+			})
+			after, err := chtest.Open(ctx, restarted, chtest.Database)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { after.Close() })
+			phase = time.Now()
+			waitStored(t, after, perTable(t, events), 60*time.Second)
+			t.Logf("every event stored %s after the restart", time.Since(phase).Round(time.Millisecond))
+			assertDrained(t, js)
+			if err := sink.stop(); err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		})
+	}
+}
+
+// A sink that dies mid-stream without acking anything more (its NATS
+// connection cut, its context cancelled) and a second sink on the same
+// durables: every event is stored, none twice.
+func TestCrashedSinkLosesAndDoublesNothing(t *testing.T) {
+	ns, _, js := natstest.Start(t)
+	// Short AckWait: the crashed sink's unacked messages come back in
+	// seconds, not the production minute.
+	applyTopology(t, js, 2*time.Second)
+	conn, database := chtest.NewDatabase(t, shared)
+	events := makeEvents(t, 40_000)
+	want := perTable(t, events)
+
+	crashConn, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashJS, err := jetstream.New(crashConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startSink(t, crashJS, testConfig(), chConfig(shared.Addr(), database))
+	published := make(chan struct{})
+	var publishErr error
+	go func() {
+		defer close(published)
+		publishErr = publishAll(js, events)
+	}()
+	// Crash once part of the events is stored and part is still in flight.
+	deadline := time.Now().Add(30 * time.Second)
+	for first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil) < float64(len(events)/10) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first sink stored nothing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	storedAtCrash := first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil)
+	crashConn.Close() // no ack, nak or flush reaches the server any more
+	_ = first.stop()  // an error is expected: its connection is gone
+	if storedAtCrash >= float64(len(events)) {
+		t.Fatalf("the first sink stored all %v events before the crash; the test needs a crash mid-stream", storedAtCrash)
+	}
+	// Inserts already under way finish after the crash, unacknowledged.
+	stored := first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil)
+
+	second := startSink(t, js, testConfig(), chConfig(shared.Addr(), database))
+	<-published
+	if publishErr != nil {
+		t.Fatal(publishErr)
+	}
+	got := waitStored(t, conn, want, 60*time.Second)
+	assertDrained(t, js)
+	var raw uint64
+	for _, c := range got {
+		raw += c.raw
+	}
+	t.Logf("first sink stored %v rows before the crash (%v by the time it stopped); %d rows stored in all for %d events (%d redelivered duplicates merged by id)",
+		storedAtCrash, stored, raw, len(events), raw-uint64(len(events)))
+	if err := second.stop(); err != nil {
+		t.Errorf("Run returned %v, want nil", err)
+	}
+}

@@ -1,0 +1,161 @@
+package clickhousesink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/schemas"
+)
+
+// table batches the events of one kind and inserts them. It fills an open
+// batch while the previous one is being inserted, so pulling and inserting
+// overlap, but it never runs two inserts at once: batches of one table land
+// in order, and a stuck insert stops the table from taking more.
+type table struct {
+	sink  *Sink
+	kind  schemas.Kind
+	query string
+	in    chan []held
+}
+
+// run owns the table's batches until stop is closed and everything held is
+// settled. flushCtx ends at the shutdown deadline.
+func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery time.Duration) {
+	s := t.sink
+	batchAge := s.cfg.BatchAge.Std()
+	var (
+		open       []held
+		openSince  time.Time // when the oldest open message arrived
+		openBeat   time.Time // when the open messages were last kept alive
+		inflight   []held    // the batch being inserted, or nil
+		flightBeat time.Time
+		stopping   bool
+	)
+	done := make(chan struct{}, 1)
+	ticker := time.NewTicker(min(max(batchAge/4, 5*time.Millisecond), beatEvery/2))
+	defer ticker.Stop()
+
+	startFlush := func(now time.Time) {
+		if inflight != nil || len(open) == 0 {
+			return
+		}
+		if !stopping && len(open) < s.cfg.BatchRows && now.Sub(openSince) < batchAge {
+			return
+		}
+		inflight, flightBeat = open, openBeat
+		open = nil
+		batch := inflight
+		go func() {
+			t.flush(flushCtx, batch)
+			done <- struct{}{}
+		}()
+	}
+	for !stopping || inflight != nil || len(open) > 0 {
+		var in chan []held
+		if !stopping && len(open) < s.cfg.BatchRows {
+			in = t.in
+		}
+		select {
+		case hs := <-in:
+			now := time.Now()
+			if len(open) == 0 {
+				openSince, openBeat = now, now
+			}
+			open = append(open, hs...)
+			startFlush(now)
+		case <-done:
+			inflight = nil
+			startFlush(time.Now())
+		case now := <-ticker.C:
+			// InProgress only for messages held long enough to matter, so
+			// a healthy sink sends none.
+			if len(open) > 0 && now.Sub(openBeat) >= beatEvery {
+				s.beat(open)
+				openBeat = now
+			}
+			if inflight != nil && now.Sub(flightBeat) >= beatEvery {
+				s.beat(inflight)
+				flightBeat = now
+			}
+			startFlush(now)
+		case <-stop:
+			stopping, stop = true, nil
+			startFlush(time.Now())
+		}
+	}
+}
+
+// flush inserts one batch and acks its messages once ClickHouse confirmed
+// it. A failed insert is retried, the same rows, with capped exponential
+// backoff until it succeeds or flushCtx ends; then the messages are nakked
+// and JetStream redelivers them. A row the driver refuses to append can
+// never succeed: it is dead-lettered and the rest is inserted without it.
+// flush never changes the batch slice it is given: the table goroutine
+// reads it to keep the messages alive.
+func (t *table) flush(ctx context.Context, batch []held) {
+	s := t.sink
+	defer s.budget.give(len(batch))
+	rows := batch
+	delay := s.cfg.RetryMin.Std()
+	for attempt := 1; len(rows) > 0; {
+		start := time.Now()
+		insertCtx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout.Std())
+		bad, err := insertBatch(insertCtx, s.conn, t.query, rows)
+		cancel()
+		if bad >= 0 {
+			s.deadLetter(ctx, rows[bad].msg, reasonRejected, fmt.Errorf("%s: %w", t.kind.Table, err))
+			rest := make([]held, 0, len(rows)-1)
+			rows = append(append(rest, rows[:bad]...), rows[bad+1:]...)
+			continue
+		}
+		s.metrics.insertSeconds.WithLabelValues(t.kind.Table).Observe(time.Since(start).Seconds())
+		if err == nil {
+			s.metrics.rows.WithLabelValues(t.kind.Table).Add(float64(len(rows)))
+			s.metrics.batchRows.WithLabelValues(t.kind.Table).Observe(float64(len(rows)))
+			for _, h := range rows {
+				if err := h.msg.Ack(); err != nil {
+					// Stored but not acked: redelivered, and the table
+					// deduplicates it by id.
+					s.metrics.ackErrors.Inc()
+				}
+			}
+			return
+		}
+		s.metrics.insertErrors.WithLabelValues(t.kind.Table).Inc()
+		s.log.Warn("insert failed; retrying the same batch", "table", t.kind.Table, "rows", len(rows),
+			"attempt", attempt, "retry_in", delay, "error", err)
+		if !sleep(ctx, delay) {
+			s.log.Warn("shutting down with a batch not stored; handing it back to JetStream", "table", t.kind.Table, "rows", len(rows))
+			for _, h := range rows {
+				if err := h.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+					s.metrics.ackErrors.Inc()
+				}
+			}
+			return
+		}
+		delay = min(2*delay, s.cfg.RetryMax.Std())
+		attempt++
+	}
+}
+
+// insertBatch sends rows as one native batch. If the driver refuses to
+// append a row, the batch is aborted and that row's index returned with
+// the error; otherwise the index is -1 and err is the outcome of Send.
+func insertBatch(ctx context.Context, conn driver.Conn, query string, rows []held) (int, error) {
+	b, err := conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return -1, err
+	}
+	for i, h := range rows {
+		if err := b.Append(schemas.Row(h.ev)...); err != nil {
+			_ = b.Abort()
+			return i, err
+		}
+	}
+	return -1, b.Send()
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// inspector prints what one parser sees in its input, as JSON lines, for
+// operators debugging a report and for scoring the parsers on corpora.
+type inspector struct {
+	name, summary string
+	run           func(in io.Reader, out io.Writer) error
+}
+
+// inspectors lists `mailmon inspect` targets; each parser adds its line.
+var inspectors = []inspector{}
+
+func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
+	if len(args) != 2 || args[0] == "-h" || args[0] == "help" {
+		inspectUsage(errOut)
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "help") {
+			return exitOK
+		}
+		return exitUsage
+	}
+	for _, ins := range inspectors {
+		if ins.name != args[0] {
+			continue
+		}
+		in := io.Reader(os.Stdin)
+		if args[1] != "-" {
+			f, err := os.Open(args[1])
+			if err != nil {
+				fmt.Fprintf(errOut, "mailmon inspect %s: %v\n", ins.name, err)
+				return exitFailure
+			}
+			defer f.Close()
+			in = f
+		}
+		if err := ins.run(in, out); err != nil {
+			fmt.Fprintf(errOut, "mailmon inspect %s: %v\n", ins.name, err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	fmt.Fprintf(errOut, "mailmon inspect: unknown parser %q\n", args[0])
+	inspectUsage(errOut)
+	return exitUsage
+}
+
+func inspectUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: mailmon inspect PARSER FILE|-   (prints JSON lines)")
+	for _, ins := range inspectors {
+		fmt.Fprintf(w, "  %-12s %s\n", ins.name, ins.summary)
+	}
+}
