@@ -86,6 +86,7 @@ log:
   format: text
 http:
   addr: "127.0.0.1:%d"
+  pprof: true
 nats:
   url: ""
   embedded:

@@ -118,9 +118,9 @@ func TestParseSinkFlags(t *testing.T) {
 		wantErr string
 		want    sinkOptions
 	}{
-		{name: "defaults", args: nil, want: sinkOptions{n: 1_000_000, timeout: 10 * time.Minute, workers: sinkWorker, maxPending: 16384}},
+		{name: "defaults", args: nil, want: sinkOptions{n: 1_000_000, timeout: 10 * time.Minute, workers: sinkWorker, maxPending: 16384, mode: modeBacklog}},
 		{name: "all set", args: []string{"-n", "5000", "-timeout", "2m", "-keep", "-max-pending", "100"},
-			want: sinkOptions{n: 5000, timeout: 2 * time.Minute, keep: true, workers: sinkWorker, maxPending: 100}},
+			want: sinkOptions{n: 5000, timeout: 2 * time.Minute, keep: true, workers: sinkWorker, maxPending: 100, mode: modeBacklog}},
 		{name: "fewer events than kinds", args: []string{"-n", "3"}, wantErr: "-n must be at least 17"},
 		{name: "every problem at once", args: []string{"-n", "0", "-timeout", "-1s", "-max-pending", "0"},
 			wantErr: "-n must be at least 17 (one event per kind), got 0; -timeout must be positive, got -1s; -max-pending must be at least 1, got 0"},
@@ -224,7 +224,7 @@ func insertRows(t *testing.T, s *sinkRun, events ...schemas.Event) {
 func TestVerifyAndBaselineOnRealClickHouse(t *testing.T) {
 	const n = 40
 	var log bytes.Buffer
-	s := &sinkRun{opts: sinkOptions{n: n, workers: sinkWorker, maxPending: 100}, res: &sinkResult{}, log: &log}
+	s := &sinkRun{opts: sinkOptions{n: n, workers: sinkWorker, maxPending: 100, mode: modeBacklog}, res: &sinkResult{}, log: &log}
 	root, err := s.prepare()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,8 @@ import (
 const (
 	// sinkWorker is the worker under test, as `mailmon run -workers` names it.
 	sinkWorker = "clickhouse-sink"
+	// sinkDurable is the sink's consumer on each stream (pipelines/topology.yaml).
+	sinkDurable = "clickhouse-sink"
 	// baselineBatchRows is the raw insert's batch size: the size peers.md
 	// measured as the fast end of row-wise Append.
 	baselineBatchRows = 50_000
@@ -45,7 +48,17 @@ type sinkOptions struct {
 	keep       bool
 	workers    string
 	maxPending int
+	cpuProfile string
+	mode       string
 }
+
+// The sink scenario's modes. backlog compares like with like: the sink
+// drains events already in JetStream, the baseline inserts rows already in
+// memory. live adds the publisher's load to the same two cores.
+const (
+	modeBacklog = "backlog"
+	modeLive    = "live"
+)
 
 func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
@@ -56,6 +69,8 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, logs, NATS and ClickHouse data) for inspection")
 	fs.StringVar(&o.workers, "workers", sinkWorker, "workers the mailmon child runs (`mailmon run -workers`)")
 	fs.IntVar(&o.maxPending, "max-pending", 16384, "most published events awaiting a JetStream ack at once")
+	fs.StringVar(&o.mode, "mode", modeBacklog, "backlog: publish all events with the sink's consumers paused, then time the sink draining them; live: time publishing and storing together")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the mailmon child's CPU profile over the first 15 s of ingest to this file (go tool pprof FILE)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -68,6 +83,9 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	}
 	if o.timeout <= 0 {
 		problems = append(problems, fmt.Sprintf("-timeout must be positive, got %s", o.timeout))
+	}
+	if o.mode != modeBacklog && o.mode != modeLive {
+		problems = append(problems, fmt.Sprintf("-mode must be %s or %s, got %q", modeBacklog, modeLive, o.mode))
 	}
 	if o.maxPending < 1 {
 		problems = append(problems, fmt.Sprintf("-max-pending must be at least 1, got %d", o.maxPending))
@@ -84,8 +102,10 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 // sinkResult is the JSON line the scenario ends with.
 type sinkResult struct {
 	Scenario string `json:"scenario"`
+	Mode     string `json:"mode"`
 	N        int    `json:"n"`
-	// OursPerS is n / (first publish until ClickHouse holds n distinct ids).
+	// OursPerS is n / (the sink's consumers resumed, or the first publish in
+	// live mode, until ClickHouse holds n distinct ids).
 	OursPerS float64 `json:"ours_per_s"`
 	// BaselinePerS is n / (raw batch insert of the same rows).
 	BaselinePerS float64 `json:"baseline_per_s"`
@@ -137,7 +157,7 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	started := time.Now()
-	res := sinkResult{Scenario: "sink", N: opts.n, Lost: opts.n, DuplicatesMethod: duplicatesMethod}
+	res := sinkResult{Scenario: "sink", Mode: opts.mode, N: opts.n, Lost: opts.n, DuplicatesMethod: duplicatesMethod}
 	s := &sinkRun{opts: opts, res: &res, log: stderr}
 	if err := s.run(ctx); err != nil {
 		res.Error = err.Error()
@@ -158,13 +178,15 @@ type sinkRun struct {
 	res  *sinkResult
 	log  io.Writer
 
-	gen    *generator
-	top    pipelines.Topology
-	ch     *child
-	conn   driver.Conn
-	js     jetstream.JetStream
-	ids    []string
-	bodies [][]byte // encoded events, indexed like ids; dropped once published
+	gen  *generator
+	top  pipelines.Topology
+	ch   *child
+	conn driver.Conn
+	js   jetstream.JetStream
+	ids  []string
+	// httpPort serves the child's /metrics and /debug/pprof/.
+	httpPort int
+	bodies   [][]byte // encoded events, indexed like ids; dropped once published
 
 	published atomic.Int64
 	failedMu  sync.Mutex
@@ -286,6 +308,7 @@ func (s *sinkRun) start(ctx context.Context, root, dir string) (stop func() erro
 	if err != nil {
 		return stop, err
 	}
+	s.httpPort = p.HTTP
 	progress(s.log, "starting mailmon run -workers %s (nats 127.0.0.1:%d, clickhouse 127.0.0.1:%d)", s.opts.workers, p.NATS, p.ClickHouseTCP)
 	s.ch, err = startChild(bin, configPath, s.opts.workers)
 	if err != nil {
@@ -346,10 +369,22 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 		return err
 	}
 
+	if s.opts.mode == modeBacklog {
+		if err := s.publishBacklog(ctx); err != nil {
+			return err
+		}
+	}
 	progress(s.log, "publishing %d events of %d kinds", n, len(s.gen.mix.kinds))
 	start := time.Now()
 	publishDone := make(chan error, 1)
-	go func() { publishDone <- s.publish(ctx) }()
+	if s.opts.mode == modeBacklog {
+		publishDone <- nil // published already; the clock starts as the sink resumes
+	} else {
+		go func() { publishDone <- s.publish(ctx) }()
+	}
+	if s.opts.cpuProfile != "" {
+		go s.profileChild(ctx, 15*time.Second)
+	}
 	// On an early return, wait for the publisher (it stops once ctx ends)
 	// so it no longer uses the connection when the run closes it.
 	defer func() {
@@ -372,9 +407,11 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 			}
 			published = true
 			s.bodies = nil // the baseline rebuilds its rows from the ids
-			s.res.PublishS = round(time.Since(start).Seconds(), 3)
-			s.res.PublishPerS = round(float64(n)/time.Since(start).Seconds(), 0)
-			progress(s.log, "published %d events in %.1f s (%d publish errors, retried)", n, s.res.PublishS, s.res.PublishErrors)
+			if s.opts.mode == modeLive {
+				s.res.PublishS = round(time.Since(start).Seconds(), 3)
+				s.res.PublishPerS = round(float64(n)/time.Since(start).Seconds(), 0)
+				progress(s.log, "published %d events in %.1f s (%d publish errors, retried)", n, s.res.PublishS, s.res.PublishErrors)
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
@@ -705,4 +742,62 @@ func (s *sinkRun) baselineTables() []string {
 func round(v float64, digits int) float64 {
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
 	return f
+}
+
+// profileChild saves the child's CPU profile over d to opts.cpuProfile.
+func (s *sinkRun) profileChild(ctx context.Context, d time.Duration) {
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", s.httpPort, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		progress(s.log, "cpu profile: %v", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		progress(s.log, "cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	if err == nil {
+		err = os.WriteFile(s.opts.cpuProfile, body, 0o644)
+	}
+	if err != nil {
+		progress(s.log, "cpu profile: %v", err)
+		return
+	}
+	progress(s.log, "cpu profile of the mailmon child written to %s", s.opts.cpuProfile)
+}
+
+// publishBacklog pauses the sink's consumers, publishes every event, and
+// resumes them: JetStream then holds the whole load when the clock starts.
+func (s *sinkRun) publishBacklog(ctx context.Context) error {
+	var streams []string
+	for _, c := range s.top.Consumers {
+		if c.Durable == sinkDurable {
+			streams = append(streams, c.Stream)
+		}
+	}
+	for _, stream := range streams {
+		if _, err := s.js.PauseConsumer(ctx, stream, sinkDurable, time.Now().Add(s.opts.timeout)); err != nil {
+			return fmt.Errorf("pause %s/%s: %w", stream, sinkDurable, err)
+		}
+	}
+	progress(s.log, "publishing %d events with the sink paused", s.opts.n)
+	start := time.Now()
+	if err := s.publish(ctx); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	s.res.PublishS = round(time.Since(start).Seconds(), 3)
+	s.res.PublishPerS = round(float64(s.opts.n)/time.Since(start).Seconds(), 0)
+	progress(s.log, "published %d events in %.1f s (%d publish errors, retried); resuming the sink", s.opts.n, s.res.PublishS, s.res.PublishErrors)
+	for _, stream := range streams {
+		if _, err := s.js.ResumeConsumer(ctx, stream, sinkDurable); err != nil {
+			return fmt.Errorf("resume %s/%s: %w", stream, sinkDurable, err)
+		}
+	}
+	return nil
 }

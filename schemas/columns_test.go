@@ -257,3 +257,26 @@ func BenchmarkRow(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodeValidateRow(b *testing.B) {
+	var docs [][]byte
+	for _, k := range Kinds() {
+		data, err := os.ReadFile(filepath.Join("testdata", "events", k.Type+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		docs = append(docs, data)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev, err := Decode(docs[i%len(docs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Validate(ev); err != nil {
+			b.Fatal(err)
+		}
+		_ = Row(ev)
+	}
+}

@@ -2,13 +2,13 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/google/uuid"
 )
 
@@ -20,9 +20,7 @@ func Decode(data []byte) (Event, error) {
 	var head struct {
 		Type string `json:"type"`
 	}
-	// Unmarshal also rejects data after the document, which the strict
-	// decoder below would ignore.
-	if err := json.Unmarshal(data, &head); err != nil {
+	if err := gojson.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("schemas: decode event: %w", err)
 	}
 	if head.Type == "" {
@@ -32,11 +30,23 @@ func Decode(data []byte) (Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("schemas: decode event: unknown type %q", head.Type)
 	}
+	return decodeAs(k, data)
+}
+
+// decodeAs decodes data as an event of kind k. The first pass only found
+// the type; this one is strict.
+func decodeAs(k Kind, data []byte) (Event, error) {
 	ev := k.New()
-	dec := json.NewDecoder(bytes.NewReader(data))
+	dec := gojson.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(ev); err != nil {
 		return nil, fmt.Errorf("schemas: decode %s: %w", k.Type, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("schemas: decode %s: data after the event document", k.Type)
+	}
+	if h := ev.EventHeader(); h.Type != k.Type {
+		return nil, fmt.Errorf("schemas: decode %s: the document's type is %q", k.Type, h.Type)
 	}
 	return ev, nil
 }

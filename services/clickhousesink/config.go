@@ -19,7 +19,8 @@ type Config struct {
 	// across all streams and tables; it stops pulling at the cap. This is
 	// what bounds memory while ClickHouse is down.
 	MaxPending int `yaml:"max_pending"`
-	// FetchBatch is how many messages one pull request asks for.
+	// FetchBatch is how many messages the pull subscription keeps buffered
+	// ahead of the batches, and the most taken in one step.
 	FetchBatch int `yaml:"fetch_batch"`
 	// InsertTimeout bounds one batch insert.
 	InsertTimeout config.Duration `yaml:"insert_timeout"`

@@ -287,43 +287,45 @@ type held struct {
 	ev  schemas.Event
 }
 
-// pull fetches from one stream's consumer while the budget allows, decodes
-// and validates each message, dead-letters the bad ones at once, and hands
-// the good ones to their tables. It stops pulling when the sink holds
+// pull takes messages from one stream's consumer while the budget allows,
+// decodes and validates each, dead-letters the bad ones at once, and hands
+// the good ones to their tables. It stops taking when the sink holds
 // max_pending messages, which is what keeps memory bounded while ClickHouse
 // is down.
+//
+// It reads through one long-lived pull subscription (Messages) rather than
+// one Fetch per batch: a Fetch stops listening when its wait ends, and
+// messages the server sends it later (a loaded machine delays them easily)
+// are stranded until AckWait. The subscription keeps at most fetch_batch
+// messages buffered ahead of the budget.
 func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer, beatEvery time.Duration) error {
-	// A pull request's wait does not delay batches (the tables age them),
-	// but it must not be short: the client stops listening Expires + 1 s
-	// after the request, and messages the server sends later are stranded
-	// until AckWait. A loaded machine delays the server's answers that much
-	// more easily with a short wait.
-	const wait = 2 * time.Second
+	// How long a batch being collected waits for one more message before it
+	// is handed on; the tables age batches, so this only bounds latency.
+	const collectWait = 20 * time.Millisecond
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.FetchBatch))
+	if err != nil {
+		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
+	}
+	defer s.giveBackBuffered(it)
 	delay := s.cfg.RetryMin.Std()
 	for ctx.Err() == nil {
 		want, err := s.budget.take(ctx, s.cfg.FetchBatch)
 		if err != nil {
 			return nil
 		}
-		// No FetchContext: cancelling a fetch abandons its pull request on
-		// the server, which would still deliver to it and strand those
-		// messages until AckWait. A fetch ends by itself within `wait`, or
-		// as soon as it has `want` messages.
-		batch, err := cons.Fetch(want, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			s.budget.give(want)
-			if fatal := s.fetchFailed(stream, err); fatal != nil {
-				return fatal
-			}
-			if !sleep(ctx, delay) {
-				return nil
-			}
-			delay = min(2*delay, s.cfg.RetryMax.Std())
-			continue
-		}
 		groups := map[*table][]held{}
 		got := 0
-		for raw := range batch.Messages() {
+		var nextErr error
+		for got < want {
+			var raw jetstream.Msg
+			if got == 0 {
+				raw, nextErr = it.Next(jetstream.NextContext(ctx))
+			} else {
+				raw, nextErr = it.Next(jetstream.NextMaxWait(collectWait))
+			}
+			if nextErr != nil {
+				break
+			}
 			got++
 			ev, reason, err := decode(raw.Data())
 			if err != nil {
@@ -340,29 +342,46 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 				s.giveBack(hs)
 			}
 		}
-		if err := batch.Error(); err != nil {
-			if fatal := s.fetchFailed(stream, err); fatal != nil {
-				return fatal
-			}
-			if !sleep(ctx, delay) {
-				return nil
-			}
-			delay = min(2*delay, s.cfg.RetryMax.Std())
+		switch {
+		case nextErr == nil, errors.Is(nextErr, nats.ErrTimeout), ctx.Err() != nil:
+			delay = s.cfg.RetryMin.Std()
 			continue
 		}
-		delay = s.cfg.RetryMin.Std()
+		if fatal := s.fetchFailed(stream, nextErr); fatal != nil {
+			return fatal
+		}
+		if !sleep(ctx, delay) {
+			return nil
+		}
+		delay = min(2*delay, s.cfg.RetryMax.Std())
 	}
 	return nil
+}
+
+// giveBackBuffered stops the subscription and hands the messages it had
+// buffered but not passed on back to the server at once, so they are
+// redelivered without waiting out AckWait.
+func (s *Sink) giveBackBuffered(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		raw, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		if err := raw.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			s.metrics.ackErrors.Inc()
+		}
+	}
 }
 
 // fetchFailed counts a failed pull and says whether it is the end: a closed
 // connection or a deleted consumer does not come back by retrying.
 func (s *Sink) fetchFailed(stream string, err error) error {
-	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+	if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, jetstream.ErrNoHeartbeat) {
 		return nil
 	}
 	s.metrics.fetchErrors.WithLabelValues(stream).Inc()
-	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) ||
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrMsgIteratorClosed) ||
 		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
 	}

@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 		}
 		logger.Info("http listening", "addr", ln.Addr().String())
 		wg.Go(func() {
-			if err := obs.Serve(ctx, ln, obs.Handler(rt.Metrics, rt.Health)); err != nil {
+			if err := obs.Serve(ctx, ln, obs.Handler(rt.Metrics, rt.Health, cfg.HTTP.Pprof)); err != nil {
 				cancel(err)
 			}
 		})

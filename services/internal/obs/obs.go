@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -105,6 +106,9 @@ func (h *Health) Ready(ctx context.Context) map[string]error {
 // HTTPConfig is the listen address of the metrics and health server.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
+	// Pprof adds Go's profiler under /debug/pprof/. It shows internals, so
+	// it is off unless asked for.
+	Pprof bool `yaml:"pprof"`
 }
 
 // DefaultHTTPConfig listens on loopback only; expose it deliberately.
@@ -122,9 +126,17 @@ func (c HTTPConfig) Validate() error {
 	return check.Err()
 }
 
-// Handler serves /metrics, /healthz and /readyz.
-func Handler(reg *prometheus.Registry, h *Health) http.Handler {
+// Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ when
+// withPprof is set.
+func Handler(reg *prometheus.Registry, h *Health, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")

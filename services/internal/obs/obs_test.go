@@ -68,7 +68,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, Handler(reg, health)) }()
+	go func() { served <- Serve(ctx, ln, Handler(reg, health, false)) }()
 	base := "http://" + ln.Addr().String()
 
 	get := func(path string) (int, string) {
