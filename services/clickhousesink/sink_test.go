@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -22,7 +21,12 @@ import (
 // test has a database of its own.
 var shared *chstore.LocalServer
 
-func TestMain(m *testing.M) { os.Exit(chtest.RunWithServer(m, &shared)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnvNATS) != "" {
+		os.Exit(runSinkChild())
+	}
+	os.Exit(chtest.RunWithServer(m, &shared))
+}
 
 // 100,000 events of every kind land once each, also when every event is
 // published twice.
@@ -198,64 +202,3 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 	}
 }
 
-// A sink that dies mid-stream without acking anything more (its NATS
-// connection cut, its context cancelled) and a second sink on the same
-// durables: every event is stored, none twice.
-func TestCrashedSinkLosesAndDoublesNothing(t *testing.T) {
-	ns, _, js := natstest.Start(t)
-	// Short AckWait: the crashed sink's unacked messages come back in
-	// seconds, not the production minute.
-	applyTopology(t, js, 2*time.Second)
-	conn, database := chtest.NewDatabase(t, shared)
-	events := makeEvents(t, 40_000)
-	want := perTable(t, events)
-
-	crashConn, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashJS, err := jetstream.New(crashConn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := startSink(t, crashJS, testConfig(), chConfig(shared.Addr(), database))
-	published := make(chan struct{})
-	var publishErr error
-	go func() {
-		defer close(published)
-		publishErr = publishAll(js, events)
-	}()
-	// Crash once part of the events is stored and part is still in flight.
-	deadline := time.Now().Add(30 * time.Second)
-	for first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil) < float64(len(events)/10) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first sink stored nothing")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	storedAtCrash := first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil)
-	crashConn.Close() // no ack, nak or flush reaches the server any more
-	_ = first.stop()  // an error is expected: its connection is gone
-	if storedAtCrash >= float64(len(events)) {
-		t.Fatalf("the first sink stored all %v events before the crash; the test needs a crash mid-stream", storedAtCrash)
-	}
-	// Inserts already under way finish after the crash, unacknowledged.
-	stored := first.counter(t, "mailmon_clickhouse_sink_rows_inserted_total", nil)
-
-	second := startSink(t, js, testConfig(), chConfig(shared.Addr(), database))
-	<-published
-	if publishErr != nil {
-		t.Fatal(publishErr)
-	}
-	got := waitStored(t, conn, want, 60*time.Second)
-	assertDrained(t, js)
-	var raw uint64
-	for _, c := range got {
-		raw += c.raw
-	}
-	t.Logf("first sink stored %v rows before the crash (%v by the time it stopped); %d rows stored in all for %d events (%d redelivered duplicates merged by id)",
-		storedAtCrash, stored, raw, len(events), raw-uint64(len(events)))
-	if err := second.stop(); err != nil {
-		t.Errorf("Run returned %v, want nil", err)
-	}
-}
