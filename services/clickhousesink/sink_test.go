@@ -201,4 +201,3 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 		})
 	}
 }
-
