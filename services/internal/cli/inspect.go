@@ -15,7 +15,9 @@ type inspector struct {
 }
 
 // inspectors lists `mailmon inspect` targets; each parser adds its line.
-var inspectors = []inspector{}
+var inspectors = []inspector{
+	{"rejection", "SMTP reply / diagnostic texts, one per line: reason, category, signature per line", inspectRejection},
+}
 
 func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if len(args) != 2 || args[0] == "-h" || args[0] == "help" {

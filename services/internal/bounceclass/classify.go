@@ -1,0 +1,290 @@
+package bounceclass
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Input is one remote reply or diagnostic text to classify.
+type Input struct {
+	// Text is the reply or diagnostic text, as logged or as found in a DSN's
+	// Diagnostic-Code field; a leading code and status may be left in it.
+	Text string
+	// ReplyCode is the SMTP reply code (RFC 5321), 0 if unknown.
+	ReplyCode int
+	// Status is the enhanced status code (RFC 3463) such as "5.7.1", "" if unknown.
+	Status string
+}
+
+// Result is the classification of one Input.
+type Result struct {
+	// Reason, in the Sisimai vocabulary (Reason* constants). ReasonUndefined
+	// when neither a text rule nor the codes tell anything.
+	Reason string
+	// Category is CategoryOf(Reason).
+	Category string
+	// Signature names the blocklist or provider error the text cites, e.g.
+	// "spamhaus", "barracuda", "gmail-5.7.26", "outlook-S3150", "yahoo-TSS04";
+	// "" when there is none.
+	Signature string
+	// Rule is the id of the text rule that decided, "" when only the codes did.
+	Rule string
+	// Matched is true when a text rule decided the reason. Callers count and
+	// sample the texts with Matched == false to write new rules.
+	Matched bool
+	// Permanent is true for a 5xx reply code or, when the reply code is
+	// unknown, a 5.x.x status. With neither known it follows the reason
+	// (see permanentReasons).
+	Permanent bool
+	// ReplyCode and Status are the codes used: the ones given in Input, or
+	// else the first found in the text.
+	ReplyCode int
+	Status    string
+}
+
+// compiled is the rule table compiled into one automaton.
+type compiled struct {
+	m *matcher
+	// ruleAny[p] lists the rules (indexes into Rules) with pattern p in Any.
+	ruleAny [][]int32
+	any     [][]int32 // per rule: pattern ids
+	with    [][]int32
+	without [][]int32
+	sigAny  [][]int32 // per signature rule
+	sigWith [][]int32
+	phases  [][]int32 // per Phases entry
+}
+
+var table = mustCompile(Rules, Signatures)
+
+func mustCompile(rules []Rule, sigs []SignatureRule) *compiled {
+	c, err := compile(rules, sigs)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// normalizePattern puts a pattern into the form texts are normalised to.
+func normalizePattern(p string) string {
+	var b strings.Builder
+	normalizedBytes(p, func(c byte) { b.WriteByte(c) })
+	return b.String()
+}
+
+func compile(rules []Rule, sigs []SignatureRule) (*compiled, error) {
+	ids := map[string]int32{}
+	var patterns []string
+	intern := func(list []string) ([]int32, error) {
+		out := make([]int32, 0, len(list))
+		for _, p := range list {
+			// Patterns keep their edge spaces: " dnsbl" means a word start.
+			lead := strings.HasPrefix(p, " ")
+			trail := strings.HasSuffix(p, " ")
+			n := normalizePattern(p)
+			n = strings.TrimSpace(n)
+			if n == "" {
+				return nil, fmt.Errorf("empty pattern %q", p)
+			}
+			if lead {
+				n = " " + n
+			}
+			if trail {
+				n += " "
+			}
+			id, ok := ids[n]
+			if !ok {
+				id = int32(len(patterns))
+				ids[n] = id
+				patterns = append(patterns, n)
+			}
+			out = append(out, id)
+		}
+		return out, nil
+	}
+	c := &compiled{}
+	seen := map[string]bool{}
+	for i, r := range rules {
+		if r.ID == "" || seen[r.ID] {
+			return nil, fmt.Errorf("bounceclass: rule %d: empty or duplicate id %q", i, r.ID)
+		}
+		seen[r.ID] = true
+		if _, ok := reasonCategory[r.Reason]; !ok {
+			return nil, fmt.Errorf("bounceclass: rule %s: unknown reason %q", r.ID, r.Reason)
+		}
+		if len(r.Any) == 0 {
+			return nil, fmt.Errorf("bounceclass: rule %s: no patterns", r.ID)
+		}
+		a, err := intern(r.Any)
+		if err != nil {
+			return nil, fmt.Errorf("bounceclass: rule %s: %v", r.ID, err)
+		}
+		w, err := intern(r.With)
+		if err != nil {
+			return nil, fmt.Errorf("bounceclass: rule %s: %v", r.ID, err)
+		}
+		wo, err := intern(r.Without)
+		if err != nil {
+			return nil, fmt.Errorf("bounceclass: rule %s: %v", r.ID, err)
+		}
+		c.any = append(c.any, a)
+		c.with = append(c.with, w)
+		c.without = append(c.without, wo)
+	}
+	for i, s := range sigs {
+		if s.Signature == "" || len(s.Any) == 0 {
+			return nil, fmt.Errorf("bounceclass: signature rule %d: empty", i)
+		}
+		a, err := intern(s.Any)
+		if err != nil {
+			return nil, err
+		}
+		w, err := intern(s.With)
+		if err != nil {
+			return nil, err
+		}
+		c.sigAny = append(c.sigAny, a)
+		c.sigWith = append(c.sigWith, w)
+	}
+	for _, ph := range Phases {
+		p, err := intern(ph.Patterns)
+		if err != nil {
+			return nil, err
+		}
+		c.phases = append(c.phases, p)
+	}
+	m, err := newMatcher(patterns)
+	if err != nil {
+		return nil, err
+	}
+	c.m = m
+	c.ruleAny = make([][]int32, len(patterns))
+	for ri, a := range c.any {
+		for _, p := range a {
+			c.ruleAny[p] = append(c.ruleAny[p], int32(ri))
+		}
+	}
+	return c, nil
+}
+
+func anyOf(found *matchSet, ids []int32) bool {
+	for _, id := range ids {
+		if found.has(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstRule returns the index of the first rule (in table order) whose
+// conditions hold, or -1.
+func (c *compiled) firstRule(found *matchSet) int {
+	best := int32(-1)
+	for w, bits := range found {
+		for bits != 0 {
+			b := bits & -bits
+			bits ^= b
+			p := int32(w*64 + trailingZeros(b))
+			for _, r := range c.ruleAny[p] {
+				if best >= 0 && r >= best {
+					break // ruleAny lists are in ascending order
+				}
+				if (len(c.with[r]) == 0 || anyOf(found, c.with[r])) && !anyOf(found, c.without[r]) {
+					best = r
+					break
+				}
+			}
+		}
+	}
+	return int(best)
+}
+
+// phase returns the SMTP phase the text says the reply answered, or "".
+func (c *compiled) phase(found *matchSet) string {
+	for i, p := range c.phases {
+		if anyOf(found, p) {
+			return Phases[i].Phase
+		}
+	}
+	return ""
+}
+
+func (c *compiled) signature(found *matchSet) string {
+	for i, a := range c.sigAny {
+		if anyOf(found, a) && (len(c.sigWith[i]) == 0 || anyOf(found, c.sigWith[i])) {
+			return Signatures[i].Signature
+		}
+	}
+	return ""
+}
+
+// Classify tells why a remote server refused or delayed a message.
+//
+// A 2xx reply code (or a 2.x.x status when the code is unknown) is an
+// acceptance: ReasonDelivered at once, without reading the text.
+//
+// The text decides: the first rule of Rules (in order) whose patterns occur
+// in the normalised text gives the reason. Only when no rule matches do the
+// enhanced status code (RFC 3463 subject and detail, see statusReason) and
+// then the reply code (replyReason) decide. Codes missing from Input are
+// looked for in the text (FindCodes).
+func Classify(in Input) Result {
+	code, status := in.ReplyCode, in.Status
+	if code == 0 || status == "" {
+		fc, fs := FindCodes(in.Text)
+		if code == 0 {
+			code = fc
+		}
+		if status == "" {
+			status = fs
+		}
+	}
+	res := Result{ReplyCode: code, Status: status}
+	// A 2xx reply (or, without one, a 2.x.x status) is an acceptance: no
+	// rule applies, and log parsers call this for every "sent" line.
+	if code >= 200 && code < 300 || code == 0 && strings.HasPrefix(status, "2.") {
+		res.Reason, res.Category = ReasonDelivered, CategoryOf(ReasonDelivered)
+		return res
+	}
+	var found matchSet
+	table.m.scan(in.Text, &found)
+	if r := table.firstRule(&found); r >= 0 {
+		rule := &Rules[r]
+		res.Reason, res.Rule, res.Matched, res.Signature = rule.Reason, rule.ID, true, rule.Signature
+		if rule.IfPhase != nil && rule.IfPhase[table.phase(&found)] != "" {
+			res.Reason = rule.IfPhase[table.phase(&found)]
+		} else if r := statusNarrowing(rule.IfStatus, status); r != "" {
+			res.Reason = r
+		}
+	} else {
+		res.Reason = codeReason(code, status)
+	}
+	if sig := table.signature(&found); sig != "" {
+		res.Signature = sig
+	}
+	res.Signature = expandSignature(res.Signature, status)
+	res.Category = CategoryOf(res.Reason)
+	switch {
+	case code >= 500 && code < 600:
+		res.Permanent = true
+	case code >= 200 && code < 500:
+	case strings.HasPrefix(status, "5."):
+		res.Permanent = true
+	case status != "":
+	default:
+		res.Permanent = permanentReasons[res.Reason]
+	}
+	return res
+}
+
+// expandSignature replaces "{status}" in a signature with the status code.
+func expandSignature(sig, status string) string {
+	i := strings.Index(sig, "{status}")
+	if i < 0 {
+		return sig
+	}
+	if status == "" {
+		return strings.TrimSuffix(sig[:i], "-") + sig[i+len("{status}"):]
+	}
+	return sig[:i] + status + sig[i+len("{status}"):]
+}
