@@ -20,8 +20,29 @@ func main() {
 const usage = `Usage: go run ./loadtest SCENARIO [flags]   (SCENARIO -h for its flags)
 
 Scenarios:
-  sink   N mixed events through JetStream into ClickHouse by the clickhouse-sink
-         worker, against a raw clickhouse-go batch insert of the same rows
+  sink       N mixed events through JetStream into ClickHouse by the clickhouse-sink
+             worker, against a raw clickhouse-go batch insert of the same rows
+  arf-parse  the ARF and bounce corpora (../shared/corpora) parsed and classified by
+             mailmon inspect, against Debian's Sisimai (libsisimai-perl) on the same files
+  postfix-parse
+             Postfix log lines per second parsed, joined and classified by mailmon
+             inspect postfix-log over the corpus logs (repeated to -lines), against
+             Debian's pflogsumm over the same file
+
+  enforcement
+             many customers' deliveries and complaints through the complaint-evaluator
+             and the policy service: enforce_p99_ms (crossing complaint published to the
+             new answer), wrongly_blocked, released (every decision expired on time)
+
+  dnsbl-sweep
+             a /16 (-prefix) and 2000 domains x the test zones of a real rbldnsd with a
+             known answer key, swept by the dns-sweeper worker, against a bare
+             miekg/dns client's query rate on the same server
+
+  probes     one round of N probes from the probe-sender through a real Postfix to a real
+             Dovecot (sieve files some into Junk), read back by the mailbox-retriever
+             over IMAP IDLE: lost, misplaced, detection p50/p99, against raw
+             Postfix -> Dovecot throughput of the same number of messages
 
 Progress goes to stderr; the last stdout line is one JSON object with the figures.
 The exit status is non-zero when events were lost or doubled, or the run failed.
@@ -36,6 +57,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "sink":
 		return runSink(ctx, args[1:], stdout, stderr)
+	case "dnsbl-sweep":
+		return runDNSBLSweep(ctx, args[1:], stdout, stderr)
+	case "arf-parse":
+		return runARFParse(ctx, args[1:], stdout, stderr)
+	case "postfix-parse":
+		return runPostfixParse(ctx, args[1:], stdout, stderr)
+	case "enforcement":
+		return runEnforcement(ctx, args[1:], stdout, stderr)
+	case "probes":
+		return runProbes(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

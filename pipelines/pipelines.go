@@ -53,6 +53,9 @@ type Bucket struct {
 	History     uint8  `yaml:"history"`
 	// LimitMarkerTTL enables per-key TTLs (Create with jetstream.KeyTTL).
 	LimitMarkerTTL Duration `yaml:"limit_marker_ttl"`
+	// TTL removes every value this long after it was written; zero keeps
+	// values until they are deleted.
+	TTL Duration `yaml:"ttl"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s").
@@ -169,6 +172,9 @@ func (t Topology) Validate() error {
 		if b.History < 1 {
 			errs = append(errs, fmt.Errorf("bucket %s: history must be at least 1", b.Name))
 		}
+		if b.TTL < 0 {
+			errs = append(errs, fmt.Errorf("bucket %s: ttl must not be negative", b.Name))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pipelines: invalid topology:\n%w", err)
@@ -264,6 +270,7 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream, opts ApplyO
 			Storage:        jetstream.FileStorage,
 			Replicas:       replicas,
 			LimitMarkerTTL: time.Duration(b.LimitMarkerTTL),
+			TTL:            time.Duration(b.TTL),
 		})
 		if err != nil {
 			return fmt.Errorf("pipelines: bucket %s: %w", b.Name, err)

@@ -8,9 +8,16 @@ import (
 
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/clickhousesink"
+	"github.com/mailmon/mailmon/services/complaintevaluator"
+	"github.com/mailmon/mailmon/services/dnssweeper"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
+	"github.com/mailmon/mailmon/services/mailboxretriever"
+	"github.com/mailmon/mailmon/services/mtalogtailer"
+	"github.com/mailmon/mailmon/services/notifier"
+	"github.com/mailmon/mailmon/services/policyservice"
+	"github.com/mailmon/mailmon/services/probesender"
 )
 
 // Config is the whole mailmon config file: the shared sections, then one
@@ -25,7 +32,14 @@ type Config struct {
 	ClickHouse chstore.Config `yaml:"clickhouse"`
 	Tracking   TrackingConfig `yaml:"tracking"`
 
-	ClickHouseSink clickhousesink.Config `yaml:"clickhouse_sink"`
+	ClickHouseSink     clickhousesink.Config     `yaml:"clickhouse_sink"`
+	ComplaintEvaluator complaintevaluator.Config `yaml:"complaint_evaluator"`
+	DNSSweeper         dnssweeper.Config         `yaml:"dns_sweeper"`
+	PolicyService      policyservice.Config      `yaml:"policy_service"`
+	Notifier           notifier.Config           `yaml:"notifier"`
+	ProbeSender        probesender.Config        `yaml:"probe_sender"`
+	MailboxRetriever   mailboxretriever.Config   `yaml:"mailbox_retriever"`
+	MTALogTailer       mtalogtailer.Config       `yaml:"mta_log_tailer"`
 }
 
 // NATSConfig says how to reach NATS. With no URL, mailmon runs an embedded
@@ -80,7 +94,14 @@ func DefaultConfig() Config {
 		ClickHouse: chstore.DefaultConfig(),
 		Tracking:   TrackingConfig{MaxAge: config.Duration(90 * 24 * time.Hour)},
 
-		ClickHouseSink: clickhousesink.DefaultConfig(),
+		ClickHouseSink:     clickhousesink.DefaultConfig(),
+		ComplaintEvaluator: complaintevaluator.DefaultConfig(),
+		DNSSweeper:         dnssweeper.DefaultConfig(),
+		PolicyService:      policyservice.DefaultConfig(),
+		Notifier:           notifier.DefaultConfig(),
+		ProbeSender:        probesender.DefaultConfig(),
+		MailboxRetriever:   mailboxretriever.DefaultConfig(),
+		MTALogTailer:       mtalogtailer.DefaultConfig(),
 	}
 }
 
@@ -103,6 +124,13 @@ func (c Config) Validate() error {
 	check.Nest("clickhouse", c.ClickHouse.Validate())
 	check.Nest("tracking", c.Tracking.Validate())
 	check.Nest("clickhouse_sink", c.ClickHouseSink.Validate())
+	check.Nest("complaint_evaluator", c.ComplaintEvaluator.Validate())
+	check.Nest("dns_sweeper", c.DNSSweeper.Validate())
+	check.Nest("policy_service", c.PolicyService.Validate())
+	check.Nest("notifier", c.Notifier.Validate())
+	check.Nest("probe_sender", c.ProbeSender.Validate())
+	check.Nest("mailbox_retriever", c.MailboxRetriever.Validate())
+	check.Nest("mta_log_tailer", c.MTALogTailer.Validate())
 	return check.Err()
 }
 

@@ -6,7 +6,14 @@ import (
 	"strings"
 
 	"github.com/mailmon/mailmon/services/clickhousesink"
+	"github.com/mailmon/mailmon/services/complaintevaluator"
+	"github.com/mailmon/mailmon/services/dnssweeper"
 	"github.com/mailmon/mailmon/services/internal/worker"
+	"github.com/mailmon/mailmon/services/mailboxretriever"
+	"github.com/mailmon/mailmon/services/mtalogtailer"
+	"github.com/mailmon/mailmon/services/notifier"
+	"github.com/mailmon/mailmon/services/policyservice"
+	"github.com/mailmon/mailmon/services/probesender"
 )
 
 // Definition registers one worker: its kebab-case name (also its
@@ -30,6 +37,65 @@ var definitions = []Definition{
 		NeedsClickHouse: true,
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			return clickhousesink.New(cfg.ClickHouseSink, cfg.ClickHouse, s)
+		},
+	},
+	{
+		Name:    complaintevaluator.WorkerName,
+		Summary: "judge complaint rates and other triggers over sliding windows; cut off or reroute, release on expiry",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return complaintevaluator.New(cfg.ComplaintEvaluator, s)
+		},
+	},
+	{
+		Name:    dnssweeper.WorkerName,
+		Summary: "sweep our IPs and domains against DNS blocklists (self-tested zones, transitions only) and audit PTR/SPF/DKIM/DMARC/MX",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return dnssweeper.New(cfg.DNSSweeper, s)
+		},
+	},
+	{
+		Name:    policyservice.WorkerName,
+		Summary: "answer Postfix check_policy_service requests from the enforcement decisions (DUNNO, REJECT/DEFER, FILTER)",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return policyservice.New(cfg.PolicyService, s)
+		},
+	},
+	{
+		Name:    notifier.WorkerName,
+		Summary: "deliver alerts to webhooks (generic JSON, Slack, Alertmanager), grouped and deduplicated per subject",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return notifier.New(cfg.Notifier, s)
+		},
+	},
+	{
+		Name:    probesender.WorkerName,
+		Summary: "send tagged probes from each outgoing path to seed mailboxes every interval, timing the SMTP transaction",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			ring, _ := cfg.Tracking.Keyring() // New reports a missing key when it has probes to sign
+			return probesender.New(cfg.ProbeSender, ring, s)
+		},
+	},
+	{
+		Name:    mailboxretriever.WorkerName,
+		Summary: "read seed mailboxes (IMAP IDLE, POP3) and report each probe received, missing or late, with placement and verdicts",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			ring, _ := cfg.Tracking.Keyring() // New reports a missing key when it has accounts to read
+			return mailboxretriever.New(cfg.MailboxRetriever, ring, cfg.Tracking.MaxAge.Std(), s)
+		},
+	},
+	{
+		Name:    mtalogtailer.WorkerName,
+		Summary: "follow Postfix/Exim logs (rotation-safe, checkpointed) and publish one classified delivery.attempted per recipient attempt",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			track := mtalogtailer.Tracking{MaxAge: cfg.Tracking.MaxAge.Std()}
+			if cfg.Tracking.Key.ID != "" {
+				ring, err := cfg.Tracking.Keyring()
+				if err != nil {
+					return nil, fmt.Errorf("tracking: %w", err)
+				}
+				track.Keyring = &ring
+			}
+			return mtalogtailer.New(cfg.MTALogTailer, track, s)
 		},
 	},
 }

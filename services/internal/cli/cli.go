@@ -43,6 +43,9 @@ func commands() []command {
 		{"pipelines", "pipelines apply: create or update the JetStream streams, consumers and buckets", pipelinesCmd},
 		{"schemas", "schemas migrate: apply the ClickHouse migrations", schemasCmd},
 		{"inspect", "inspect arf|bounce|postfix-log|rejection FILE|-: print what a parser sees, as JSON lines", inspectCmd},
+		{"enforcement", "enforcement list|explain SUBJECT|lift SUBJECT: the cut-offs and reroutes in force", enforcementCmd},
+		{"dnsbl", "dnsbl check IP|DOMAIN: ask every blocklist zone now, one result per zone", dnsblCmd},
+		{"probe", "probe now: send one round of probes at once and print the results as they arrive", probeCmd},
 		{"version", "print the version", versionCmd},
 	}
 	for _, d := range app.Workers() {

@@ -16,6 +16,9 @@ type inspector struct {
 
 // inspectors lists `mailmon inspect` targets; each parser adds its line.
 var inspectors = []inspector{
+	{"postfix-log", "a Postfix or Exim log: one object per delivery attempt, expiry and NOQUEUE reject, joined and classified", inspectPostfixLog},
+	{"arf", "a feedback-loop report (ARF, or a non-ARF look-alike): its fields and trace keys", inspectARF},
+	{"bounce", "a bounce (DSN or text): one line per failed recipient with reason and category", inspectBounce},
 	{"rejection", "SMTP reply / diagnostic texts, one per line: reason, category, signature per line", inspectRejection},
 }
 

@@ -1,0 +1,348 @@
+package complaintevaluator
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/config"
+)
+
+// Config is the `complaint_evaluator` section of the mailmon config.
+type Config struct {
+	// Windows are the sliding windows every rate and count is judged over.
+	Windows []config.Duration `yaml:"windows"`
+	// Resolution is the number of buckets a window is counted in: a window
+	// slides in steps of length/resolution.
+	Resolution int `yaml:"resolution"`
+	// DenominatorProviders limits the deliveries counted for the customer
+	// and source_ip scopes to these providers (those that send feedback
+	// loops); empty counts every delivery. The customer_provider scope
+	// always counts deliveries to its own provider.
+	DenominatorProviders []string `yaml:"denominator_providers"`
+	// Thresholds per scope.
+	Customer         Thresholds `yaml:"customer"`
+	SourceIP         Thresholds `yaml:"source_ip"`
+	CustomerProvider Thresholds `yaml:"customer_provider"`
+	// Other triggers.
+	Blocklist      BlocklistRule      `yaml:"blocklist"`
+	RejectionBurst RejectionBurstRule `yaml:"rejection_burst"`
+	ProbeMissing   ProbeMissingRule   `yaml:"probe_missing"`
+	// Decisions: how long, and what Postfix is told.
+	Decisions Decisions `yaml:"decisions"`
+	// Partitions and Partition split subjects between copies of the
+	// worker: copy Partition (0-based) of Partitions owns the subjects
+	// whose hash falls in its partition. Every copy needs the same
+	// Partitions and its own Partition.
+	Partitions int `yaml:"partitions"`
+	Partition  int `yaml:"partition"`
+	// MaxDeliveryLag defers complaint judgments while more than this many
+	// delivery events wait to be read, so a rate is never judged against a
+	// denominator that is behind (0: never defer).
+	MaxDeliveryLag int `yaml:"max_delivery_lag"`
+	// DedupeWindow is how long delivery event ids are remembered to drop a
+	// republished copy (complaint ids are remembered for the longest
+	// window).
+	DedupeWindow config.Duration `yaml:"dedupe_window"`
+	// SampleIDs is how many complaint ids a decision quotes as evidence.
+	SampleIDs int `yaml:"sample_ids"`
+	// Tick is how often expired decisions are released.
+	Tick config.Duration `yaml:"tick"`
+	// RetryMin and RetryMax bound the backoff of a KV write or publish
+	// that failed; it is retried until it succeeds.
+	RetryMin config.Duration `yaml:"retry_min"`
+	RetryMax config.Duration `yaml:"retry_max"`
+}
+
+// Thresholds are the complaint limits of one scope, applied to every
+// window. A rate counts only once the window holds MinDelivered
+// deliveries; a count threshold of 0 is off.
+type Thresholds struct {
+	WarnRate     float64 `yaml:"warn_rate"`
+	ActRate      float64 `yaml:"act_rate"`
+	MinDelivered uint64  `yaml:"min_delivered"`
+	WarnCount    uint64  `yaml:"warn_count"`
+	ActCount     uint64  `yaml:"act_count"`
+	// Act makes the act thresholds decide; false only alerts.
+	Act bool `yaml:"act"`
+	// Action is what a decision does: "cutoff" or "reroute".
+	Action string `yaml:"action"`
+}
+
+// BlocklistRule alerts on a listing of one of our IPs on a zone whose
+// catalogue weight is at least MinWeight.
+type BlocklistRule struct {
+	Enabled   bool    `yaml:"enabled"`
+	MinWeight float64 `yaml:"min_weight"`
+	Act       bool    `yaml:"act"`
+	Action    string  `yaml:"action"`
+}
+
+// RejectionBurstRule alerts when one provider rejects at least
+// MinRejections deliveries from one IP within Window, counting only
+// delivery attempts whose classifier category is in Categories.
+type RejectionBurstRule struct {
+	Enabled       bool            `yaml:"enabled"`
+	Window        config.Duration `yaml:"window"`
+	MinRejections uint64          `yaml:"min_rejections"`
+	Categories    []string        `yaml:"categories"`
+	Act           bool            `yaml:"act"`
+	Action        string          `yaml:"action"`
+}
+
+// ProbeMissingRule alerts when probes from one IP went missing at at
+// least MinProviders providers within Window.
+type ProbeMissingRule struct {
+	Enabled      bool            `yaml:"enabled"`
+	Window       config.Duration `yaml:"window"`
+	MinProviders int             `yaml:"min_providers"`
+	Act          bool            `yaml:"act"`
+	Action       string          `yaml:"action"`
+}
+
+// Decisions sets how long decisions last and what they tell Postfix.
+type Decisions struct {
+	// First is the length of a first offence.
+	First config.Duration `yaml:"first"`
+	// Repeat are the lengths of the second, third, ... offence within
+	// Memory; the last entry repeats; 0 lasts until lifted by hand.
+	Repeat []config.Duration `yaml:"repeat"`
+	// Memory is how long an offence counts towards escalation. At most the
+	// DECISION stream's max_age, from which offences are rebuilt.
+	Memory config.Duration `yaml:"memory"`
+	// CutoffAction is the Postfix action of a cut-off: "DEFER_IF_PERMIT"
+	// (the sender retries after the release) or "REJECT".
+	CutoffAction string `yaml:"cutoff_action"`
+	// CutoffStatus is the enhanced status code of a cut-off's answer; its
+	// class must match the action (4.x.x for DEFER_IF_PERMIT).
+	CutoffStatus string `yaml:"cutoff_status"`
+	// CutoffText is the text of a cut-off's answer; {subject}, {rule} and
+	// {until} are replaced.
+	CutoffText string `yaml:"cutoff_text"`
+	// NDRTransport is the Postfix transport rerouted mail is filtered to
+	// (the policy service answers "FILTER <transport>:").
+	NDRTransport string `yaml:"ndr_transport"`
+}
+
+// DefaultConfig follows the big providers' bulk-sender rules: warn at
+// 0.1 %, act at 0.3 % over 1 h, 24 h and 7 d, a first offence of 6 h.
+func DefaultConfig() Config {
+	th := func(act bool, action string) Thresholds {
+		return Thresholds{WarnRate: 0.001, ActRate: 0.003, MinDelivered: 1000, Act: act, Action: action}
+	}
+	return Config{
+		Windows:          []config.Duration{config.Duration(time.Hour), config.Duration(24 * time.Hour), config.Duration(7 * 24 * time.Hour)},
+		Resolution:       60,
+		Customer:         th(true, schemas.ActionCutoff),
+		SourceIP:         th(false, schemas.ActionReroute),
+		CustomerProvider: th(true, schemas.ActionReroute),
+		Blocklist:        BlocklistRule{Enabled: true, MinWeight: 1, Action: schemas.ActionReroute},
+		RejectionBurst: RejectionBurstRule{Enabled: true, Window: config.Duration(15 * time.Minute), MinRejections: 50,
+			Categories: []string{"blocked_ip_or_blocklist"}, Action: schemas.ActionReroute},
+		ProbeMissing: ProbeMissingRule{Enabled: true, Window: config.Duration(time.Hour), MinProviders: 2, Action: schemas.ActionReroute},
+		Decisions: Decisions{
+			First:        config.Duration(6 * time.Hour),
+			Repeat:       []config.Duration{config.Duration(24 * time.Hour), config.Duration(7 * 24 * time.Hour), 0},
+			Memory:       config.Duration(30 * 24 * time.Hour),
+			CutoffAction: "DEFER_IF_PERMIT",
+			CutoffStatus: "4.7.1",
+			CutoffText:   "Sending suspended for {subject}: {rule} above limit, until {until}",
+			NDRTransport: "ndr",
+		},
+		Partitions:     1,
+		MaxDeliveryLag: 1000,
+		DedupeWindow:   config.Duration(10 * time.Minute),
+		SampleIDs:      5,
+		Tick:           config.Duration(time.Second),
+		RetryMin:       config.Duration(100 * time.Millisecond),
+		RetryMax:       config.Duration(10 * time.Second),
+	}
+}
+
+// maxMemory is the DECISION stream's max_age, from which offences are
+// rebuilt at start.
+const maxMemory = 90 * 24 * time.Hour
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var check config.Check
+	if len(c.Windows) == 0 {
+		check.Addf("windows", "at least one window is required")
+	}
+	for i, w := range c.Windows {
+		if w <= 0 {
+			check.Addf(fmt.Sprintf("windows[%d]", i), "must be positive, got %s", w)
+		}
+	}
+	if c.Resolution < 1 || c.Resolution > 10000 {
+		check.Addf("resolution", "must be 1..10000, got %d", c.Resolution)
+	}
+	check.Nest("customer", c.Customer.validate())
+	check.Nest("source_ip", c.SourceIP.validate())
+	check.Nest("customer_provider", c.CustomerProvider.validate())
+	if c.Blocklist.Enabled {
+		checkAction(&check, "blocklist.action", c.Blocklist.Action)
+	}
+	if c.RejectionBurst.Enabled {
+		if c.RejectionBurst.Window <= 0 {
+			check.Addf("rejection_burst.window", "must be positive")
+		}
+		if c.RejectionBurst.MinRejections < 1 {
+			check.Addf("rejection_burst.min_rejections", "must be at least 1")
+		}
+		if len(c.RejectionBurst.Categories) == 0 {
+			check.Addf("rejection_burst.categories", "at least one category is required")
+		}
+		checkAction(&check, "rejection_burst.action", c.RejectionBurst.Action)
+	}
+	if c.ProbeMissing.Enabled {
+		if c.ProbeMissing.Window <= 0 {
+			check.Addf("probe_missing.window", "must be positive")
+		}
+		if c.ProbeMissing.MinProviders < 1 {
+			check.Addf("probe_missing.min_providers", "must be at least 1")
+		}
+		checkAction(&check, "probe_missing.action", c.ProbeMissing.Action)
+	}
+	check.Nest("decisions", c.Decisions.validate())
+	if c.Partitions < 1 {
+		check.Addf("partitions", "must be at least 1, got %d", c.Partitions)
+	}
+	if c.Partition < 0 || c.Partition >= max(c.Partitions, 1) {
+		check.Addf("partition", "must be 0..partitions-1 (%d), got %d", max(c.Partitions, 1)-1, c.Partition)
+	}
+	if c.MaxDeliveryLag < 0 {
+		check.Addf("max_delivery_lag", "must not be negative")
+	}
+	if c.DedupeWindow <= 0 {
+		check.Addf("dedupe_window", "must be positive")
+	}
+	if c.SampleIDs < 0 || c.SampleIDs > 100 {
+		check.Addf("sample_ids", "must be 0..100, got %d", c.SampleIDs)
+	}
+	if c.Tick <= 0 {
+		check.Addf("tick", "must be positive")
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		check.Addf("retry_max", "retry_min must be positive and retry_max at least retry_min")
+	}
+	return check.Err()
+}
+
+func (t Thresholds) validate() error {
+	var check config.Check
+	for _, r := range []struct {
+		key string
+		v   float64
+	}{{"warn_rate", t.WarnRate}, {"act_rate", t.ActRate}} {
+		if r.v < 0 || r.v > 1 {
+			check.Addf(r.key, "is a fraction (0.003 is 0.3 %%), 0..1, got %g", r.v)
+		}
+	}
+	if t.WarnRate > 0 && t.ActRate > 0 && t.WarnRate > t.ActRate {
+		check.Addf("warn_rate", "must not exceed act_rate (%g)", t.ActRate)
+	}
+	if t.WarnCount > 0 && t.ActCount > 0 && t.WarnCount > t.ActCount {
+		check.Addf("warn_count", "must not exceed act_count (%d)", t.ActCount)
+	}
+	checkAction(&check, "action", t.Action)
+	return check.Err()
+}
+
+func (d Decisions) validate() error {
+	var check config.Check
+	if d.First <= 0 {
+		check.Addf("first", "must be positive")
+	}
+	for i, r := range d.Repeat {
+		if r < 0 {
+			check.Addf(fmt.Sprintf("repeat[%d]", i), "must not be negative (0 lasts until lifted)")
+		}
+	}
+	if d.Memory <= 0 || d.Memory.Std() > maxMemory {
+		check.Addf("memory", "must be positive and at most the DECISION stream's max_age (90d), got %s", d.Memory)
+	}
+	switch d.CutoffAction {
+	case "DEFER_IF_PERMIT":
+		if len(d.CutoffStatus) > 0 && d.CutoffStatus[0] != '4' {
+			check.Addf("cutoff_status", "DEFER_IF_PERMIT needs a 4.x.x code, got %q", d.CutoffStatus)
+		}
+	case "REJECT":
+		if len(d.CutoffStatus) > 0 && d.CutoffStatus[0] != '5' {
+			check.Addf("cutoff_status", "REJECT needs a 5.x.x code, got %q", d.CutoffStatus)
+		}
+	default:
+		check.Addf("cutoff_action", "must be DEFER_IF_PERMIT or REJECT, got %q", d.CutoffAction)
+	}
+	if !validStatus(d.CutoffStatus) {
+		check.Addf("cutoff_status", "must be an enhanced status code such as 4.7.1, got %q", d.CutoffStatus)
+	}
+	if d.CutoffText == "" {
+		check.Addf("cutoff_text", "is required")
+	}
+	if !validTransport(d.NDRTransport) {
+		check.Addf("ndr_transport", "must be a master.cf service name, got %q", d.NDRTransport)
+	}
+	return check.Err()
+}
+
+func checkAction(check *config.Check, path, action string) {
+	if !slices.Contains([]string{schemas.ActionCutoff, schemas.ActionReroute}, action) {
+		check.Addf(path, "must be cutoff or reroute, got %q", action)
+	}
+}
+
+func validStatus(s string) bool {
+	var a, b, c int
+	n, err := fmt.Sscanf(s, "%d.%d.%d", &a, &b, &c)
+	return err == nil && n == 3 && (a == 4 || a == 5) && fmt.Sprintf("%d.%d.%d", a, b, c) == s
+}
+
+func validTransport(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// durationFor is the length of the n-th offence (1-based); 0 lasts until
+// lifted.
+func (d Decisions) durationFor(offence int) time.Duration {
+	if offence <= 1 || len(d.Repeat) == 0 {
+		return d.First.Std()
+	}
+	i := min(offence-2, len(d.Repeat)-1)
+	return d.Repeat[i].Std()
+}
+
+func (c Config) longestWindow() time.Duration {
+	var w time.Duration
+	for _, x := range c.Windows {
+		w = max(w, x.Std())
+	}
+	if c.RejectionBurst.Enabled {
+		w = max(w, c.RejectionBurst.Window.Std())
+	}
+	if c.ProbeMissing.Enabled {
+		w = max(w, c.ProbeMissing.Window.Std())
+	}
+	return w
+}
+
+func (c Config) thresholds(scope string) Thresholds {
+	switch scope {
+	case schemas.ScopeCustomer:
+		return c.Customer
+	case schemas.ScopeSourceIP:
+		return c.SourceIP
+	default:
+		return c.CustomerProvider
+	}
+}

@@ -1,0 +1,100 @@
+// Package complaintevaluator is the complaint-evaluator worker: it judges
+// complaint rates and other triggers per subject over sliding windows and,
+// past a threshold, cuts the subject off or reroutes its mail through the
+// low-reputation (NDR) transport, for a limited time, escalating for repeat
+// offenders. It closes mailmon's loop: the fbl-ingester's complaints and
+// the mta-log-tailer's deliveries come in, decisions go out to the
+// `enforcement` KV bucket, where the policy-service answers Postfix from
+// them, and to the DECISION and ALERT streams.
+//
+// # Windows and rules
+//
+// A subject is a customer, a sending IP, or a customer × provider
+// (package enforcement). A counted complaint.received adds one complaint
+// to the windows (1 h, 24 h, 7 d by default) of each of its subjects; a
+// delivery.attempted with status sent adds one delivery, the rate's
+// denominator. The rate counts once a window holds min_delivered
+// deliveries; thresholds are per scope (warn 0.1 %, act 0.3 % by default,
+// and optional absolute counts). Windows count in buckets (window.go), so
+// a subject costs memory only for the buckets that hold something.
+//
+// The other triggers run through the same conclusion step (rules.go,
+// Engine.conclude): a listing of one of our IPs on a high-weight
+// blocklist (dnsbl.listed), a burst of reputation or blocklist rejections
+// from one provider (delivery.attempted whose classifier category is
+// listed), probes missing at several providers (probe.missing). A finding
+// at the warn level alerts once per crossing; at the act level it decides
+// when its rule acts, and alerts otherwise.
+//
+// Engine (engine.go) is the whole logic with no I/O and no clock: every
+// method takes the time, so the unit tests drive it with a controlled
+// clock, and the worker (evaluator.go) only moves events in and carries
+// the engine's outputs out.
+//
+// # Decisions
+//
+// A decision is stored first, as a record under the subject's key in the
+// `enforcement` bucket with a per-key TTL of its duration (the policy
+// service enforces it from that moment), then published as
+// decision.cutoff or decision.reroute with the evidence (window, counts,
+// rate, threshold, sample complaint ids), then alerted. A first offence
+// lasts decisions.first (6 h); offences within decisions.memory (30 d)
+// take the next entry of decisions.repeat, where 0 means until lifted by
+// hand. When the TTL passes the evaluator publishes decision.release and
+// a resolved alert under the decision's dedupe key; the server removes the
+// key on its own even when no evaluator runs. After a decision the
+// subject's windows restart, so the complaints behind it never decide a
+// second time, and a release is not followed at once by a new cut-off on
+// old evidence.
+//
+// Every event id of a decision is derived from the decision
+// (enforcement.StableID), so a step repeated after a crash, or by a
+// second copy, is dropped by the stream's duplicate window, and the KV
+// Create of the key arbitrates between two copies: the loser adopts the
+// winner's decision and publishes nothing.
+//
+// # Restarts: state rebuilt from the streams
+//
+// The evaluator keeps no state of its own. At start it reads, with
+// ordered consumers (no durable, no acks):
+//
+//  1. the DECISION stream over the memory window: offences, the decision
+//     in force per subject, the point each subject's evidence restarts;
+//  2. the bucket, to republish a decision stored but never announced (a
+//     crash between the two steps) and to remove a key a lift left behind;
+//  3. the complaint, delivery, listing and missing-probe subjects over the
+//     longest window, counting only events after each subject's last
+//     decision.
+//
+// Nothing is judged until all of them caught up; then every subject is
+// judged once (acting on what happened while the worker was down) and the
+// same consumers continue live. Each stream message is read exactly once
+// per start, so a restart cannot count anything twice; a republished
+// event (same id, stored again after the stream's duplicate window) is
+// dropped by id: complaint ids are remembered for the longest window,
+// delivery ids for dedupe_window. Decisions that expired while the worker
+// was down are released at start, with the time they expired.
+//
+// While the delivery reader is more than max_delivery_lag messages behind,
+// complaints are counted but not judged, so a rate is never computed over
+// a denominator that has not caught up.
+//
+// # Scale-out: hash partitions of the subject key
+//
+// Copies split the subjects, not the messages: copy `partition` of
+// `partitions` keeps state for, and decides on, only the subjects whose
+// FNV-1a hash of the subject text modulo `partitions` is its own; every
+// copy reads every event. NATS subject-mapping partitions (a
+// {{partition(n,...)}} transform into per-partition subjects, one filtered
+// consumer per copy) were the alternative. They were not used because one
+// event counts for three subjects at once — its customer, its sending IP
+// and its customer × provider — which fall into different partitions, so
+// no single partition token on the message can route it to every copy
+// that needs it; the publishers (fbl-ingester, mta-log-tailer) would also
+// have to put customer and IP into the subject. Reading everything costs
+// each copy the decoding of every event (about 8 µs), while the state,
+// the judging and the decisions are split with no coordination and no
+// double counting. Two copies with the same partition would both decide;
+// the KV Create and the stable event ids make that harmless (one decision
+// wins, its events are stored once), but it is not a supported setup.
+package complaintevaluator

@@ -1,0 +1,390 @@
+package complaintevaluator_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/mailmon/mailmon/services/internal/peertest"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/notifier"
+	"github.com/mailmon/mailmon/services/policyservice"
+)
+
+// The real-peer test: Debian's Postfix consults the policy service with
+// check_policy_service and has two transports, the normal relay and ndr,
+// each relaying to its own in-process SMTP sink. Customer A (sender domain
+// a.example) is pushed over the complaint threshold; its next message is
+// refused (cut-off) or leaves through ndr (reroute), as Postfix's own log
+// shows; customer B is untouched; after the shortened TTL A's mail flows
+// normally again; the notifier's endpoint got the alert and the resolved
+// notice.
+func TestPostfixCutoff(t *testing.T)  { testPostfix(t, schemas.ActionCutoff) }
+func TestPostfixReroute(t *testing.T) { testPostfix(t, schemas.ActionReroute) }
+
+func testPostfix(t *testing.T, action string) {
+	if _, err := os.Stat("/usr/sbin/postfix"); err != nil {
+		peertest.Unavailable(t, "postfix not installed (go tool task deps)")
+	}
+	if os.Geteuid() != 0 {
+		peertest.Unavailable(t, "running a private postfix instance needs root")
+	}
+	const ttl = 4 * time.Second
+	js, kv := newNATS(t)
+	pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: "test"})
+	l := &loop{js: js, kv: kv, pub: pub, hook: newWebhook(t)}
+
+	pcfg := policyservice.DefaultConfig()
+	pcfg.Listen = "127.0.0.1:0"
+	pcfg.CutoffAction = "REJECT"
+	pcfg.Customers.SenderDomains = map[string]string{"a.example": "cust-a", "b.example": "cust-b"}
+	policy, err := policyservice.New(pcfg, settings(t, js, policyservice.WorkerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, policy)
+	<-policy.Ready()
+	ncfg := notifier.DefaultConfig()
+	ncfg.GroupWait = config.Duration(100 * time.Millisecond)
+	ncfg.Routes = []notifier.Route{{Name: "test", Kind: notifier.KindWebhook, URL: config.Secret(l.hook.srv.URL)}}
+	n, err := notifier.New(ncfg, settings(t, js, notifier.WorkerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, n)
+	startEvaluator(t, js, evaluatorConfig(ttl, action))
+
+	normal, ndr := startSink(t), startSink(t)
+	pf := startPostfix(t, policy.Addr().(*net.TCPAddr).Port, normal.port, ndr.port)
+
+	// Before: both customers' mail leaves through the normal transport.
+	pf.send(t, "news@a.example", "one@remote.test", "a-before")
+	pf.send(t, "news@b.example", "two@remote.test", "b-before")
+	normal.waitFor(t, "a-before", "b-before")
+	pf.waitLog(t, "a-before delivered normally", fmt.Sprintf(`to=<one@remote.test>, relay=127.0.0.1[127.0.0.1]:%d`, normal.port), "status=sent")
+
+	// A over the threshold: 1 complaint in 200 deliveries (0.5 %).
+	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
+	l.publish(t, traffic("cust-b", 200, time.Now().Add(-time.Minute))...)
+	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
+	waitFor(t, 5*time.Second, "decision", func() bool {
+		_, _, found, _ := enforcement.Get(context.Background(), kv, enforcement.Customer("cust-a"), time.Now())
+		return found
+	})
+
+	switch action {
+	case schemas.ActionCutoff:
+		err := pf.trySend("news@a.example", "three@remote.test", "a-during")
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 554 || !strings.Contains(se.Message, "Sending suspended for customer:cust-a") {
+			t.Fatalf("A's message during the cut-off: %v, want 554 ... Sending suspended", err)
+		}
+		pf.waitLog(t, "Postfix refused A", "NOQUEUE: reject: RCPT from", "554 5.7.1 <three@remote.test>", "Sending suspended for customer:cust-a", "from=<news@a.example>")
+	case schemas.ActionReroute:
+		pf.send(t, "news@a.example", "three@remote.test", "a-during")
+		ndr.waitFor(t, "a-during")
+		pf.waitLog(t, "Postfix filtered A to ndr", "Recipient address triggers FILTER ndr:", "from=<news@a.example>")
+		pf.waitLog(t, "A left through ndr", "postfix-ndr/smtp[", fmt.Sprintf("to=<three@remote.test>, relay=127.0.0.1[127.0.0.1]:%d", ndr.port), "status=sent")
+		if normal.has("a-during") {
+			t.Error("A's rerouted message also reached the normal sink")
+		}
+	}
+	// B is untouched.
+	pf.send(t, "news@b.example", "four@remote.test", "b-during")
+	normal.waitFor(t, "b-during")
+	pf.waitLog(t, "B delivered normally", fmt.Sprintf("to=<four@remote.test>, relay=127.0.0.1[127.0.0.1]:%d", normal.port), "status=sent")
+	if ndr.has("b-during") {
+		t.Error("B's message went through ndr")
+	}
+
+	// After the TTL, A's mail flows normally again.
+	waitFor(t, ttl+5*time.Second, "release", func() bool {
+		return ask(t, policy.Addr(), map[string]string{"sender": "x@a.example"}) == "DUNNO"
+	})
+	pf.send(t, "news@a.example", "five@remote.test", "a-after")
+	normal.waitFor(t, "a-after")
+	pf.waitLog(t, "A delivered normally after the release", fmt.Sprintf("to=<five@remote.test>, relay=127.0.0.1[127.0.0.1]:%d", normal.port), "status=sent")
+
+	waitFor(t, 5*time.Second, "alert and resolved notice at the notifier endpoint", func() bool {
+		as := l.hook.alerts("customer:cust-a")
+		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
+	})
+	t.Logf("postfix log:\n%s", pf.log())
+}
+
+// sink is an SMTP server that stores what it receives.
+type sink struct {
+	port int
+	mu   sync.Mutex
+	msgs []string
+}
+
+func startSink(t *testing.T) *sink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{port: ln.Addr().(*net.TCPAddr).Port}
+	srv := smtp.NewServer(s)
+	srv.Domain = "sink.test"
+	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *sink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }
+
+type sinkSession struct{ s *sink }
+
+func (*sinkSession) Reset()                               {}
+func (*sinkSession) Logout() error                        { return nil }
+func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (ss *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, string(b))
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (s *sink) has(tag string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs {
+		if strings.Contains(m, "Subject: "+tag+"\r\n") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sink) waitFor(t *testing.T, tags ...string) {
+	t.Helper()
+	for _, tag := range tags {
+		waitFor(t, 20*time.Second, "message "+tag+" at the sink", func() bool { return s.has(tag) })
+	}
+}
+
+// postfix is a private Postfix instance under a temp dir.
+type postfix struct {
+	dir, addr string
+}
+
+func startPostfix(t *testing.T, policyPort, normalPort, ndrPort int) *postfix {
+	t.Helper()
+	// Postfix's processes run as user postfix: the directory must be
+	// traversable, which t.TempDir's 0700 is not.
+	dir, err := os.MkdirTemp("", "mailmon-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	p := &postfix{dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	for _, d := range []string{"etc", "spool", "data"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	mainCF := fmt.Sprintf(`compatibility_level = 3.6
+queue_directory = %[1]s/spool
+data_directory = %[1]s/data
+maillog_file = %[1]s/maillog
+maillog_file_prefixes = %[1]s
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mta.example.test
+mydomain = example.test
+myorigin = $mydomain
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:%[2]d, permit_mynetworks, reject_unauth_destination
+smtpd_banner = $myhostname ESMTP
+biff = no
+relayhost = [127.0.0.1]:%[3]d
+default_filter_nexthop = [127.0.0.1]:%[4]d
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 15s
+`, dir, policyPort, normalPort, ndrPort)
+	masterCF := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n - 0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+tlsmgr     unix  - - n 1000? 1 tlsmgr
+rewrite    unix  - - n - - trivial-rewrite
+bounce     unix  - - n - 0 bounce
+defer      unix  - - n - 0 bounce
+trace      unix  - - n - 0 bounce
+verify     unix  - - n - 1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n - - proxymap
+proxywrite unix  - - n - 1 proxymap
+smtp       unix  - - n - - smtp
+relay      unix  - - n - - smtp
+ndr        unix  - - n - - smtp -o syslog_name=postfix-ndr
+showq      unix  n - n - - showq
+error      unix  - - n - - error
+retry      unix  - - n - - error
+discard    unix  - - n - - discard
+anvil      unix  - - n - 1 anvil
+scache     unix  - - n - 1 scache
+postlog    unix-dgram n - n - 1 postlogd
+`, port)
+	past := time.Now().Add(-time.Minute) // a fresh main.cf makes postfix sleep 2 s
+	for name, body := range map[string]string{"main.cf": mainCF, "master.cf": masterCF} {
+		path := filepath.Join(dir, "etc", name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, past, past)
+	}
+	if out, err := exec.Command("/usr/sbin/postfix", "-c", filepath.Join(dir, "etc"), "start").CombinedOutput(); err != nil {
+		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.log())
+	}
+	t.Cleanup(p.stop)
+	waitFor(t, 10*time.Second, "postfix banner", func() bool {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 3)
+		_, err = io.ReadFull(c, buf)
+		return err == nil && string(buf) == "220"
+	})
+	return p
+}
+
+func (p *postfix) stop() {
+	raw, err := os.ReadFile(filepath.Join(p.dir, "spool", "pid", "master.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	for range 200 {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (p *postfix) log() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
+	return string(b)
+}
+
+// waitLog waits for one log line holding every part.
+func (p *postfix) waitLog(t *testing.T, what string, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, line := range strings.Split(p.log(), "\n") {
+			all := true
+			for _, part := range parts {
+				all = all && strings.Contains(line, part)
+			}
+			if all {
+				t.Logf("%s: %s", what, line)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no log line with %q; log:\n%s", what, parts, p.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *postfix) trySend(from, to, tag string) error {
+	c, err := smtp.Dial(p.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.test"); err != nil {
+		return err
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to, nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n\r\nbody of %s\r\n", from, to, tag, tag, tag)
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func (p *postfix) send(t *testing.T, from, to, tag string) {
+	t.Helper()
+	if err := p.trySend(from, to, tag); err != nil {
+		t.Fatalf("send %s from %s: %v\n%s", tag, from, err, p.log())
+	}
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,354 @@
+package dnssweeper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/dnsbl"
+	"github.com/mailmon/mailmon/services/internal/worker"
+)
+
+// WorkerName is the sweeper's subcommand, log name, durable and
+// dead-letter suffix.
+const WorkerName = "dns-sweeper"
+
+// Durable is the sweeper's consumer of delivery events.
+const Durable = "dns-sweeper"
+
+// DeliveryStream is the stream the seen sending IPs come from.
+const DeliveryStream = "DELIVERY"
+
+// eventBatch is how many changes wait for their events to be confirmed
+// before their state is written. Waiting for confirmations stalls the
+// sweep, so it happens rarely; a crash before the writes only repeats
+// the events.
+const eventBatch = 10000
+
+// Sweeper is the dns-sweeper worker. Build it with New, start it with Run.
+type Sweeper struct {
+	cfg      Config
+	set      worker.Settings
+	log      *slog.Logger
+	pub      *bus.Publisher
+	checker  *Checker
+	auditCli *Client
+	static   []dnsbl.Target
+	metrics  *metrics
+	resolver string
+
+	loadOnce sync.Once
+	loadErr  error
+	ready    atomic.Bool
+	kv       jetstream.KeyValue
+
+	// sweepMu runs one sweep at a time; the state below is read and
+	// written by sweeps only, except seen, which the delivery consumer
+	// also writes (under seenMu).
+	sweepMu sync.Mutex
+	records map[pairKey]*record
+	zoneRec map[string]*zoneRecord
+	last    *lastSweep
+	seenMu  sync.Mutex
+	seen    map[string]*seenRecord
+}
+
+// New checks the configuration and builds a sweeper; nothing is connected
+// until Run.
+func New(cfg Config, s worker.Settings) (*Sweeper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dns-sweeper: dns_sweeper: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	if s.JetStream == nil {
+		return nil, errors.New("dns-sweeper: settings: JetStream is required")
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	zones, warnings, err := dnsbl.Default().With(cfg.CustomZones).Select(cfg.Zones)
+	if err != nil {
+		return nil, fmt.Errorf("dns-sweeper: %w", err)
+	}
+	for _, w := range warnings {
+		log.Warn("dns_sweeper.zones: " + w)
+	}
+	warnPublicResolver(log, cfg, zones)
+	client := NewClient(cfg.Resolver, ClientOptions{Timeout: cfg.Timeout.Std(), Retries: cfg.Retries, TCPFallback: cfg.TCPFallback, MaxIdle: cfg.Concurrency + 4})
+	checker, err := NewChecker(client, zones, cfg.DQSKey.Reveal(), cfg.ZoneRate, cfg.FetchTXT)
+	if err != nil {
+		return nil, fmt.Errorf("dns-sweeper: %w", err)
+	}
+	static, err := staticTargets(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dns-sweeper: %w", err)
+	}
+	m, err := newMetrics(s.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("dns-sweeper: %w", err)
+	}
+	pub := s.Publisher
+	if pub == nil {
+		pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
+	}
+	sw := &Sweeper{
+		cfg:      cfg,
+		set:      s,
+		log:      log,
+		pub:      pub,
+		checker:  checker,
+		auditCli: NewClient(cfg.auditResolver(), ClientOptions{Timeout: cfg.Timeout.Std(), Retries: cfg.Retries, TCPFallback: true, MaxIdle: 8}),
+		static:   static,
+		metrics:  m,
+		resolver: cfg.Resolver,
+		records:  map[pairKey]*record{},
+		zoneRec:  map[string]*zoneRecord{},
+		seen:     map[string]*seenRecord{},
+	}
+	if s.Health != nil {
+		s.Health.Register(WorkerName, func(context.Context) error {
+			if !sw.ready.Load() {
+				return errors.New("loading state from KV bucket " + Bucket)
+			}
+			return nil
+		})
+	}
+	return sw, nil
+}
+
+// warnPublicResolver warns when a zone that refuses public resolvers would
+// be asked through one, without a DQS key to get around it.
+func warnPublicResolver(log *slog.Logger, cfg Config, zones []dnsbl.Zone) {
+	host := cfg.Resolver
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = strings.Trim(host[:i], "[]")
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return
+	}
+	operator := dnsbl.PublicResolver(addr)
+	if operator == "" {
+		return
+	}
+	for _, z := range zones {
+		if z.RegisteredResolver && (z.DQSZone == "" || cfg.DQSKey == "") {
+			log.Warn("dns_sweeper.resolver is a public resolver that this zone refuses; its self-test will fail and it stays unknown. Use your own recursive resolver, or set dqs_key for Spamhaus",
+				"resolver", cfg.Resolver, "operator", operator, "zone", z.Name)
+		}
+	}
+}
+
+// staticTargets are the configured IPs, expanded CIDRs and domains, each
+// once, in that order.
+func staticTargets(cfg Config) ([]dnsbl.Target, error) {
+	var out []dnsbl.Target
+	seen := map[dnsbl.Target]bool{}
+	add := func(t dnsbl.Target) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	for _, s := range cfg.IPs {
+		t, err := dnsbl.ParseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		add(t)
+	}
+	for _, s := range cfg.CIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		addrs, err := dnsbl.ExpandPrefix(p, cfg.MaxTargets)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			add(dnsbl.IPTarget(a))
+		}
+	}
+	for _, s := range cfg.Domains {
+		t, err := dnsbl.ParseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		add(t)
+	}
+	return out, nil
+}
+
+// Checker is the sweeper's blocklist checker.
+func (s *Sweeper) Checker() *Checker { return s.checker }
+
+// Run loads the state, then sweeps every interval (the first sweep at
+// once), audits every audit.interval and, with seen_ips enabled, learns
+// sending IPs from delivery events, until ctx ends. A sweep that fails is
+// logged and counted, and the next one runs on time; Run returns an error
+// only when the state bucket or the delivery consumer is missing.
+func (s *Sweeper) Run(ctx context.Context) error {
+	defer s.checker.Client().Close()
+	defer s.auditCli.Close()
+	if err := s.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	if s.cfg.SeenIPs.Enabled {
+		wg.Go(func() {
+			if err := s.consumeDeliveries(ctx); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	if s.cfg.Audit.Enabled {
+		wg.Go(func() { s.every(ctx, s.cfg.Audit.Interval.Std(), "audit", s.Audit) })
+	}
+	wg.Go(func() {
+		s.every(ctx, s.cfg.Interval.Std(), "sweep", func(ctx context.Context) error {
+			_, err := s.Sweep(ctx)
+			return err
+		})
+	})
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	s.log.Info("dns-sweeper stopped")
+	return nil
+}
+
+// every runs f now and then every interval (start to start) until ctx ends.
+func (s *Sweeper) every(ctx context.Context, interval time.Duration, what string, f func(context.Context) error) {
+	for {
+		started := time.Now()
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error(what+" failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(started.Add(interval))):
+		}
+	}
+}
+
+// load reads the state bucket once.
+func (s *Sweeper) load(ctx context.Context) error {
+	s.loadOnce.Do(func() { s.loadErr = s.loadState(ctx) })
+	return s.loadErr
+}
+
+func (s *Sweeper) loadState(ctx context.Context) error {
+	kv, err := s.set.JetStream.KeyValue(ctx, Bucket)
+	if err != nil {
+		return fmt.Errorf("dns-sweeper: KV bucket %s (apply the pipelines first): %w", Bucket, err)
+	}
+	s.kv = kv
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("dns-sweeper: read KV bucket %s: %w", Bucket, err)
+	}
+	defer w.Stop()
+	bad := 0
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if e == nil {
+			break // the initial values are all delivered
+		}
+		key := e.Key()
+		var err error
+		switch {
+		case strings.HasPrefix(key, "ip/"), strings.HasPrefix(key, "domain/"):
+			var r record
+			if err = json.Unmarshal(e.Value(), &r); err == nil {
+				var t dnsbl.Target
+				if t, err = dnsbl.ParseTarget(r.Target); err == nil {
+					s.records[pairKey{t, r.Zone}] = &r
+				}
+			}
+		case strings.HasPrefix(key, "zone/"):
+			var r zoneRecord
+			if err = json.Unmarshal(e.Value(), &r); err == nil {
+				s.zoneRec[key] = &r
+			}
+		case key == lastSweepKey:
+			var r lastSweep
+			if err = json.Unmarshal(e.Value(), &r); err == nil {
+				s.last = &r
+			}
+		case strings.HasPrefix(key, "seen/"):
+			var r seenRecord
+			if err = json.Unmarshal(e.Value(), &r); err == nil {
+				s.seenMu.Lock()
+				s.seen[key] = &r
+				s.seenMu.Unlock()
+			}
+		}
+		if err != nil {
+			bad++ // an unreadable record is as good as none: it is rewritten by the next sweep
+		}
+	}
+	if bad > 0 {
+		s.log.Warn("unreadable state records ignored", "count", bad)
+	}
+	s.ready.Store(true)
+	s.log.Info("state loaded", "records", len(s.records), "zones", len(s.zoneRec), "seen_ips", len(s.seen))
+	return nil
+}
+
+// targets are this sweep's targets: the configured ones, then the sending
+// IPs seen within seen_ips.max_age, capped at max_targets; capped says
+// whether seen IPs were left out.
+func (s *Sweeper) targets(now time.Time) (targets []dnsbl.Target, capped bool) {
+	out := slices.Clone(s.static)
+	if !s.cfg.SeenIPs.Enabled {
+		return out, false
+	}
+	have := make(map[dnsbl.Target]bool, len(out))
+	for _, t := range out {
+		have[t] = true
+	}
+	s.seenMu.Lock()
+	var extra []dnsbl.Target
+	for _, r := range s.seen {
+		if now.Sub(r.LastSeen) > s.cfg.SeenIPs.MaxAge.Std() {
+			continue
+		}
+		if a, err := netip.ParseAddr(r.IP); err == nil {
+			if t := dnsbl.IPTarget(a); !have[t] {
+				have[t] = true
+				extra = append(extra, t)
+			}
+		}
+	}
+	s.seenMu.Unlock()
+	slices.SortFunc(extra, func(a, b dnsbl.Target) int { return a.IP.Compare(b.IP) })
+	if room := s.cfg.MaxTargets - len(out); len(extra) > room {
+		s.log.Warn("more targets than max_targets; seen IPs left out of this sweep", "left_out", len(extra)-max(room, 0), "max_targets", s.cfg.MaxTargets)
+		extra, capped = extra[:max(room, 0)], true
+	}
+	return append(out, extra...), capped
+}

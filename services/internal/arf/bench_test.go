@@ -1,0 +1,32 @@
+package arf
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkParseCorpus parses every report of the shared corpus once per
+// iteration; msgs/s is reported.
+func BenchmarkParseCorpus(b *testing.B) {
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.eml"))
+	if len(files) == 0 {
+		b.Skip("corpus not available")
+	}
+	var msgs [][]byte
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, raw)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, m := range msgs {
+			Parse(m).View()
+		}
+	}
+	b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "msgs/s")
+}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+
+	"github.com/mailmon/mailmon/services/internal/arf"
+)
+
+// maxInspectBytes bounds what `mailmon inspect arf|bounce` reads of one
+// message; reports and bounces are far smaller.
+const maxInspectBytes = 64 << 20
+
+// inspectARF prints one JSON object: the fields of a feedback report (or
+// is_arf=false and the non-ARF format it recognised) and the keys it can
+// be traced by. The tracking header is printed raw, unverified.
+// An mbox (messages each after a "From " line, as mail clients export a
+// folder) prints one object per message.
+func inspectARF(in io.Reader, out io.Writer) error {
+	raw, err := readMessage(in)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	for _, m := range splitMbox(raw) {
+		if err := enc.Encode(arf.Parse(m).View()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readMessage reads one message (or mbox), refusing one larger than
+// maxInspectBytes.
+func readMessage(in io.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	if f, ok := in.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= maxInspectBytes {
+			buf.Grow(int(st.Size()) + 512)
+		}
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(in, maxInspectBytes+1)); err != nil {
+		return nil, err
+	}
+	raw := buf.Bytes()
+	if len(raw) > maxInspectBytes {
+		return nil, fmt.Errorf("message larger than %d bytes", maxInspectBytes)
+	}
+	return raw, nil
+}
+
+// reMboxFrom matches the "From " line that starts a message in an mbox:
+// "From sender Thu Apr 29 16:51:04 2007" (the sender may be empty or
+// MAILER-DAEMON, the date in asctime form).
+var reMboxFrom = regexp.MustCompile(`^From \S*\s+(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d`)
+
+// splitMbox splits an mbox into its messages. Input that does not start
+// with an mbox "From " line is one message. A new message starts at a
+// "From " line with an asctime date after a blank line; quoted ">From "
+// lines are unquoted one level (mboxrd). Messages share raw's memory
+// unless they had lines to unquote.
+func splitMbox(raw []byte) [][]byte {
+	if !reMboxFrom.Match(firstLine(raw)) {
+		return [][]byte{raw}
+	}
+	var msgs [][]byte
+	start := -1 // start of the current message's first line
+	quoted := false
+	blank := true
+	emit := func(end int) {
+		if start < 0 {
+			return
+		}
+		m := raw[start:end]
+		if quoted {
+			m = unquoteFrom(m)
+		}
+		msgs = append(msgs, m)
+	}
+	for pos := 0; pos < len(raw); {
+		end := bytes.IndexByte(raw[pos:], '\n')
+		next := len(raw)
+		if end >= 0 {
+			next = pos + end + 1
+		}
+		line := raw[pos:next]
+		if blank && bytes.HasPrefix(line, []byte("From ")) && reMboxFrom.Match(line) {
+			emit(pos)
+			start, quoted, blank = next, false, false
+			pos = next
+			continue
+		}
+		t := bytes.TrimRight(line, "\r\n")
+		blank = len(t) == 0
+		if len(t) > 5 && t[0] == '>' && bytes.HasPrefix(bytes.TrimLeft(t, ">"), []byte("From ")) {
+			quoted = true
+		}
+		pos = next
+	}
+	emit(len(raw))
+	return msgs
+}
+
+// unquoteFrom removes one ">" from lines that are ">From " quoted
+// (mboxrd).
+func unquoteFrom(m []byte) []byte {
+	out := make([]byte, 0, len(m))
+	for len(m) > 0 {
+		line := m
+		if i := bytes.IndexByte(m, '\n'); i >= 0 {
+			line, m = m[:i+1], m[i+1:]
+		} else {
+			m = nil
+		}
+		if len(line) > 5 && line[0] == '>' && bytes.HasPrefix(bytes.TrimLeft(line, ">"), []byte("From ")) {
+			line = line[1:]
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
+func firstLine(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i]
+	}
+	return b
+}

@@ -1,0 +1,66 @@
+// Package dsn reads bounces: the messages that come back to a sender's
+// return path when a message could not be delivered (or was delayed), and
+// tells them apart from the other automatic mail that comes back the same
+// way (vacation replies, delivery confirmations, complaint notices).
+//
+// # Delivery Status Notifications (RFC 3464, RFC 6533)
+//
+// A standard bounce is a multipart/report; report-type=delivery-status
+// (RFC 6522) with a human-readable part, a message/delivery-status part
+// and the returned message (message/rfc822 or text/rfc822-headers). The
+// delivery-status part is one block of per-message fields (Reporting-MTA,
+// Arrival-Date, ...) and one block per recipient: Final-Recipient,
+// Original-Recipient, Action (failed, delayed, delivered, relayed,
+// expanded), Status (an RFC 3463 enhanced status code), Remote-MTA,
+// Diagnostic-Code (usually "smtp; " and the remote server's reply),
+// Last-Attempt-Date and Will-Retry-Until. RFC 6533 adds
+// message/global-delivery-status with UTF-8 addresses.
+//
+// # Everything else
+//
+// Many bounces carry no delivery-status part, or one without the
+// diagnostic, and say what happened only in text: Exim ("The following
+// address(es) failed:" and indented errors), qmail ("<addr>:" paragraphs),
+// Postfix ("<addr>: host ... said: ..."), Sendmail ("----- The following
+// addresses had permanent fatal errors -----" and a session transcript),
+// Exchange and Office 365 ("Delivery has failed to these recipients"),
+// Gmail, Yahoo, Lotus Notes, Japanese mobile carriers and many more. Rather
+// than one module per sender, Parse reads such text by structural rules
+// that hold across them:
+//
+//   - the returned message starts at a separator line ("------ This is a
+//     copy of the message", "--- Below this line is a copy", "Original
+//     message follows", ...) or at the first quoted header block, and
+//     everything after it is the original, never the bounce;
+//   - a failed recipient is an address that starts a line (bare, in angle
+//     brackets, or after a label such as "Recipient:"), or one listed in
+//     X-Failed-Recipients, never the bounce's own sender or recipient;
+//   - its error is the rest of that line and the lines that continue it
+//     (indented, or up to the next blank line or recipient), or when that
+//     holds no error, the paragraphs that follow;
+//   - the reply code, enhanced status and SMTP command are read from that
+//     error text.
+//
+// Amazon SES notifications (JSON in the body) are read as JSON.
+//
+// # Not bounces
+//
+// Auto-replies (RFC 3834 Auto-Submitted: auto-replied without any sign of
+// a delivery failure, vacation and out-of-office subjects, X-Autoreply and
+// the like) come back as KindAutoReply, delivery confirmations (Action:
+// delivered, relayed, expanded only) as KindDelivered, complaint notices as
+// KindFeedback and anything else as KindNone. None of them has failed
+// recipients, so callers count bounces from Bounce.Failed alone.
+//
+// # Reasons
+//
+// Each failed recipient's diagnostic, reply code and status go through the
+// shared classifier (package bounceclass) for its reason and category. The
+// decisions that belong to the DSN rather than to the text are made here:
+// a delayed recipient ("Action: delayed", or a warning that delivery is
+// still being retried) is reported as expired unless its text names a more
+// specific cause, and an error that answered the greeting or HELO is a
+// block of the sending host.
+//
+// The package is pure: no I/O, no state, safe for concurrent use.
+package dsn

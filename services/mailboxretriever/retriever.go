@@ -1,0 +1,466 @@
+package mailboxretriever
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/worker"
+)
+
+// WorkerName is the subcommand, log name, dead-letter suffix and durable.
+const WorkerName = "mailbox-retriever"
+
+// Durable is the retriever's consumer of probe.sent on the PROBE stream.
+const (
+	Durable = "mailbox-retriever"
+	Stream  = "PROBE"
+)
+
+// alertRule names the alert of an account that cannot be read.
+const alertRule = "seed_account_unreadable"
+
+// Retriever is the mailbox-retriever worker.
+type Retriever struct {
+	cfg     Config
+	ring    tracking.Keyring
+	maxAge  time.Duration
+	js      jetstream.JetStream
+	pub     *bus.Publisher
+	log     *slog.Logger
+	source  schemas.Source
+	metrics *metrics
+	set     worker.Settings
+
+	accounts map[string]*account
+	bySeed   map[string]*account
+	order    []*account
+
+	// now is the clock of deadlines and event times; tests replace it.
+	now func() time.Time
+
+	kv jetstream.KeyValue
+
+	mu    sync.Mutex
+	index map[string]indexed
+	// orphans maps the probe id of a verified probe whose probe.sent is not
+	// known yet to the kick of the folder holding it.
+	orphans map[string]func()
+	ready   chan struct{} // closed when the index holds the bucket's contents
+}
+
+// New checks the configuration and builds a retriever. ring verifies the
+// tracking header; maxAge is tracking.max_age.
+func New(cfg Config, ring tracking.Keyring, maxAge time.Duration, s worker.Settings) (*Retriever, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("mailbox_retriever: %w", err)
+	}
+	if len(cfg.Accounts) > 0 {
+		if err := ring.Validate(); err != nil {
+			return nil, fmt.Errorf("mailbox-retriever needs tracking.key to verify probes: %w", err)
+		}
+	}
+	if s.JetStream == nil {
+		return nil, errors.New("mailbox-retriever: settings: JetStream is required")
+	}
+	m, err := newMetrics(s.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	r := &Retriever{
+		cfg: cfg, ring: ring, maxAge: maxAge, js: s.JetStream, pub: s.Publisher, log: s.Logger,
+		source: s.Source, metrics: m, set: s,
+		accounts: map[string]*account{}, bySeed: map[string]*account{},
+		now: time.Now, index: map[string]indexed{}, orphans: map[string]func(){}, ready: make(chan struct{}),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.pub == nil {
+		r.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
+	}
+	for _, ac := range cfg.Accounts {
+		ac = ac.withDefaults()
+		a := &account{r: r, cfg: ac, deadline: cfg.Deadline.Std(), kick: make(chan struct{}, 1)}
+		if ac.Deadline > 0 {
+			a.deadline = ac.Deadline.Std()
+		}
+		if ac.TLS != TLSNone {
+			if a.tls, err = ac.tlsConfig(); err != nil {
+				return nil, fmt.Errorf("mailbox_retriever: account %s: %w", ac.Name, err)
+			}
+		}
+		r.accounts[ac.Name] = a
+		r.order = append(r.order, a)
+		for _, addr := range ac.seedAddresses() {
+			r.bySeed[addr] = a
+		}
+		m.accountUp.WithLabelValues(ac.Name).Set(0)
+	}
+	return r, nil
+}
+
+// Run reads the seed accounts and consumes probe.sent until ctx ends.
+func (r *Retriever) Run(ctx context.Context) error {
+	kv, err := r.js.KeyValue(ctx, Bucket)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("mailbox-retriever: KV bucket %s (apply the pipelines first): %w", Bucket, err)
+	}
+	r.kv = kv
+	if r.set.Health != nil {
+		r.set.Health.Register(WorkerName, func(context.Context) error {
+			var down []string
+			for _, a := range r.order {
+				if !a.healthy() {
+					down = append(down, a.cfg.Name)
+				}
+			}
+			if len(down) > 0 {
+				return fmt.Errorf("seed accounts not readable: %s", strings.Join(down, ", "))
+			}
+			return nil
+		})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.watch(ctx) })
+	// Deadlines are judged on the whole bucket: wait until the index holds it.
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		wg.Wait()
+		return nil
+	}
+	for _, a := range r.order {
+		wg.Go(func() { a.run(ctx) })
+	}
+	wg.Go(func() { r.deadlineLoop(ctx) })
+	err = bus.Consume(ctx, r.js, bus.ConsumeOptions{
+		Worker: WorkerName, Stream: Stream, Durable: Durable,
+		Publisher: r.pub, Logger: r.log, Metrics: r.set.Metrics,
+	}, r.handleSent)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// handleSent turns an accepted probe.sent into an expectation. It acks only
+// once the KV entry exists; a redelivery finds the key and changes nothing.
+func (r *Retriever) handleSent(ctx context.Context, m *bus.Msg) error {
+	raw, err := schemas.Decode(m.Data)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	ev, ok := raw.(*schemas.ProbeSent)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("a %T on the probe.sent subject", raw))
+	}
+	if ev.Outcome != schemas.OutcomeAccepted {
+		r.metrics.expectations.WithLabelValues("not_accepted").Inc()
+		return nil
+	}
+	if !keyRE.MatchString(ev.ProbeID) {
+		r.metrics.expectations.WithLabelValues("bad_probe_id").Inc()
+		return bus.Permanent(fmt.Errorf("probe id %q cannot be a KV key", ev.ProbeID))
+	}
+	a := r.bySeed[strings.ToLower(ev.SeedAddress)]
+	if a == nil {
+		r.metrics.expectations.WithLabelValues("unknown_seed").Inc()
+		return nil
+	}
+	e := entry{
+		State:      statePending,
+		Account:    a.cfg.Name,
+		Deadline:   ev.Time.Add(a.deadline),
+		DeadlineMs: a.deadline.Milliseconds(),
+		Probe: probeInfo{
+			ProbeRoute: ev.ProbeRoute, ProbeSeed: ev.ProbeSeed, MessageID: ev.MessageID,
+			SentAt: ev.Time, DKIMDomain: ev.DKIMDomain,
+		},
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if _, err := r.kv.Create(ctx, ev.ProbeID, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			r.metrics.expectations.WithLabelValues("redelivered").Inc()
+			return nil
+		}
+		return fmt.Errorf("store expectation %s: %w", ev.ProbeID, err)
+	}
+	r.metrics.expectations.WithLabelValues("created").Inc()
+	return nil
+}
+
+// watch keeps the in-memory index of expectations in step with the bucket,
+// so deadlines survive restarts and are shared by every copy of the worker.
+func (r *Retriever) watch(ctx context.Context) {
+	first := true
+	for ctx.Err() == nil {
+		w, err := r.kv.WatchAll(ctx)
+		if err != nil {
+			r.log.Warn("watch expectations", "error", err)
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		fresh := map[string]indexed{}
+		loaded := false
+		for upd := range w.Updates() {
+			if upd == nil {
+				loaded = true
+				r.mu.Lock()
+				r.index = fresh
+				r.mu.Unlock()
+				if first {
+					close(r.ready)
+					first = false
+				}
+				r.updatePendingGauge()
+				continue
+			}
+			key := upd.Key()
+			if upd.Operation() != jetstream.KeyValuePut {
+				if loaded {
+					r.mu.Lock()
+					delete(r.index, key)
+					r.mu.Unlock()
+				} else {
+					delete(fresh, key)
+				}
+				continue
+			}
+			e, err := decodeEntry(upd)
+			if err != nil {
+				r.log.Warn("undecodable expectation", "key", key, "error", err)
+				continue
+			}
+			ix := indexed{State: e.State, Account: e.Account, Deadline: e.Deadline, Published: e.Published, Updated: upd.Created()}
+			if !loaded {
+				fresh[key] = ix
+				continue
+			}
+			r.mu.Lock()
+			r.index[key] = ix
+			kick := r.orphans[key]
+			r.mu.Unlock()
+			if kick != nil && e.State == statePending {
+				kick()
+			}
+			r.updatePendingGauge()
+		}
+		_ = w.Stop()
+		if ctx.Err() == nil {
+			sleepCtx(ctx, time.Second)
+		}
+	}
+}
+
+func (r *Retriever) updatePendingGauge() {
+	r.mu.Lock()
+	n := 0
+	for _, ix := range r.index {
+		if ix.State == statePending {
+			n++
+		}
+	}
+	r.mu.Unlock()
+	r.metrics.pending.Set(float64(n))
+}
+
+func (r *Retriever) deadlineLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.CheckInterval.Std())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.checkDeadlines(ctx)
+			r.checkAccounts(ctx)
+		}
+	}
+}
+
+// checkDeadlines declares missing every pending probe past its deadline
+// whose account has been read completely since the deadline; for the
+// others it asks the account for a fresh read. An account that cannot be
+// read holds its probes pending: that is an account alert, not a missing
+// probe. It also republishes stored events whose publish did not complete.
+func (r *Retriever) checkDeadlines(ctx context.Context) {
+	now := r.now()
+	r.mu.Lock()
+	var due, unpublished []string
+	for key, ix := range r.index {
+		switch {
+		case ix.State == statePending && !now.Before(ix.Deadline):
+			due = append(due, key)
+		case ix.State != statePending && !ix.Published && time.Since(ix.Updated) > 2*time.Second:
+			unpublished = append(unpublished, key)
+		}
+	}
+	snapshot := make(map[string]indexed, len(due))
+	for _, k := range due {
+		snapshot[k] = r.index[k]
+	}
+	r.mu.Unlock()
+	sort.Strings(due)
+	for _, key := range due {
+		ix := snapshot[key]
+		a := r.accounts[ix.Account]
+		if a == nil {
+			continue // the account left the config; the entry expires with the bucket's TTL
+		}
+		if a.syncedAt().Before(ix.Deadline) {
+			a.kickAll()
+			continue
+		}
+		if err := r.declareMissing(ctx, key, a); err != nil && ctx.Err() == nil {
+			r.log.Warn("declare missing", "probe_id", key, "error", err)
+		}
+	}
+	for _, key := range unpublished {
+		if err := r.republish(ctx, key); err != nil && ctx.Err() == nil {
+			r.log.Warn("republish", "probe_id", key, "error", err)
+		}
+	}
+}
+
+func (r *Retriever) declareMissing(ctx context.Context, key string, a *account) error {
+	kve, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	e, err := decodeEntry(kve)
+	if err != nil || e.State != statePending {
+		return err
+	}
+	now := r.now()
+	ev := &schemas.ProbeMissing{
+		ProbeRoute:     e.Probe.ProbeRoute,
+		ProbeSeed:      e.Probe.ProbeSeed,
+		Account:        e.Account,
+		MessageID:      e.Probe.MessageID,
+		SentAt:         e.Probe.SentAt,
+		DeadlineMs:     e.DeadlineMs,
+		WaitedMs:       now.Sub(e.Probe.SentAt).Milliseconds(),
+		FoldersChecked: a.folderNames(),
+	}
+	if err := schemas.Stamp(ev, r.source, now); err != nil {
+		return err
+	}
+	e.State, e.MissingEventID = stateMissing, ev.ID
+	if e.Event, err = json.Marshal(ev); err != nil {
+		return err
+	}
+	rev, err := update(ctx, r.kv, key, e, kve.Revision())
+	if errors.Is(err, errConflict) {
+		return nil // found meanwhile; the finder reports it
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.publishStored(ctx, key, e, rev); err != nil {
+		return err
+	}
+	r.metrics.probes.WithLabelValues(e.Account, stateMissing).Inc()
+	return nil
+}
+
+// republish publishes the stored event of an entry whose publish did not
+// complete (a crash or a NATS error between storing and publishing).
+func (r *Retriever) republish(ctx context.Context, key string) error {
+	kve, err := r.kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	e, err := decodeEntry(kve)
+	if err != nil || e.Published || e.State == statePending {
+		return err
+	}
+	return r.publishStored(ctx, key, e, kve.Revision())
+}
+
+// publishStored publishes e.Event and marks the entry published. The event
+// keeps its id, so publishing it twice stores it once.
+func (r *Retriever) publishStored(ctx context.Context, key string, e entry, rev uint64) error {
+	ev, err := schemas.Decode(e.Event)
+	if err != nil {
+		return fmt.Errorf("stored event of %s: %w", key, err)
+	}
+	if err := r.pub.Publish(ctx, ev); err != nil {
+		r.metrics.publishErrs.Inc()
+		return err
+	}
+	e.Published = true
+	if _, err := update(ctx, r.kv, key, e, rev); err != nil && !errors.Is(err, errConflict) {
+		// Published but not marked: the next check publishes the same
+		// event again, which the stream drops as a duplicate.
+		return nil
+	}
+	return nil
+}
+
+// checkAccounts raises an alert for an account that has not been read for
+// alert_after, and resolves it once the account reads again.
+func (r *Retriever) checkAccounts(ctx context.Context) {
+	now := r.now()
+	for _, a := range r.order {
+		since, lastErr, alerted := a.failure()
+		switch {
+		case !since.IsZero() && !alerted && now.Sub(since) >= r.cfg.AlertAfter.Std():
+			if r.publishAlert(ctx, a, schemas.AlertFiring, fmt.Sprintf("seed account %s cannot be read since %s: %s", a.cfg.Name, since.UTC().Format(time.RFC3339), lastErr)) {
+				a.setAlerted(true)
+			}
+		case since.IsZero() && alerted:
+			if r.publishAlert(ctx, a, schemas.AlertResolved, fmt.Sprintf("seed account %s is readable again", a.cfg.Name)) {
+				a.setAlerted(false)
+			}
+		}
+	}
+}
+
+func (r *Retriever) publishAlert(ctx context.Context, a *account, status, summary string) bool {
+	ev := &schemas.AlertRaised{
+		Rule: alertRule, Status: status, Severity: schemas.AlertWarning,
+		Subject: "account:" + a.cfg.Name, Summary: summary,
+		DedupeKey: WorkerName + ":account:" + a.cfg.Name,
+	}
+	if err := schemas.Stamp(ev, r.source, r.now()); err != nil {
+		return false
+	}
+	if err := r.pub.Publish(ctx, ev); err != nil {
+		r.metrics.publishErrs.Inc()
+		return false
+	}
+	if status == schemas.AlertFiring {
+		r.log.Warn("seed account unreadable", "account", a.cfg.Name, "summary", summary)
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,172 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailmon/mailmon/schemas"
+)
+
+// Notification is what one route receives for one group: the alerts
+// about one subject collected within group_wait.
+type Notification struct {
+	// Receiver is the route's name.
+	Receiver string `json:"receiver"`
+	// GroupKey is the subject the alerts are about.
+	GroupKey string `json:"group_key"`
+	// Status is "resolved" when every alert in the group is resolved,
+	// else "firing".
+	Status string                 `json:"status"`
+	Alerts []*schemas.AlertRaised `json:"alerts"`
+}
+
+// accepts reports whether the route takes alert a.
+func (r Route) accepts(a *schemas.AlertRaised) bool {
+	if r.MinSeverity != "" && severityRank(a.Severity) < severityRank(r.MinSeverity) {
+		return false
+	}
+	return len(r.Rules) == 0 || slices.Contains(r.Rules, a.Rule)
+}
+
+// permanentError is a failure retrying cannot fix (a 4xx other than 429).
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// sender posts notifications to one route.
+type sender struct {
+	route  Route
+	client *http.Client
+}
+
+// send posts one notification once.
+func (s *sender) send(ctx context.Context, n Notification) error {
+	body, target, err := s.encode(n)
+	if err != nil {
+		return permanentError{err}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return permanentError{errors.New("bad url")} // never quote it: it may hold a credential
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "mailmon-notifier")
+	switch {
+	case s.route.Token != "":
+		req.Header.Set("Authorization", "Bearer "+s.route.Token.Reveal())
+	case s.route.Username != "":
+		req.SetBasicAuth(s.route.Username, s.route.Password.Reveal())
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		// *url.Error quotes the URL; keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return fmt.Errorf("http status %d", resp.StatusCode)
+	default:
+		return permanentError{fmt.Errorf("http status %d", resp.StatusCode)}
+	}
+}
+
+func (s *sender) encode(n Notification) (body []byte, target string, err error) {
+	target = s.route.URL.Reveal()
+	switch s.route.Kind {
+	case KindSlack:
+		body, err = json.Marshal(map[string]string{"text": slackText(n)})
+	case KindAlertmanager:
+		target = strings.TrimSuffix(target, "/")
+		if !strings.HasSuffix(target, "/api/v2/alerts") {
+			target += "/api/v2/alerts"
+		}
+		body, err = json.Marshal(alertmanagerAlerts(n))
+	default:
+		body, err = json.Marshal(n)
+	}
+	return body, target, err
+}
+
+func slackText(n Notification) string {
+	var b strings.Builder
+	for i, a := range n.Alerts {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		mark := ":rotating_light:"
+		switch {
+		case a.Status == schemas.AlertResolved:
+			mark = ":white_check_mark:"
+		case a.Severity == schemas.AlertWarning:
+			mark = ":warning:"
+		case a.Severity == schemas.AlertInfo:
+			mark = ":information_source:"
+		}
+		fmt.Fprintf(&b, "%s [%s] *%s* %s (%s)", mark, strings.ToUpper(a.Status), a.Subject, a.Summary, a.Rule)
+	}
+	return b.String()
+}
+
+// amAlert is one alert of the Alertmanager API v2 (postableAlert).
+type amAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       *time.Time        `json:"endsAt,omitempty"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// alertmanagerAlerts maps alerts to Alertmanager's. The labels identify
+// the condition (rule, dedupe key, subject, severity), so the resolved
+// notice, which carries an endsAt, closes the firing one.
+func alertmanagerAlerts(n Notification) []amAlert {
+	out := make([]amAlert, 0, len(n.Alerts))
+	for _, a := range n.Alerts {
+		labels := map[string]string{
+			"alertname":  a.Rule,
+			"dedupe_key": a.DedupeKey,
+			"subject":    a.Subject,
+			"severity":   a.Severity,
+			"source":     "mailmon",
+		}
+		for k, v := range map[string]string{"customer": a.Customer, "source_ip": a.SourceIP, "provider": a.Provider} {
+			if v != "" {
+				labels[k] = v
+			}
+		}
+		ann := map[string]string{"summary": a.Summary, "event_id": a.ID}
+		if a.DecisionID != "" {
+			ann["decision_id"] = a.DecisionID
+		}
+		for i, name := range a.EvidenceNames {
+			if i < len(a.EvidenceValues) {
+				ann["evidence_"+name] = a.EvidenceValues[i]
+			}
+		}
+		am := amAlert{Labels: labels, Annotations: ann, StartsAt: a.Time}
+		if a.Status == schemas.AlertResolved {
+			end := a.Time
+			am.EndsAt = &end
+		}
+		out = append(out, am)
+	}
+	return out
+}

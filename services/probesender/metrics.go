@@ -1,0 +1,69 @@
+package probesender
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	probes        *prometheus.CounterVec
+	submitSeconds *prometheus.HistogramVec
+	skipped       *prometheus.CounterVec
+	publishErrors prometheus.Counter
+	rounds        prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "mailmon", "probe_sender"
+	m := &metrics{
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "probes_total", Help: "Probes submitted, by route, provider and outcome (accepted, tempfail, refused, error)."},
+			[]string{"route", "provider", "outcome"}),
+		submitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "submission_seconds", Help: "Time of one submission, connect (or command start) to final reply, by route.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)}, []string{"route"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "skipped_total", Help: "Probes not sent, by reason (rate_cap: the provider cap left no room before the next round; overrun: the previous round was still running)."},
+			[]string{"reason"}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "publish_errors_total", Help: "probe.sent events that could not be published after retries."}),
+		rounds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "rounds_total", Help: "Rounds started."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.probes, err = register(reg, m.probes); err != nil {
+		return nil, err
+	}
+	if m.submitSeconds, err = register(reg, m.submitSeconds); err != nil {
+		return nil, err
+	}
+	if m.skipped, err = register(reg, m.skipped); err != nil {
+		return nil, err
+	}
+	if m.publishErrors, err = register(reg, m.publishErrors); err != nil {
+		return nil, err
+	}
+	if m.rounds, err = register(reg, m.rounds); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second sender in one process, as `mailmon probe now` builds).
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
