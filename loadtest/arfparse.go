@@ -86,7 +86,7 @@ func parseARFParseFlags(args []string, stderr io.Writer) (arfParseOptions, error
 	fs := flag.NewFlagSet("loadtest arf-parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o arfParseOptions
-	fs.StringVar(&o.corpus, "corpus", "", "corpora directory holding arf/ and bounces/ (default ../shared/corpora from the module root)")
+	fs.StringVar(&o.corpus, "corpus", "", "corpora directory holding arf/ and bounces/ (default $MAILMON_CORPORA, else ../shared/corpora from the module root)")
 	fs.IntVar(&o.passes, "passes", 10, "times the corpus is repeated in each mbox, so process start-up is amortised")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (mbox files, outputs)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on the whole run")
@@ -139,6 +139,9 @@ func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, lo
 		return err
 	}
 	corpus := opts.corpus
+	if corpus == "" {
+		corpus = os.Getenv("MAILMON_CORPORA")
+	}
 	if corpus == "" {
 		corpus = filepath.Join(root, "..", "shared", "corpora")
 	}

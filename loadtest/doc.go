@@ -1,9 +1,10 @@
 // Command loadtest drives mailmon from the outside and measures it against
 // the raw client libraries on the same servers, in the same run.
 //
-// It is a black box on purpose: it imports only the public contract
-// (schemas for event types, subjects and tables; pipelines for the streams)
-// and talks to mailmon the way any other producer or dashboard would — it
+// It is a black box on purpose: of mailmon it imports only the public
+// contract (schemas for event types, subjects and tables; pipelines for the
+// streams), plus services/peers, which starts Postfix and Dovecot and holds
+// no mailmon code, and it talks to mailmon the way any other producer or dashboard would — it
 // publishes events to JetStream with the event id as the message id, and
 // reads ClickHouse. So a figure it reports is what a deployment would see,
 // and a lost or doubled event is one that a user would see.

@@ -59,11 +59,8 @@ func parseEnforcementFlags(args []string, stderr io.Writer) (enforcementOptions,
 	fs.DurationVar(&o.spacing, "spacing", 20*time.Millisecond, "time between two crossing complaints")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, log, NATS data)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var problems []string
 	if o.customers < 2 || o.bad < 1 || o.bad >= o.customers {
@@ -75,10 +72,7 @@ func parseEnforcementFlags(args []string, stderr io.Writer) (enforcementOptions,
 	if o.ttl < time.Second || o.timeout <= 0 || o.spacing < 0 {
 		problems = append(problems, "-ttl must be at least 1s, -timeout positive, -spacing not negative")
 	}
-	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return o, joinProblems(problems)
 }
 
 // enforcementResult is the JSON line the scenario ends with.
@@ -109,12 +103,8 @@ func (r enforcementResult) ok() bool {
 
 func runEnforcement(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseEnforcementFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadtest enforcement: %v\n", err)
-		return 2
+		return flagExitCode(stderr, "enforcement", err)
 	}
 	started := time.Now()
 	res := enforcementResult{Scenario: "enforcement", Customers: opts.customers, Bad: opts.bad}
@@ -124,12 +114,7 @@ func runEnforcement(ctx context.Context, args []string, stdout, stderr io.Writer
 		progress(stderr, "failed: %v", err)
 	}
 	res.ElapsedS = round(time.Since(started).Seconds(), 3)
-	line, _ := json.Marshal(res)
-	fmt.Fprintf(stdout, "%s\n", line)
-	if !res.ok() {
-		return 1
-	}
-	return 0
+	return printResult(stdout, stderr, "enforcement", res, res.ok())
 }
 
 type enforcementRun struct {
@@ -151,14 +136,10 @@ func customerName(i int) string { return fmt.Sprintf("cust-%05d", i) }
 // bad customers are the first opts.bad.
 func (e *enforcementRun) isBad(i int) bool { return i < e.opts.bad }
 
-func (e *enforcementRun) run(parent context.Context) error {
+func (e *enforcementRun) run(parent context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(parent, e.opts.timeout)
 	defer cancel()
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := findModuleRoot(cwd)
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
@@ -166,11 +147,11 @@ func (e *enforcementRun) run(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	if e.opts.keep {
-		e.res.KeptDir = dir
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer func() {
+		if dirErr := keepOrRemove(dir, e.opts.keep, &e.res.KeptDir, e.log); dirErr != nil {
+			err = errors.Join(err, dirErr)
+		}
+	}()
 	progress(e.log, "building mailmon")
 	bin, err := buildMailmon(ctx, root, dir)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 const (
@@ -39,7 +39,18 @@ const (
 	// probesDrain is how long the scenario keeps reading events after the
 	// last outcome, to catch doubled events.
 	probesDrain = time.Second
+	// seedDomain is the domain of every Dovecot account, which Postfix
+	// delivers to Dovecot over LMTP; seedSecret is every account's
+	// password.
+	seedDomain = "inbox.test"
+	seedSecret = "secret"
 )
+
+// needMailPeers reports why Postfix and Dovecot (services/peers) cannot
+// run here, or nil.
+func needMailPeers() error {
+	return errors.Join(peers.CheckPostfix(), peers.CheckDovecot())
+}
 
 type probesOptions struct {
 	n           int
@@ -62,11 +73,8 @@ func parseProbesFlags(args []string, stderr io.Writer) (probesOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the probes are not all accounted for by then")
 	fs.DurationVar(&o.deadline, "deadline", time.Minute, "the retriever's deadline: a probe not seen by then is reported missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, Postfix queue, maildirs) for inspection")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var problems []string
 	if o.n < 1 {
@@ -87,10 +95,7 @@ func parseProbesFlags(args []string, stderr io.Writer) (probesOptions, error) {
 	if o.deadline <= 0 {
 		problems = append(problems, fmt.Sprintf("-deadline must be positive, got %s", o.deadline))
 	}
-	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return o, joinProblems(problems)
 }
 
 // probesResult is the JSON line the scenario ends with.
@@ -183,12 +188,8 @@ type probesRun struct {
 
 func runProbes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseProbesFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadtest probes: %v\n", err)
-		return 2
+		return flagExitCode(stderr, "probes", err)
 	}
 	started := time.Now()
 	r := &probesRun{opts: opts, log: stderr, res: probesResult{
@@ -199,16 +200,7 @@ func runProbes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		progress(stderr, "error: %v", err)
 	}
 	r.res.ElapsedS = round(time.Since(started).Seconds(), 3)
-	line, err := json.Marshal(r.res)
-	if err != nil {
-		fmt.Fprintf(stderr, "loadtest probes: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, string(line))
-	if !r.res.ok() {
-		return 1
-	}
-	return 0
+	return printResult(stdout, stderr, "probes", r.res, r.res.ok())
 }
 
 func probeTarget(i int) string  { return fmt.Sprintf("t%05d", i) }
@@ -244,11 +236,7 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	if err := needMailPeers(); err != nil {
 		return err
 	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := findModuleRoot(cwd)
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
@@ -257,13 +245,8 @@ func (r *probesRun) run(parent context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if r.opts.keep {
-			r.res.KeptDir = dir
-			progress(r.log, "kept %s", dir)
-			return
-		}
-		if rmErr := os.RemoveAll(dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove temp dir: %w", rmErr))
+		if dirErr := keepOrRemove(dir, r.opts.keep, &r.res.KeptDir, r.log); dirErr != nil {
+			err = errors.Join(err, dirErr)
 		}
 	}()
 	// Dovecot's delivery processes run as nobody and must reach the maildirs.
@@ -281,19 +264,20 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	for a := range r.opts.accounts {
 		users = append(users, seedUser(a), baselineUser(a))
 	}
-	dv, err := startDovecot(ctx, filepath.Join(dir, "dv"), users)
+	// Stop, not Close: the directories are the run's, kept with -keep.
+	dv, err := peers.StartDovecot(ctx, peers.DovecotConfig{Dir: filepath.Join(dir, "dv"), Domain: seedDomain, Users: users, Password: seedSecret})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if stopErr := dv.stop(); stopErr != nil {
+		if stopErr := dv.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
 	var newDirs []string
 	for a := range r.opts.accounts {
 		for _, u := range []string{seedUser(a), baselineUser(a)} {
-			dirs, err := dv.makeMaildirs(u)
+			dirs, err := dv.MakeMaildirs(u)
 			if err != nil {
 				return fmt.Errorf("maildirs of %s: %w", u, err)
 			}
@@ -308,16 +292,16 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	} else {
 		defer watch.stop()
 	}
-	pf, err := startPostfix(ctx, filepath.Join(dir, "pf"), dv.lmtp)
+	pf, err := peers.StartPostfix(ctx, peers.PostfixConfig{Dir: filepath.Join(dir, "pf"), Dovecot: dv})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if stopErr := pf.stop(); stopErr != nil {
+		if stopErr := pf.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
-	progress(r.log, "postfix smtp 127.0.0.1:%d -> dovecot lmtp 127.0.0.1:%d, imap 127.0.0.1:%d, %d seed accounts", pf.smtp, dv.lmtp, dv.imap, r.opts.accounts)
+	progress(r.log, "postfix smtp 127.0.0.1:%d -> dovecot lmtp 127.0.0.1:%d, imap 127.0.0.1:%d, %d seed accounts", pf.SMTP, dv.LMTP, dv.IMAP, r.opts.accounts)
 
 	p, err := freePorts()
 	if err != nil {
@@ -327,7 +311,7 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	if err := os.Mkdir(childDir, 0o700); err != nil {
 		return err
 	}
-	configPath, err := r.writeConfig(childDir, p, pf.smtp, dv.imap)
+	configPath, err := r.writeConfig(childDir, p, pf.SMTP, dv.IMAP)
 	if err != nil {
 		return err
 	}
@@ -674,7 +658,7 @@ func percentile(sorted []int64, p int) int64 {
 // (same spread over accounts, same share with X-Spam-Flag: YES, the
 // probes' median size) but to the baseline accounts, and times from the
 // first connection until Dovecot's maildirs hold all of them.
-func (r *probesRun) baseline(ctx context.Context, pf *postfixPeer, dv *dovecotPeer) error {
+func (r *probesRun) baseline(ctx context.Context, pf *peers.Postfix, dv *peers.Dovecot) error {
 	size := 1024
 	if len(r.sizes) > 0 {
 		s := slices.Clone(r.sizes)
@@ -689,8 +673,8 @@ func (r *probesRun) baseline(ctx context.Context, pf *postfixPeer, dv *dovecotPe
 	}
 	counted := func() (all, junk int) {
 		for a := range r.opts.accounts {
-			j := dv.maildirCount(baselineUser(a), "Junk")
-			all += dv.maildirCount(baselineUser(a), "") + j
+			j := dv.MaildirCount(baselineUser(a), "Junk")
+			all += dv.MaildirCount(baselineUser(a), "") + j
 			junk += j
 		}
 		return all, junk
@@ -705,7 +689,7 @@ func (r *probesRun) baseline(ctx context.Context, pf *postfixPeer, dv *dovecotPe
 	start := time.Now()
 	for range r.opts.concurrency {
 		wg.Go(func() {
-			if err := r.submitBaseline(ctx, pf.smtp, &next, size); err != nil {
+			if err := r.submitBaseline(ctx, pf.SMTP, &next, size); err != nil {
 				errs <- err
 			}
 		})

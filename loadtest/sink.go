@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,12 +69,9 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	fs.StringVar(&o.workers, "workers", sinkWorker, "workers the mailmon child runs (`mailmon run -workers`)")
 	fs.IntVar(&o.maxPending, "max-pending", 16384, "most published events awaiting a JetStream ack at once")
 	fs.StringVar(&o.mode, "mode", modeBacklog, "backlog: publish all events with the sink's consumers paused, then time the sink draining them; live: time publishing and storing together")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the mailmon child's CPU profile over the first 15 s of ingest to this file (go tool pprof FILE)")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the mailmon child's CPU profile over the first 15 s of ingest to this file (go tool pprof FILE), and its /metrics at the end to FILE.metrics")
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var problems []string
 	if kinds := len(schemas.Kinds()); o.n < kinds {
@@ -93,10 +89,7 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	if strings.TrimSpace(o.workers) == "" {
 		problems = append(problems, "-workers must name at least one worker")
 	}
-	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return o, joinProblems(problems)
 }
 
 // sinkResult is the JSON line the scenario ends with.
@@ -149,12 +142,8 @@ func (r sinkResult) ok() bool {
 
 func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseSinkFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadtest sink: %v\n", err)
-		return 2
+		return flagExitCode(stderr, "sink", err)
 	}
 	started := time.Now()
 	res := sinkResult{Scenario: "sink", Mode: opts.mode, N: opts.n, Lost: opts.n, DuplicatesMethod: duplicatesMethod}
@@ -164,12 +153,7 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		progress(stderr, "failed: %v", err)
 	}
 	res.ElapsedS = round(time.Since(started).Seconds(), 3)
-	line, _ := json.Marshal(res)
-	fmt.Fprintf(stdout, "%s\n", line)
-	if !res.ok() {
-		return 1
-	}
-	return 0
+	return printResult(stdout, stderr, "sink", res, res.ok())
 }
 
 // sinkRun holds the state of one run of the sink scenario.
@@ -211,13 +195,8 @@ func (s *sinkRun) run(parent context.Context) (err error) {
 		return err
 	}
 	defer func() {
-		if s.opts.keep {
-			s.res.KeptDir = dir
-			progress(s.log, "kept %s", dir)
-			return
-		}
-		if rmErr := os.RemoveAll(dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove temp dir: %w", rmErr))
+		if dirErr := keepOrRemove(dir, s.opts.keep, &s.res.KeptDir, s.log); dirErr != nil {
+			err = errors.Join(err, dirErr)
 		}
 	}()
 	stop, err := s.start(ctx, root, dir)
@@ -256,11 +235,7 @@ func (s *sinkRun) run(parent context.Context) (err error) {
 // prepare loads the example events and checks that the topology routes
 // every kind; it returns the module root.
 func (s *sinkRun) prepare() (string, error) {
-	cwd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	root, err := findModuleRoot(cwd)
+	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -441,6 +416,9 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 			s.res.IngestS = round(took.Seconds(), 3)
 			s.res.OursPerS = round(float64(n)/took.Seconds(), 0)
 			progress(s.log, "clickhouse holds %d distinct ids after %.1f s: %.0f events/s", distinct, took.Seconds(), s.res.OursPerS)
+			if s.opts.cpuProfile != "" {
+				s.saveChildMetrics(ctx, s.opts.cpuProfile+".metrics")
+			}
 			return nil
 		}
 	}
@@ -739,11 +717,6 @@ func (s *sinkRun) baselineTables() []string {
 	return out
 }
 
-func round(v float64, digits int) float64 {
-	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
-	return f
-}
-
 // profileChild saves the child's CPU profile over d to opts.cpuProfile.
 func (s *sinkRun) profileChild(ctx context.Context, d time.Duration) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", s.httpPort, int(d.Seconds()))
@@ -800,4 +773,23 @@ func (s *sinkRun) publishBacklog(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// saveChildMetrics saves the child's /metrics page next to its profile.
+func (s *sinkRun) saveChildMetrics(ctx context.Context, path string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", s.httpPort), nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			var body []byte
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = os.WriteFile(path, body, 0o644)
+			}
+		}
+	}
+	if err != nil {
+		progress(s.log, "child metrics: %v", err)
+	}
 }

@@ -13,15 +13,20 @@ import (
 )
 
 // table batches the events of one kind and inserts them. It fills an open
-// batch while the previous one is being inserted, so pulling and inserting
-// overlap, but it never runs two inserts at once: batches of one table land
-// in order, and a stuck insert stops the table from taking more.
+// batch while earlier ones are being inserted, so pulling and inserting
+// overlap, and runs at most maxInflight inserts at once: ClickHouse
+// parses one insert while the next is sent. Order between batches does not
+// matter, since rows are deduplicated by id. A stuck insert stops the table
+// from taking more once maxInflight batches and a full open one are held.
 type table struct {
 	sink  *Sink
 	kind  schemas.Kind
 	query string
 	in    chan []held
 }
+
+// maxInflight is how many inserts of one table may run at once.
+const maxInflight = 2
 
 // run owns the table's batches until stop is closed and everything held is
 // settled. flushCtx ends at the shutdown deadline.
@@ -32,30 +37,33 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 		open       []held
 		openSince  time.Time // when the oldest open message arrived
 		openBeat   time.Time // when the open messages were last kept alive
-		inflight   []held    // the batch being inserted, or nil
-		flightBeat time.Time
+		inflight   = map[int][]held{}
+		flightBeat = map[int]time.Time{}
+		nextBatch  int
 		stopping   bool
 	)
-	done := make(chan struct{}, 1)
+	done := make(chan int, maxInflight)
 	ticker := time.NewTicker(min(max(batchAge/4, 5*time.Millisecond), beatEvery/2))
 	defer ticker.Stop()
 
 	startFlush := func(now time.Time) {
-		if inflight != nil || len(open) == 0 {
+		if len(inflight) >= maxInflight || len(open) == 0 {
 			return
 		}
 		if !stopping && len(open) < s.cfg.BatchRows && now.Sub(openSince) < batchAge {
 			return
 		}
-		inflight, flightBeat = open, openBeat
+		id := nextBatch
+		nextBatch++
+		batch := open
+		inflight[id], flightBeat[id] = batch, openBeat
 		open = nil
-		batch := inflight
 		go func() {
 			t.flush(flushCtx, batch)
-			done <- struct{}{}
+			done <- id
 		}()
 	}
-	for !stopping || inflight != nil || len(open) > 0 {
+	for !stopping || len(inflight) > 0 || len(open) > 0 {
 		var in chan []held
 		if !stopping && len(open) < s.cfg.BatchRows {
 			in = t.in
@@ -68,8 +76,9 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 			}
 			open = append(open, hs...)
 			startFlush(now)
-		case <-done:
-			inflight = nil
+		case id := <-done:
+			delete(inflight, id)
+			delete(flightBeat, id)
 			startFlush(time.Now())
 		case now := <-ticker.C:
 			// InProgress only for messages held long enough to matter, so
@@ -78,9 +87,11 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 				s.beat(open)
 				openBeat = now
 			}
-			if inflight != nil && now.Sub(flightBeat) >= beatEvery {
-				s.beat(inflight)
-				flightBeat = now
+			for id, batch := range inflight {
+				if now.Sub(flightBeat[id]) >= beatEvery {
+					s.beat(batch)
+					flightBeat[id] = now
+				}
 			}
 			startFlush(now)
 		case <-stop:

@@ -5,16 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mailmon/mailmon/services/internal/peertest"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +18,9 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/notifier"
+	"github.com/mailmon/mailmon/services/peers"
 	"github.com/mailmon/mailmon/services/policyservice"
 )
 
@@ -40,11 +36,8 @@ func TestPostfixCutoff(t *testing.T)  { testPostfix(t, schemas.ActionCutoff) }
 func TestPostfixReroute(t *testing.T) { testPostfix(t, schemas.ActionReroute) }
 
 func testPostfix(t *testing.T, action string) {
-	if _, err := os.Stat("/usr/sbin/postfix"); err != nil {
-		peertest.Unavailable(t, "postfix not installed (go tool task deps)")
-	}
-	if os.Geteuid() != 0 {
-		peertest.Unavailable(t, "running a private postfix instance needs root")
+	if err := peers.CheckPostfix(); err != nil {
+		peertest.Unavailable(t, "%v", err)
 	}
 	const ttl = 4 * time.Second
 	js, kv := newNATS(t)
@@ -126,7 +119,7 @@ func testPostfix(t *testing.T, action string) {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
 	})
-	t.Logf("postfix log:\n%s", pf.log())
+	t.Logf("postfix log:\n%s", pf.Log())
 }
 
 // sink is an SMTP server that stores what it receives.
@@ -187,138 +180,33 @@ func (s *sink) waitFor(t *testing.T, tags ...string) {
 	}
 }
 
-// postfix is a private Postfix instance under a temp dir.
-type postfix struct {
-	dir, addr string
-}
+// postfix is a private Postfix instance (services/peers) with the test's
+// ways to send through it and to read its log.
+type postfix struct{ *peers.Postfix }
 
+// startPostfix runs Postfix asking the policy service at policyPort about
+// every recipient, relaying to the sink at normalPort, and with the ndr
+// transport (its own syslog_name, so its lines are told apart) relaying a
+// FILTER ndr: message to the sink at ndrPort.
 func startPostfix(t *testing.T, policyPort, normalPort, ndrPort int) *postfix {
 	t.Helper()
-	// Postfix's processes run as user postfix: the directory must be
-	// traversable, which t.TempDir's 0700 is not.
-	dir, err := os.MkdirTemp("", "mailmon-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	p := &postfix{dir: dir, addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	for _, d := range []string{"etc", "spool", "data"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v %s", err, out)
-	}
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s/spool
-data_directory = %[1]s/data
-maillog_file = %[1]s/maillog
-maillog_file_prefixes = %[1]s
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mta.example.test
-mydomain = example.test
-myorigin = $mydomain
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:%[2]d, permit_mynetworks, reject_unauth_destination
-smtpd_banner = $myhostname ESMTP
-biff = no
-relayhost = [127.0.0.1]:%[3]d
-default_filter_nexthop = [127.0.0.1]:%[4]d
-smtp_dns_support_level = disabled
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-queue_run_delay = 5s
-minimal_backoff_time = 5s
-maximal_backoff_time = 15s
-`, dir, policyPort, normalPort, ndrPort)
-	masterCF := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n - 0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-rewrite    unix  - - n - - trivial-rewrite
-bounce     unix  - - n - 0 bounce
-defer      unix  - - n - 0 bounce
-trace      unix  - - n - 0 bounce
-verify     unix  - - n - 1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n - - proxymap
-proxywrite unix  - - n - 1 proxymap
-smtp       unix  - - n - - smtp
-relay      unix  - - n - - smtp
-ndr        unix  - - n - - smtp -o syslog_name=postfix-ndr
-showq      unix  n - n - - showq
-error      unix  - - n - - error
-retry      unix  - - n - - error
-discard    unix  - - n - - discard
-anvil      unix  - - n - 1 anvil
-scache     unix  - - n - 1 scache
-postlog    unix-dgram n - n - 1 postlogd
-`, port)
-	past := time.Now().Add(-time.Minute) // a fresh main.cf makes postfix sleep 2 s
-	for name, body := range map[string]string{"main.cf": mainCF, "master.cf": masterCF} {
-		path := filepath.Join(dir, "etc", name)
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		os.Chtimes(path, past, past)
-	}
-	if out, err := exec.Command("/usr/sbin/postfix", "-c", filepath.Join(dir, "etc"), "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, p.log())
-	}
-	t.Cleanup(p.stop)
-	waitFor(t, 10*time.Second, "postfix banner", func() bool {
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 3)
-		_, err = io.ReadFull(c, buf)
-		return err == nil && string(buf) == "220"
+	pp, err := peers.StartPostfix(t.Context(), peers.PostfixConfig{
+		Main: map[string]string{
+			"smtpd_recipient_restrictions": fmt.Sprintf("check_policy_service inet:127.0.0.1:%d, permit_mynetworks, reject_unauth_destination", policyPort),
+			"relayhost":                    fmt.Sprintf("[127.0.0.1]:%d", normalPort),
+			"default_filter_nexthop":       fmt.Sprintf("[127.0.0.1]:%d", ndrPort),
+		},
+		Master: []string{"ndr        unix  - - n - - smtp -o syslog_name=postfix-ndr"},
 	})
-	return p
-}
-
-func (p *postfix) stop() {
-	raw, err := os.ReadFile(filepath.Join(p.dir, "spool", "pid", "master.pid"))
 	if err != nil {
-		return
+		t.Fatal(err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		return
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	for range 200 {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
+	t.Cleanup(func() {
+		if err := pp.Close(); err != nil {
+			t.Log(err)
 		}
-		if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-func (p *postfix) log() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
-	return string(b)
+	})
+	return &postfix{pp}
 }
 
 // waitLog waits for one log line holding every part.
@@ -326,7 +214,7 @@ func (p *postfix) waitLog(t *testing.T, what string, parts ...string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		for _, line := range strings.Split(p.log(), "\n") {
+		for _, line := range strings.Split(p.Log(), "\n") {
 			all := true
 			for _, part := range parts {
 				all = all && strings.Contains(line, part)
@@ -337,14 +225,14 @@ func (p *postfix) waitLog(t *testing.T, what string, parts ...string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: no log line with %q; log:\n%s", what, parts, p.log())
+			t.Fatalf("%s: no log line with %q; log:\n%s", what, parts, p.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func (p *postfix) trySend(from, to, tag string) error {
-	c, err := smtp.Dial(p.addr)
+	c, err := smtp.Dial(p.Addr())
 	if err != nil {
 		return err
 	}
@@ -376,15 +264,6 @@ func (p *postfix) trySend(from, to, tag string) error {
 func (p *postfix) send(t *testing.T, from, to, tag string) {
 	t.Helper()
 	if err := p.trySend(from, to, tag); err != nil {
-		t.Fatalf("send %s from %s: %v\n%s", tag, from, err, p.log())
+		t.Fatalf("send %s from %s: %v\n%s", tag, from, err, p.Log())
 	}
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

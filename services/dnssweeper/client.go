@@ -42,8 +42,6 @@ type Client struct {
 	tcpFallback bool
 	idle        chan *dns.Conn
 	closed      atomic.Bool
-	// sent counts query packets, retries and TCP repeats included.
-	sent atomic.Uint64
 }
 
 // ClientOptions configure a Client.
@@ -75,12 +73,6 @@ func NewClient(addr string, opts ClientOptions) *Client {
 		idle:        make(chan *dns.Conn, opts.MaxIdle),
 	}
 }
-
-// Addr is the server's host:port.
-func (c *Client) Addr() string { return c.addr }
-
-// Sent is the number of query packets sent so far.
-func (c *Client) Sent() uint64 { return c.sent.Load() }
 
 // Close closes the idle sockets; sockets in use are closed when returned.
 func (c *Client) Close() {
@@ -197,7 +189,6 @@ func (c *Client) exchangeUDP(ctx context.Context, m *dns.Msg) (*dns.Msg, error) 
 		deadline = d
 	}
 	co.SetDeadline(deadline)
-	c.sent.Add(1)
 	if err := co.WriteMsg(m); err != nil {
 		co.Close()
 		return nil, &QueryError{Cause: dnsbl.CauseNetwork, Err: fmt.Errorf("send to %s: %w", c.addr, err)}
@@ -252,7 +243,6 @@ func (c *Client) exchangeTCP(ctx context.Context, m *dns.Msg) (*dns.Msg, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	c.sent.Add(1)
 	cl := &dns.Client{Net: "tcp", Timeout: c.timeout}
 	m.Id = dns.Id()
 	r, _, err := cl.ExchangeContext(ctx, m, c.addr)

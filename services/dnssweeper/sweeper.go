@@ -191,9 +191,6 @@ func staticTargets(cfg Config) ([]dnsbl.Target, error) {
 	return out, nil
 }
 
-// Checker is the sweeper's blocklist checker.
-func (s *Sweeper) Checker() *Checker { return s.checker }
-
 // Run loads the state, then sweeps every interval (the first sweep at
 // once), audits every audit.interval and, with seen_ips enabled, learns
 // sending IPs from delivery events, until ctx ends. A sweep that fails is

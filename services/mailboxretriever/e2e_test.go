@@ -28,7 +28,7 @@ import (
 func TestEndToEndPostfixDovecot(t *testing.T) {
 	needPeers(t)
 	dv := startDovecot(t)
-	pf := startPostfix(t, dv.lmtp)
+	pf := startPostfix(t, dv)
 	js := startNATS(t)
 	received := watchEvents(t, js, "PROBE", schemas.SubjectProbeReceived)
 	missing := watchEvents(t, js, "PROBE", schemas.SubjectProbeMissing)
@@ -42,8 +42,8 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	rcfg.ReconnectMax = config.Duration(time.Second)
 	rcfg.Timeout = config.Duration(10 * time.Second)
 	rcfg.Accounts = []Account{
-		{Name: "alice", Protocol: ProtocolIMAP, Addr: "127.0.0.1:" + strconv.Itoa(dv.imap), TLS: TLSNone, Username: "alice@inbox.test", Password: "secret"},
-		{Name: "bob", Protocol: ProtocolPOP3, Addr: "127.0.0.1:" + strconv.Itoa(dv.pop3), TLS: TLSNone, Username: "bob@inbox.test", Password: "secret"},
+		{Name: "alice", Protocol: ProtocolIMAP, Addr: "127.0.0.1:" + strconv.Itoa(dv.IMAP), TLS: TLSNone, Username: "alice@inbox.test", Password: "secret"},
+		{Name: "bob", Protocol: ProtocolPOP3, Addr: "127.0.0.1:" + strconv.Itoa(dv.POP3), TLS: TLSNone, Username: "bob@inbox.test", Password: "secret"},
 	}
 	rn := startRetriever(t, js, rcfg, nil)
 
@@ -51,8 +51,8 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	scfg.From = "probe@example.test"
 	scfg.Timeout = config.Duration(10 * time.Second)
 	scfg.Sources = []probesender.Source{
-		{Name: "postfix-smtp", Type: probesender.SourceSMTP, Addr: "127.0.0.1:" + strconv.Itoa(pf.smtp), TLS: probesender.TLSNone, HeloName: "probe.example.test", SourceIP: "127.0.0.1"},
-		{Name: "postfix-sendmail", Type: probesender.SourceSendmail, SendmailCommand: []string{"/usr/sbin/sendmail", "-C", pf.etc, "-i"}},
+		{Name: "postfix-smtp", Type: probesender.SourceSMTP, Addr: "127.0.0.1:" + strconv.Itoa(pf.SMTP), TLS: probesender.TLSNone, HeloName: "probe.example.test", SourceIP: "127.0.0.1"},
+		{Name: "postfix-sendmail", Type: probesender.SourceSendmail, SendmailCommand: []string{"/usr/sbin/sendmail", "-C", pf.ConfigDir, "-i"}},
 	}
 	scfg.Targets = []probesender.Target{
 		{Name: "alice-inbox", Provider: "dovecot", Address: "alice@inbox.test", Variants: []string{probesender.VariantHTML}},
@@ -123,7 +123,7 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "reported probes deleted", func() bool {
-		return dv.maildirCount("alice", "") == 0 && dv.maildirCount("alice", "Junk") == 0 && dv.maildirCount("bob", "") == 0
+		return dv.MaildirCount("alice", "") == 0 && dv.MaildirCount("alice", "Junk") == 0 && dv.MaildirCount("bob", "") == 0
 	})
 
 	// Restart: a probe lands while no retriever runs.
@@ -142,7 +142,7 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	if len(late) != 1 || late[0].Outcome != schemas.OutcomeAccepted {
 		t.Fatalf("restart round: %+v", late)
 	}
-	waitFor(t, 10*time.Second, "delivery to alice", func() bool { return dv.maildirCount("alice", "") == 1 })
+	waitFor(t, 10*time.Second, "delivery to alice", func() bool { return dv.MaildirCount("alice", "") == 1 })
 	startRetriever(t, js, rcfg, nil)
 	evs = received.wait(t, 7, 15*time.Second)
 	if last := evs[len(evs)-1].(*schemas.ProbeReceived); last.ProbeID != late[0].ProbeID || last.Placement != schemas.PlacementInbox {
@@ -158,16 +158,16 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 func TestPOP3ClientAgainstDovecot(t *testing.T) {
 	needPeers(t)
 	dv := startDovecot(t)
-	pf := startPostfix(t, dv.lmtp)
+	pf := startPostfix(t, dv)
 	// Deliver two messages through Postfix's sendmail.
 	for i := range 2 {
 		msg := "From: <probe@example.test>\r\nTo: <bob@inbox.test>\r\nSubject: pop3 " + strconv.Itoa(i) + "\r\nMessage-ID: <pop3-" + strconv.Itoa(i) + "@example.test>\r\n\r\nhello\r\n"
-		if err := sendmail(pf.etc, "bob@inbox.test", msg); err != nil {
+		if err := sendmail(pf.ConfigDir, "bob@inbox.test", msg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "delivery", func() bool { return dv.maildirCount("bob", "") == 2 })
-	c, err := dialPOP3(t, dv.pop3)
+	waitFor(t, 15*time.Second, "delivery", func() bool { return dv.MaildirCount("bob", "") == 2 })
+	c, err := dialPOP3(t, dv.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestPOP3ClientAgainstDovecot(t *testing.T) {
 		t.Fatal("a wrong password logged in")
 	}
 	c.Close()
-	c, err = dialPOP3(t, dv.pop3)
+	c, err = dialPOP3(t, dv.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestPOP3ClientAgainstDovecot(t *testing.T) {
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
 	}
-	if n := dv.maildirCount("bob", ""); n != 0 {
+	if n := dv.MaildirCount("bob", ""); n != 0 {
 		t.Errorf("%d messages left after DELE and QUIT", n)
 	}
 }

@@ -1,19 +1,14 @@
 package mtalogtailer_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"github.com/mailmon/mailmon/services/internal/peertest"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +16,9 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/mtalogtailer"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 // TestRealPostfix runs Debian's Postfix, logging to its own file
@@ -32,18 +29,15 @@ import (
 // it restarted. Every delivery attempt Postfix logged must be in the
 // stream exactly once, classified.
 func TestRealPostfix(t *testing.T) {
-	if _, err := os.Stat("/usr/sbin/postfix"); err != nil {
-		peertest.Unavailable(t, "postfix is not installed (go tool task deps installs it)")
-	}
-	if os.Geteuid() != 0 {
-		peertest.Unavailable(t, "starting a Postfix instance needs root")
+	if err := peers.CheckPostfix(); err != nil {
+		peertest.Unavailable(t, "%v", err)
 	}
 	mx := startFakeMX(t)
 	pf := startPostfix(t, mx.port)
 	js := startBus(t)
 
-	cfg := testConfig(pf.maillog)
-	cfg.Files[0].RotatedGlobs = []string{pf.maillog + ".*"}
+	cfg := testConfig(pf.Maillog)
+	cfg.Files[0].RotatedGlobs = []string{pf.Maillog + ".*"}
 	cfg.TimeZone = "Local" // postlogd writes local time
 	cfg.TrackingHeader = tracking.HeaderName
 	run := startTailer(t, js, cfg, mtalogtailer.SimulateCrashes)
@@ -186,151 +180,44 @@ func (*mxSession) Data(r io.Reader) error {
 	return err
 }
 
-// postfix is one Postfix instance in a temp dir.
-type postfix struct {
-	dir, maillog string
-	port         int
-	mu           sync.Mutex
-	stopped      bool
-}
+// postfix is a private Postfix instance (services/peers) with the test's
+// ways to send through it and to rotate and count its log.
+type postfix struct{ *peers.Postfix }
 
+// startPostfix runs Postfix relaying everything to the fake MX at
+// relayPort, logging under the syslog_name of a multi-instance host (the
+// tailer derives the MTA instance from it), warning in the log about each
+// message's tracking header, and rotating its log by `postfix logrotate`
+// into files that stay readable (the compressor does nothing).
 func startPostfix(t *testing.T, relayPort int) *postfix {
 	t.Helper()
-	// The spool and config must be root-owned, the data dir postfix's, and
-	// the unprivileged daemons must be able to reach them: t.TempDir's
-	// parent is private to root, so the instance gets a directory of its
-	// own, removed after Postfix stopped.
-	dir, err := os.MkdirTemp("", "mailmon-postfix-")
+	pp, err := peers.StartPostfix(t.Context(), peers.PostfixConfig{
+		Main: map[string]string{
+			"maillog_file_compressor":    "/bin/true",
+			"maillog_file_rotate_suffix": "%Y%m%d-%H%M%S",
+			"syslog_name":                "postfix-192.0.2.9",
+			"relayhost":                  fmt.Sprintf("[127.0.0.1]:%d", relayPort),
+			"header_checks":              "regexp:$config_directory/header_checks",
+		},
+		Files: map[string]string{"header_checks": "/^" + tracking.HeaderName + ":/ WARN\n"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	for _, d := range []string{"etc", "spool", "data"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v %s", err, out)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	pf := &postfix{dir: dir, maillog: filepath.Join(dir, "maillog"), port: freePort(t)}
-	mainCF := fmt.Sprintf(`compatibility_level = 3.6
-queue_directory = %[1]s/spool
-data_directory = %[1]s/data
-maillog_file = %[1]s/maillog
-maillog_file_prefixes = %[1]s
-maillog_file_compressor = /bin/true
-maillog_file_rotate_suffix = %%Y%%m%%d-%%H%%M%%S
-syslog_name = postfix-192.0.2.9
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mta.example.test
-mydomain = example.test
-myorigin = $mydomain
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_banner = $myhostname ESMTP
-biff = no
-relayhost = [127.0.0.1]:%[2]d
-smtp_dns_support_level = disabled
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-header_checks = regexp:%[1]s/etc/header_checks
-queue_run_delay = 5s
-minimal_backoff_time = 5s
-maximal_backoff_time = 15s
-`, dir, relayPort)
-	masterCF := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n - 0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-rewrite    unix  - - n - - trivial-rewrite
-bounce     unix  - - n - 0 bounce
-defer      unix  - - n - 0 bounce
-trace      unix  - - n - 0 bounce
-verify     unix  - - n - 1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n - - proxymap
-proxywrite unix  - - n - 1 proxymap
-smtp       unix  - - n - - smtp
-relay      unix  - - n - - smtp
-showq      unix  n - n - - showq
-error      unix  - - n - - error
-retry      unix  - - n - - error
-discard    unix  - - n - - discard
-lmtp       unix  - - n - - lmtp
-anvil      unix  - - n - 1 anvil
-scache     unix  - - n - 1 scache
-postlog    unix-dgram n - n - 1 postlogd
-`, pf.port)
-	files := map[string]string{"main.cf": mainCF, "master.cf": masterCF, "header_checks": "/^" + tracking.HeaderName + ":/ WARN\n"}
-	past := time.Now().Add(-time.Minute) // a fresh main.cf makes postfix sleep 2 s
-	for name, body := range files {
-		p := filepath.Join(dir, "etc", name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, past, past); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("/usr/sbin/postfix", "-c", filepath.Join(dir, "etc"), "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { pf.stop(t) })
-	waitFor(t, 15*time.Second, "the Postfix banner", func() bool {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", pf.port), time.Second)
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		return strings.HasPrefix(line, "220")
+	pf := &postfix{pp}
+	t.Cleanup(func() {
+		pf.stop(t)
+		_ = pf.Close()
 	})
 	return pf
 }
 
-// stop signals the master by its pid file and waits until it is gone.
+// stop stops Postfix by its master's pid; the first call does it, so the
+// test may stop it before its cleanup does.
 func (p *postfix) stop(t *testing.T) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped {
-		return
+	if err := p.Stop(); err != nil {
+		t.Error(err)
 	}
-	p.stopped = true
-	raw, err := os.ReadFile(filepath.Join(p.dir, "spool", "pid", "master.pid"))
-	if err != nil {
-		t.Errorf("postfix master pid: %v", err)
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil || pid <= 1 {
-		t.Errorf("postfix master pid %q", raw)
-		return
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Errorf("postfix master %d did not exit", pid)
 }
 
 // send submits one message from the null sender (no bounce messages to
@@ -343,7 +230,7 @@ func (p *postfix) send(t *testing.T, rcpt, msgID string) {
 	}
 	msg := fmt.Sprintf("From: app@example.test\r\nTo: %s\r\nSubject: test\r\nMessage-ID: <%s@app.example.test>\r\n%s: %s\r\n\r\nhello\r\n",
 		rcpt, msgID, tracking.HeaderName, header)
-	c, err := smtp.Dial(fmt.Sprintf("127.0.0.1:%d", p.port))
+	c, err := smtp.Dial(p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +262,7 @@ func (p *postfix) send(t *testing.T, rcpt, msgID string) {
 // logFiles lists the current log and its rotated files.
 func (p *postfix) logFiles(t *testing.T) []string {
 	t.Helper()
-	m, err := filepath.Glob(p.maillog + "*")
+	m, err := filepath.Glob(p.Maillog + "*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +300,7 @@ func (p *postfix) waitLog(t *testing.T, s string, n int) {
 // does (and makes postlogd reopen it).
 func (p *postfix) logrotate(t *testing.T) {
 	t.Helper()
-	if out, err := exec.Command("/usr/sbin/postfix", "-c", filepath.Join(p.dir, "etc"), "logrotate").CombinedOutput(); err != nil {
+	if out, err := exec.Command(peers.PostfixBin, "-c", p.ConfigDir, "logrotate").CombinedOutput(); err != nil {
 		t.Fatalf("postfix logrotate: %v\n%s", err, out)
 	}
 }
@@ -422,24 +309,14 @@ func (p *postfix) logrotate(t *testing.T) {
 // copytruncate does.
 func (p *postfix) copytruncate(t *testing.T) {
 	t.Helper()
-	data, err := os.ReadFile(p.maillog)
+	data, err := os.ReadFile(p.Maillog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p.maillog+".copy", data, 0o644); err != nil {
+	if err := os.WriteFile(p.Maillog+".copy", data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(p.maillog, 0); err != nil {
+	if err := os.Truncate(p.Maillog, 0); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

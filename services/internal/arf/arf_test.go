@@ -93,6 +93,8 @@ func TestReports(t *testing.T) {
 			arrival: "2024-06-16T05:59:00Z", msgID: "fraud-1@sender.example"},
 		{file: "not-spam-mixed.eml", isARF: true, format: FormatARF, feedback: TypeNotSpam, sourceIP: "192.0.2.12",
 			arrival: "2024-06-17T11:30:00Z", noOriginal: true},
+		{file: "yahoo-cfl-legacy.eml", format: FormatYahooCFL, feedback: TypeAbuse, msgID: "savings-24@sender.example",
+			tracking: "v=1; k=2024-06; c=umbrella"},
 		{file: "plain-message.eml", format: FormatNone, noOriginal: true},
 	}
 	for _, tt := range tests {

@@ -8,10 +8,13 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/internal/corpustest"
 )
 
-// corpusDir is the shared third-party corpus (see ../../../../shared/corpora/README.md).
-var corpusDir = filepath.Join("..", "..", "..", "..", "shared", "corpora", "arf")
+// corpusDir returns the ARF part of the shared third-party corpora
+// (../shared/corpora/README.md from the repository root).
+func corpusDir(t testing.TB) string { return filepath.Join(corpustest.Dir(t), "arf") }
 
 // arfFloor is the share of expected fields the parser must agree on. It is
 // set a little under the measured figure, so that a regression fails.
@@ -21,9 +24,10 @@ const arfFloor = 0.96
 // each field of expected.jsonl with View. It prints the agreement per field
 // and fails below arfFloor.
 func TestCorpusAgreement(t *testing.T) {
-	f, err := os.Open(filepath.Join(corpusDir, "expected.jsonl"))
+	dir := corpusDir(t)
+	f, err := os.Open(filepath.Join(dir, "expected.jsonl"))
 	if err != nil {
-		t.Skipf("corpus not available: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	type row struct {
@@ -39,7 +43,7 @@ func TestCorpusAgreement(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
-		raw, err := os.ReadFile(filepath.Join(corpusDir, r.File))
+		raw, err := os.ReadFile(filepath.Join(dir, r.File))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package bounceclass
 import (
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Input is one remote reply or diagnostic text to classify.
@@ -55,7 +56,9 @@ type compiled struct {
 	phases  [][]int32 // per Phases entry
 }
 
-var table = mustCompile(Rules, Signatures)
+// compiledTable builds the automaton on first use: programs that never
+// classify (most mailmon commands) do not pay its start-up cost.
+var compiledTable = sync.OnceValue(func() *compiled { return mustCompile(Rules, Signatures) })
 
 func mustCompile(rules []Rule, sigs []SignatureRule) *compiled {
 	c, err := compile(rules, sigs)
@@ -247,6 +250,7 @@ func Classify(in Input) Result {
 		return res
 	}
 	var found matchSet
+	table := compiledTable()
 	table.m.scan(in.Text, &found)
 	if r := table.firstRule(&found); r >= 0 {
 		rule := &Rules[r]

@@ -266,9 +266,9 @@ func TestMatcherAgainstNaive(t *testing.T) {
 	}
 	for _, text := range texts {
 		var got matchSet
-		table.m.scan(text, &got)
+		compiledTable().m.scan(text, &got)
 		norm := " " + normalizePattern(text) + " "
-		for id, p := range table.m.patterns {
+		for id, p := range compiledTable().m.patterns {
 			want := strings.Contains(norm, p)
 			if got.has(int32(id)) != want {
 				t.Errorf("text %q pattern %q: automaton %v, strings.Contains %v", text, p, got.has(int32(id)), want)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/mailmon/mailmon/services/internal/arf"
 )
@@ -19,7 +20,10 @@ const maxInspectBytes = 64 << 20
 // is_arf=false and the non-ARF format it recognised) and the keys it can
 // be traced by. The tracking header is printed raw, unverified.
 // An mbox (messages each after a "From " line, as mail clients export a
-// folder) prints one object per message.
+// folder) read from standard input or from a file named *.mbox or *mbox
+// prints one object per message; any other file is one message, even when
+// it starts with an mbox "From " line (mboxo does not quote "From " lines
+// in bodies, so splitting a lone message could cut it in two).
 func inspectARF(in io.Reader, out io.Writer) error {
 	raw, err := readMessage(in)
 	if err != nil {
@@ -27,7 +31,7 @@ func inspectARF(in io.Reader, out io.Writer) error {
 	}
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	for _, m := range splitMbox(raw) {
+	for _, m := range messagesOf(in, raw) {
 		if err := enc.Encode(arf.Parse(m).View()); err != nil {
 			return err
 		}
@@ -52,6 +56,18 @@ func readMessage(in io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("message larger than %d bytes", maxInspectBytes)
 	}
 	return raw, nil
+}
+
+// messagesOf returns the messages to inspect: raw split as an mbox when it
+// came from standard input or an mbox file, else raw as one message.
+func messagesOf(in io.Reader, raw []byte) [][]byte {
+	if f, ok := in.(*os.File); ok {
+		name := strings.ToLower(f.Name())
+		if f != os.Stdin && name != "/dev/stdin" && !strings.HasSuffix(name, "mbox") {
+			return [][]byte{raw}
+		}
+	}
+	return splitMbox(raw)
 }
 
 // reMboxFrom matches the "From " line that starts a message in an mbox:

@@ -99,6 +99,21 @@ func TestInspectMbox(t *testing.T) {
 	if n := strings.Count(out.String(), "\n"); n != 3 {
 		t.Errorf("%d lines, want 3 (2 + 0 + 1):\n%s", n, out.String())
 	}
+	// A file is split only when it is named as an mbox.
+	dir := t.TempDir()
+	for name, want := range map[string]int{"folder.mbox": 3, "one.eml": 2} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, mbox.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if code := Main(context.Background(), []string{"inspect", "bounce", path}, &out, &errOut); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		if n := strings.Count(out.String(), "\n"); n != want {
+			t.Errorf("%s: %d lines, want %d", name, n, want)
+		}
+	}
 
 	msgs := splitMbox([]byte("From a@b Thu Apr 29 16:51:04 2007\nSubject: one\n\n>From here\n>>From there\nFrom the text\n\n" +
 		"From x Fri Apr 30 01:02:03 2007\nSubject: two\n\nbody\n"))

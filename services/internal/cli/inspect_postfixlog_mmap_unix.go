@@ -27,7 +27,6 @@ func eachMappedLine(f *os.File, fn func(string) bool) (ok bool, err error) {
 		return false, nil
 	}
 	defer syscall.Munmap(data)
-	_ = madviseSequential(data)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {

@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/internal/corpustest"
 )
 
-// corpusDir is the shared third-party corpus (see ../../../../shared/corpora/README.md).
-var corpusDir = filepath.Join("..", "..", "..", "..", "shared", "corpora", "bounces")
+// corpusDir returns the bounce part of the shared third-party corpora
+// (../shared/corpora/README.md from the repository root).
+func corpusDir(t testing.TB) string { return filepath.Join(corpustest.Dir(t), "bounces") }
 
 // reasonFloor is the share of upstream-expected reasons Parse must agree
 // with. It is set a little under the measured figure, so that a
@@ -33,9 +36,9 @@ type corpusRow struct {
 }
 
 func readCorpus(t testing.TB) []corpusRow {
-	f, err := os.Open(filepath.Join(corpusDir, "answers.jsonl"))
+	f, err := os.Open(filepath.Join(corpusDir(t), "answers.jsonl"))
 	if err != nil {
-		t.Skipf("corpus not available: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	var rows []corpusRow
@@ -77,11 +80,12 @@ func verdicts(b *Bounce) []string {
 // reasonFloor.
 func TestCorpusReasons(t *testing.T) {
 	rows := readCorpus(t)
+	dir := corpusDir(t)
 	agree, total := 0, 0
 	v5agree, v5total := 0, 0
 	miss := map[string]int{}
 	for _, row := range rows {
-		raw, err := os.ReadFile(filepath.Join(corpusDir, row.File))
+		raw, err := os.ReadFile(filepath.Join(dir, row.File))
 		if err != nil {
 			t.Fatal(err)
 		}

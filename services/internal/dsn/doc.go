@@ -57,10 +57,24 @@
 // Each failed recipient's diagnostic, reply code and status go through the
 // shared classifier (package bounceclass) for its reason and category. The
 // decisions that belong to the DSN rather than to the text are made here:
-// a delayed recipient ("Action: delayed", or a warning that delivery is
-// still being retried) is reported as expired unless its text names a more
-// specific cause, and an error that answered the greeting or HELO is a
-// block of the sending host.
+//
+//   - a delayed recipient ("Action: delayed", or a text bounce that says
+//     delivery is still being retried) is reported as expired unless its
+//     text names a cause that is not about retrying (a full mailbox, a
+//     network error, ...); "Action: expired" is a failure with reason
+//     expired;
+//   - an error that answered the greeting or HELO and that no text rule
+//     explains is a block of the sending host; an unexplained error from a
+//     local delivery program (Diagnostic-Code type X-Unix) is a mailer
+//     error, and its number is an exit status, not an SMTP reply code;
+//   - "user unknown" that did not answer RCPT TO and whose status does not
+//     name a bad mailbox (X.1.0, X.1.1, X.1.3, X.1.10), typically after
+//     DATA, is a content filter hiding behind that phrase: filtered;
+//   - a reporting MTA's own verdict (X-PowerMTA-BounceCategory) wins.
+//
+// The SMTP command an error answered is read from the recipient's text and
+// the session transcript ("in reply to RCPT TO command", "after end of
+// data", ">>> DATA", "does not like recipient", "[RCPT_TO]").
 //
 // The package is pure: no I/O, no state, safe for concurrent use.
 package dsn

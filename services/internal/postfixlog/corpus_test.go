@@ -7,26 +7,18 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailmon/mailmon/services/internal/corpustest"
 )
 
-// corpusDir is the shared corpus (../shared/corpora/postfix from the
-// repository root), or $MAILMON_CORPORA/postfix (the held-out set is scored
-// by pointing it elsewhere).
+// corpusDir is the shared corpus's postfix folder (see corpustest; the
+// held-out set is scored by pointing MAILMON_CORPORA at it).
 func corpusDir(t testing.TB) string {
-	base := os.Getenv("MAILMON_CORPORA")
-	if base == "" {
-		base = filepath.Join("..", "..", "..", "..", "shared", "corpora")
-	}
-	dir := filepath.Join(base, "postfix")
-	if _, err := os.Stat(filepath.Join(dir, "deliveries.jsonl")); err != nil {
-		t.Fatalf("postfix corpus not found (set MAILMON_CORPORA to the corpora folder): %v", err)
-	}
-	return dir
+	return filepath.Dir(corpustest.Path(t, "postfix", "deliveries.jsonl"))
 }
 
 // keyRow is one row of deliveries.jsonl.
@@ -396,5 +388,3 @@ func TestCorpusGrok(t *testing.T) {
 		t.Errorf("grok field agreement %.3f below the floor %.2f", frac, floor)
 	}
 }
-
-var _ = reflect.DeepEqual

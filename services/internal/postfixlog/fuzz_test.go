@@ -48,7 +48,7 @@ func FuzzParse(f *testing.F) {
 		a := reused
 		cold := &Parser{Ref: ref}
 		okB := cold.Parse(s, 1, &b)
-		if okA != okB || !reflect.DeepEqual(a, b) {
+		if okA != okB || okA && !reflect.DeepEqual(a, b) {
 			t.Fatalf("warm and cold parsers disagree on %q:\n%+v\n%+v", s, a, b)
 		}
 		if !okA {

@@ -631,8 +631,14 @@ func (j *Joiner) findAny(host, qid, prefer string) *msgState {
 func (j *Joiner) create(l *Line) *msgState {
 	host := j.str(l.Host)
 	inst := j.str(l.Instance)
-	if _, ok := j.intern["\x00"+host+"\x00"+inst]; !ok {
-		j.intern["\x00"+host+"\x00"+inst] = ""
+	known := false
+	for _, i := range j.instances[host] {
+		if i == inst {
+			known = true
+			break
+		}
+	}
+	if !known && len(j.instances[host]) < 64 {
 		j.instances[host] = append(j.instances[host], inst)
 	}
 	s := &msgState{
@@ -681,15 +687,12 @@ func (j *Joiner) evict() int {
 		j.drop(t)
 		n++
 	}
-	if len(j.intern) > 100000 {
-		// Host and instance names are few; a flood of distinct ones (a
-		// misparsed log) must not grow the table without bound.
+	if len(j.intern) >= 100000 || len(j.instances) > 10000 {
+		// Host, instance and client names are few; a flood of distinct
+		// ones (a misparsed log) must not grow these tables without bound.
+		// Forgetting them costs only copies and cross-instance links.
 		clear(j.intern)
-		for host, list := range j.instances {
-			for _, inst := range list {
-				j.intern["\x00"+host+"\x00"+inst] = ""
-			}
-		}
+		clear(j.instances)
 	}
 	return n
 }
@@ -747,12 +750,25 @@ func leadingCodes(s string) (int, string) {
 // queuedAs returns X from the last "queued as X" (Postfix, Sendmail) or
 // Exim "id=X" in a reply.
 func queuedAs(reply string) string {
-	i := strings.LastIndex(reply, "queued as ")
 	var rest string
-	if i >= 0 {
+	if i := strings.Index(reply, "queued as "); i >= 0 {
 		rest = reply[i+len("queued as "):]
-	} else if i = strings.LastIndex(reply, " id="); i >= 0 {
+		for {
+			k := strings.Index(rest, "queued as ")
+			if k < 0 {
+				break
+			}
+			rest = rest[k+len("queued as "):]
+		}
+	} else if i := strings.Index(reply, " id="); i >= 0 {
 		rest = reply[i+len(" id="):]
+		for {
+			k := strings.Index(rest, " id=")
+			if k < 0 {
+				break
+			}
+			rest = rest[k+len(" id="):]
+		}
 	} else {
 		return ""
 	}

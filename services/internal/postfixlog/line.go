@@ -51,7 +51,8 @@ func (k Kind) String() string {
 }
 
 // Line is one parsed log line. String fields are substrings of the input
-// line (no copies). Fields that a kind does not carry are zero; numbers
+// line (no copies; an Exim C="..." with backslash escapes is the one
+// exception). Fields that a kind does not carry are zero; numbers
 // that were not logged are -1 where 0 is a valid value (Delay, Delays,
 // ConnUse, Size, Nrcpt, PID).
 type Line struct {
@@ -207,6 +208,10 @@ type Parser struct {
 	hourLoc  *time.Location
 	hourZone string // ISO: the zone text of the cached hour
 	hourBase time.Time
+	// ISO: the start of the last second within the cached hour
+	secKey   [19]byte
+	secBase  time.Time
+	secValid bool
 	zones    [4]zoneCache
 	zoneNext int
 }
@@ -220,11 +225,12 @@ type zoneCache struct {
 // whether its header was understood (a syslog line in RFC 3164, ISO-8601 or
 // RFC 5424 form, or an Exim main log line). pos is copied into l.Pos. A
 // line whose header is understood but whose message is not is KindOther.
+// When Parse returns false, l holds nothing useful.
 func (p *Parser) Parse(line string, pos int64, l *Line) bool {
 	if l.clean {
-		// The last parse into l wrote only the header: reset just that.
-		l.Kind, l.MTA, l.Time, l.RawTime, l.Host = KindOther, "", time.Time{}, "", ""
-		l.Program, l.Instance, l.Service, l.PID, l.Message, l.QueueID = "", "", "", -1, "", ""
+		// The last parse into l wrote only the header; a successful parse
+		// sets the time, program and message again, so reset the rest.
+		l.Kind, l.Host, l.PID, l.QueueID = KindOther, "", -1, ""
 	} else {
 		*l = Line{PID: -1, ConnUse: -1, Delay: -1, Delays: [4]float64{-1, -1, -1, -1}, Size: -1, Nrcpt: -1, UID: -1, clean: true}
 	}
@@ -546,6 +552,7 @@ func (p *Parser) parseISOTime(s string, l *Line) (int, bool) {
 			return n, true
 		}
 	}
+	p.secValid = false
 	y1, ok1 := digits2(s, 0)
 	y2, ok2 := digits2(s, 2)
 	mo, ok3 := digits2(s, 5)
@@ -613,10 +620,18 @@ func (p *Parser) parseISOTime(s string, l *Line) (int, bool) {
 // zone differs (or the text is malformed), leaving the full parse to
 // decide.
 func (p *Parser) isoSameHour(s string, l *Line) (int, bool) {
-	mi, ok1 := digits2(s, 14)
-	sec, ok2 := digits2(s, 17)
-	if !ok1 || !ok2 || s[13] != ':' || s[16] != ':' || mi > 59 || sec > 60 {
-		return 0, false
+	var base time.Time
+	if p.secValid && s[:19] == string(p.secKey[:]) {
+		base = p.secBase // same second as the last line
+	} else {
+		mi, ok1 := digits2(s, 14)
+		sec, ok2 := digits2(s, 17)
+		if !ok1 || !ok2 || s[13] != ':' || s[16] != ':' || mi > 59 || sec > 60 {
+			return 0, false
+		}
+		base = p.hourBase.Add(time.Duration(mi)*time.Minute + time.Duration(sec)*time.Second)
+		copy(p.secKey[:], s[:19])
+		p.secBase, p.secValid = base, true
 	}
 	i := 19
 	ns := 0
@@ -645,7 +660,7 @@ func (p *Parser) isoSameHour(s string, l *Line) (int, bool) {
 		return 0, false
 	}
 	l.RawTime = s[:i]
-	l.Time = p.hourBase.Add(time.Duration(mi)*time.Minute + time.Duration(sec)*time.Second + time.Duration(ns))
+	l.Time = base.Add(time.Duration(ns))
 	return i, true
 }
 

@@ -691,8 +691,11 @@ func RemoteReply(reply string) (text, command string) {
 // cutInReplyTo splits Postfix's "REPLY (in reply to CMD command)".
 func cutInReplyTo(s string) (text, command string, ok bool) {
 	const pre, suf = " (in reply to ", " command)"
+	if !strings.HasSuffix(s, suf) {
+		return s, "", false
+	}
 	i := strings.LastIndex(s, pre)
-	if i < 0 || !strings.HasSuffix(s, suf) || i+len(pre) > len(s)-len(suf) {
+	if i < 0 || i+len(pre) > len(s)-len(suf) {
 		return s, "", false
 	}
 	return s[:i], s[i+len(pre) : len(s)-len(suf)], true

@@ -1,5 +1,0 @@
-//go:build unix && !linux
-
-package cli
-
-func madviseSequential([]byte) error { return nil }
