@@ -276,7 +276,7 @@ func assertDrained(t *testing.T, js jetstream.JetStream) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		busy := ""
-		for _, stream := range []string{"PROBE", "DELIVERY", "COMPLAINT", "BOUNCE", "DNS", "DECISION", "ALERT"} {
+		for _, stream := range []string{"PROBE", "DELIVERY", "COMPLAINT", "BOUNCE", "AUTHFAILURE", "DNS", "DECISION", "ALERT"} {
 			c, err := js.Consumer(context.Background(), stream, clickhousesink.Durable)
 			if err != nil {
 				t.Fatal(err)
@@ -310,4 +310,20 @@ func portOf(t *testing.T, addr string) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// sinkStreams are the streams the topology gives a clickhouse-sink consumer.
+func sinkStreams(t *testing.T) []string {
+	t.Helper()
+	top, err := pipelines.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []string
+	for _, c := range top.Consumers {
+		if c.Durable == clickhousesink.Durable {
+			streams = append(streams, c.Stream)
+		}
+	}
+	return streams
 }
