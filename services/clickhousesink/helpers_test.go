@@ -276,7 +276,7 @@ func assertDrained(t *testing.T, js jetstream.JetStream) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		busy := ""
-		for _, stream := range []string{"PROBE", "DELIVERY", "COMPLAINT", "BOUNCE", "AUTHFAILURE", "DNS", "DECISION", "ALERT"} {
+		for _, stream := range sinkStreams(t) {
 			c, err := js.Consumer(context.Background(), stream, clickhousesink.Durable)
 			if err != nil {
 				t.Fatal(err)
