@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +114,7 @@ func TestGeneratedEventsAreValidAndRebuildable(t *testing.T) {
 }
 
 func TestParseSinkFlags(t *testing.T) {
+	kinds := len(schemas.Kinds())
 	tests := []struct {
 		name    string
 		args    []string
@@ -121,9 +124,9 @@ func TestParseSinkFlags(t *testing.T) {
 		{name: "defaults", args: nil, want: sinkOptions{n: 1_000_000, timeout: 10 * time.Minute, workers: sinkWorker, maxPending: 16384, mode: modeBacklog}},
 		{name: "all set", args: []string{"-n", "5000", "-timeout", "2m", "-keep", "-max-pending", "100"},
 			want: sinkOptions{n: 5000, timeout: 2 * time.Minute, keep: true, workers: sinkWorker, maxPending: 100, mode: modeBacklog}},
-		{name: "fewer events than kinds", args: []string{"-n", "3"}, wantErr: "-n must be at least 17"},
+		{name: "fewer events than kinds", args: []string{"-n", "3"}, wantErr: fmt.Sprintf("-n must be at least %d", kinds)},
 		{name: "every problem at once", args: []string{"-n", "0", "-timeout", "-1s", "-max-pending", "0"},
-			wantErr: "-n must be at least 17 (one event per kind), got 0; -timeout must be positive, got -1s; -max-pending must be at least 1, got 0"},
+			wantErr: fmt.Sprintf("-n must be at least %d (one event per kind), got 0; -timeout must be positive, got -1s; -max-pending must be at least 1, got 0", kinds)},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments: extra"},
 		{name: "unknown flag", args: []string{"-rate", "5"}, wantErr: "flag provided but not defined"},
 	}
@@ -183,12 +186,13 @@ func lastJSONLine(t *testing.T, stdout string) map[string]any {
 // still ends with the JSON line.
 func TestSinkReportsChildFailure(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"sink", "-n", "17", "-timeout", "60s", "-workers", "no-such-worker"}, &stdout, &stderr)
+	n := len(schemas.Kinds())
+	code := run(t.Context(), []string{"sink", "-n", strconv.Itoa(n), "-timeout", "60s", "-workers", "no-such-worker"}, &stdout, &stderr)
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
 	}
 	got := lastJSONLine(t, stdout.String())
-	if got["scenario"] != "sink" || got["n"] != 17.0 || got["lost"] != 17.0 || got["verified"] != false {
+	if got["scenario"] != "sink" || got["n"] != float64(n) || got["lost"] != float64(n) || got["verified"] != false {
 		t.Errorf("result = %v", got)
 	}
 	if msg, _ := got["error"].(string); !strings.Contains(msg, "mailmon exited before it was ready") || !strings.Contains(msg, "no-such-worker") {

@@ -157,3 +157,74 @@ type BounceReceived struct {
 	// kept as evidence, cut to at most 4 KiB.
 	HeadersExcerpt string `json:"headers_excerpt,omitempty"`
 }
+
+// AuthFailureReceived records one authentication-failure report (ARF
+// Feedback-Type: auth-failure, RFC 6591, or a text DMARC failure report): a
+// provider tells us a message claiming to be ours failed SPF, DKIM or DMARC.
+// It is not a complaint, so it has its own kind and never counts towards
+// complaint rates. Time is when the report was ingested.
+type AuthFailureReceived struct {
+	Header
+	// TrackingID is the message id from our verified tracking header in the
+	// original message.
+	TrackingID string `json:"tracking_id,omitempty"`
+	// Customer is the customer the report was traced to.
+	Customer string `json:"customer,omitempty" ch:"lc"`
+	// SourceIP is the sending IP the report was traced to: the tracking
+	// header's source first, else the report's Source-IP.
+	SourceIP string `json:"source_ip,omitempty" ch:"lc"`
+	// Provider is the mailbox provider that sent the report.
+	Provider string `json:"provider" ch:"lc"`
+	// TraceMethod is how the report was tied to customer and IP:
+	// "tracking_header", "dkim", "message_id", "source_ip" or "none".
+	TraceMethod string `json:"trace_method" ch:"lc" enum:"tracking_header,dkim,message_id,source_ip,none"`
+	// Format is the report format: "arf" or "dmarc_text".
+	Format string `json:"format" ch:"lc"`
+	// ReceivedVia is the input the report came through: "smtp", "imap" or
+	// "file".
+	ReceivedVia string `json:"received_via" ch:"lc" enum:"smtp,imap,file"`
+	// AuthFailure is the RFC 6591 Auth-Failure field: "dmarc", "dkim",
+	// "spf", "adsp", "bodyhash", "revoked", "signature"; empty when the
+	// report did not say.
+	AuthFailure string `json:"auth_failure,omitempty" ch:"lc"`
+	// DeliveryResult is the RFC 6591 Delivery-Result: "delivered", "spam",
+	// "policy", "reject" or "other".
+	DeliveryResult string `json:"delivery_result,omitempty" ch:"lc"`
+	// DKIMDomain is the RFC 6591 DKIM-Domain of the signature that failed,
+	// else the d= of the original's first DKIM signature.
+	DKIMDomain string `json:"dkim_domain,omitempty" ch:"lc"`
+	// DKIMIdentity is the RFC 6591 DKIM-Identity (the i= of the signature).
+	DKIMIdentity string `json:"dkim_identity,omitempty"`
+	// DKIMSelector is the RFC 6591 DKIM-Selector (the s= of the signature).
+	DKIMSelector string `json:"dkim_selector,omitempty" ch:"lc"`
+	// IdentityAlignment is the RFC 6591 Identity-Alignment field.
+	IdentityAlignment string `json:"identity_alignment,omitempty" ch:"lc"`
+	// AuthenticationResults is the ARF Authentication-Results field.
+	AuthenticationResults string `json:"authentication_results,omitempty"`
+	// UserAgent is the ARF User-Agent of the reporting system.
+	UserAgent string `json:"user_agent,omitempty" ch:"lc"`
+	// ReportingMTA is the ARF Reporting-MTA, without its "dns;" type.
+	ReportingMTA string `json:"reporting_mta,omitempty" ch:"lc"`
+	// ReportMessageID is the Message-ID of the report itself.
+	ReportMessageID string `json:"report_message_id,omitempty"`
+	// ReportedSourceIP is the ARF Source-IP as reported.
+	ReportedSourceIP string `json:"reported_source_ip,omitempty" ch:"lc"`
+	// OriginalMailFrom is the ARF Original-Mail-From.
+	OriginalMailFrom string `json:"original_mail_from,omitempty"`
+	// ArrivalDate is the ARF Arrival-Date (or legacy Received-Date).
+	ArrivalDate time.Time `json:"arrival_date,omitzero"`
+	// ReportedDomains are the ARF Reported-Domain values.
+	ReportedDomains []string `json:"reported_domains,omitempty"`
+	// Incidents is the ARF Incidents count; 0 when absent (meaning one).
+	Incidents uint32 `json:"incidents,omitempty"`
+	// OriginalMessageID is the Message-ID of the reported copy, without
+	// angle brackets.
+	OriginalMessageID string `json:"original_message_id,omitempty"`
+	// OriginalFrom is the From header of the reported copy.
+	OriginalFrom string `json:"original_from,omitempty"`
+	// OriginalSubject is the Subject header of the reported copy.
+	OriginalSubject string `json:"original_subject,omitempty"`
+	// HeadersExcerpt is the start of the original's header block, kept as
+	// evidence, cut to at most 4 KiB.
+	HeadersExcerpt string `json:"headers_excerpt,omitempty"`
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/complaintevaluator"
 	"github.com/mailmon/mailmon/services/dnssweeper"
+	"github.com/mailmon/mailmon/services/fblingester"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
@@ -40,6 +41,7 @@ type Config struct {
 	ProbeSender        probesender.Config        `yaml:"probe_sender"`
 	MailboxRetriever   mailboxretriever.Config   `yaml:"mailbox_retriever"`
 	MTALogTailer       mtalogtailer.Config       `yaml:"mta_log_tailer"`
+	FBLIngester        fblingester.Config        `yaml:"fbl_ingester"`
 }
 
 // NATSConfig says how to reach NATS. With no URL, mailmon runs an embedded
@@ -102,6 +104,7 @@ func DefaultConfig() Config {
 		ProbeSender:        probesender.DefaultConfig(),
 		MailboxRetriever:   mailboxretriever.DefaultConfig(),
 		MTALogTailer:       mtalogtailer.DefaultConfig(),
+		FBLIngester:        fblingester.DefaultConfig(),
 	}
 }
 
@@ -131,6 +134,7 @@ func (c Config) Validate() error {
 	check.Nest("probe_sender", c.ProbeSender.Validate())
 	check.Nest("mailbox_retriever", c.MailboxRetriever.Validate())
 	check.Nest("mta_log_tailer", c.MTALogTailer.Validate())
+	check.Nest("fbl_ingester", c.FBLIngester.Validate())
 	return check.Err()
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/complaintevaluator"
 	"github.com/mailmon/mailmon/services/dnssweeper"
+	"github.com/mailmon/mailmon/services/fblingester"
 	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/mailboxretriever"
 	"github.com/mailmon/mailmon/services/mtalogtailer"
@@ -81,6 +82,21 @@ var definitions = []Definition{
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			ring, _ := cfg.Tracking.Keyring() // New reports a missing key when it has accounts to read
 			return mailboxretriever.New(cfg.MailboxRetriever, ring, cfg.Tracking.MaxAge.Std(), s)
+		},
+	},
+	{
+		Name:    fblingester.WorkerName,
+		Summary: "receive ARF complaint reports and bounces (SMTP listener, IMAP pull, directory import); publish complaint, auth-failure and bounce events before answering 250",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			track := fblingester.Tracking{MaxAge: cfg.Tracking.MaxAge.Std()}
+			if cfg.Tracking.Key.ID != "" {
+				ring, err := cfg.Tracking.Keyring()
+				if err != nil {
+					return nil, fmt.Errorf("tracking: %w", err)
+				}
+				track.Keyring = &ring
+			}
+			return fblingester.New(cfg.FBLIngester, track, s)
 		},
 	},
 	{

@@ -51,66 +51,70 @@ func newMatcher(patterns []string) (*matcher, error) {
 		}
 	}
 	m.nclass = n
-	// Trie.
-	type node struct {
-		child map[uint8]int32
-		fail  int32
-		out   []int32
+	// Trie, built straight into the dense transition table: row s holds
+	// state s's children (0 = no child; the root is never a child). A map
+	// per node made this the bulk of a first Classify call (tens of ms for
+	// ~20,000 states). The trie has at most one state per pattern byte.
+	total := 1
+	for _, p := range patterns {
+		total += len(p)
 	}
-	nodes := []node{{child: map[uint8]int32{}}}
+	next := make([]uint16, 0, min(total, 1<<16)*n)
+	next = append(next, make([]uint16, n)...)
+	var outs [][]int32 // pattern ids ending at each state (trie only)
+	outs = append(outs, nil)
 	for id, p := range patterns {
-		s := int32(0)
+		s := 0
 		for i := 0; i < len(p); i++ {
-			c := m.class[p[i]]
-			nx, ok := nodes[s].child[c]
-			if !ok {
-				nodes = append(nodes, node{child: map[uint8]int32{}})
-				nx = int32(len(nodes) - 1)
-				nodes[s].child[c] = nx
+			c := int(m.class[p[i]])
+			nx := int(next[s*n+c])
+			if nx == 0 {
+				nx = len(outs)
+				if nx >= 1<<16 {
+					return nil, fmt.Errorf("bounceclass: more than %d automaton states", 1<<16)
+				}
+				next = append(next, make([]uint16, n)...)
+				outs = append(outs, nil)
+				next[s*n+c] = uint16(nx)
 			}
 			s = nx
 		}
-		nodes[s].out = append(nodes[s].out, int32(id))
+		outs[s] = append(outs[s], int32(id))
 	}
-	// BFS for failure links, building the dense table as we go.
-	if len(nodes) > 1<<16 {
-		return nil, fmt.Errorf("bounceclass: %d automaton states, at most %d", len(nodes), 1<<16)
-	}
-	next := make([]int32, len(nodes)*n)
-	m.out = make([][]int32, len(nodes))
-	queue := make([]int32, 0, len(nodes))
+	states := len(outs)
+	// BFS for failure links, turning each row into full transitions. When
+	// state s is dequeued its row still holds only its trie children, and
+	// its failure state (shallower) is already complete.
+	fail := make([]uint16, states)
+	m.out = make([][]int32, states)
+	queue := make([]int32, 0, states)
 	for c := 0; c < n; c++ {
-		if nx, ok := nodes[0].child[uint8(c)]; ok {
-			next[c] = nx
-			nodes[nx].fail = 0
-			queue = append(queue, nx)
+		if nx := next[c]; nx != 0 {
+			fail[nx] = 0
+			queue = append(queue, int32(nx))
 		}
 	}
-	m.out[0] = nodes[0].out
+	m.out[0] = outs[0]
 	for len(queue) > 0 {
-		s := queue[0]
+		s := int(queue[0])
 		queue = queue[1:]
-		f := nodes[s].fail
-		out := append([]int32(nil), nodes[s].out...)
-		out = append(out, m.out[f]...)
-		if len(out) > 0 {
-			m.out[s] = out
+		f := int(fail[s])
+		if len(outs[s]) > 0 || len(m.out[f]) > 0 {
+			out := append([]int32(nil), outs[s]...)
+			m.out[s] = append(out, m.out[f]...)
 		}
+		row, frow := next[s*n:s*n+n], next[f*n:f*n+n]
 		for c := 0; c < n; c++ {
-			if nx, ok := nodes[s].child[uint8(c)]; ok {
-				nodes[nx].fail = next[int(f)*n+c]
-				next[int(s)*n+c] = nx
-				queue = append(queue, nx)
+			if nx := row[c]; nx != 0 {
+				fail[nx] = frow[c]
+				queue = append(queue, int32(nx))
 			} else {
-				next[int(s)*n+c] = next[int(f)*n+c]
+				row[c] = frow[c]
 			}
 		}
 	}
-	m.next = make([]uint16, len(next))
-	for i, t := range next {
-		m.next[i] = uint16(t)
-	}
-	m.hasOut = make([]uint64, (len(nodes)+63)/64)
+	m.next = next
+	m.hasOut = make([]uint64, (states+63)/64)
 	for st, o := range m.out {
 		if len(o) > 0 {
 			m.hasOut[st>>6] |= 1 << (uint(st) & 63)

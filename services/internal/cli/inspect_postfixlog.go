@@ -100,7 +100,8 @@ func inspectPostfixLog(in io.Reader, out io.Writer) error {
 		}
 	}
 	p := &postfixlog.Parser{Ref: ref, Location: time.Local}
-	j := postfixlog.NewJoiner(postfixlog.JoinerConfig{})
+	// Each record is printed before the next line is added.
+	j := postfixlog.NewJoiner(postfixlog.JoinerConfig{ReuseRecords: true})
 	bw := bufio.NewWriterSize(out, 64<<10)
 	var l postfixlog.Line
 	var pos int64
@@ -472,6 +473,15 @@ func appendJSONFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain marks the bytes appendJSONStr copies unescaped: printable
+// ASCII but '"' and '\\'.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONStr writes s as a JSON string the way encoding/json does with
 // HTML escaping off: '"', '\\' and control characters escaped, invalid
 // UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
@@ -479,12 +489,15 @@ func appendJSONStr(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip the bytes written as they are with one table load each.
+		for i < len(s) && jsonPlain[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

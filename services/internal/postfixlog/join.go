@@ -204,6 +204,11 @@ type JoinerConfig struct {
 	MaxRemoved int
 	// Classify classifies a remote reply. Default bounceclass.Classify.
 	Classify func(bounceclass.Input) bounceclass.Result
+	// ReuseRecords makes Add return the same *Delivery (and *Reject) each
+	// time, overwritten by the next Add, instead of allocating one per
+	// record: for callers that are done with a record before they add the
+	// next line (a record points into its line anyway).
+	ReuseRecords bool
 }
 
 // JoinerStats counts what a Joiner did.
@@ -235,6 +240,13 @@ type Joiner struct {
 	instances map[string][]string // host -> instances seen
 	intern    map[string]string
 	stats     JoinerStats
+	// free holds dropped states for create to reuse: queue ids come and
+	// go all the time, and a state is a few hundred bytes.
+	free []*msgState
+	// reusedDelivery and reusedReject are the records handed out with
+	// ReuseRecords.
+	reusedDelivery Delivery
+	reusedReject   Reject
 }
 
 type stateKey struct{ host, instance, qid string }
@@ -428,7 +440,11 @@ func (j *Joiner) delivery(l *Line) *Delivery {
 		j.touch(s)
 	}
 	s.attempts++
-	d := &Delivery{
+	d := &j.reusedDelivery
+	if !j.cfg.ReuseRecords {
+		d = new(Delivery)
+	}
+	*d = Delivery{
 		Pos: l.Pos, Time: l.Time, RawTime: l.RawTime, MTA: l.MTA, Host: l.Host,
 		Program: l.Program, Instance: l.Instance, Agent: l.Service, PID: l.PID,
 		QueueID: l.QueueID, Recipient: l.To, OrigRecipient: l.OrigTo,
@@ -503,7 +519,11 @@ func (j *Joiner) reject(l *Line) *Reject {
 	default:
 		return nil
 	}
-	r := &Reject{
+	r := &j.reusedReject
+	if !j.cfg.ReuseRecords {
+		r = new(Reject)
+	}
+	*r = Reject{
 		Pos: l.Pos, Time: l.Time, RawTime: l.RawTime, MTA: l.MTA, Host: l.Host,
 		Program: l.Program, Instance: l.Instance, Agent: l.Service, PID: l.PID,
 		QueueID: l.QueueID, Action: l.Action, Stage: l.Stage,
@@ -641,10 +661,18 @@ func (j *Joiner) create(l *Line) *msgState {
 	if !known && len(j.instances[host]) < 64 {
 		j.instances[host] = append(j.instances[host], inst)
 	}
-	s := &msgState{
-		key:  stateKey{host, inst, strings.Clone(l.QueueID)},
-		ctx:  MessageContext{Size: -1, Nrcpt: -1},
-		last: l.Time,
+	var s *msgState
+	if n := len(j.free); n > 0 {
+		s = j.free[n-1]
+		j.free = j.free[:n-1]
+	} else {
+		s = new(msgState)
+	}
+	*s = msgState{
+		key:      stateKey{host, inst, strings.Clone(l.QueueID)},
+		ctx:      MessageContext{Size: -1, Nrcpt: -1},
+		last:     l.Time,
+		deferred: s.deferred[:0],
 	}
 	if s.last.IsZero() {
 		s.last = j.now
@@ -674,6 +702,11 @@ func (j *Joiner) drop(s *msgState) {
 		j.active.remove(s)
 	}
 	delete(j.msgs, s.key)
+	// Nothing keeps a pointer to a dropped state (links between states go
+	// by key, records copy the context), so create may reuse it.
+	if len(j.free) < 1024 {
+		j.free = append(j.free, s)
+	}
 }
 
 func (j *Joiner) evict() int {

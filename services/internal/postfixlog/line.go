@@ -214,6 +214,8 @@ type Parser struct {
 	secValid bool
 	zones    [4]zoneCache
 	zoneNext int
+	// the last "host program" prefixes seen, most recent first
+	tags [4]hostTag
 }
 
 type zoneCache struct {
@@ -279,43 +281,94 @@ func (p *Parser) Parse(line string, pos int64, l *Line) bool {
 	if len(rest) < 2 || rest[0] != ' ' {
 		return false
 	}
-	rest = rest[1:]
-	sp := strings.IndexByte(rest, ' ')
-	if sp <= 0 {
-		return false
-	}
-	l.Host = rest[:sp]
-	rest = rest[sp+1:]
-	if !p.parseTag(rest, l) {
+	if !p.parseHostTag(rest[1:], l) {
 		return false
 	}
 	p.parseBody(l)
 	return true
 }
 
-// parseTag reads "program[pid]: message" or "program: message" in one
-// pass over the tag.
-func (p *Parser) parseTag(s string, l *Line) bool {
-	lb, slash1, slash2 := -1, -1, -1
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == ':' || c == '[' {
-			break
+// hostTag is a remembered "host program" prefix of a line: a log's lines
+// come from one host and a handful of programs, so comparing the prefix
+// with the last few seen is cheaper than finding the host's end and
+// scanning the tag byte by byte.
+type hostTag struct {
+	n      int // length of "host program" in text; 0: empty entry
+	hostN  int // length of the host
+	slash1 int // first and last '/' in the program, -1 when none
+	slash2 int
+	text   [64]byte
+}
+
+// parseHostTag reads "host program[pid]: message" or "host program:
+// message".
+func (p *Parser) parseHostTag(s string, l *Line) bool {
+	for k := range p.tags {
+		t := &p.tags[k]
+		n := t.n
+		// A remembered prefix holds no ' ' past the host and no ':' or
+		// '[' at all, so a match followed by '[' or ':' splits the line
+		// exactly as the scan below would.
+		if n == 0 || n >= len(s) || s[n] != '[' && s[n] != ':' || s[:n] != string(t.text[:n]) {
+			continue
 		}
-		if c == ' ' {
-			return false
+		hostN, slash1, slash2 := t.hostN, t.slash1, t.slash2
+		if k > 0 {
+			p.tags[0], p.tags[k] = p.tags[k], p.tags[0]
 		}
-		if c == '/' {
-			if slash1 < 0 {
-				slash1 = i
-			}
-			slash2 = i
-		}
+		l.Host = s[:hostN]
+		return p.parseTag(s[hostN+1:], n-hostN-1, slash1, slash2, l)
 	}
-	if i == 0 || i >= len(s) {
+	sp := strings.IndexByte(s, ' ')
+	if sp <= 0 {
 		return false
 	}
+	l.Host = s[:sp]
+	tag := s[sp+1:]
+	slash1, slash2 := -1, -1
+	i := 0
+	// One table load per byte instead of four compares: this loop runs
+	// over the program name of every line the cache above misses.
+	for ; i < len(tag); i++ {
+		t := tagBytes[tag[i]]
+		if t == 0 {
+			continue
+		}
+		if t != tagSlash {
+			break
+		}
+		if slash1 < 0 {
+			slash1 = i
+		}
+		slash2 = i
+	}
+	if i == 0 || i >= len(tag) || tag[i] == ' ' {
+		return false
+	}
+	if n := sp + 1 + i; n <= len(p.tags[0].text) {
+		copy(p.tags[1:], p.tags[:len(p.tags)-1])
+		t := &p.tags[0]
+		t.n, t.hostN, t.slash1, t.slash2 = n, sp, slash1, slash2
+		copy(t.text[:], s[:n])
+	}
+	return p.parseTag(tag, i, slash1, slash2, l)
+}
+
+// tagBytes classes the bytes of a syslog tag: tagEnd for the bytes that
+// end the program name (':', '[', and ' ', which makes the tag invalid),
+// tagSlash for the separator of its components, 0 for the rest.
+var tagBytes = [256]uint8{':': tagEnd, '[': tagEnd, ' ': tagEnd, '/': tagSlash}
+
+const (
+	tagEnd   = 1
+	tagSlash = 2
+)
+
+// parseTag reads "program[pid]: message" or "program: message" where the
+// program, s[:i], is known to end at a '[' or ':' and has its first and
+// last '/' at slash1 and slash2 (-1 when none).
+func (p *Parser) parseTag(s string, i, slash1, slash2 int, l *Line) bool {
+	lb := -1
 	prog := s[:i]
 	if s[i] == '[' {
 		lb = i
@@ -547,9 +600,14 @@ func (p *Parser) parseISOTime(s string, l *Line) (int, bool) {
 	if len(s) < 19 {
 		return 0, false
 	}
-	if p.hourKind == 2 && s[:13] == p.hourKey {
-		if n, ok := p.isoSameHour(s, l); ok {
-			return n, true
+	if p.hourKind == 2 {
+		// Consecutive lines often share their second; a cached second lies
+		// in the cached hour, so one comparison settles both.
+		sameSec := p.secValid && s[:19] == string(p.secKey[:])
+		if sameSec || s[:13] == p.hourKey {
+			if n, ok := p.isoSameHour(s, sameSec, l); ok {
+				return n, true
+			}
 		}
 	}
 	p.secValid = false
@@ -618,10 +676,10 @@ func (p *Parser) parseISOTime(s string, l *Line) (int, bool) {
 // isoSameHour reads minutes, seconds, fraction and zone of an ISO time
 // whose "YYYY-MM-DDThh" is the cached hour's. It reports false when the
 // zone differs (or the text is malformed), leaving the full parse to
-// decide.
-func (p *Parser) isoSameHour(s string, l *Line) (int, bool) {
+// decide. sameSec says s[:19] is the cached second.
+func (p *Parser) isoSameHour(s string, sameSec bool, l *Line) (int, bool) {
 	var base time.Time
-	if p.secValid && s[:19] == string(p.secKey[:]) {
+	if sameSec {
 		base = p.secBase // same second as the last line
 	} else {
 		mi, ok1 := digits2(s, 14)
@@ -697,6 +755,15 @@ func setProgramParts(l *Line) {
 // returns it in nanoseconds (digits past the ninth are skipped) and the
 // index after the digits.
 func readFraction(s string, i int) (ns, end int) {
+	// Fast path for exactly six digits (rsyslog's RFC 3339 timestamps):
+	// no loop, one multiplication by a constant.
+	if i+6 <= len(s) && (i+6 == len(s) || !isDigit(s[i+6])) {
+		d0, d1, d2, d3, d4, d5 := s[i]-'0', s[i+1]-'0', s[i+2]-'0', s[i+3]-'0', s[i+4]-'0', s[i+5]-'0'
+		if d0 <= 9 && d1 <= 9 && d2 <= 9 && d3 <= 9 && d4 <= 9 && d5 <= 9 {
+			us := int(d0)*100000 + int(d1)*10000 + int(d2)*1000 + int(d3)*100 + int(d4)*10 + int(d5)
+			return us * 1000, i + 6
+		}
+	}
 	k := i
 	for k < len(s) && isDigit(s[k]) {
 		if k-i < 9 {

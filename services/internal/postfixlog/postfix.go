@@ -65,29 +65,50 @@ func parsePostfix(msg string, l *Line) {
 	parseRemote(rest, l)
 }
 
+// qidBytes classes the bytes of a queue id: qidHex for 0-9 and A-F,
+// qidAlpha for the other letters, with qidZ added for 'z'; 0 ends the id.
+var qidBytes = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = qidHex
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = qidAlpha
+		if c <= 'F' {
+			t[c] = qidHex
+		}
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = qidAlpha
+	}
+	t['z'] |= qidZ
+	return t
+}()
+
+const (
+	qidHex   = 1
+	qidAlpha = 2
+	qidZ     = 4
+)
+
 // splitQueueID splits "QUEUEID: rest". A queue id is a short one (at least
 // 5 upper-case hex digits, the inode and time based form) or a long one
 // (enable_long_queue_ids: 10 base-52 characters of time, 'z', the inode;
 // at least 12 alphanumerics with a 'z').
 func splitQueueID(msg string) (qid, rest string) {
+	// One table load per byte (most lines have no queue id and end the
+	// scan within a few letters; the branchy range tests cost more).
 	i := 0
-	hex := true
-	hasZ := false
+	var seen uint8
 	for i < len(msg) && i < 40 {
-		c := msg[i]
-		switch {
-		case c >= '0' && c <= '9', c >= 'A' && c <= 'F':
-		case c >= 'a' && c <= 'z' || c >= 'G' && c <= 'Z':
-			hex = false
-			if c == 'z' {
-				hasZ = true
-			}
-		default:
-			goto end
+		t := qidBytes[msg[i]]
+		if t == 0 {
+			break
 		}
+		seen |= t
 		i++
 	}
-end:
+	hex := seen&qidAlpha == 0
+	hasZ := seen&qidZ != 0
 	if i >= len(msg) || msg[i] != ':' || !(hex && i >= 5 || !hex && hasZ && i >= 12) {
 		return "", msg
 	}

@@ -1,0 +1,318 @@
+package fblingester
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mailmon/mailmon/services/internal/config"
+)
+
+// Config is the `fbl_ingester` section of the mailmon config.
+type Config struct {
+	// SMTP is the listener providers (or our own MX) deliver reports and
+	// bounces to.
+	SMTP SMTPConfig `yaml:"smtp"`
+	// IMAP lists mailboxes that receive reports as ordinary mail; they are
+	// read and cleaned on a schedule.
+	IMAP IMAPConfig `yaml:"imap"`
+	// Files lists directories (or maildirs) whose messages are imported.
+	Files FilesConfig `yaml:"files"`
+	// MaxMessageBytes is the largest message accepted from any input; the
+	// SMTP listener announces it as its SIZE limit.
+	MaxMessageBytes config.ByteSize `yaml:"max_message_bytes"`
+	// CountFraud and CountVirus make fraud and virus reports count as
+	// complaints; abuse reports always count, not-spam, opt-out and other
+	// never do.
+	CountFraud bool `yaml:"count_fraud"`
+	CountVirus bool `yaml:"count_virus"`
+	// Trace says how a report without a verified tracking header is tied
+	// to a customer and a sending IP.
+	Trace TraceConfig `yaml:"trace"`
+	// Providers maps domains (of the report's sender, its Reporting-MTA,
+	// or a bounced recipient) to provider names, over the built-in table.
+	// A domain also matches its subdomains.
+	Providers map[string]string `yaml:"providers"`
+	// UnmatchedAlert raises an alert when too many complaints trace to
+	// nothing of ours.
+	UnmatchedAlert UnmatchedAlertConfig `yaml:"unmatched_alert"`
+	// PublishTimeout bounds the wait for JetStream to store one message's
+	// events; past it the sender is told to retry (SMTP 451).
+	PublishTimeout config.Duration `yaml:"publish_timeout"`
+	// DrainTimeout bounds the shutdown: SMTP sessions in progress may
+	// finish within it, then they are cut.
+	DrainTimeout config.Duration `yaml:"drain_timeout"`
+}
+
+// SMTPConfig is the listener.
+type SMTPConfig struct {
+	// Listen is host:port; empty disables the listener. The listener also
+	// stays off while no address or domain is configured.
+	Listen string `yaml:"listen"`
+	// Hostname is the name in the greeting and EHLO answer.
+	Hostname string `yaml:"hostname"`
+	// Addresses are the recipient addresses accepted (e.g. fbl@example.net).
+	Addresses []string `yaml:"addresses"`
+	// Domains accept every recipient at these domains (e.g. the domain of
+	// our bounce return path). Any other recipient is refused: no relaying.
+	Domains []string `yaml:"domains"`
+	// MaxRecipients per message; more are refused with 452.
+	MaxRecipients int `yaml:"max_recipients"`
+	// MaxConnections open at once; another connection is answered 421.
+	MaxConnections int `yaml:"max_connections"`
+	// ReadTimeout and WriteTimeout bound each read and write on a
+	// connection.
+	ReadTimeout  config.Duration `yaml:"read_timeout"`
+	WriteTimeout config.Duration `yaml:"write_timeout"`
+	// TLSCertFile and TLSKeyFile (PEM) enable STARTTLS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// IMAPConfig is the mailbox pull.
+type IMAPConfig struct {
+	// Interval is the time between two pulls of an account.
+	Interval config.Duration `yaml:"interval"`
+	// Timeout bounds connecting, logging in and each command.
+	Timeout config.Duration `yaml:"timeout"`
+	// Accounts are the mailboxes to read.
+	Accounts []IMAPAccount `yaml:"accounts"`
+}
+
+// IMAPAccount is one mailbox that receives reports.
+type IMAPAccount struct {
+	// Name identifies the account in logs and metrics.
+	Name string `yaml:"name"`
+	// Addr is the server's host:port.
+	Addr string `yaml:"addr"`
+	// TLS is "implicit" (default), "starttls" or "none" (loopback only).
+	TLS string `yaml:"tls"`
+	// Username and Password log in (IMAP LOGIN).
+	Username string        `yaml:"username"`
+	Password config.Secret `yaml:"password"`
+	// Folders are read in turn; default INBOX.
+	Folders []string `yaml:"folders"`
+	// MoveTo is the folder a message is moved to once its events are
+	// stored; empty deletes it.
+	MoveTo string `yaml:"move_to"`
+}
+
+// FilesConfig is the directory import.
+type FilesConfig struct {
+	// Dirs are scanned on every interval. A maildir (with new/ and cur/)
+	// is read from both; any other directory from its own files. Each
+	// imported file is moved to the "done" folder inside the directory, so
+	// a restart does not import it again.
+	Dirs []string `yaml:"dirs"`
+	// Interval is the time between two scans.
+	Interval config.Duration `yaml:"interval"`
+}
+
+// TraceConfig ties a report without a verified tracking header to one of
+// our customers and IPs.
+type TraceConfig struct {
+	// DKIMDomains maps the d= of the original's DKIM signature (and its
+	// subdomains) to the customer who signs with it.
+	DKIMDomains map[string]string `yaml:"dkim_domains"`
+	// MessageIDDomains maps the domain part of the original's Message-ID
+	// (and its subdomains) to the customer whose mail carries it.
+	MessageIDDomains map[string]string `yaml:"message_id_domains"`
+	// SourceNetworks are our sending networks (addresses or CIDR
+	// prefixes). A reported Source-IP inside one traces the report to that
+	// IP. Empty: any reported Source-IP is taken as ours, since the
+	// provider sent the report to us for it.
+	SourceNetworks []string `yaml:"source_networks"`
+}
+
+// UnmatchedAlertConfig is the alert on untraceable complaints.
+type UnmatchedAlertConfig struct {
+	// Window is how far back complaints are looked at.
+	Window config.Duration `yaml:"window"`
+	// Threshold is the share (0..1) of counted complaints in the window
+	// that matched nothing, above which the alert fires.
+	Threshold float64 `yaml:"threshold"`
+	// MinComplaints in the window before the share means anything.
+	MinComplaints int `yaml:"min_complaints"`
+}
+
+// DefaultConfig listens on loopback with no recipients (so the listener
+// stays off until some are configured), reads no mailbox and no directory.
+func DefaultConfig() Config {
+	return Config{
+		SMTP: SMTPConfig{
+			Listen:         "127.0.0.1:2525",
+			Hostname:       "localhost",
+			MaxRecipients:  50,
+			MaxConnections: 100,
+			ReadTimeout:    config.Duration(60 * time.Second),
+			WriteTimeout:   config.Duration(60 * time.Second),
+		},
+		IMAP:            IMAPConfig{Interval: config.Duration(time.Minute), Timeout: config.Duration(30 * time.Second)},
+		Files:           FilesConfig{Interval: config.Duration(30 * time.Second)},
+		MaxMessageBytes: config.ByteSize(10 << 20),
+		UnmatchedAlert: UnmatchedAlertConfig{
+			Window:        config.Duration(time.Hour),
+			Threshold:     0.5,
+			MinComplaints: 20,
+		},
+		PublishTimeout: config.Duration(10 * time.Second),
+		DrainTimeout:   config.Duration(15 * time.Second),
+	}
+}
+
+// Validate reports every problem at once, with paths relative to the
+// section.
+func (c Config) Validate() error {
+	var check config.Check
+	if c.MaxMessageBytes <= 0 {
+		check.Addf("max_message_bytes", "must be positive")
+	}
+	if c.PublishTimeout <= 0 {
+		check.Addf("publish_timeout", "must be positive")
+	}
+	if c.DrainTimeout <= 0 {
+		check.Addf("drain_timeout", "must be positive")
+	}
+	check.Nest("smtp", c.SMTP.validate())
+	check.Nest("imap", c.IMAP.validate())
+	if len(c.Files.Dirs) > 0 && c.Files.Interval <= 0 {
+		check.Addf("files.interval", "must be positive")
+	}
+	for i, d := range c.Files.Dirs {
+		if strings.TrimSpace(d) == "" {
+			check.Addf(fmt.Sprintf("files.dirs[%d]", i), "is empty")
+		}
+	}
+	for i, n := range c.Trace.SourceNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			check.Addf(fmt.Sprintf("trace.source_networks[%d]", i), "%v", err)
+		}
+	}
+	u := c.UnmatchedAlert
+	if u.Window <= 0 {
+		check.Addf("unmatched_alert.window", "must be positive")
+	}
+	if u.Threshold <= 0 || u.Threshold > 1 {
+		check.Addf("unmatched_alert.threshold", "must be in (0, 1], not %v", u.Threshold)
+	}
+	if u.MinComplaints < 1 {
+		check.Addf("unmatched_alert.min_complaints", "must be at least 1")
+	}
+	return check.Err()
+}
+
+func (s SMTPConfig) validate() error {
+	var check config.Check
+	if s.Listen != "" {
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			check.Addf("listen", "%q is not host:port", s.Listen)
+		}
+	}
+	for i, a := range s.Addresses {
+		if _, dom, ok := strings.Cut(a, "@"); !ok || dom == "" || strings.ContainsAny(a, " <>") {
+			check.Addf(fmt.Sprintf("addresses[%d]", i), "%q is not a plain address", a)
+		}
+	}
+	for i, d := range s.Domains {
+		if d == "" || strings.ContainsAny(d, "@ <>") {
+			check.Addf(fmt.Sprintf("domains[%d]", i), "%q is not a domain", d)
+		}
+	}
+	if s.MaxRecipients < 1 {
+		check.Addf("max_recipients", "must be at least 1")
+	}
+	if s.MaxConnections < 1 {
+		check.Addf("max_connections", "must be at least 1")
+	}
+	if s.ReadTimeout <= 0 {
+		check.Addf("read_timeout", "must be positive")
+	}
+	if s.WriteTimeout <= 0 {
+		check.Addf("write_timeout", "must be positive")
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		check.Addf("tls_key_file", "tls_cert_file and tls_key_file go together")
+	}
+	for _, f := range []struct{ key, path string }{{"tls_cert_file", s.TLSCertFile}, {"tls_key_file", s.TLSKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				check.Addf(f.key, "%v", err)
+			}
+		}
+	}
+	return check.Err()
+}
+
+func (c IMAPConfig) validate() error {
+	var check config.Check
+	if len(c.Accounts) == 0 {
+		return nil
+	}
+	if c.Interval <= 0 {
+		check.Addf("interval", "must be positive")
+	}
+	if c.Timeout <= 0 {
+		check.Addf("timeout", "must be positive")
+	}
+	names := map[string]bool{}
+	for i, a := range c.Accounts {
+		p := fmt.Sprintf("accounts[%d]", i)
+		if a.Name == "" {
+			check.Addf(p+".name", "is required")
+		} else if names[a.Name] {
+			check.Addf(p+".name", "%q is used twice", a.Name)
+		}
+		names[a.Name] = true
+		host, _, err := net.SplitHostPort(a.Addr)
+		if err != nil || host == "" {
+			check.Addf(p+".addr", "must be host:port, got %q", a.Addr)
+		}
+		switch a.TLS {
+		case "", tlsImplicit, tlsStartTLS:
+		case tlsNone:
+			if err == nil && !isLoopback(host) {
+				check.Addf(p+".tls", "none is allowed on loopback only (the password would cross the network in clear)")
+			}
+		default:
+			check.Addf(p+".tls", "%q is not implicit, starttls or none", a.TLS)
+		}
+		check.Require(p+".username", a.Username)
+		check.Require(p+".password", a.Password)
+	}
+	return check.Err()
+}
+
+const (
+	tlsImplicit = "implicit"
+	tlsStartTLS = "starttls"
+	tlsNone     = "none"
+)
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// parseNetwork reads an address or a CIDR prefix.
+func parseNetwork(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

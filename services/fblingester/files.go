@@ -1,0 +1,135 @@
+package fblingester
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/mailmon/mailmon/schemas"
+)
+
+// DoneDir is the folder inside an imported directory that imported files
+// are moved to, so a restart does not import them again.
+const DoneDir = "done"
+
+// runDir imports one directory every interval until ctx ends.
+func (in *Ingester) runDir(ctx context.Context, dir string) {
+	name := "dir:" + dir
+	for {
+		n, err := in.ImportDir(ctx, dir)
+		in.setFailing(name, err)
+		if err != nil {
+			in.m.pullErrors.WithLabelValues("file", dir).Inc()
+			in.log.Warn("directory import failed; the files left are imported at the next scan", "dir", dir, "err", err)
+		} else if n > 0 {
+			in.log.Info("directory import", "dir", dir, "messages", n)
+		}
+		if !sleep(ctx, in.cfg.Files.Interval.Std()) {
+			return
+		}
+	}
+}
+
+// messageFiles lists the message files of a directory: new/ and cur/ of a
+// maildir, else the directory's own regular files; dot-files (a maildir's
+// tmp files, editors' leftovers) are skipped.
+func messageFiles(dir string) ([]string, error) {
+	var dirs []string
+	for _, sub := range []string{"new", "cur"} {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err == nil && st.IsDir() {
+			dirs = append(dirs, filepath.Join(dir, sub))
+		}
+	}
+	if len(dirs) == 0 {
+		dirs = []string{dir}
+	}
+	var out []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			out = append(out, filepath.Join(d, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ImportDir imports every message file of dir and moves each to
+// dir/done/ once its events (or its dead letter) are stored. It stops at
+// the first file that could not be stored and returns how many were
+// imported.
+func (in *Ingester) ImportDir(ctx context.Context, dir string) (int, error) {
+	files, err := messageFiles(dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(files) == 0 {
+		return 0, nil
+	}
+	done := filepath.Join(dir, DoneDir)
+	if err := os.MkdirAll(done, 0o750); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := in.ImportFile(ctx, f); err != nil {
+			return n, err
+		}
+		if err := os.Rename(f, filepath.Join(done, filepath.Base(f))); err != nil {
+			return n, fmt.Errorf("%s imported but not moved to %s (it will be imported again; its events are dropped as duplicates): %w", f, done, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ImportResult is what one imported file became.
+type ImportResult struct {
+	Outcome string   `json:"outcome"`
+	Events  []string `json:"event_ids,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// ImportFile handles one message file like a message received over SMTP:
+// its events are stored, or it is dead-lettered. The file is not moved.
+func (in *Ingester) ImportFile(ctx context.Context, path string) (ImportResult, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if st.Size() > in.cfg.MaxMessageBytes.Int64() {
+		// Kept (cut) as a dead letter so an operator sees it; importing
+		// it again would never succeed.
+		reason := fmt.Sprintf("file of %d bytes is over max_message_bytes", st.Size())
+		if err := in.deadLetter(context.WithoutCancel(ctx), raw, schemas.ReceivedViaFile, reason); err != nil {
+			return ImportResult{}, fmt.Errorf("%s: %w", path, err)
+		}
+		in.m.deadLettered.WithLabelValues(schemas.ReceivedViaFile).Inc()
+		return ImportResult{Outcome: outcomeDeadLetter, Reason: reason}, nil
+	}
+	res, err := in.handle(context.WithoutCancel(ctx), raw, schemas.ReceivedViaFile)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("%s: %w", path, err)
+	}
+	out := ImportResult{Outcome: res.outcome, Reason: res.reason}
+	for _, ev := range res.events {
+		out.Events = append(out.Events, ev.EventHeader().ID)
+	}
+	return out, nil
+}

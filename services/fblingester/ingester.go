@@ -1,0 +1,218 @@
+package fblingester
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/worker"
+)
+
+// WorkerName is the ingester's subcommand, log name and dead-letter suffix.
+const WorkerName = "fbl-ingester"
+
+// Ingester is the fbl-ingester worker. Build it with New and start it with
+// Run.
+type Ingester struct {
+	cfg       Config
+	set       worker.Settings
+	log       *slog.Logger
+	m         *metrics
+	pub       *bus.Publisher
+	tracer    *tracer
+	providers *providers
+	source    schemas.Source
+	now       func() time.Time
+	window    unmatchedWindow
+	tls       *tls.Config
+
+	addrs   map[string]bool
+	domains map[string]bool
+
+	// listening is closed once the SMTP listener is bound (or known to be
+	// off); listenAddr is then its address.
+	listening  chan struct{}
+	listenAddr string
+
+	mu      sync.Mutex
+	failing map[string]error // input name → its last pull's error
+}
+
+// New checks the configuration and builds an ingester; nothing listens or
+// is read until Run.
+func New(cfg Config, track Tracking, s worker.Settings) (*Ingester, error) {
+	var problems []string
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, "fbl_ingester: "+err.Error())
+	}
+	if track.Keyring != nil {
+		if err := track.Keyring.Validate(); err != nil {
+			problems = append(problems, "tracking: "+err.Error())
+		}
+	}
+	if s.JetStream == nil {
+		problems = append(problems, "settings: JetStream is required")
+	}
+	var tlsCfg *tls.Config
+	if cfg.SMTP.TLSCertFile != "" && cfg.SMTP.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SMTP.TLSCertFile, cfg.SMTP.TLSKeyFile)
+		if err != nil {
+			problems = append(problems, "fbl_ingester: smtp: tls: "+err.Error())
+		} else {
+			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s: %s", WorkerName, strings.Join(problems, "; "))
+	}
+	m, err := newMetrics(s.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", WorkerName, err)
+	}
+	in := &Ingester{
+		cfg:       cfg,
+		set:       s,
+		log:       s.Logger,
+		m:         m,
+		providers: newProviders(cfg.Providers),
+		source:    s.Source,
+		now:       time.Now,
+		tls:       tlsCfg,
+		addrs:     map[string]bool{},
+		domains:   map[string]bool{},
+		listening: make(chan struct{}),
+		failing:   map[string]error{},
+	}
+	in.tracer = newTracer(cfg.Trace, track, func() time.Time { return in.now() })
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	if in.source.Host == "" {
+		in.source.Host, _ = os.Hostname()
+	}
+	if in.source.Worker == "" {
+		in.source.Worker = WorkerName
+	}
+	// A publisher of our own: its AckTimeout is the publish timeout, so a
+	// sender waiting on DATA hears 451 in bounded time when NATS is away.
+	in.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, AckTimeout: cfg.PublishTimeout.Std(), Metrics: s.Metrics})
+	for _, a := range cfg.SMTP.Addresses {
+		in.addrs[strings.ToLower(strings.TrimSpace(a))] = true
+	}
+	for _, d := range cfg.SMTP.Domains {
+		in.domains[strings.Trim(strings.ToLower(strings.TrimSpace(d)), ".")] = true
+	}
+	return in, nil
+}
+
+// smtpEnabled says whether the listener runs: it needs an address to
+// listen on and at least one recipient to accept.
+func (in *Ingester) smtpEnabled() bool {
+	return in.cfg.SMTP.Listen != "" && (len(in.addrs) > 0 || len(in.domains) > 0)
+}
+
+// Run listens, pulls and imports until ctx ends, then drains: the SMTP
+// listener stops accepting, sessions in progress finish (bounded by
+// drain_timeout), pulls and imports finish the message in hand. It returns
+// nil on a clean shutdown and an error when the listener cannot start.
+func (in *Ingester) Run(ctx context.Context) error {
+	if in.tracer.track.Keyring == nil {
+		in.log.Warn("no tracking key configured: tracking headers cannot be verified and are ignored")
+	}
+	if in.set.Health != nil {
+		in.set.Health.Register(WorkerName, in.ready)
+	}
+	var wg sync.WaitGroup
+	var srv *smtp.Server
+	if in.smtpEnabled() {
+		ln, err := net.Listen("tcp", in.cfg.SMTP.Listen)
+		if err != nil {
+			close(in.listening)
+			return fmt.Errorf("%s: smtp listen: %w", WorkerName, err)
+		}
+		in.listenAddr = ln.Addr().String()
+		srv = in.newSMTPServer()
+		lim := newLimitListener(ln, in.cfg.SMTP.MaxConnections, func() { in.m.smtpRefused.WithLabelValues("connections").Inc() })
+		wg.Go(func() {
+			if err := srv.Serve(lim); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				in.log.Error("smtp listener stopped", "err", err)
+			}
+		})
+		in.log.Info("smtp listener started", "addr", in.listenAddr, "starttls", in.tls != nil)
+	} else if in.cfg.SMTP.Listen != "" {
+		in.log.Info("smtp listener off: no smtp.addresses or smtp.domains configured")
+	}
+	close(in.listening)
+	for _, a := range in.cfg.IMAP.Accounts {
+		wg.Go(func() { in.runIMAP(ctx, a) })
+	}
+	for _, d := range in.cfg.Files.Dirs {
+		wg.Go(func() { in.runDir(ctx, d) })
+	}
+	<-ctx.Done()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), in.cfg.DrainTimeout.Std())
+		if err := srv.Shutdown(sctx); err != nil {
+			in.log.Warn("smtp sessions cut at the end of the drain timeout", "err", err)
+			srv.Close()
+		}
+		cancel()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Addr returns the SMTP listener's address once Run has bound it, or ""
+// when the listener is off (or ctx ends first).
+func (in *Ingester) Addr(ctx context.Context) string {
+	select {
+	case <-in.listening:
+		return in.listenAddr
+	case <-ctx.Done():
+		return ""
+	}
+}
+
+// ready fails while some mailbox or directory's last pull failed.
+func (in *Ingester) ready(context.Context) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var errs []error
+	for name, err := range in.failing {
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (in *Ingester) setFailing(name string, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err == nil {
+		delete(in.failing, name)
+	} else {
+		in.failing[name] = err
+	}
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

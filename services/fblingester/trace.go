@@ -1,0 +1,254 @@
+package fblingester
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/internal/arf"
+)
+
+// Tracking is how the tracking header is verified: the keyring (nil when
+// the deployment has no tracking key; every header is then refused) and
+// the oldest header accepted (0: any age).
+type Tracking struct {
+	Keyring *tracking.Keyring
+	MaxAge  time.Duration
+}
+
+// Tracking header verdicts, as counted in metrics.
+const (
+	trackValid   = "valid"
+	trackMissing = "missing"
+	trackInvalid = "invalid"
+)
+
+// keys are what a report or bounce can be traced by.
+type keys struct {
+	trackingHeader string // raw, unverified
+	dkimDomain     string
+	messageID      string
+	sourceIP       string // reported, as an address
+}
+
+// traced is the outcome of tracing.
+type traced struct {
+	method     string // schemas.Trace*
+	customer   string
+	sourceIP   string
+	trackingID string
+	headerVerd string // trackValid, trackMissing or trackInvalid
+}
+
+// tracer ties reports to customers and IPs.
+type tracer struct {
+	track    Tracking
+	dkim     map[string]string
+	msgID    map[string]string
+	networks []netip.Prefix
+	now      func() time.Time
+}
+
+func newTracer(cfg TraceConfig, track Tracking, now func() time.Time) *tracer {
+	t := &tracer{track: track, dkim: lowerKeys(cfg.DKIMDomains), msgID: lowerKeys(cfg.MessageIDDomains), now: now}
+	for _, n := range cfg.SourceNetworks {
+		if p, err := parseNetwork(n); err == nil { // checked by Validate
+			t.networks = append(t.networks, p)
+		}
+	}
+	return t
+}
+
+// trace tries the keys best first: our verified tracking header, then a
+// DKIM domain or Message-ID domain we know, then a reported source IP of
+// ours. Recipients are never used: providers redact them.
+func (t *tracer) trace(k keys) traced {
+	out := traced{method: schemas.TraceNone, headerVerd: trackMissing}
+	ourIP := t.ourIP(k.sourceIP)
+	if strings.TrimSpace(k.trackingHeader) != "" {
+		out.headerVerd = trackInvalid
+		if t.track.Keyring != nil {
+			if f, err := t.track.Keyring.Verify(k.trackingHeader, t.now(), t.track.MaxAge); err == nil {
+				out.headerVerd = trackValid
+				out.method = schemas.TraceTrackingHeader
+				out.customer = f.Customer
+				out.trackingID = f.MessageID
+				out.sourceIP = ourIP
+				if a, err := netip.ParseAddr(f.Source); err == nil {
+					out.sourceIP = a.Unmap().String()
+				}
+				return out
+			}
+		}
+	}
+	if c := lookupDomain(t.dkim, k.dkimDomain); c != "" {
+		out.method, out.customer, out.sourceIP = schemas.TraceDKIM, c, ourIP
+		return out
+	}
+	if _, dom, ok := strings.Cut(k.messageID, "@"); ok {
+		if c := lookupDomain(t.msgID, dom); c != "" {
+			out.method, out.customer, out.sourceIP = schemas.TraceMessageID, c, ourIP
+			return out
+		}
+	}
+	if ourIP != "" {
+		out.method, out.sourceIP = schemas.TraceSourceIP, ourIP
+	}
+	return out
+}
+
+// ourIP returns the reported source IP when it is one of ours (any IP when
+// no networks are configured), "" otherwise.
+func (t *tracer) ourIP(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	if len(t.networks) == 0 {
+		return a.String()
+	}
+	for _, p := range t.networks {
+		if p.Contains(a) {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.Trim(strings.ToLower(k), ". ")] = v
+	}
+	return out
+}
+
+// lookupDomain finds dom or its closest parent domain in m.
+func lookupDomain(m map[string]string, dom string) string {
+	dom = strings.Trim(strings.ToLower(strings.TrimSpace(dom)), ".>")
+	for dom != "" {
+		if v, ok := m[dom]; ok {
+			return v
+		}
+		_, rest, ok := strings.Cut(dom, ".")
+		if !ok {
+			break
+		}
+		dom = rest
+	}
+	return ""
+}
+
+// builtinProviders names the big mailbox providers by the domains their
+// mailboxes, report senders and MTAs use; the names are those the
+// mta-log-tailer gives recipient domains, so complaints, bounces and
+// deliveries group together.
+var builtinProviders = map[string]string{
+	"gmail.com": "gmail", "googlemail.com": "gmail", "google.com": "gmail",
+	"outlook.com": "outlook", "hotmail.com": "outlook", "live.com": "outlook", "msn.com": "outlook",
+	"microsoft.com": "outlook", "hotmail.co.uk": "outlook", "hotmail.fr": "outlook", "live.fr": "outlook",
+	"yahoo.com": "yahoo", "yahoo.net": "yahoo", "yahoodns.net": "yahoo", "ymail.com": "yahoo",
+	"yahoo.co.uk": "yahoo", "yahoo.fr": "yahoo", "yahoo.de": "yahoo", "yahooinc.com": "yahoo",
+	"aol.com": "aol", "aim.com": "aol", "verizon.net": "aol",
+	"att.net": "att", "sbcglobal.net": "att", "bellsouth.net": "att",
+	"icloud.com": "icloud", "me.com": "icloud", "mac.com": "icloud", "apple.com": "icloud",
+	"comcast.net": "comcast", "xfinity.com": "comcast",
+	"cox.net": "cox", "charter.net": "charter", "rr.com": "charter", "spectrum.net": "charter",
+	"earthlink.net": "earthlink",
+	"gmx.net":       "gmx", "gmx.de": "gmx", "gmx.com": "gmx", "mail.com": "gmx", "web.de": "webde",
+	"mail.ru": "mailru", "yandex.ru": "yandex", "yandex.net": "yandex", "yandex.com": "yandex",
+	"t-online.de": "tonline", "orange.fr": "orange", "wanadoo.fr": "orange", "free.fr": "free",
+	"libero.it": "libero", "seznam.cz": "seznam", "zoho.com": "zoho", "fastmail.com": "fastmail",
+	"messagingengine.com": "fastmail", "protonmail.com": "proton", "proton.me": "proton",
+	"qq.com": "qq", "163.com": "netease", "naver.com": "naver",
+	// Feedback-loop operators that report on behalf of several providers.
+	"returnpath.net": "validity", "validity.com": "validity",
+	"amazonses.com": "amazon_ses",
+}
+
+// userAgentProviders recognise a provider by its ARF User-Agent when the
+// report's domains say nothing (a white-label FBL service).
+var userAgentProviders = []struct{ substr, provider string }{
+	{"yahoo", "yahoo"}, {"aol", "aol"}, {"hotmail", "outlook"}, {"jmrp", "outlook"}, {"microsoft", "outlook"},
+	{"comcast", "comcast"}, {"returnpath", "validity"}, {"validity", "validity"}, {"mail.ru", "mailru"},
+	{"yandex", "yandex"}, {"gmail", "gmail"}, {"google", "gmail"},
+}
+
+// providers names providers by domain: the configured table over the
+// built-in one.
+type providers struct{ table map[string]string }
+
+func newProviders(extra map[string]string) *providers {
+	t := make(map[string]string, len(builtinProviders)+len(extra))
+	for k, v := range builtinProviders {
+		t[k] = v
+	}
+	for k, v := range lowerKeys(extra) {
+		t[k] = v
+	}
+	return &providers{table: t}
+}
+
+// byDomain returns the provider of a domain or address, "" when unknown.
+func (p *providers) byDomain(s string) string {
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[i+1:]
+	}
+	return lookupDomain(p.table, s)
+}
+
+// ofReport names the provider that sent a feedback report: by its
+// Reporting-MTA, its sender's domain, its User-Agent, else the sender's
+// domain itself, else "unknown".
+func (p *providers) ofReport(r *arf.Report) string {
+	if v := p.byDomain(firstWord(r.ReportingMTA)); v != "" {
+		return v
+	}
+	from := addrOf(r.ReportFrom)
+	if v := p.byDomain(from); v != "" {
+		return v
+	}
+	ua := strings.ToLower(r.UserAgent)
+	for _, e := range userAgentProviders {
+		if ua != "" && strings.Contains(ua, e.substr) {
+			return e.provider
+		}
+	}
+	if r.Format == arf.FormatJMRP {
+		return "outlook"
+	}
+	if r.Format == arf.FormatYahooCFL {
+		return "yahoo"
+	}
+	if _, dom, ok := strings.Cut(from, "@"); ok && dom != "" {
+		return strings.ToLower(dom)
+	}
+	return "unknown"
+}
+
+// firstWord cuts a Reporting-MTA such as "dns; mx.example.org (comment)"
+// to the host name.
+func firstWord(s string) string {
+	if _, rest, ok := strings.Cut(s, ";"); ok {
+		s = rest
+	}
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// addrOf extracts the address of a From value ("Name <a@b>" or "a@b").
+func addrOf(s string) string {
+	if i := strings.LastIndexByte(s, '<'); i >= 0 {
+		s = s[i+1:]
+		if j := strings.IndexByte(s, '>'); j >= 0 {
+			s = s[:j]
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(s))
+}
