@@ -94,8 +94,25 @@ func Lift(ctx context.Context, kv jetstream.KeyValue, pub Publisher, s Subject, 
 	if err := pub.Publish(ctx, &ev); err != nil {
 		return schemas.DecisionLift{}, fmt.Errorf("publish lift: %w", err)
 	}
-	if err := kv.Delete(ctx, s.Key(), jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	// The evaluator may rewrite the record between our read and delete
+	// (its evidence, an escalation); delete it as long as it is still the
+	// decision we lifted.
+	for attempt := 0; ; attempt++ {
+		err := kv.Delete(ctx, s.Key(), jetstream.LastRevision(rev))
+		if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+			return ev, nil
+		}
+		var current Record
+		var found bool
+		if attempt < 3 && (errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)) {
+			current, rev, found, err = Get(ctx, kv, s, now)
+			if err == nil && (!found || current.DecisionID != r.DecisionID) {
+				return ev, nil // gone, or a newer decision that this lift did not see
+			}
+			if err == nil {
+				continue
+			}
+		}
 		return ev, fmt.Errorf("lift event published; deleting key %s failed (the complaint-evaluator will delete it): %w", s.Key(), err)
 	}
-	return ev, nil
 }
