@@ -91,11 +91,8 @@ func parseARFParseFlags(args []string, stderr io.Writer) (arfParseOptions, error
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (mbox files, outputs)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.perl, "perl", "perl", "perl interpreter with Sisimai (libsisimai-perl)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if o.passes < 1 {
 		return o, errors.New("-passes must be at least 1")
@@ -108,33 +105,21 @@ func parseARFParseFlags(args []string, stderr io.Writer) (arfParseOptions, error
 func runARFParse(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseARFParseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+		return flagExitCode(stderr, "arf-parse", err)
 	}
 	res := arfParseResult{Scenario: "arf-parse", Passes: opts.passes}
-	err = arfParse(ctx, opts, &res, stderr)
-	if err != nil {
+	if err := arfParse(ctx, opts, &res, stderr); err != nil {
 		res.Error = err.Error()
 		res.Errors++
 	}
-	line, _ := json.Marshal(res)
-	fmt.Fprintln(stdout, string(line))
-	if err != nil || res.Errors > 0 {
-		return 1
-	}
-	return 0
+	// A failed run counts in Errors, so Errors alone decides the status.
+	return printResult(stdout, stderr, "arf-parse", res, res.Errors == 0)
 }
 
-func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, log io.Writer) error {
+func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, log io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := findModuleRoot(cwd)
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
@@ -145,15 +130,11 @@ func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, lo
 	if corpus == "" {
 		corpus = filepath.Join(root, "..", "shared", "corpora")
 	}
-	dir, err := os.MkdirTemp("", "mailmon-arfparse-")
+	dir, endDir, err := tempRunDir("mailmon-arfparse-", opts.keep, &res.KeptDir, log)
 	if err != nil {
 		return err
 	}
-	if opts.keep {
-		res.KeptDir = dir
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer endDir(&err)
 
 	arfFiles, err := emlFiles(filepath.Join(corpus, "arf"))
 	if err != nil {
@@ -217,7 +198,7 @@ func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, lo
 	if err != nil {
 		return fmt.Errorf("sisimai: %w: %s", err, tail(errBuf.String(), 2000))
 	}
-	base := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	base := cpuTime(cmd.ProcessState)
 	res.BaselineRecords, _ = strconv.Atoi(strings.TrimSpace(string(out)))
 	res.BaselineS = round(base.Seconds(), 3)
 	res.BaselinePerS = round(float64(res.Messages)/base.Seconds(), 1)
@@ -243,7 +224,7 @@ func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, lo
 		if err := c.Run(); err != nil {
 			return 0, err
 		}
-		return c.ProcessState.UserTime() + c.ProcessState.SystemTime(), nil
+		return cpuTime(c.ProcessState), nil
 	})
 	res.OursStartupS, res.BaselineStartupS = round(oursStart.Seconds(), 3), round(baseStart.Seconds(), 3)
 	if o, b := ours-oursStart, base-baseStart; o > 0 && b > 0 {
@@ -299,7 +280,7 @@ func runOurs(ctx context.Context, bin, kind, mbox string) (records, bad int, cpu
 	if err := cmd.Wait(); err != nil {
 		return records, bad, 0, fmt.Errorf("mailmon inspect %s: %w: %s", kind, err, tail(errBuf.String(), 2000))
 	}
-	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	cpu = cpuTime(cmd.ProcessState)
 	return records, bad, cpu, sc.Err()
 }
 
@@ -350,23 +331,7 @@ func writeMbox(path string, files []string, passes int) error {
 		}
 		buf.WriteByte('\n')
 	}
-	one := buf.Bytes()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	for i := 0; i < passes; i++ {
-		if _, err := w.Write(one); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeRepeated(path, buf.Bytes(), passes)
 }
 
 func tail(s string, n int) string {

@@ -79,18 +79,8 @@ const database = "mailmon"
 // local ClickHouse under dir, everything on loopback, warnings only.
 func writeConfig(dir string, p ports) (string, error) {
 	// %q quotes like YAML's double-quoted strings for any path we create.
-	doc := fmt.Sprintf(`# Written by the mailmon load-test harness for one run.
-data_dir: %q
-log:
-  level: warn
-  format: text
-http:
-  addr: "127.0.0.1:%d"
-  pprof: true
-nats:
-  url: ""
-  embedded:
-    listen: "127.0.0.1:%d"
+	// The head ends inside http:, so pprof joins that block.
+	doc := childConfigHead("# Written by the mailmon load-test harness for one run.", dir, p.HTTP, p.NATS) + fmt.Sprintf(`  pprof: true
 clickhouse:
   addr: "127.0.0.1:%d"
   database: %s
@@ -99,7 +89,7 @@ clickhouse:
     dir: %q
     tcp_port: %d
     http_port: %d
-`, dir, p.HTTP, p.NATS, p.ClickHouseTCP, database, filepath.Join(dir, "clickhouse"), p.ClickHouseTCP, p.ClickHouseHTTP)
+`, p.ClickHouseTCP, database, filepath.Join(dir, "clickhouse"), p.ClickHouseTCP, p.ClickHouseHTTP)
 	path := filepath.Join(dir, "mailmon.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		return "", err

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,11 +64,8 @@ func parseDNSBLFlags(args []string, stderr io.Writer) (dnsblOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up when the sweep has not finished by then")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the answer key")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (zone files, config, logs)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var problems []string
 	p, err := netip.ParsePrefix(o.prefix)
@@ -97,10 +93,7 @@ func parseDNSBLFlags(args []string, stderr io.Writer) (dnsblOptions, error) {
 	if o.timeout <= 0 {
 		problems = append(problems, "-timeout must be positive")
 	}
-	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return o, joinProblems(problems)
 }
 
 // dnsblResult is the JSON line the scenario ends with.
@@ -165,12 +158,8 @@ func (r dnsblResult) correct() bool {
 
 func runDNSBLSweep(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parseDNSBLFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadtest dnsbl-sweep: %v\n", err)
-		return 2
+		return flagExitCode(stderr, "dnsbl-sweep", err)
 	}
 	started := time.Now()
 	res := dnsblResult{Scenario: "dnsbl-sweep", Prefix: opts.prefix, Zones: opts.zones + 1}
@@ -181,12 +170,7 @@ func runDNSBLSweep(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	res.TargetsMet = res.correct() && res.Ratio >= 0.8
 	res.ElapsedS = round(time.Since(started).Seconds(), 3)
-	line, _ := json.Marshal(res)
-	fmt.Fprintf(stdout, "%s\n", line)
-	if !res.correct() {
-		return 1
-	}
-	return 0
+	return printResult(stdout, stderr, "dnsbl-sweep", res, res.correct())
 }
 
 // dnsblPair is one (target, zone) check.
@@ -214,28 +198,15 @@ func (r *dnsblRun) run(parent context.Context) (err error) {
 	if _, err := os.Stat(rbldnsdBin); err != nil {
 		return fmt.Errorf("rbldnsd is not installed (go tool task deps installs it): %w", err)
 	}
-	cwd, err := os.Getwd()
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	root, err := findModuleRoot(cwd)
+	dir, endDir, err := tempRunDir("mailmon-loadtest-dnsbl-", r.opts.keep, &r.res.KeptDir, r.log)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "mailmon-loadtest-dnsbl-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if r.opts.keep {
-			r.res.KeptDir = dir
-			progress(r.log, "kept %s", dir)
-			return
-		}
-		if rmErr := os.RemoveAll(dir); rmErr != nil {
-			err = errors.Join(err, fmt.Errorf("remove temp dir: %w", rmErr))
-		}
-	}()
+	defer endDir(&err)
 	// rbldnsd drops root for its own user, which must read the zone files.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
@@ -499,22 +470,12 @@ func startRbldnsdZones(ctx context.Context, dir string, files map[string]string)
 // sweeping the prefix and the domains against the test zones, unthrottled.
 func (r *dnsblRun) writeConfig(dir string, p ports, dnsAddr string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by the mailmon load-test harness for one run.
-data_dir: %q
-log:
-  level: warn
-  format: text
-http:
-  addr: "127.0.0.1:%d"
-nats:
-  url: ""
-  embedded:
-    listen: "127.0.0.1:%d"
-dns_sweeper:
+	b.WriteString(childConfigHead("# Written by the mailmon load-test harness for one run.", dir, p.HTTP, p.NATS))
+	fmt.Fprintf(&b, `dns_sweeper:
   resolver: %q
   zones: [%s, %s]
   custom_zones:
-`, dir, p.HTTP, p.NATS, dnsAddr, strings.Join(r.ipZones, ", "), domainZone)
+`, dnsAddr, strings.Join(r.ipZones, ", "), domainZone)
 	for _, z := range r.ipZones {
 		fmt.Fprintf(&b, `    - name: %s
       kind: ip

@@ -143,15 +143,11 @@ func (e *enforcementRun) run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "mailmon-loadtest-enforcement-")
+	dir, endDir, err := tempRunDir("mailmon-loadtest-enforcement-", e.opts.keep, &e.res.KeptDir, e.log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if dirErr := keepOrRemove(dir, e.opts.keep, &e.res.KeptDir, e.log); dirErr != nil {
-			err = errors.Join(err, dirErr)
-		}
-	}()
+	defer endDir(&err)
 	progress(e.log, "building mailmon")
 	bin, err := buildMailmon(ctx, root, dir)
 	if err != nil {
@@ -341,18 +337,7 @@ func (e *enforcementRun) writeConfig(dir string) (string, int, error) {
 	}
 	e.httpPort = p.HTTP
 	e.policyAddr = fmt.Sprintf("127.0.0.1:%d", p.ClickHouseTCP) // a free port; ClickHouse is not used
-	doc := fmt.Sprintf(`# Written by the mailmon load-test harness (enforcement scenario).
-data_dir: %q
-log:
-  level: warn
-  format: text
-http:
-  addr: "127.0.0.1:%d"
-nats:
-  url: ""
-  embedded:
-    listen: "127.0.0.1:%d"
-complaint_evaluator:
+	doc := childConfigHead("# Written by the mailmon load-test harness (enforcement scenario).", dir, p.HTTP, p.NATS) + fmt.Sprintf(`complaint_evaluator:
   windows: [1h, 24h]
   customer:
     warn_rate: 0.001
@@ -375,7 +360,7 @@ complaint_evaluator:
   tick: 100ms
 policy_service:
   listen: %q
-`, dir, p.HTTP, p.NATS, e.opts.ttl, e.policyAddr)
+`, e.opts.ttl, e.policyAddr)
 	path := filepath.Join(dir, "mailmon.yaml")
 	return path, p.NATS, os.WriteFile(path, []byte(doc), 0o600)
 }

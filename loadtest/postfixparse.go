@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -44,11 +42,8 @@ func parsePostfixParseFlags(args []string, stderr io.Writer) (postfixParseOption
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.StringVar(&o.pflogsumm, "pflogsumm", "", "pflogsumm binary (default: pflogsumm on PATH, else /usr/sbin/pflogsumm; `go tool task deps` installs it)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (input file, mailmon binary) for inspection")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var problems []string
 	if o.lines < 1 {
@@ -60,10 +55,7 @@ func parsePostfixParseFlags(args []string, stderr io.Writer) (postfixParseOption
 	if o.timeout <= 0 {
 		problems = append(problems, fmt.Sprintf("-timeout must be positive, got %s", o.timeout))
 	}
-	if len(problems) > 0 {
-		return o, errors.New(strings.Join(problems, "; "))
-	}
-	return o, nil
+	return o, joinProblems(problems)
 }
 
 // postfixParseResult is the JSON line the scenario ends with.
@@ -116,12 +108,8 @@ func (r postfixParseResult) ok() bool { return r.Error == "" && r.Unparsed == 0 
 
 func runPostfixParse(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parsePostfixParseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "loadtest postfix-parse: %v\n", err)
-		return 2
+		return flagExitCode(stderr, "postfix-parse", err)
 	}
 	started := time.Now()
 	res := postfixParseResult{Scenario: "postfix-parse", TargetRatio: postfixTargetRatio}
@@ -130,22 +118,13 @@ func runPostfixParse(ctx context.Context, args []string, stdout, stderr io.Write
 		progress(stderr, "failed: %v", err)
 	}
 	res.ElapsedS = round(time.Since(started).Seconds(), 3)
-	line, _ := json.Marshal(res)
-	fmt.Fprintf(stdout, "%s\n", line)
-	if !res.ok() {
-		return 1
-	}
-	return 0
+	return printResult(stdout, stderr, "postfix-parse", res, res.ok())
 }
 
-func runPostfixParseScenario(parent context.Context, o postfixParseOptions, res *postfixParseResult, log io.Writer) error {
+func runPostfixParseScenario(parent context.Context, o postfixParseOptions, res *postfixParseResult, log io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(parent, o.timeout)
 	defer cancel()
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := findModuleRoot(cwd)
+	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
@@ -172,15 +151,11 @@ func runPostfixParseScenario(parent context.Context, o postfixParseOptions, res 
 	res.StatusLines = res.Repeats * statusPerRepeat
 	res.InputBytes = res.Repeats * len(data)
 
-	dir, err := os.MkdirTemp("", "mailmon-postfix-parse-")
+	dir, endDir, err := tempRunDir("mailmon-postfix-parse-", o.keep, &res.KeptDir, log)
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		res.KeptDir = dir
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer endDir(&err)
 	input := filepath.Join(dir, "input.log")
 	if err := writeRepeated(input, data, res.Repeats); err != nil {
 		return err
@@ -322,25 +297,6 @@ func countLogLines(data []byte) (lines, status int) {
 	return lines, status
 }
 
-func writeRepeated(path string, data []byte, repeats int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	for i := 0; i < repeats; i++ {
-		if _, err := w.Write(data); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 type inspectCounts struct{ deliveries, expiries, rejects int }
 
 // timeInspect runs `mailmon inspect postfix-log input`, reads and counts
@@ -384,12 +340,7 @@ func timeInspect(ctx context.Context, bin, input string) (cpu, wall float64, _ i
 	if scanErr != nil {
 		return 0, 0, c, fmt.Errorf("reading mailmon's output: %w", scanErr)
 	}
-	return cpuSeconds(cmd.ProcessState), wall, c, nil
-}
-
-// cpuSeconds is the user + system CPU time of a finished process.
-func cpuSeconds(ps *os.ProcessState) float64 {
-	return (ps.UserTime() + ps.SystemTime()).Seconds()
+	return cpuTime(cmd.ProcessState).Seconds(), wall, c, nil
 }
 
 // timePflogsumm runs pflogsumm over input (its report discarded) and
@@ -403,5 +354,5 @@ func timePflogsumm(ctx context.Context, bin, input string) (cpu, wall float64, _
 	if err := cmd.Run(); err != nil {
 		return 0, 0, fmt.Errorf("%s: %w: %s", bin, err, bytes.TrimSpace(stderr.Bytes()))
 	}
-	return cpuSeconds(cmd.ProcessState), time.Since(start).Seconds(), nil
+	return cpuTime(cmd.ProcessState).Seconds(), time.Since(start).Seconds(), nil
 }

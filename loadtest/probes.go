@@ -240,15 +240,11 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "mm-lt-probes-")
+	dir, endDir, err := tempRunDir("mm-lt-probes-", r.opts.keep, &r.res.KeptDir, r.log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if dirErr := keepOrRemove(dir, r.opts.keep, &r.res.KeptDir, r.log); dirErr != nil {
-			err = errors.Join(err, dirErr)
-		}
-	}()
+	defer endDir(&err)
 	// Dovecot's delivery processes run as nobody and must reach the maildirs.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
@@ -382,18 +378,8 @@ func (r *probesRun) writeConfig(dir string, p ports, smtpPort, imapPort int) (st
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by the mailmon load-test harness (probes scenario) for one run.
-data_dir: %q
-log:
-  level: warn
-  format: text
-http:
-  addr: "127.0.0.1:%d"
-nats:
-  url: ""
-  embedded:
-    listen: "127.0.0.1:%d"
-tracking:
+	b.WriteString(childConfigHead("# Written by the mailmon load-test harness (probes scenario) for one run.", dir, p.HTTP, p.NATS))
+	fmt.Fprintf(&b, `tracking:
   key:
     id: loadtest
     secret: %q
@@ -413,7 +399,7 @@ probe_sender:
       helo_name: probe.example.test
       source_ip: 127.0.0.1
   targets:
-`, dir, p.HTTP, p.NATS, hex.EncodeToString(secret), probeFrom, r.opts.concurrency, r.opts.timeout, smtpPort)
+`, hex.EncodeToString(secret), probeFrom, r.opts.concurrency, r.opts.timeout, smtpPort)
 	for i, t := range r.targets {
 		fmt.Fprintf(&b, "    - {name: %s, provider: %s, address: %s, variants: [%s]", probeTarget(i), probeProvider, t.address, t.variant)
 		if t.junk {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The scaffolding every scenario shares: flags only, no positional
@@ -91,4 +93,68 @@ func keepOrRemove(dir string, keep bool, keptDir *string, log io.Writer) error {
 func round(v float64, digits int) float64 {
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
 	return f
+}
+
+// tempRunDir makes a run's temp dir. end, deferred with a pointer to the
+// run's error, keeps or removes the dir (see keepOrRemove) and joins a
+// removal failure into that error.
+func tempRunDir(prefix string, keep bool, keptDir *string, log io.Writer) (dir string, end func(runErr *error), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	end = func(runErr *error) {
+		if dirErr := keepOrRemove(dir, keep, keptDir, log); dirErr != nil {
+			*runErr = errors.Join(*runErr, dirErr)
+		}
+	}
+	return dir, end, nil
+}
+
+// childConfigHead is the start of a child's config that the scenarios
+// running `mailmon run` share: the data dir, warnings-only text logs, an
+// embedded NATS and the HTTP address, both on loopback. comment is the
+// first line, saying which harness wrote the file. http comes last so a
+// caller may add keys of its own to it.
+func childConfigHead(comment, dataDir string, httpPort, natsPort int) string {
+	return fmt.Sprintf(`%s
+data_dir: %q
+log:
+  level: warn
+  format: text
+nats:
+  url: ""
+  embedded:
+    listen: "127.0.0.1:%d"
+http:
+  addr: "127.0.0.1:%d"
+`, comment, dataDir, natsPort, httpPort)
+}
+
+// writeRepeated writes data repeats times into a new file at path: the
+// parser scenarios repeat a corpus to a size where start-up is amortised.
+func writeRepeated(path string, data []byte, repeats int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := 0; i < repeats; i++ {
+		if _, err := w.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuTime is the user + system CPU time of a finished child process, all
+// its threads: the parser scenarios compare CPU time, not wall time, so
+// other load on a shared machine weighs on neither side.
+func cpuTime(ps *os.ProcessState) time.Duration {
+	return ps.UserTime() + ps.SystemTime()
 }

@@ -33,10 +33,11 @@ func (in *Ingester) runDir(ctx context.Context, dir string) {
 	}
 }
 
-// messageFiles lists the message files of a directory: new/ and cur/ of a
+// MessageFiles lists the message files of a directory: new/ and cur/ of a
 // maildir, else the directory's own regular files; dot-files (a maildir's
-// tmp files, editors' leftovers) are skipped.
-func messageFiles(dir string) ([]string, error) {
+// tmp files, editors' leftovers) are skipped. `mailmon fbl import` lists
+// a directory with it too, so both read the same files.
+func MessageFiles(dir string) ([]string, error) {
 	var dirs []string
 	for _, sub := range []string{"new", "cur"} {
 		if st, err := os.Stat(filepath.Join(dir, sub)); err == nil && st.IsDir() {
@@ -68,7 +69,7 @@ func messageFiles(dir string) ([]string, error) {
 // the first file that could not be stored and returns how many were
 // imported.
 func (in *Ingester) ImportDir(ctx context.Context, dir string) (int, error) {
-	files, err := messageFiles(dir)
+	files, err := MessageFiles(dir)
 	if err != nil {
 		return 0, err
 	}

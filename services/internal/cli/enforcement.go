@@ -69,17 +69,12 @@ func enforcementCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 	if !ok {
 		return code
 	}
-	nc, err := dialNATS(cfg)
+	nc, js, err := dialJetStream(cfg)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon enforcement %s: %v\n", sub, err)
 		return exitFailure
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(errOut, "mailmon enforcement %s: %v\n", sub, err)
-		return exitFailure
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, enforcement.Bucket)
@@ -112,6 +107,21 @@ func enforcementCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 		return exitFailure
 	}
 	return exitOK
+}
+
+// dialJetStream is dialNATS with a JetStream context on the connection,
+// what every operator command talking to a running mailmon needs.
+func dialJetStream(cfg app.Config) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := dialNATS(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // dialNATS connects as a client to the configured NATS, or to the embedded

@@ -56,17 +56,12 @@ func probeCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "mailmon probe now: tracking.key: %v\n", err)
 		return exitUsage
 	}
-	nc, err := dialNATS(cfg)
+	nc, js, err := dialJetStream(cfg)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon probe now: %v\n", err)
 		return exitFailure
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(errOut, "mailmon probe now: %v\n", err)
-		return exitFailure
-	}
 	return probeNow(ctx, js, cfg.ProbeSender, ring, *wait, out, errOut)
 }
 
