@@ -1,8 +1,7 @@
 package clickhousesink
 
 import (
-	"errors"
-	"fmt"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -64,57 +63,41 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.rows, err = registerOrReuse(reg, m.rows); err != nil {
+	if m.rows, err = obs.RegisterOrReuse(reg, m.rows); err != nil {
 		return nil, err
 	}
-	if m.batchRows, err = registerOrReuse(reg, m.batchRows); err != nil {
+	if m.batchRows, err = obs.RegisterOrReuse(reg, m.batchRows); err != nil {
 		return nil, err
 	}
-	if m.insertSeconds, err = registerOrReuse(reg, m.insertSeconds); err != nil {
+	if m.insertSeconds, err = obs.RegisterOrReuse(reg, m.insertSeconds); err != nil {
 		return nil, err
 	}
-	if m.insertErrors, err = registerOrReuse(reg, m.insertErrors); err != nil {
+	if m.insertErrors, err = obs.RegisterOrReuse(reg, m.insertErrors); err != nil {
 		return nil, err
 	}
-	if m.deadLettered, err = registerOrReuse(reg, m.deadLettered); err != nil {
+	if m.deadLettered, err = obs.RegisterOrReuse(reg, m.deadLettered); err != nil {
 		return nil, err
 	}
-	if m.pending, err = registerOrReuse(reg, m.pending); err != nil {
+	if m.pending, err = obs.RegisterOrReuse(reg, m.pending); err != nil {
 		return nil, err
 	}
-	if m.ackPending, err = registerOrReuse(reg, m.ackPending); err != nil {
+	if m.ackPending, err = obs.RegisterOrReuse(reg, m.ackPending); err != nil {
 		return nil, err
 	}
-	if m.held, err = registerOrReuse(reg, m.held); err != nil {
+	if m.held, err = obs.RegisterOrReuse(reg, m.held); err != nil {
 		return nil, err
 	}
-	if m.fetchErrors, err = registerOrReuse(reg, m.fetchErrors); err != nil {
+	if m.fetchErrors, err = obs.RegisterOrReuse(reg, m.fetchErrors); err != nil {
 		return nil, err
 	}
-	if m.ackErrors, err = registerOrReuse(reg, m.ackErrors); err != nil {
+	if m.ackErrors, err = obs.RegisterOrReuse(reg, m.ackErrors); err != nil {
 		return nil, err
 	}
-	if m.dropped, err = registerOrReuse(reg, m.dropped); err != nil {
+	if m.dropped, err = obs.RegisterOrReuse(reg, m.dropped); err != nil {
 		return nil, err
 	}
-	if m.retentionErrs, err = registerOrReuse(reg, m.retentionErrs); err != nil {
+	if m.retentionErrs, err = obs.RegisterOrReuse(reg, m.retentionErrs); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// registerOrReuse registers col, or returns the collector a previous sink
-// in the same process registered under the same name.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, col C) (C, error) {
-	err := reg.Register(col)
-	if err == nil {
-		return col, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return col, fmt.Errorf("clickhouse-sink: register metrics: %w", err)
 }

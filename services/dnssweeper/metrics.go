@@ -1,8 +1,7 @@
 package dnssweeper
 
 import (
-	"errors"
-	"fmt"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return col
 		}
 		var got prometheus.Collector
-		got, err = registerOrReuse(reg, col)
+		got, err = obs.RegisterOrReuse(reg, col)
 		return got
 	}
 	m.queries = reuse(m.queries).(*prometheus.CounterVec)
@@ -74,18 +73,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// registerOrReuse registers col, or returns the collector of the same name
-// that another sweeper in this process registered.
-func registerOrReuse(reg prometheus.Registerer, col prometheus.Collector) (prometheus.Collector, error) {
-	err := reg.Register(col)
-	if err == nil {
-		return col, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		return are.ExistingCollector, nil
-	}
-	return col, fmt.Errorf("register metrics: %w", err)
 }

@@ -2,6 +2,7 @@ package fblingester
 
 import (
 	"errors"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	reuse := func(c prometheus.Collector) prometheus.Collector {
-		got, e := registerOrReuse(reg, c)
+		got, e := obs.RegisterOrReuse(reg, c)
 		err = errors.Join(err, e)
 		return got
 	}
@@ -67,17 +68,4 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// registerOrReuse registers c, or returns the collector already registered
-// under its name (a worker built twice in one process, as tests do).
-func registerOrReuse(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Collector, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
-		}
-		return nil, err
-	}
-	return c, nil
 }

@@ -1,7 +1,7 @@
 package mailboxretriever
 
 import (
-	"errors"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,35 +53,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	for _, step := range []func() error{
-		func() error { m.probes, err = register(reg, m.probes); return err },
-		func() error { m.ignored, err = register(reg, m.ignored); return err },
-		func() error { m.expectations, err = register(reg, m.expectations); return err },
-		func() error { m.accountErrs, err = register(reg, m.accountErrs); return err },
-		func() error { m.accountUp, err = register(reg, m.accountUp); return err },
-		func() error { m.detection, err = register(reg, m.detection); return err },
-		func() error { m.latency, err = register(reg, m.latency); return err },
-		func() error { m.pending, err = register(reg, m.pending); return err },
-		func() error { m.publishErrs, err = register(reg, m.publishErrs); return err },
-		func() error { m.deleteErrs, err = register(reg, m.deleteErrs); return err },
+		func() error { m.probes, err = obs.RegisterOrReuse(reg, m.probes); return err },
+		func() error { m.ignored, err = obs.RegisterOrReuse(reg, m.ignored); return err },
+		func() error { m.expectations, err = obs.RegisterOrReuse(reg, m.expectations); return err },
+		func() error { m.accountErrs, err = obs.RegisterOrReuse(reg, m.accountErrs); return err },
+		func() error { m.accountUp, err = obs.RegisterOrReuse(reg, m.accountUp); return err },
+		func() error { m.detection, err = obs.RegisterOrReuse(reg, m.detection); return err },
+		func() error { m.latency, err = obs.RegisterOrReuse(reg, m.latency); return err },
+		func() error { m.pending, err = obs.RegisterOrReuse(reg, m.pending); return err },
+		func() error { m.publishErrs, err = obs.RegisterOrReuse(reg, m.publishErrs); return err },
+		func() error { m.deleteErrs, err = obs.RegisterOrReuse(reg, m.deleteErrs); return err },
 	} {
 		if err := step(); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

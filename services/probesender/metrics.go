@@ -1,7 +1,7 @@
 package probesender
 
 import (
-	"errors"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,35 +35,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.probes, err = register(reg, m.probes); err != nil {
+	if m.probes, err = obs.RegisterOrReuse(reg, m.probes); err != nil {
 		return nil, err
 	}
-	if m.submitSeconds, err = register(reg, m.submitSeconds); err != nil {
+	if m.submitSeconds, err = obs.RegisterOrReuse(reg, m.submitSeconds); err != nil {
 		return nil, err
 	}
-	if m.skipped, err = register(reg, m.skipped); err != nil {
+	if m.skipped, err = obs.RegisterOrReuse(reg, m.skipped); err != nil {
 		return nil, err
 	}
-	if m.publishErrors, err = register(reg, m.publishErrors); err != nil {
+	if m.publishErrors, err = obs.RegisterOrReuse(reg, m.publishErrors); err != nil {
 		return nil, err
 	}
-	if m.rounds, err = register(reg, m.rounds); err != nil {
+	if m.rounds, err = obs.RegisterOrReuse(reg, m.rounds); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second sender in one process, as `mailmon probe now` builds).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }

@@ -1,7 +1,7 @@
 package bus
 
 import (
-	"errors"
+	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -71,36 +71,19 @@ func newBusCollectors(reg prometheus.Registerer) (*busCollectors, error) {
 		return c, nil
 	}
 	var err error
-	if c.handled, err = registerOrReuse(reg, c.handled); err != nil {
+	if c.handled, err = obs.RegisterOrReuse(reg, c.handled); err != nil {
 		return nil, err
 	}
-	if c.seconds, err = registerOrReuse(reg, c.seconds); err != nil {
+	if c.seconds, err = obs.RegisterOrReuse(reg, c.seconds); err != nil {
 		return nil, err
 	}
-	if c.messages, err = registerOrReuse(reg, c.messages); err != nil {
+	if c.messages, err = obs.RegisterOrReuse(reg, c.messages); err != nil {
 		return nil, err
 	}
-	if c.publish, err = registerOrReuse(reg, c.publish); err != nil {
+	if c.publish, err = obs.RegisterOrReuse(reg, c.publish); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-// registerOrReuse registers col, or returns the identical collector a
-// previous publisher or consumer registered, so several of them can share
-// one registry.
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, col C) (C, error) {
-	err := reg.Register(col)
-	if err == nil {
-		return col, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return col, err
 }
 
 // consumeMetrics holds the label children one consumer uses, resolved once
