@@ -71,7 +71,7 @@ func TestContractNaming(t *testing.T) {
 }
 
 func TestContractPerKind(t *testing.T) {
-	migrations := loadMigrations(t)
+	migrations, _ := loadMigrations(t)
 	for _, k := range Kinds() {
 		t.Run(k.Type, func(t *testing.T) {
 			schema := compileSchema(t, k)
@@ -377,11 +377,80 @@ func TestNoOrphans(t *testing.T) {
 			t.Errorf("%s/%s belongs to no registered kind", examplesDir, e.Name())
 		}
 	}
-	// loadMigrations fails on a migration that touches no kind's table.
-	tables := loadMigrations(t)
+	// Every table is a kind's or a listed rollup's; every view feeds a
+	// listed rollup (loadMigrations checks that).
+	tables, _ := loadMigrations(t)
 	for name := range tables {
-		if !slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Table == name }) {
-			t.Errorf("table %s has a migration but no kind", name)
+		isKind := slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Table == name })
+		isRollup := slices.ContainsFunc(Rollups(), func(r Rollup) bool { return r.Table == name })
+		if !isKind && !isRollup {
+			t.Errorf("table %s has a migration but no kind and is not in Rollups", name)
+		}
+	}
+}
+
+// TestRollups checks each dashboard rollup against the rules that keep its
+// counts right and its retention working: an AggregatingMergeTree table
+// partitioned by day of bucket, keyed by every dimension, holding only
+// uniqExact states of the event id, and fed by exactly its view from a
+// kind's table.
+func TestRollups(t *testing.T) {
+	tables, views := loadMigrations(t)
+	if len(Rollups()) == 0 {
+		t.Fatal("no rollups listed")
+	}
+	for _, r := range Rollups() {
+		t.Run(r.Table, func(t *testing.T) {
+			if !slices.ContainsFunc(Kinds(), func(k Kind) bool { return k.Table == r.Source }) {
+				t.Errorf("source %s is not a kind's table", r.Source)
+			}
+			table, ok := tables[r.Table]
+			if !ok {
+				t.Fatalf("no migration creates rollup table %s", r.Table)
+			}
+			if table.engine != "AggregatingMergeTree()" {
+				t.Errorf("engine %q, want AggregatingMergeTree()", table.engine)
+			}
+			// Retention drops day partitions of the bucket, like the raw tables'.
+			if want := "toYYYYMMDD(" + RollupTimeColumn + ")"; table.partition != want {
+				t.Errorf("partition %q, want %s", table.partition, want)
+			}
+			if len(table.columns) == 0 || table.columns[0] != (Column{Name: RollupTimeColumn, Type: "DateTime('UTC')"}) {
+				t.Errorf("first column %v, want %s DateTime('UTC')", table.columns[:min(1, len(table.columns))], RollupTimeColumn)
+			}
+			states := 0
+			for _, c := range table.columns {
+				if strings.HasPrefix(c.Type, "AggregateFunction(") {
+					// A distinct count of ids, so a redelivered duplicate counts once.
+					if c.Type != "AggregateFunction(uniqExact, String)" {
+						t.Errorf("column %s is %s, want AggregateFunction(uniqExact, String)", c.Name, c.Type)
+					}
+					if slices.Contains(table.orderBy, c.Name) {
+						t.Errorf("aggregate column %s is in ORDER BY", c.Name)
+					}
+					states++
+					continue
+				}
+				// A dimension outside the key would be merged away arbitrarily.
+				if !slices.Contains(table.orderBy, c.Name) {
+					t.Errorf("dimension %s is not in ORDER BY %v", c.Name, table.orderBy)
+				}
+			}
+			if states == 0 {
+				t.Errorf("no AggregateFunction column")
+			}
+			view, ok := views[r.View]
+			if !ok {
+				t.Fatalf("no migration creates view %s", r.View)
+			}
+			if view.target != r.Table || view.source != r.Source {
+				t.Errorf("view %s feeds %s from %s, want %s from %s", r.View, view.target, view.source, r.Table, r.Source)
+			}
+		})
+	}
+	for name, v := range views {
+		if !slices.ContainsFunc(Rollups(), func(r Rollup) bool { return r.View == name }) {
+			t.Errorf("view %s (into %s) is not in Rollups", name, v.target)
 		}
 	}
 }
@@ -465,22 +534,34 @@ type ddlTable struct {
 	orderBy   []string
 }
 
+// ddlView is a materialised view that writes into target what it selects
+// from source.
+type ddlView struct {
+	target string
+	source string
+}
+
 var (
 	createPattern = regexp.MustCompile(`(?is)^\s*CREATE TABLE IF NOT EXISTS ([a-z_][a-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*(\S+)\s+PARTITION BY\s+(\S+)\s+ORDER BY\s+\(([^)]*)\)\s*;?\s*$`)
+	viewPattern   = regexp.MustCompile(`(?is)^\s*CREATE MATERIALIZED VIEW IF NOT EXISTS ([a-z_][a-z0-9_]*)\s+TO\s+([a-z_][a-z0-9_]*)\s+AS\s+SELECT\s+(.*?)\s+FROM\s+([a-z_][a-z0-9_]*)\s+(?:WHERE\s+.*?\s+)?GROUP BY\s+([^;]*?)\s*;?\s*$`)
+	selectAlias   = regexp.MustCompile(`(?is)\sAS\s+([a-z_][a-z0-9_]*)$`)
 	alterPattern  = regexp.MustCompile(`(?is)^\s*ALTER TABLE ([a-z_][a-z0-9_]*)\s+ADD COLUMN\s+([a-z_][a-z0-9_]*)\s+(.+?)(?:\s+AFTER\s+([a-z_][a-z0-9_]*))?\s*;?\s*$`)
 )
 
 // loadMigrations applies the migrations in order to a model of the tables:
 // CREATE TABLE IF NOT EXISTS makes a table, ALTER TABLE ... ADD COLUMN
-// [AFTER c] adds a column. Any other statement fails the test, so the model
+// [AFTER c] adds a column, and CREATE MATERIALIZED VIEW IF NOT EXISTS v TO
+// t AS SELECT ... FROM s [WHERE ...] GROUP BY ... makes a view of a listed
+// rollup (see Rollups). Any other statement fails the test, so the model
 // cannot silently diverge from what the server does.
-func loadMigrations(t *testing.T) map[string]ddlTable {
+func loadMigrations(t *testing.T) (map[string]ddlTable, map[string]ddlView) {
 	t.Helper()
 	entries, err := fs.ReadDir(Migrations, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tables := map[string]ddlTable{}
+	views := map[string]ddlView{}
 	for i, e := range entries {
 		m := migrationName.FindStringSubmatch(e.Name())
 		if m == nil {
@@ -536,9 +617,48 @@ func loadMigrations(t *testing.T) map[string]ddlTable {
 			tables[a[1]] = table
 			continue
 		}
-		t.Errorf("%s is neither CREATE TABLE IF NOT EXISTS nor ALTER TABLE ... ADD COLUMN; teach loadMigrations the new statement", e.Name())
+		if v := viewPattern.FindStringSubmatch(stmt); v != nil {
+			name, target, source := v[1], v[2], v[4]
+			if name != m[2] {
+				t.Errorf("%s creates view %s; name the file after the view", e.Name(), name)
+			}
+			if _, dup := views[name]; dup {
+				t.Errorf("%s creates view %s a second time", e.Name(), name)
+			}
+			if !slices.Contains(Rollups(), Rollup{Table: target, View: name, Source: source}) {
+				t.Errorf("%s: view %s into %s from %s is not listed in Rollups", e.Name(), name, target, source)
+			}
+			if _, ok := tables[source]; !ok {
+				t.Errorf("%s reads %s before any migration creates it", e.Name(), source)
+			}
+			table, ok := tables[target]
+			if !ok {
+				t.Errorf("%s writes into %s before any migration creates it", e.Name(), target)
+			}
+			// A view with TO fills the target's columns by name: the
+			// selected names must be exactly the target's columns, or
+			// the server fills the rest with defaults.
+			var selected []string
+			for _, item := range splitTopLevel(v[3]) {
+				item = strings.TrimSpace(item)
+				if a := selectAlias.FindStringSubmatch(item); a != nil {
+					item = a[1]
+				}
+				selected = append(selected, item)
+			}
+			var want []string
+			for _, c := range table.columns {
+				want = append(want, c.Name)
+			}
+			if ok && !slices.Equal(selected, want) {
+				t.Errorf("%s selects %v, want the columns of %s in order: %v", e.Name(), selected, target, want)
+			}
+			views[name] = ddlView{target: target, source: source}
+			continue
+		}
+		t.Errorf("%s is neither CREATE TABLE IF NOT EXISTS, ALTER TABLE ... ADD COLUMN nor CREATE MATERIALIZED VIEW IF NOT EXISTS ... TO; teach loadMigrations the new statement", e.Name())
 	}
-	return tables
+	return tables, views
 }
 
 func stripComments(sql string) string {

@@ -41,7 +41,8 @@
 // # Retention
 //
 // Day partitions older than clickhouse.retention_days are dropped at start
-// and every retention_interval, which works on every server version. On
+// and every retention_interval, from the event tables and the dashboard
+// rollups (schemas.Rollups) alike, which works on every server version. On
 // servers that support TTL (ClickHouse 19.6+) a table TTL is also set once
 // at start; Debian's 18.16 has none.
 package clickhousesink

@@ -223,22 +223,34 @@ func (s *Sink) setTTL(ctx context.Context) {
 	if !chstore.SupportsTTL(ctx, s.conn) {
 		return
 	}
-	for _, k := range schemas.Kinds() {
-		// Table names come from the registry and the database passed
-		// chstore's identifier check, so splicing them is safe.
-		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL time + INTERVAL %d DAY", s.ch.Database, k.Table, s.ch.RetentionDays)
+	// Table names come from the registry and the database passed
+	// chstore's identifier check, so splicing them is safe.
+	setTable := func(table, timeColumn string) {
+		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %d DAY", s.ch.Database, table, timeColumn, s.ch.RetentionDays)
 		if err := s.conn.Exec(ctx, q); err != nil {
-			s.log.Warn("setting table TTL failed; partition drops still enforce retention", "table", k.Table, "error", err)
+			s.log.Warn("setting table TTL failed; partition drops still enforce retention", "table", table, "error", err)
 		}
+	}
+	for _, k := range schemas.Kinds() {
+		setTable(k.Table, "time")
+	}
+	// Dashboard rollups keep the same days as the raw events they count.
+	for _, r := range schemas.Rollups() {
+		setTable(r.Table, schemas.RollupTimeColumn)
 	}
 }
 
 // retentionLoop drops expired day partitions at start and then every
 // RetentionInterval.
 func (s *Sink) retentionLoop(ctx context.Context) {
-	tables := make([]string, 0, len(s.tables))
+	tables := make([]string, 0, len(s.tables)+len(schemas.Rollups()))
 	for _, k := range schemas.Kinds() {
 		tables = append(tables, k.Table)
+	}
+	// The dashboard rollups are partitioned by day of their bucket, so
+	// they expire with the raw events they count.
+	for _, r := range schemas.Rollups() {
+		tables = append(tables, r.Table)
 	}
 	ticker := time.NewTicker(s.cfg.RetentionInterval.Std())
 	defer ticker.Stop()
