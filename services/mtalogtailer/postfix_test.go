@@ -78,7 +78,15 @@ func TestRealPostfix(t *testing.T) {
 	// Stop Postfix, so no retry adds attempts while we count.
 	pf.stop(t)
 	want := pf.deliveryLines(t)
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d events", want), func() bool { return streamCount(t, js, "DELIVERY") >= uint64(want) })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got := streamCount(t, js, "DELIVERY")
+		if got >= uint64(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %d of the %d delivery attempts in Postfix's logs (%v) reached the stream", got, want, pf.logFiles(t))
+		}
+	}
 	run.stop(t)
 
 	events := streamEvents(t, js)
