@@ -1,6 +1,7 @@
 package mtalogtailer_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,17 @@ func TestRealPostfix(t *testing.T) {
 		send(round)
 	}
 	waitFor(t, 30*time.Second, "the first rounds' events", func() bool { return streamCount(t, js, "DELIVERY") >= 12 })
+	// A first start has no checkpoint and treats rotated files as history;
+	// the crash below must come after the first checkpoint, as it would in
+	// production after the first commit interval.
+	offsets, err := js.KeyValue(context.Background(), mtalogtailer.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the first checkpoint", func() bool {
+		keys, err := offsets.Keys(context.Background())
+		return err == nil && len(keys) > 0
+	})
 
 	// Killed, and the log rotated while it is down.
 	run.stop(t)
