@@ -1,6 +1,7 @@
 package fblingester
 
 import (
+	"maps"
 	"net/netip"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/arf"
+	"github.com/mailmon/mailmon/services/internal/provider"
 )
 
 // Tracking is how the tracking header is verified: the keyring (nil when
@@ -83,12 +85,12 @@ func (t *tracer) trace(k keys) traced {
 			}
 		}
 	}
-	if c := lookupDomain(t.dkim, k.dkimDomain); c != "" {
+	if c := provider.Match(t.dkim, k.dkimDomain); c != "" {
 		out.method, out.customer, out.sourceIP = schemas.TraceDKIM, c, ourIP
 		return out
 	}
 	if _, dom, ok := strings.Cut(k.messageID, "@"); ok {
-		if c := lookupDomain(t.msgID, dom); c != "" {
+		if c := provider.Match(t.msgID, dom); c != "" {
 			out.method, out.customer, out.sourceIP = schemas.TraceMessageID, c, ourIP
 			return out
 		}
@@ -126,45 +128,11 @@ func lowerKeys(m map[string]string) map[string]string {
 	return out
 }
 
-// lookupDomain finds dom or its closest parent domain in m.
-func lookupDomain(m map[string]string, dom string) string {
-	dom = strings.Trim(strings.ToLower(strings.TrimSpace(dom)), ".>")
-	for dom != "" {
-		if v, ok := m[dom]; ok {
-			return v
-		}
-		_, rest, ok := strings.Cut(dom, ".")
-		if !ok {
-			break
-		}
-		dom = rest
-	}
-	return ""
-}
-
-// builtinProviders names the big mailbox providers by the domains their
-// mailboxes, report senders and MTAs use; the names are those the
-// mta-log-tailer gives recipient domains, so complaints, bounces and
-// deliveries group together.
-var builtinProviders = map[string]string{
-	"gmail.com": "gmail", "googlemail.com": "gmail", "google.com": "gmail",
-	"outlook.com": "outlook", "hotmail.com": "outlook", "live.com": "outlook", "msn.com": "outlook",
-	"microsoft.com": "outlook", "hotmail.co.uk": "outlook", "hotmail.fr": "outlook", "live.fr": "outlook",
-	"yahoo.com": "yahoo", "yahoo.net": "yahoo", "yahoodns.net": "yahoo", "ymail.com": "yahoo",
-	"yahoo.co.uk": "yahoo", "yahoo.fr": "yahoo", "yahoo.de": "yahoo", "yahooinc.com": "yahoo",
-	"aol.com": "aol", "aim.com": "aol", "verizon.net": "aol",
-	"att.net": "att", "sbcglobal.net": "att", "bellsouth.net": "att",
-	"icloud.com": "icloud", "me.com": "icloud", "mac.com": "icloud", "apple.com": "icloud",
-	"comcast.net": "comcast", "xfinity.com": "comcast",
-	"cox.net": "cox", "charter.net": "charter", "rr.com": "charter", "spectrum.net": "charter",
-	"earthlink.net": "earthlink",
-	"gmx.net":       "gmx", "gmx.de": "gmx", "gmx.com": "gmx", "mail.com": "gmx", "web.de": "webde",
-	"mail.ru": "mailru", "yandex.ru": "yandex", "yandex.net": "yandex", "yandex.com": "yandex",
-	"t-online.de": "tonline", "orange.fr": "orange", "wanadoo.fr": "orange", "free.fr": "free",
-	"libero.it": "libero", "seznam.cz": "seznam", "zoho.com": "zoho", "fastmail.com": "fastmail",
-	"messagingengine.com": "fastmail", "protonmail.com": "proton", "proton.me": "proton",
-	"qq.com": "qq", "163.com": "netease", "naver.com": "naver",
-	// Feedback-loop operators that report on behalf of several providers.
+// fblOperators are report senders that are not mailbox domains: the
+// feedback-loop services reporting for several providers, and provider
+// domains seen only in reports.
+var fblOperators = map[string]string{
+	"microsoft.com": "outlook", "yahoo.net": "yahoo", "yahooinc.com": "yahoo", "apple.com": "icloud",
 	"returnpath.net": "validity", "validity.com": "validity",
 	"amazonses.com": "amazon_ses",
 }
@@ -182,10 +150,11 @@ var userAgentProviders = []struct{ substr, provider string }{
 type providers struct{ table map[string]string }
 
 func newProviders(extra map[string]string) *providers {
-	t := make(map[string]string, len(builtinProviders)+len(extra))
-	for k, v := range builtinProviders {
-		t[k] = v
-	}
+	// Mailbox domains, MX hosts and report senders share one name space:
+	// a report's Reporting-MTA or sender domain is usually one of them.
+	t := provider.Domains()
+	maps.Copy(t, provider.MXSuffixes())
+	maps.Copy(t, fblOperators)
 	for k, v := range lowerKeys(extra) {
 		t[k] = v
 	}
@@ -197,7 +166,7 @@ func (p *providers) byDomain(s string) string {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[i+1:]
 	}
-	return lookupDomain(p.table, s)
+	return provider.Match(p.table, s)
 }
 
 // ofReport names the provider that sent a feedback report: by its

@@ -1,100 +1,8 @@
 package mtalogtailer
 
-import "strings"
-
-// builtinDomains are the mailbox domains of the big providers. A domain
-// also matches its subdomains (e.g. "mail.ru" covers "x.mail.ru" but not
-// "gmail.ru").
-var builtinDomains = map[string]string{
-	// Google
-	"gmail.com": "gmail", "googlemail.com": "gmail",
-	// Microsoft consumer mail
-	"outlook.com": "outlook", "hotmail.com": "outlook", "live.com": "outlook", "msn.com": "outlook",
-	"hotmail.co.uk": "outlook", "hotmail.fr": "outlook", "hotmail.de": "outlook", "hotmail.it": "outlook",
-	"hotmail.es": "outlook", "live.co.uk": "outlook", "live.fr": "outlook", "live.de": "outlook",
-	"live.nl": "outlook", "live.it": "outlook", "outlook.fr": "outlook", "outlook.de": "outlook",
-	"outlook.es": "outlook", "windowslive.com": "outlook", "passport.com": "outlook",
-	// Yahoo and the domains it hosts
-	"yahoo.com": "yahoo", "ymail.com": "yahoo", "rocketmail.com": "yahoo", "yahoo.co.uk": "yahoo",
-	"yahoo.fr": "yahoo", "yahoo.de": "yahoo", "yahoo.it": "yahoo", "yahoo.es": "yahoo", "yahoo.ca": "yahoo",
-	"yahoo.com.br": "yahoo", "yahoo.com.au": "yahoo", "yahoo.co.in": "yahoo", "yahoo.co.jp": "yahoo",
-	"yahoo.com.mx": "yahoo", "yahoo.com.ar": "yahoo", "yahoo.in": "yahoo", "rogers.com": "yahoo",
-	"sbcglobal.net": "att", "att.net": "att", "bellsouth.net": "att", "pacbell.net": "att",
-	"flash.net": "att", "swbell.net": "att", "prodigy.net": "att",
-	// AOL (Yahoo's MX, its own brand)
-	"aol.com": "aol", "aim.com": "aol", "aol.co.uk": "aol", "aol.fr": "aol", "aol.de": "aol",
-	"verizon.net": "aol", "cs.com": "aol",
-	// Apple
-	"icloud.com": "icloud", "me.com": "icloud", "mac.com": "icloud",
-	// United Internet
-	"gmx.de": "gmx", "gmx.net": "gmx", "gmx.com": "gmx", "gmx.at": "gmx", "gmx.ch": "gmx", "gmx.fr": "gmx",
-	"gmx.co.uk": "gmx", "gmx.us": "gmx", "mail.com": "gmx", "web.de": "webde",
-	// Russia
-	"mail.ru": "mailru", "inbox.ru": "mailru", "list.ru": "mailru", "bk.ru": "mailru", "internet.ru": "mailru",
-	"yandex.ru": "yandex", "yandex.com": "yandex", "ya.ru": "yandex", "yandex.by": "yandex",
-	"yandex.kz": "yandex", "yandex.ua": "yandex", "yandex.com.tr": "yandex", "narod.ru": "yandex",
-	"rambler.ru": "rambler",
-	// US cable and ISPs
-	"comcast.net": "comcast", "xfinity.com": "comcast",
-	"cox.net": "cox", "charter.net": "charter", "spectrum.net": "charter", "roadrunner.com": "charter",
-	"twc.com": "charter", "rr.com": "charter", "frontier.com": "frontier", "centurylink.net": "centurylink",
-	"earthlink.net": "earthlink", "optonline.net": "optimum", "windstream.net": "windstream",
-	// Canada, UK, Europe
-	"shaw.ca": "shaw", "videotron.ca": "videotron", "sympatico.ca": "bell",
-	"btinternet.com": "bt", "btopenworld.com": "bt", "virginmedia.com": "virginmedia", "blueyonder.co.uk": "virginmedia",
-	"sky.com": "sky", "talktalk.net": "talktalk",
-	"orange.fr": "orange", "wanadoo.fr": "orange", "free.fr": "free", "sfr.fr": "sfr", "neuf.fr": "sfr",
-	"laposte.net": "laposte", "bbox.fr": "bouygues",
-	"t-online.de": "tonline", "freenet.de": "freenet", "arcor.de": "vodafone", "vodafone.de": "vodafone",
-	"libero.it": "libero", "virgilio.it": "libero", "tiscali.it": "tiscali", "alice.it": "tim", "tim.it": "tim",
-	"telefonica.net": "movistar", "terra.es": "terra",
-	"ziggo.nl": "ziggo", "kpnmail.nl": "kpn", "home.nl": "ziggo", "planet.nl": "kpn",
-	"telenet.be": "telenet", "skynet.be": "proximus",
-	"bluewin.ch": "swisscom", "seznam.cz": "seznam", "centrum.cz": "centrum",
-	"wp.pl": "wp", "o2.pl": "wp", "onet.pl": "onet", "op.pl": "onet", "interia.pl": "interia",
-	// Privacy and independent providers
-	"protonmail.com": "proton", "proton.me": "proton", "pm.me": "proton", "protonmail.ch": "proton",
-	"tutanota.com": "tutanota", "tuta.io": "tutanota", "fastmail.com": "fastmail", "fastmail.fm": "fastmail",
-	"zoho.com": "zoho", "zohomail.com": "zoho", "hey.com": "hey", "mailbox.org": "mailbox.org",
-	"posteo.de": "posteo",
-	// Asia, Oceania, Latin America
-	"qq.com": "qq", "foxmail.com": "qq", "163.com": "netease", "126.com": "netease", "yeah.net": "netease",
-	"sina.com": "sina", "sohu.com": "sohu", "naver.com": "naver", "daum.net": "daum", "hanmail.net": "daum",
-	"rediffmail.com": "rediff", "bigpond.com": "telstra", "bigpond.net.au": "telstra", "optusnet.com.au": "optus",
-	"xtra.co.nz": "xtra", "uol.com.br": "uol", "bol.com.br": "uol", "terra.com.br": "terra",
-}
-
-// builtinMXSuffixes recognise the providers that host other domains, by the
-// relay host name (the MX the message was handed to).
-var builtinMXSuffixes = map[string]string{
-	"google.com":                  "gmail", // aspmx.l.google.com, smtp.google.com
-	"googlemail.com":              "gmail",
-	"mail.protection.outlook.com": "outlook", // Microsoft 365
-	"outlook.com":                 "outlook", // *.olc.protection.outlook.com (consumer)
-	"hotmail.com":                 "outlook",
-	"yahoodns.net":                "yahoo", // also AOL's MX
-	"icloud.com":                  "icloud",
-	"gmx.net":                     "gmx",
-	"web.de":                      "webde",
-	"mail.ru":                     "mailru",
-	"yandex.net":                  "yandex",
-	"yandex.ru":                   "yandex",
-	"comcast.net":                 "comcast",
-	"cox.net":                     "cox",
-	"charter.net":                 "charter",
-	"protonmail.ch":               "proton",
-	"messagingengine.com":         "fastmail",
-	"zoho.com":                    "zoho",
-	"zoho.eu":                     "zoho",
-	"qq.com":                      "qq",
-	"163.com":                     "netease",
-	"orange.fr":                   "orange",
-	"t-online.de":                 "tonline",
-	"pphosted.com":                "proofpoint",
-	"mimecast.com":                "mimecast",
-	"barracudanetworks.com":       "barracuda",
-	"iphmx.com":                   "cisco",
-}
+import (
+	"github.com/mailmon/mailmon/services/internal/provider"
+)
 
 // providers resolves the mailbox provider of a recipient.
 type providers struct {
@@ -105,46 +13,22 @@ type providers struct {
 func newProviders(cfg ProviderConfig) *providers {
 	p := &providers{domains: map[string]string{}, mxSuffixes: map[string]string{}}
 	if cfg.Builtin {
-		for d, v := range builtinDomains {
-			p.domains[d] = v
-		}
-		for d, v := range builtinMXSuffixes {
-			p.mxSuffixes[d] = v
-		}
+		p.domains, p.mxSuffixes = provider.Domains(), provider.MXSuffixes()
 	}
 	for d, v := range cfg.Domains {
-		p.domains[normalizeName(d)] = v
+		p.domains[provider.Normalize(d)] = v
 	}
 	for d, v := range cfg.MXSuffixes {
-		p.mxSuffixes[normalizeName(d)] = v
+		p.mxSuffixes[provider.Normalize(d)] = v
 	}
 	return p
-}
-
-func normalizeName(s string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "."), ".")
 }
 
 // lookup returns the provider of the recipient domain, or else of the relay
 // host name; "" when neither is in the table.
 func (p *providers) lookup(recipientDomain, relayHost string) string {
-	if v := matchSuffix(p.domains, normalizeName(recipientDomain)); v != "" {
+	if v := provider.Match(p.domains, recipientDomain); v != "" {
 		return v
 	}
-	return matchSuffix(p.mxSuffixes, normalizeName(relayHost))
-}
-
-// matchSuffix finds name or its closest parent domain in table.
-func matchSuffix(table map[string]string, name string) string {
-	for name != "" {
-		if v, ok := table[name]; ok {
-			return v
-		}
-		dot := strings.IndexByte(name, '.')
-		if dot < 0 {
-			return ""
-		}
-		name = name[dot+1:]
-	}
-	return ""
+	return provider.Match(p.mxSuffixes, relayHost)
 }

@@ -49,8 +49,9 @@ type Config struct {
 	AlertInterval config.Duration `yaml:"alert_interval"`
 	// Customers says how a request names its customer.
 	Customers Identity `yaml:"customers"`
-	// Providers maps a provider name to its recipient domains (and their
-	// subdomains), for customer × provider decisions.
+	// Providers maps a provider name to more recipient domains (and their
+	// subdomains), for customer × provider decisions, on top of the
+	// built-in table the other workers use too.
 	Providers map[string][]string `yaml:"providers"`
 	// IPAttributes are the request attributes matched against ip:
 	// decisions, e.g. client_address (the customer's server relaying
@@ -87,14 +88,7 @@ func DefaultConfig() Config {
 		StaleAfter:     config.Duration(30 * time.Second),
 		AlertInterval:  config.Duration(5 * time.Minute),
 		Customers:      Identity{SASLUsername: true},
-		Providers: map[string][]string{
-			"gmail":   {"gmail.com", "googlemail.com"},
-			"outlook": {"outlook.com", "hotmail.com", "live.com", "msn.com"},
-			"yahoo":   {"yahoo.com", "ymail.com", "aol.com"},
-			"icloud":  {"icloud.com", "me.com", "mac.com"},
-			"comcast": {"comcast.net"},
-		},
-		IPAttributes: []string{"client_address"},
+		IPAttributes:   []string{"client_address"},
 	}
 }
 

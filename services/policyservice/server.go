@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/provider"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -89,9 +90,13 @@ func New(cfg Config, s worker.Settings, opts ...Option) (*Server, error) {
 	}
 	// Most specific prefix first.
 	slices.SortFunc(srv.prefixes, func(a, b prefixCustomer) int { return b.p.Bits() - a.p.Bits() })
-	for provider, domains := range cfg.Providers {
+	// The shared table names providers as the MTA log tailer and the FBL
+	// ingester do, so a customer × provider decision meets the same name
+	// here; configured domains add to it or override it.
+	srv.domains = provider.Domains()
+	for name, domains := range cfg.Providers {
 		for _, d := range domains {
-			srv.domains[strings.ToLower(strings.TrimSuffix(d, "."))] = provider
+			srv.domains[provider.Normalize(d)] = name
 		}
 	}
 	connected := func() bool { return true }
@@ -388,19 +393,7 @@ func senderDomain(addr string) string {
 }
 
 // provider maps a recipient domain (or a parent of it) to its provider.
-func (s *Server) provider(domain string) string {
-	for d := domain; d != ""; {
-		if p, ok := s.domains[d]; ok {
-			return p
-		}
-		_, rest, ok := strings.Cut(d, ".")
-		if !ok {
-			break
-		}
-		d = rest
-	}
-	return ""
-}
+func (s *Server) provider(domain string) string { return provider.Match(s.domains, domain) }
 
 // stateAlert raises an alert when the service starts failing open (at most
 // once per alert_interval) and resolves it when it recovers. Publishing
