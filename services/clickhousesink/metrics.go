@@ -1,9 +1,9 @@
 package clickhousesink
 
 import (
-	"github.com/mailmon/mailmon/services/internal/obs"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailmon/mailmon/services/internal/obs"
 )
 
 // Reasons a message is dead-lettered, the `reason` label of

@@ -1,9 +1,9 @@
 package mailboxretriever
 
 import (
-	"github.com/mailmon/mailmon/services/internal/obs"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailmon/mailmon/services/internal/obs"
 )
 
 type metrics struct {

@@ -2,9 +2,10 @@ package mtalogtailer
 
 import (
 	"errors"
-	"github.com/mailmon/mailmon/services/internal/obs"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailmon/mailmon/services/internal/obs"
 )
 
 type metrics struct {

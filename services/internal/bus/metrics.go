@@ -1,9 +1,9 @@
 package bus
 
 import (
-	"github.com/mailmon/mailmon/services/internal/obs"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailmon/mailmon/services/internal/obs"
 )
 
 // Outcome label values. Handler outcomes say what the handler returned;
