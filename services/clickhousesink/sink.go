@@ -314,9 +314,7 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	// How long a batch being collected waits for one more message before it
 	// is handed on; the tables age batches, so this only bounds latency.
 	const collectWait = 20 * time.Millisecond
-	// A short pull expiry re-arms the subscription within seconds when the
-	// server dropped its requests (a paused consumer, a leader change).
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.PullExpiry(5*time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.PullExpiry(bus.PullExpiry))
 	if err != nil {
 		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
 	}

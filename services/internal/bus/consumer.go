@@ -231,8 +231,16 @@ func bind(ctx context.Context, js jetstream.JetStream, opts ConsumeOptions, h Ha
 	return c, nil
 }
 
+// PullExpiry is how long one pull request lives on the server. The server
+// keeps a request after its subscriber has gone (a drain, a crash) and
+// sends it messages until it expires; each is stranded until AckWait and
+// then sent to the dead request again. A short expiry bounds that, and
+// re-arms a subscription the server dropped (a paused consumer, a leader
+// change) within seconds.
+const PullExpiry = 5 * time.Second
+
 func (c *consumer) run(ctx context.Context) error {
-	var pullOpts []jetstream.PullMessagesOpt
+	pullOpts := []jetstream.PullMessagesOpt{jetstream.PullExpiry(PullExpiry)}
 	if c.pullMax > 0 {
 		pullOpts = append(pullOpts, jetstream.PullMaxMessages(c.pullMax))
 	}
