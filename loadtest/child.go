@@ -77,7 +77,7 @@ const database = "mailmon"
 
 // writeConfig writes the child's config file into dir: embedded NATS and a
 // local ClickHouse under dir, everything on loopback, warnings only.
-func writeConfig(dir string, p ports) (string, error) {
+func writeConfig(dir string, p ports, extra string) (string, error) {
 	// %q quotes like YAML's double-quoted strings for any path we create.
 	// The head ends inside http:, so pprof joins that block.
 	doc := childConfigHead("# Written by the mailmon load-test harness for one run.", dir, p.HTTP, p.NATS) + fmt.Sprintf(`  pprof: true
@@ -89,7 +89,7 @@ clickhouse:
     dir: %q
     tcp_port: %d
     http_port: %d
-`, p.ClickHouseTCP, database, filepath.Join(dir, "clickhouse"), p.ClickHouseTCP, p.ClickHouseHTTP)
+`, p.ClickHouseTCP, database, filepath.Join(dir, "clickhouse"), p.ClickHouseTCP, p.ClickHouseHTTP) + extra
 	path := filepath.Join(dir, "mailmon.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		return "", err

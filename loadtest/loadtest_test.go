@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,9 +312,20 @@ func TestSinkScenarioEndToEnd(t *testing.T) {
 	if got["lost"] != 0.0 || got["duplicates"] != 0.0 || got["unexpected_rows"] != 0.0 || got["verified"] != true || got["timed_out"] != false {
 		t.Errorf("result = %v", got)
 	}
-	for _, key := range []string{"ours_per_s", "baseline_per_s", "ratio", "elapsed_s"} {
+	for _, key := range []string{"ours_per_s", "baseline_per_s", "ratio", "elapsed_s", "ack_only_per_s"} {
 		if v, _ := got[key].(float64); v <= 0 {
 			t.Errorf("%s = %v, want a positive figure", key, got[key])
+		}
+	}
+	if c, _ := got["ceiling_ratio"].(float64); c <= 0 || c >= 1 {
+		t.Errorf("ceiling_ratio = %v, want a figure between 0 and 1", got["ceiling_ratio"])
+	}
+	if runtime.GOOS == "linux" {
+		for _, key := range []string{"ingest_cpu_s", "baseline_cpu_s", "ack_only_cpu_s"} {
+			cpu, _ := got[key].(map[string]any)
+			if len(cpu) < 3 {
+				t.Errorf("%s = %v, want the CPU time of the harness, mailmon and clickhouse-server", key, got[key])
+			}
 		}
 	}
 	if _, kept := got["kept_dir"]; kept {

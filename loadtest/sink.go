@@ -49,6 +49,7 @@ type sinkOptions struct {
 	maxPending int
 	cpuProfile string
 	mode       string
+	sinkConfig string
 }
 
 // The sink scenario's modes. backlog compares like with like: the sink
@@ -70,6 +71,7 @@ func parseSinkFlags(args []string, stderr io.Writer) (sinkOptions, error) {
 	fs.IntVar(&o.maxPending, "max-pending", 16384, "most published events awaiting a JetStream ack at once")
 	fs.StringVar(&o.mode, "mode", modeBacklog, "backlog: publish all events with the sink's consumers paused, then time the sink draining them; live: time publishing and storing together")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the mailmon child's CPU profile over the first 15 s of ingest to this file (go tool pprof FILE), and its /metrics at the end to FILE.metrics")
+	fs.StringVar(&o.sinkConfig, "sink-config", "", "settings for the child's clickhouse_sink section, as a YAML flow mapping without braces, e.g. 'batch_rows: 20000, decoders: 4'")
 	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
@@ -129,6 +131,22 @@ type sinkResult struct {
 	IngestS     float64 `json:"ingest_s"`
 	BaselineS   float64 `json:"baseline_s"`
 	ElapsedS    float64 `json:"elapsed_s"`
+	// AckOnlyPerS is how fast a bare consumer in the harness takes the
+	// same n messages from JetStream and acks each one, doing nothing
+	// else: the floor cost of at-least-once consumption with per-message
+	// acks. CeilingRatio = ack_only / (ack_only + baseline) estimates the
+	// ratio a sink would reach if consuming cost this and inserting cost
+	// the baseline, each using the whole machine, and nothing more.
+	AckOnlyPerS  float64 `json:"ack_only_per_s,omitempty"`
+	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
+	// IngestCPUS, BaselineCPUS and AckOnlyCPUS are the CPU seconds the
+	// harness (loadtest), mailmon (with its embedded NATS server) and its
+	// clickhouse-server used in each phase: the sink's ingest, the raw
+	// insert (the harness's figure includes building the rows) and the
+	// bare consumer. Missing where /proc cannot tell.
+	IngestCPUS   map[string]float64 `json:"ingest_cpu_s,omitempty"`
+	BaselineCPUS map[string]float64 `json:"baseline_cpu_s,omitempty"`
+	AckOnlyCPUS  map[string]float64 `json:"ack_only_cpu_s,omitempty"`
 	// Verified is false when the rows could not be counted; Lost is then n.
 	Verified bool   `json:"verified"`
 	TimedOut bool   `json:"timed_out"`
@@ -216,6 +234,9 @@ func (s *sinkRun) run(parent context.Context) (err error) {
 	if runErr == nil {
 		runErr = s.measureBaseline(ctx)
 	}
+	if runErr == nil {
+		runErr = s.measureAckOnly(ctx)
+	}
 	if parent.Err() != nil {
 		return errors.Join(runErr, parent.Err())
 	}
@@ -279,7 +300,11 @@ func (s *sinkRun) start(ctx context.Context, root, dir string) (stop func() erro
 	if err != nil {
 		return stop, err
 	}
-	configPath, err := writeConfig(dir, p)
+	extra := ""
+	if s.opts.sinkConfig != "" {
+		extra = "clickhouse_sink: {" + s.opts.sinkConfig + "}\n"
+	}
+	configPath, err := writeConfig(dir, p, extra)
 	if err != nil {
 		return stop, err
 	}
@@ -351,6 +376,7 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 	}
 	progress(s.log, "publishing %d events of %d kinds", n, len(s.gen.mix.kinds))
 	start := time.Now()
+	cpu := s.startCPU()
 	publishDone := make(chan error, 1)
 	if s.opts.mode == modeBacklog {
 		publishDone <- nil // published already; the clock starts as the sink resumes
@@ -415,6 +441,7 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 			took := time.Since(start)
 			s.res.IngestS = round(took.Seconds(), 3)
 			s.res.OursPerS = round(float64(n)/took.Seconds(), 0)
+			s.res.IngestCPUS = cpu()
 			progress(s.log, "clickhouse holds %d distinct ids after %.1f s: %.0f events/s", distinct, took.Seconds(), s.res.OursPerS)
 			if s.opts.cpuProfile != "" {
 				s.saveChildMetrics(ctx, s.opts.cpuProfile+".metrics")
@@ -529,6 +556,7 @@ func (s *sinkRun) measureBaseline(ctx context.Context) error {
 	// Only the driver's work is timed: the rows of a batch are built
 	// before its clock starts, as generate does for the published events.
 	var took time.Duration
+	cpu := s.startCPU()
 	rows := make([][]any, 0, baselineBatchRows)
 	for k, indices := range byKind {
 		for len(indices) > 0 {
@@ -550,6 +578,9 @@ func (s *sinkRun) measureBaseline(ctx context.Context) error {
 		}
 	}
 	s.res.BaselineS = round(took.Seconds(), 3)
+	// The harness's CPU includes building the rows (untimed), so it is an
+	// upper bound of the raw client's.
+	s.res.BaselineCPUS = cpu()
 	s.res.BaselinePerS = round(float64(s.opts.n)/took.Seconds(), 0)
 	progress(s.log, "baseline: %d rows in %.1f s: %.0f rows/s", s.opts.n, took.Seconds(), s.res.BaselinePerS)
 
@@ -562,6 +593,86 @@ func (s *sinkRun) measureBaseline(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ackOnlyDurable is the harness's bare consumer on each stream.
+const ackOnlyDurable = "loadtest-ack-only"
+
+// measureAckOnly consumes the n published messages again with a bare
+// consumer per stream (same filter, explicit acks, the sink's pull size)
+// that acks each message and does nothing else, and times it.
+func (s *sinkRun) measureAckOnly(ctx context.Context) error {
+	var sinkConsumers []pipelines.Consumer
+	for _, c := range s.top.Consumers {
+		if c.Durable == sinkDurable {
+			sinkConsumers = append(sinkConsumers, c)
+		}
+	}
+	consumers := make([]jetstream.Consumer, 0, len(sinkConsumers))
+	for _, c := range sinkConsumers {
+		cons, err := s.js.CreateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+			Durable: ackOnlyDurable, FilterSubject: c.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: time.Minute, MaxAckPending: c.MaxAckPending, DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("ack-only consumer on %s: %w", c.Stream, err)
+		}
+		defer func() { _ = s.js.DeleteConsumer(context.WithoutCancel(ctx), c.Stream, ackOnlyDurable) }()
+		consumers = append(consumers, cons)
+	}
+	progress(s.log, "ack-only: a bare consumer takes and acks the same %d messages", s.opts.n)
+	var acked atomic.Int64
+	n := int64(s.opts.n)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := time.Now()
+	cpu := s.startCPU()
+	errs := make(chan error, len(consumers))
+	for _, cons := range consumers {
+		go func() {
+			it, err := cons.Messages(jetstream.PullMaxMessages(ackOnlyPull))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer it.Stop()
+			for acked.Load() < n {
+				m, err := it.Next(jetstream.NextContext(runCtx))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := m.Ack(); err != nil {
+					errs <- err
+					return
+				}
+				if acked.Add(1) == n {
+					cancel()
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range consumers {
+		if err := <-errs; err != nil && runCtx.Err() == nil {
+			return fmt.Errorf("ack-only: %w", err)
+		}
+	}
+	if acked.Load() < n {
+		return fmt.Errorf("ack-only: %d of %d messages acked: %w", acked.Load(), n, ctx.Err())
+	}
+	took := time.Since(started)
+	s.res.AckOnlyCPUS = cpu()
+	s.res.AckOnlyPerS = round(float64(n)/took.Seconds(), 0)
+	if s.res.BaselinePerS > 0 {
+		s.res.CeilingRatio = round(s.res.AckOnlyPerS/(s.res.AckOnlyPerS+s.res.BaselinePerS), 3)
+	}
+	progress(s.log, "ack-only: %d messages in %.1f s: %.0f messages/s", n, took.Seconds(), s.res.AckOnlyPerS)
+	return nil
+}
+
+// ackOnlyPull is the bare consumer's pull size, the sink's default
+// fetch_batch.
+const ackOnlyPull = 5000
 
 // insertBatch is the raw clickhouse-go insert: PrepareBatch, Append, Send.
 func (s *sinkRun) insertBatch(ctx context.Context, query string, rows [][]any) error {
@@ -715,6 +826,32 @@ func (s *sinkRun) baselineTables() []string {
 		out = append(out, baselinePrefix+k.Table)
 	}
 	return out
+}
+
+// startCPU notes the CPU times of the harness, mailmon and mailmon's
+// children (the ClickHouse server) and returns a function that reports
+// what each used since.
+func (s *sinkRun) startCPU() func() map[string]float64 {
+	pid := s.ch.cmd.Process.Pid
+	selfBefore := selfCPU()
+	childBefore, kidsBefore, ok := processCPU(pid)
+	return func() map[string]float64 {
+		if !ok {
+			return nil
+		}
+		childNow, kidsNow, ok := processCPU(pid)
+		if !ok {
+			return nil
+		}
+		out := map[string]float64{
+			"loadtest": round(selfCPU()-selfBefore, 2),
+			"mailmon":  round(childNow-childBefore, 2),
+		}
+		for name, v := range kidsNow {
+			out[name] = round(v-kidsBefore[name], 2)
+		}
+		return out
+	}
 }
 
 // profileChild saves the child's CPU profile over d to opts.cpuProfile.

@@ -106,6 +106,12 @@ func KindByType(typ string) (Kind, bool) {
 	return k, ok
 }
 
+// KindBySubject returns the kind whose events are published on subject.
+func KindBySubject(subject string) (Kind, bool) {
+	k, ok := bySubject[subject]
+	return k, ok
+}
+
 // Kinds lists every registered kind, in registration order.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
 
@@ -113,6 +119,8 @@ var (
 	kinds    []Kind
 	byType   = map[string]Kind{}
 	byGoType = map[reflect.Type]Kind{}
+	// bySubject has one kind per subject: register refuses a second.
+	bySubject = map[string]Kind{}
 )
 
 // register adds an event kind; E is the event struct type. It panics on a
@@ -126,6 +134,9 @@ func register[E any](typ, subject, table string) {
 	if _, dup := byType[typ]; dup {
 		panic("schemas: duplicate type " + typ)
 	}
+	if _, dup := bySubject[subject]; dup {
+		panic("schemas: duplicate subject " + subject)
+	}
 	if _, dup := byGoType[t]; dup {
 		panic(fmt.Sprintf("schemas: %v registered twice", t))
 	}
@@ -138,4 +149,5 @@ func register[E any](typ, subject, table string) {
 	kinds = append(kinds, k)
 	byType[typ] = k
 	byGoType[t] = k
+	bySubject[subject] = k
 }

@@ -30,12 +30,16 @@ func Decode(data []byte) (Event, error) {
 	if !ok {
 		return nil, fmt.Errorf("schemas: decode event: unknown type %q", head.Type)
 	}
-	return decodeAs(k, data)
+	return DecodeAs(k, data)
 }
 
-// decodeAs decodes data as an event of kind k. The first pass only found
-// the type; this one is strict.
-func decodeAs(k Kind, data []byte) (Event, error) {
+// DecodeAs decodes data strictly as an event of kind k, as Decode does,
+// for a caller that already knows the kind (from the subject the event came
+// on), which saves Decode's first pass; the document's type must be k's.
+func DecodeAs(k Kind, data []byte) (Event, error) {
+	if k.goType == nil {
+		return nil, errors.New("schemas: decode: no kind given")
+	}
 	ev := k.New()
 	dec := gojson.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

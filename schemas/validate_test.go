@@ -146,3 +146,51 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeAs(t *testing.T) {
+	for _, k := range Kinds() {
+		byTopic, ok := KindBySubject(k.Subject)
+		if !ok || byTopic.Type != k.Type {
+			t.Errorf("KindBySubject(%s) = %v, %v; want %s", k.Subject, byTopic.Type, ok, k.Type)
+		}
+	}
+	if _, ok := KindBySubject("mailmon.probe.v9.sent"); ok {
+		t.Error("KindBySubject found a kind for an unregistered subject")
+	}
+	example, err := os.ReadFile(filepath.Join(examplesDir, TypeAlertRaised+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := mustKind(t, TypeAlertRaised)
+	ev, err := DecodeAs(alert, example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := ev.(*AlertRaised); !ok || a.Rule != "complaint_rate" {
+		t.Fatalf("DecodeAs gave %#v", ev)
+	}
+	tests := []struct {
+		name string
+		kind Kind
+		doc  string
+		want string
+	}{
+		{"other kind's document", mustKind(t, TypeProbeSent), string(example), "unknown field"},
+		{"type of another kind", alert, `{"type": "mailmon.probe.v1.sent"}`, `the document's type is "mailmon.probe.v1.sent"`},
+		{"no type", alert, `{"rule": "x"}`, `the document's type is ""`},
+		{"unknown field", alert, `{"type": "mailmon.alert.v1.raised", "colour": "blue"}`, `unknown field "colour"`},
+		{"trailing data", alert, `{"type": "mailmon.alert.v1.raised"} {}`, "data after the event document"},
+		{"no kind", Kind{}, string(example), "no kind given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := DecodeAs(tt.kind, []byte(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("DecodeAs error %v, want one containing %q", err, tt.want)
+			}
+			if ev != nil {
+				t.Errorf("DecodeAs returned an event with an error: %#v", ev)
+			}
+		})
+	}
+}

@@ -46,6 +46,20 @@ func (b *budget) take(ctx context.Context, want int) (int, error) {
 	}
 }
 
+// tryTake takes up to want of what is free without waiting and returns
+// the amount taken.
+func (b *budget) tryTake(want int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(want, b.free)
+	if n <= 0 {
+		return 0
+	}
+	b.free -= n
+	b.gauge.Set(float64(b.limit - b.free))
+	return n
+}
+
 // give returns n to the budget.
 func (b *budget) give(n int) {
 	if n <= 0 {

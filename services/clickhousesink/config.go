@@ -22,6 +22,11 @@ type Config struct {
 	// FetchBatch is how many messages the pull subscription keeps buffered
 	// ahead of the batches, and the most taken in one step.
 	FetchBatch int `yaml:"fetch_batch"`
+	// Decoders is how many goroutines decode and check messages; 0 means
+	// one per CPU (GOMAXPROCS). Decoding is the sink's largest own cost,
+	// and one stream (deliveries) carries most events, so it is spread
+	// over the cores rather than done by each stream's puller.
+	Decoders int `yaml:"decoders"`
 	// InsertTimeout bounds one batch insert.
 	InsertTimeout config.Duration `yaml:"insert_timeout"`
 	// RetryMin and RetryMax bound the exponential backoff between attempts
@@ -68,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchBatch < 1 {
 		check.Addf("fetch_batch", "must be at least 1, got %d", c.FetchBatch)
+	}
+	if c.Decoders < 0 {
+		check.Addf("decoders", "must be 0 (one per CPU) or more, got %d", c.Decoders)
 	}
 	for _, d := range []struct {
 		key   string

@@ -9,8 +9,9 @@
 // distinct ids):
 //
 //   - It reads each event stream through its durable pull consumer
-//     `clickhouse-sink` (declared in pipelines/), one pull loop per stream,
-//     and acknowledges a message only after the batch holding it was
+//     `clickhouse-sink` (declared in pipelines/), one pull loop per stream
+//     feeding a pool of decoders (one per CPU by default; the kind comes
+//     from the subject), and acknowledges a message only after the batch holding it was
 //     confirmed by ClickHouse (Send returned nil).
 //   - While it holds messages longer than a third of the consumer's
 //     AckWait (ClickHouse down or slow), it sends InProgress for them, so
@@ -24,11 +25,13 @@
 // # Batching and memory
 //
 // Decoded events go to a batcher per table, which inserts when it holds
-// batch_rows rows or its oldest row waited batch_age. One insert per table
-// runs at a time, while the next batch fills. A failed insert is retried,
+// batch_rows rows or its oldest row waited batch_age. Up to two inserts
+// per table run at a time, while the next batch fills. A failed insert is retried,
 // the same rows, with capped exponential backoff. The sink holds at most
 // max_pending messages unacknowledged; at the cap it stops pulling, so an
-// outage costs bounded memory and the backlog stays in JetStream.
+// outage costs bounded memory and the backlog stays in JetStream. A pull
+// loop waiting on an idle stream holds room for one message only, so quiet
+// streams never starve a busy one of that room.
 //
 // # Bad input
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -159,12 +160,21 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	pullCtx, cancelPull := context.WithCancel(ctx)
 	defer cancelPull()
+	// Pullers hand raw messages to the decoders, which hand decoded ones
+	// to the tables. Each stage stops after the one before it. The channel
+	// is unbuffered so that every message is always with a goroutine that
+	// keeps it alive while it waits.
+	raws := make(chan []jetstream.Msg)
+	var decoders sync.WaitGroup
+	for range s.decoders() {
+		decoders.Go(func() { s.decodeLoop(pullCtx, raws, beatEvery) })
+	}
 	var pullers sync.WaitGroup
 	var failMu sync.Mutex
 	var failure error
 	for i, c := range consumers {
 		pullers.Go(func() {
-			if err := s.pull(pullCtx, s.streams[i], c, beatEvery); err != nil {
+			if err := s.pull(pullCtx, s.streams[i], c, raws, beatEvery); err != nil {
 				failMu.Lock()
 				failure = errors.Join(failure, err)
 				failMu.Unlock()
@@ -178,6 +188,8 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	<-pullCtx.Done()
 	pullers.Wait()
+	close(raws)
+	decoders.Wait()
 	background.Wait()
 	shutdownTimer := time.AfterFunc(s.cfg.ShutdownTimeout.Std(), cancelFlush)
 	defer shutdownTimer.Stop()
@@ -299,18 +311,25 @@ type held struct {
 	ev  schemas.Event
 }
 
-// pull takes messages from one stream's consumer while the budget allows,
-// decodes and validates each, dead-letters the bad ones at once, and hands
-// the good ones to their tables. It stops taking when the sink holds
-// max_pending messages, which is what keeps memory bounded while ClickHouse
-// is down.
+// decoders is the number of decode goroutines.
+func (s *Sink) decoders() int {
+	if s.cfg.Decoders > 0 {
+		return s.cfg.Decoders
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// pull takes messages from one stream's consumer while the budget allows
+// and passes them on to the decoders in batches. It stops taking when the
+// sink holds max_pending messages, which is what keeps memory bounded
+// while ClickHouse is down.
 //
 // It reads through one long-lived pull subscription (Messages) rather than
 // one Fetch per batch: a Fetch stops listening when its wait ends, and
 // messages the server sends it later (a loaded machine delays them easily)
 // are stranded until AckWait. The subscription keeps at most fetch_batch
 // messages buffered ahead of the budget.
-func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer, beatEvery time.Duration) error {
+func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer, raws chan<- []jetstream.Msg, beatEvery time.Duration) error {
 	// How long a batch being collected waits for one more message before it
 	// is handed on; the tables age batches, so this only bounds latency.
 	const collectWait = 20 * time.Millisecond
@@ -321,38 +340,30 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	defer s.giveBackBuffered(it)
 	delay := s.cfg.RetryMin.Std()
 	for ctx.Err() == nil {
-		want, err := s.budget.take(ctx, s.cfg.FetchBatch)
-		if err != nil {
+		// A puller waiting for messages holds budget for one: an idle
+		// stream must not sit on room a busy one needs.
+		if _, err := s.budget.take(ctx, 1); err != nil {
 			return nil
 		}
-		groups := map[*table][]held{}
-		got := 0
-		var nextErr error
-		for got < want {
+		first, nextErr := it.Next(jetstream.NextContext(ctx))
+		var batch []jetstream.Msg
+		want := 1
+		if nextErr == nil {
+			want += s.budget.tryTake(s.cfg.FetchBatch - 1)
+			batch = make([]jetstream.Msg, 1, want)
+			batch[0] = first
+		}
+		for len(batch) > 0 && len(batch) < want {
 			var raw jetstream.Msg
-			if got == 0 {
-				raw, nextErr = it.Next(jetstream.NextContext(ctx))
-			} else {
-				raw, nextErr = it.Next(jetstream.NextMaxWait(collectWait))
-			}
+			raw, nextErr = it.Next(jetstream.NextMaxWait(collectWait))
 			if nextErr != nil {
 				break
 			}
-			got++
-			ev, reason, err := decode(raw.Data())
-			if err != nil {
-				s.deadLetter(ctx, raw, reason, err)
-				s.budget.give(1)
-				continue
-			}
-			t := s.tables[ev.EventHeader().Type]
-			groups[t] = append(groups[t], held{msg: raw, ev: ev})
+			batch = append(batch, raw)
 		}
-		s.budget.give(want - got)
-		for t, hs := range groups {
-			if !s.handOff(ctx, t, hs, beatEvery) {
-				s.giveBack(hs)
-			}
+		s.budget.give(want - len(batch))
+		if len(batch) > 0 && !s.passOn(ctx, raws, batch, beatEvery) {
+			s.giveBackRaw(batch)
 		}
 		switch {
 		case nextErr == nil, errors.Is(nextErr, nats.ErrTimeout), ctx.Err() != nil:
@@ -370,6 +381,59 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	return nil
 }
 
+// passOn hands a pulled batch to a decoder, keeping its messages alive
+// while every decoder is busy (they wait on full tables when ClickHouse is
+// down). It returns false when ctx ends first.
+func (s *Sink) passOn(ctx context.Context, raws chan<- []jetstream.Msg, batch []jetstream.Msg, beatEvery time.Duration) bool {
+	select {
+	case raws <- batch:
+		return true
+	default:
+	}
+	ticker := time.NewTicker(beatEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case raws <- batch:
+			return true
+		case <-ticker.C:
+			for _, m := range batch {
+				s.keepAlive(m)
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// decodeLoop decodes and checks the pulled messages until raws is closed,
+// dead-letters the bad ones at once and hands the good ones to their
+// tables. Once ctx has ended it gives what it receives back to JetStream.
+func (s *Sink) decodeLoop(ctx context.Context, raws <-chan []jetstream.Msg, beatEvery time.Duration) {
+	for batch := range raws {
+		if ctx.Err() != nil {
+			s.giveBackRaw(batch)
+			continue
+		}
+		groups := map[*table][]held{}
+		for _, raw := range batch {
+			ev, reason, err := decode(raw.Subject(), raw.Data())
+			if err != nil {
+				s.deadLetter(ctx, raw, reason, err)
+				s.budget.give(1)
+				continue
+			}
+			t := s.tables[ev.EventHeader().Type]
+			groups[t] = append(groups[t], held{msg: raw, ev: ev})
+		}
+		for t, hs := range groups {
+			if !s.handOff(ctx, t, hs, beatEvery) {
+				s.giveBack(hs)
+			}
+		}
+	}
+}
+
 // giveBackBuffered stops the subscription and hands the messages it had
 // buffered but not passed on back to the server at once, so they are
 // redelivered without waiting out AckWait.
@@ -380,9 +444,7 @@ func (s *Sink) giveBackBuffered(it jetstream.MessagesContext) {
 		if err != nil {
 			return
 		}
-		if err := raw.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			s.metrics.ackErrors.Inc()
-		}
+		s.nak(raw)
 	}
 }
 
@@ -426,8 +488,16 @@ func (s *Sink) handOff(ctx context.Context, t *table, hs []held, beatEvery time.
 }
 
 // decode parses and checks one message; the reason names what was wrong.
-func decode(data []byte) (schemas.Event, string, error) {
-	ev, err := schemas.Decode(data)
+// The subject names the kind; an event on a subject of no kind is read by
+// its type field, so it is still stored if it has one.
+func decode(subject string, data []byte) (schemas.Event, string, error) {
+	var ev schemas.Event
+	var err error
+	if k, ok := schemas.KindBySubject(subject); ok {
+		ev, err = schemas.DecodeAs(k, data)
+	} else {
+		ev, err = schemas.Decode(data)
+	}
 	if err != nil {
 		return nil, reasonDecode, err
 	}
@@ -459,10 +529,17 @@ func (s *Sink) deadLetter(ctx context.Context, raw jetstream.Msg, reason string,
 // beat tells the server the sink still works on these messages.
 func (s *Sink) beat(hs []held) {
 	for _, h := range hs {
-		if err := h.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			s.metrics.ackErrors.Inc()
-		}
+		s.keepAlive(h.msg)
 	}
+}
+
+// giveBackRaw hands undecoded messages back to the server at once and
+// releases their budget.
+func (s *Sink) giveBackRaw(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		s.nak(m)
+	}
+	s.budget.give(len(msgs))
 }
 
 // giveBack hands messages the sink will not store back to the server at
@@ -470,11 +547,23 @@ func (s *Sink) beat(hs []held) {
 // and releases their budget.
 func (s *Sink) giveBack(hs []held) {
 	for _, h := range hs {
-		if err := h.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			s.metrics.ackErrors.Inc()
-		}
+		s.nak(h.msg)
 	}
 	s.budget.give(len(hs))
+}
+
+// keepAlive tells the server the sink still works on m.
+func (s *Sink) keepAlive(m jetstream.Msg) {
+	if err := m.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		s.metrics.ackErrors.Inc()
+	}
+}
+
+// nak hands m back to the server for redelivery now.
+func (s *Sink) nak(m jetstream.Msg) {
+	if err := m.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		s.metrics.ackErrors.Inc()
+	}
 }
 
 // sleep waits d or until ctx ends; it reports whether the full wait passed.

@@ -100,6 +100,7 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 	}{
 		{"not json", schemas.SubjectAlertRaised, "this is not json {", "decode:"},
 		{"unknown field", schemas.SubjectDeliveryAttempted, `{"type":"mailmon.delivery.v1.attempted","colour":"blue"}`, "decode:"},
+		{"another kind's event", schemas.SubjectProbeSent, string(alertJSON), "decode:"},
 		{"violates the contract", schemas.SubjectAlertRaised, invalid, "invalid:"},
 	}
 	for _, b := range bad {
@@ -147,8 +148,8 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 			t.Errorf("%s: no dead letter carries the original bytes", b.name)
 		}
 	}
-	if got := sink.counter(t, "mailmon_clickhouse_sink_dead_lettered_total", map[string]string{"reason": "decode"}); got != 2 {
-		t.Errorf("dead_lettered_total{reason=decode} = %v, want 2", got)
+	if got := sink.counter(t, "mailmon_clickhouse_sink_dead_lettered_total", map[string]string{"reason": "decode"}); got != 3 {
+		t.Errorf("dead_lettered_total{reason=decode} = %v, want 3", got)
 	}
 	if got := sink.counter(t, "mailmon_clickhouse_sink_dead_lettered_total", map[string]string{"reason": "invalid"}); got != 1 {
 		t.Errorf("dead_lettered_total{reason=invalid} = %v, want 1", got)
@@ -165,6 +166,28 @@ const (
 
 // ClickHouse stopped mid-stream and restarted on the same data and ports:
 // the sink holds the messages, retries, and every event is stored once.
+// TestIdleStreamsLeaveRoomForBusyOnes gives the sink room for one batch
+// and traffic on one stream only: a puller waiting on an idle stream must
+// not sit on the room the busy stream needs.
+func TestIdleStreamsLeaveRoomForBusyOnes(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	applyTopology(t, js, 0)
+	conn, database := chtest.NewDatabase(t, shared)
+	cfg := testConfig()
+	cfg.BatchRows, cfg.MaxPending, cfg.FetchBatch = 40, 40, 40
+	startSink(t, js, cfg, chConfig(shared.Addr(), database))
+
+	var deliveries []schemas.Event
+	for _, ev := range makeEvents(t, 300*len(schemas.Kinds())) {
+		if ev.EventHeader().Type == schemas.TypeDeliveryAttempted {
+			deliveries = append(deliveries, ev)
+		}
+	}
+	publish(t, js, deliveries)
+	waitStored(t, conn, perTable(t, deliveries), 30*time.Second)
+	assertDrained(t, js)
+}
+
 func TestClickHouseOutageLosesNothing(t *testing.T) {
 	for _, outage := range []time.Duration{outageShort, outageFaultTest} {
 		t.Run(outage.String(), func(t *testing.T) {

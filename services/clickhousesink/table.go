@@ -2,12 +2,10 @@ package clickhousesink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
 )
@@ -143,9 +141,7 @@ func (t *table) flush(ctx context.Context, batch []held) {
 		if !sleep(ctx, delay) {
 			s.log.Warn("shutting down with a batch not stored; handing it back to JetStream", "table", t.kind.Table, "rows", len(rows))
 			for _, h := range rows {
-				if err := h.msg.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-					s.metrics.ackErrors.Inc()
-				}
+				s.nak(h.msg)
 			}
 			return
 		}

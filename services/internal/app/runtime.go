@@ -120,6 +120,15 @@ func (rt *Runtime) startNATS(ctx context.Context) error {
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { rt.Logger.Info("nats reconnected") }),
+		// Asynchronous errors, above all a slow consumer: the client then
+		// drops messages, which JetStream redelivers only after AckWait.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			rt.Logger.Warn("nats asynchronous error", "subject", subject, "error", err)
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(rt.natsClosed) }),
 		nats.DrainTimeout(drainTimeout),
 	)
