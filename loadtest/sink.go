@@ -232,7 +232,13 @@ func (s *sinkRun) run(parent context.Context) (err error) {
 		runErr = fmt.Errorf("timed out after %s: %w", s.opts.timeout, runErr)
 	}
 	if runErr == nil {
+		runErr = s.waitForMerges(ctx)
+	}
+	if runErr == nil {
 		runErr = s.measureBaseline(ctx)
+	}
+	if runErr == nil {
+		runErr = s.waitForMerges(ctx)
 	}
 	if runErr == nil {
 		runErr = s.measureAckOnly(ctx)
@@ -593,6 +599,34 @@ func (s *sinkRun) measureBaseline(ctx context.Context) error {
 	}
 	return nil
 }
+
+// waitForMerges waits, at most mergeSettleTimeout, until ClickHouse runs
+// no background merge, so that one phase's merges do not slow the next
+// phase down: the sink leaves many fresh parts behind it.
+func (s *sinkRun) waitForMerges(ctx context.Context) error {
+	deadline := time.Now().Add(mergeSettleTimeout)
+	for {
+		var running uint64
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&running); err != nil {
+			return fmt.Errorf("count merges: %w", err)
+		}
+		if running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			progress(s.log, "%d merges still running after %s; going on", running, mergeSettleTimeout)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// mergeSettleTimeout bounds waitForMerges.
+const mergeSettleTimeout = time.Minute
 
 // ackOnlyDurable is the harness's bare consumer on each stream.
 const ackOnlyDurable = "loadtest-ack-only"
