@@ -87,7 +87,12 @@ func InsertQuery(k Kind) string {
 // appends to those columns: bool as uint8, a zero time as 1970-01-01 (the
 // smallest DateTime; read it as "unknown"), nil slices as empty ones. Use it
 // as batch.Append(Row(ev)...). Row of a nil event is nil.
-func Row(ev Event) []any {
+func Row(ev Event) []any { return AppendRow(nil, ev) }
+
+// AppendRow is Row into dst's storage: it returns dst[:0] with ev's values
+// appended. A caller appending many rows to a batch reuses one slice, since
+// batch.Append copies the values out before it returns.
+func AppendRow(dst []any, ev Event) []any {
 	v := reflect.ValueOf(ev)
 	if ev == nil || v.Kind() != reflect.Pointer || v.IsNil() {
 		return nil
@@ -97,9 +102,12 @@ func Row(ev Event) []any {
 	if p == nil {
 		return nil
 	}
-	row := make([]any, len(p.fields))
+	row := dst[:0]
+	if cap(row) < len(p.fields) {
+		row = make([]any, 0, len(p.fields))
+	}
 	for i, f := range p.fields {
-		row[i] = p.convert[i](v.FieldByIndex(f.Index))
+		row = append(row, p.convert[i](v.FieldByIndex(f.Index)))
 	}
 	return row
 }

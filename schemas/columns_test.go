@@ -280,3 +280,50 @@ func BenchmarkDecodeValidateRow(b *testing.B) {
 		_ = Row(ev)
 	}
 }
+
+func TestAppendRowReusesTheSlice(t *testing.T) {
+	var events []Event
+	for _, typ := range []string{TypeDeliveryAttempted, TypeAlertRaised} {
+		raw, err := os.ReadFile(filepath.Join(examplesDir, typ+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	var row []any
+	for _, ev := range events {
+		row = AppendRow(row, ev)
+		if want := Row(ev); !reflect.DeepEqual(row, want) {
+			t.Errorf("AppendRow(%T) = %v, want Row's %v", ev, row, want)
+		}
+	}
+	big := AppendRow(nil, events[0])
+	if again := AppendRow(big, events[1]); len(again) != len(Row(events[1])) || &again[0] != &big[0] {
+		t.Errorf("AppendRow did not reuse a large enough slice")
+	}
+	if AppendRow(row, nil) != nil {
+		t.Error("AppendRow of a nil event is not nil")
+	}
+}
+
+func BenchmarkAppendRow(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(examplesDir, TypeDeliveryAttempted+".json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev, err := Decode(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var row []any
+	b.ReportAllocs()
+	for b.Loop() {
+		if row = AppendRow(row, ev); len(row) == 0 {
+			b.Fatal("empty row")
+		}
+	}
+}

@@ -158,8 +158,10 @@ func insertBatch(ctx context.Context, conn driver.Conn, query string, rows []hel
 	if err != nil {
 		return -1, err
 	}
+	var row []any
 	for i, h := range rows {
-		if err := b.Append(schemas.Row(h.ev)...); err != nil {
+		row = schemas.AppendRow(row, h.ev)
+		if err := b.Append(row...); err != nil {
 			_ = b.Abort()
 			return i, err
 		}
