@@ -13,7 +13,10 @@ type Config struct {
 	// BatchRows sends a table's batch once it holds this many rows.
 	BatchRows int `yaml:"batch_rows"`
 	// BatchAge sends a table's batch once its oldest row waited this long,
-	// however few rows it holds.
+	// however few rows it holds. It bounds how stale the tables are; every
+	// insert costs ClickHouse a new part (files per column, merged later),
+	// so it is seconds, not less. A batch of a tenth of BatchRows or more
+	// goes in as soon as no new row arrived for 100 ms.
 	BatchAge config.Duration `yaml:"batch_age"`
 	// MaxPending caps the messages the sink holds unacknowledged at once,
 	// across all streams and tables; it stops pulling at the cap. This is
@@ -44,12 +47,12 @@ type Config struct {
 	LagInterval config.Duration `yaml:"lag_interval"`
 }
 
-// DefaultConfig returns batches of 50,000 rows or 1 s, at most 200,000
+// DefaultConfig returns batches of 50,000 rows or 5 s, at most 200,000
 // messages held, and hourly retention.
 func DefaultConfig() Config {
 	return Config{
 		BatchRows:         50_000,
-		BatchAge:          config.Duration(time.Second),
+		BatchAge:          config.Duration(5 * time.Second),
 		MaxPending:        200_000,
 		FetchBatch:        5_000,
 		InsertTimeout:     config.Duration(30 * time.Second),

@@ -25,8 +25,11 @@
 // # Batching and memory
 //
 // Decoded events go to a batcher per table, which inserts when it holds
-// batch_rows rows or its oldest row waited batch_age. Up to two inserts
-// per table run at a time, while the next batch fills. A failed insert is retried,
+// batch_rows rows or its oldest row waited batch_age (5 s: every insert is
+// a new part ClickHouse must write and merge, so few large ones are
+// cheaper), or, holding a tenth of batch_rows or more, once nothing new
+// arrived for 100 ms. Up to two inserts per table run at a time, while
+// the next batch fills. A failed insert is retried,
 // the same rows, with capped exponential backoff. The sink holds at most
 // max_pending messages unacknowledged; at the cap it stops pulling, so an
 // outage costs bounded memory and the backlog stays in JetStream. A pull

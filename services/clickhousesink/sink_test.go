@@ -14,6 +14,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/chtest"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 )
 
@@ -185,6 +186,47 @@ func TestIdleStreamsLeaveRoomForBusyOnes(t *testing.T) {
 	}
 	publish(t, js, deliveries)
 	waitStored(t, conn, perTable(t, deliveries), 30*time.Second)
+	assertDrained(t, js)
+}
+
+// TestBatchesWaitForAgeUnlessABurstEnded: a few events wait for
+// batch_age (here longer than the test) so they come in one insert, while
+// a batch of a tenth of batch_rows or more goes in as soon as its burst is
+// over. Stopping the sink flushes what still waits.
+func TestBatchesWaitForAgeUnlessABurstEnded(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	applyTopology(t, js, 0)
+	conn, database := chtest.NewDatabase(t, shared)
+	cfg := testConfig()
+	cfg.BatchAge = config.Duration(10 * time.Minute)
+	cfg.BatchRows, cfg.MaxPending = 1000, 1000
+	sink := startSink(t, js, cfg, chConfig(shared.Addr(), database))
+
+	var deliveries, alerts []schemas.Event
+	for _, ev := range makeEvents(t, 150*len(schemas.Kinds())) {
+		switch ev.EventHeader().Type {
+		case schemas.TypeDeliveryAttempted:
+			deliveries = append(deliveries, ev) // 150: more than a tenth of 1000
+		case schemas.TypeAlertRaised:
+			if len(alerts) < 5 {
+				alerts = append(alerts, ev)
+			}
+		}
+	}
+	publish(t, js, append(append([]schemas.Event{}, alerts...), deliveries...))
+	want := perTable(t, deliveries)
+	waitStored(t, conn, want, 20*time.Second)
+	var held uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM alert_raised").Scan(&held); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 {
+		t.Errorf("%d alerts stored before batch_age or a burst's end; want them to wait", held)
+	}
+	if err := sink.stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitStored(t, conn, perTable(t, append(append([]schemas.Event{}, alerts...), deliveries...)), 10*time.Second)
 	assertDrained(t, js)
 }
 

@@ -26,6 +26,17 @@ type table struct {
 // maxInflight is how many inserts of one table may run at once.
 const maxInflight = 2
 
+// A batch holding at least batch_rows/burstEndShare rows is inserted as
+// soon as nothing new arrived for burstEndIdle, without waiting for
+// batch_age: the burst that filled it is over (a backlog drained, a
+// restart caught up), and waiting adds only latency. Trickling traffic
+// never fills that much before batch_age, so it still comes in few,
+// large inserts.
+const (
+	burstEndShare = 10
+	burstEndIdle  = 100 * time.Millisecond
+)
+
 // run owns the table's batches until stop is closed and everything held is
 // settled. flushCtx ends at the shutdown deadline.
 func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery time.Duration) {
@@ -35,20 +46,24 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 		open       []held
 		openSince  time.Time // when the oldest open message arrived
 		openBeat   time.Time // when the open messages were last kept alive
+		lastIn     time.Time // when messages last arrived
 		inflight   = map[int][]held{}
 		flightBeat = map[int]time.Time{}
 		nextBatch  int
 		stopping   bool
 	)
 	done := make(chan int, maxInflight)
-	ticker := time.NewTicker(min(max(batchAge/4, 5*time.Millisecond), beatEvery/2))
+	ticker := time.NewTicker(min(max(batchAge/4, 5*time.Millisecond), burstEndIdle/2, beatEvery/2))
 	defer ticker.Stop()
 
 	startFlush := func(now time.Time) {
 		if len(inflight) >= maxInflight || len(open) == 0 {
 			return
 		}
-		if !stopping && len(open) < s.cfg.BatchRows && now.Sub(openSince) < batchAge {
+		full := len(open) >= s.cfg.BatchRows
+		aged := now.Sub(openSince) >= batchAge
+		burstOver := len(open) >= max(s.cfg.BatchRows/burstEndShare, 1) && now.Sub(lastIn) >= burstEndIdle
+		if !stopping && !full && !aged && !burstOver {
 			return
 		}
 		id := nextBatch
@@ -69,6 +84,7 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 		select {
 		case hs := <-in:
 			now := time.Now()
+			lastIn = now
 			if len(open) == 0 {
 				openSince, openBeat = now, now
 			}
