@@ -385,25 +385,11 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 // while every decoder is busy (they wait on full tables when ClickHouse is
 // down). It returns false when ctx ends first.
 func (s *Sink) passOn(ctx context.Context, raws chan<- []jetstream.Msg, batch []jetstream.Msg, beatEvery time.Duration) bool {
-	select {
-	case raws <- batch:
-		return true
-	default:
-	}
-	ticker := time.NewTicker(beatEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case raws <- batch:
-			return true
-		case <-ticker.C:
-			for _, m := range batch {
-				s.keepAlive(m)
-			}
-		case <-ctx.Done():
-			return false
+	return sendKeepingAlive(ctx, raws, batch, beatEvery, func() {
+		for _, m := range batch {
+			s.keepAlive(m)
 		}
-	}
+	})
 }
 
 // decodeLoop decodes and checks the pulled messages until raws is closed,
@@ -468,8 +454,14 @@ func (s *Sink) fetchFailed(stream string, err error) error {
 // so they are not redelivered and their delivery count does not run out.
 // It returns false when ctx ends first.
 func (s *Sink) handOff(ctx context.Context, t *table, hs []held, beatEvery time.Duration) bool {
+	return sendKeepingAlive(ctx, t.in, hs, beatEvery, func() { s.beat(hs) })
+}
+
+// sendKeepingAlive sends v on ch, calling keepAlive every beatEvery while
+// the receiver is busy. It returns false when ctx ends first.
+func sendKeepingAlive[T any](ctx context.Context, ch chan<- T, v T, beatEvery time.Duration, keepAlive func()) bool {
 	select {
-	case t.in <- hs:
+	case ch <- v:
 		return true
 	default:
 	}
@@ -477,10 +469,10 @@ func (s *Sink) handOff(ctx context.Context, t *table, hs []held, beatEvery time.
 	defer ticker.Stop()
 	for {
 		select {
-		case t.in <- hs:
+		case ch <- v:
 			return true
 		case <-ticker.C:
-			s.beat(hs)
+			keepAlive()
 		case <-ctx.Done():
 			return false
 		}
