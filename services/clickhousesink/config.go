@@ -25,6 +25,13 @@ type Config struct {
 	// FetchBatch is how many messages the pull subscription keeps buffered
 	// ahead of the batches, and the most taken in one step.
 	FetchBatch int `yaml:"fetch_batch"`
+	// FetchBytes caps the bytes each stream's pull subscription asks for at
+	// once. The server holds what it sent until the client reads it and
+	// drops a connection whose unread data passes its max_pending (64 MB
+	// by default) as a slow consumer; the messages in flight then come back
+	// only after AckWait. All streams together, and the other workers on
+	// the same connection, must stay below that.
+	FetchBytes config.ByteSize `yaml:"fetch_bytes"`
 	// Decoders is how many goroutines decode and check messages; 0 means
 	// one per CPU (GOMAXPROCS). Decoding is the sink's largest own cost,
 	// and one stream (deliveries) carries most events, so it is spread
@@ -55,6 +62,7 @@ func DefaultConfig() Config {
 		BatchAge:          config.Duration(5 * time.Second),
 		MaxPending:        200_000,
 		FetchBatch:        5_000,
+		FetchBytes:        4 << 20,
 		InsertTimeout:     config.Duration(30 * time.Second),
 		RetryMin:          config.Duration(250 * time.Millisecond),
 		RetryMax:          config.Duration(30 * time.Second),
@@ -76,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchBatch < 1 {
 		check.Addf("fetch_batch", "must be at least 1, got %d", c.FetchBatch)
+	}
+	if c.FetchBytes < 64<<10 {
+		check.Addf("fetch_bytes", "must be at least 64KiB (a message must fit), got %s", c.FetchBytes)
 	}
 	if c.Decoders < 0 {
 		check.Addf("decoders", "must be 0 (one per CPU) or more, got %d", c.Decoders)

@@ -333,7 +333,7 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	// How long a batch being collected waits for one more message before it
 	// is handed on; the tables age batches, so this only bounds latency.
 	const collectWait = 20 * time.Millisecond
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.PullExpiry(bus.PullExpiry))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(s.cfg.FetchBatch, int(s.cfg.FetchBytes)), jetstream.PullExpiry(bus.PullExpiry))
 	if err != nil {
 		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -228,6 +230,61 @@ func TestBatchesWaitForAgeUnlessABurstEnded(t *testing.T) {
 	}
 	waitStored(t, conn, perTable(t, append(append([]schemas.Event{}, alerts...), deliveries...)), 10*time.Second)
 	assertDrained(t, js)
+}
+
+// TestPullsStayWithinTheServersMaxPending runs against a server that
+// drops a client once 2 MiB it sent are unread (its max_pending): with
+// fetch_bytes small enough the sink never gets there, and every event is
+// stored without a redelivery, so nothing waited out AckWait. (Without
+// the byte cap, pulls of fetch_batch messages on eight streams overran a
+// default server's 64 MB, the connection was dropped and messages came
+// back only after AckWait.)
+func TestPullsStayWithinTheServersMaxPending(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		MaxPending: 2 << 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyTopology(t, js, 0)
+	conn, database := chtest.NewDatabase(t, shared)
+	events := makeEvents(t, 20_000)
+	publish(t, js, events)
+
+	cfg := testConfig()
+	cfg.FetchBatch, cfg.FetchBytes = 5000, 192<<10
+	startSink(t, js, cfg, chConfig(shared.Addr(), database))
+	waitStored(t, conn, perTable(t, events), 45*time.Second)
+	assertDrained(t, js)
+	for _, stream := range sinkStreams(t) {
+		cons, err := js.Consumer(context.Background(), stream, clickhousesink.Durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every delivery advances the consumer sequence; a redelivery
+		// does not advance the stream sequence.
+		if d := cons.CachedInfo().Delivered; d.Consumer != d.Stream {
+			t.Errorf("stream %s: %d deliveries of %d messages; want each delivered once", stream, d.Consumer, d.Stream)
+		}
+	}
+	if n := ns.NumSlowConsumers(); n != 0 {
+		t.Errorf("the server dropped %d slow consumers", n)
+	}
 }
 
 func TestClickHouseOutageLosesNothing(t *testing.T) {
