@@ -666,7 +666,7 @@ func (s *sinkRun) measureAckOnly(ctx context.Context) error {
 	errs := make(chan error, len(consumers))
 	for _, cons := range consumers {
 		go func() {
-			it, err := cons.Messages(jetstream.PullMaxMessages(ackOnlyPull))
+			it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(ackOnlyPull, ackOnlyPullBytes))
 			if err != nil {
 				errs <- err
 				return
@@ -707,9 +707,12 @@ func (s *sinkRun) measureAckOnly(ctx context.Context) error {
 	return nil
 }
 
-// ackOnlyPull is the bare consumer's pull size, the sink's default
-// fetch_batch.
-const ackOnlyPull = 5000
+// ackOnlyPull and ackOnlyPullBytes are the bare consumer's pull size, the
+// sink's default fetch_batch and fetch_bytes.
+const (
+	ackOnlyPull      = 5000
+	ackOnlyPullBytes = 4 << 20
+)
 
 // insertBatch is the raw clickhouse-go insert: PrepareBatch, Append, Send.
 func (s *sinkRun) insertBatch(ctx context.Context, query string, rows [][]any) error {
