@@ -59,45 +59,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retentionErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "retention_errors_total", Help: "Retention passes that failed for at least one table."}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	if m.rows, err = obs.RegisterOrReuse(reg, m.rows); err != nil {
-		return nil, err
-	}
-	if m.batchRows, err = obs.RegisterOrReuse(reg, m.batchRows); err != nil {
-		return nil, err
-	}
-	if m.insertSeconds, err = obs.RegisterOrReuse(reg, m.insertSeconds); err != nil {
-		return nil, err
-	}
-	if m.insertErrors, err = obs.RegisterOrReuse(reg, m.insertErrors); err != nil {
-		return nil, err
-	}
-	if m.deadLettered, err = obs.RegisterOrReuse(reg, m.deadLettered); err != nil {
-		return nil, err
-	}
-	if m.pending, err = obs.RegisterOrReuse(reg, m.pending); err != nil {
-		return nil, err
-	}
-	if m.ackPending, err = obs.RegisterOrReuse(reg, m.ackPending); err != nil {
-		return nil, err
-	}
-	if m.held, err = obs.RegisterOrReuse(reg, m.held); err != nil {
-		return nil, err
-	}
-	if m.fetchErrors, err = obs.RegisterOrReuse(reg, m.fetchErrors); err != nil {
-		return nil, err
-	}
-	if m.ackErrors, err = obs.RegisterOrReuse(reg, m.ackErrors); err != nil {
-		return nil, err
-	}
-	if m.dropped, err = obs.RegisterOrReuse(reg, m.dropped); err != nil {
-		return nil, err
-	}
-	if m.retentionErrs, err = obs.RegisterOrReuse(reg, m.retentionErrs); err != nil {
-		return nil, err
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.rows = obs.Register(r, m.rows)
+	m.batchRows = obs.Register(r, m.batchRows)
+	m.insertSeconds = obs.Register(r, m.insertSeconds)
+	m.insertErrors = obs.Register(r, m.insertErrors)
+	m.deadLettered = obs.Register(r, m.deadLettered)
+	m.pending = obs.Register(r, m.pending)
+	m.ackPending = obs.Register(r, m.ackPending)
+	m.held = obs.Register(r, m.held)
+	m.fetchErrors = obs.Register(r, m.fetchErrors)
+	m.ackErrors = obs.Register(r, m.ackErrors)
+	m.dropped = obs.Register(r, m.dropped)
+	m.retentionErrs = obs.Register(r, m.retentionErrs)
+	return m, r.Err()
 }

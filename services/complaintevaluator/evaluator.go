@@ -14,6 +14,7 @@ import (
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -613,12 +614,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		holds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "judgment_holds_total", Help: "Times complaint judgments were deferred because deliveries lagged more than max_delivery_lag."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.decisions, m.releases, m.effectErrors, m.subjects, m.replaySeconds, m.holds} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("%s: register metrics: %w", WorkerName, err)
-			}
-		}
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.events = obs.Register(r, m.events)
+	m.decisions = obs.Register(r, m.decisions)
+	m.releases = obs.Register(r, m.releases)
+	m.effectErrors = obs.Register(r, m.effectErrors)
+	m.subjects = obs.Register(r, m.subjects)
+	m.replaySeconds = obs.Register(r, m.replaySeconds)
+	m.holds = obs.Register(r, m.holds)
+	return m, r.Err()
 }

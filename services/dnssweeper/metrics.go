@@ -46,31 +46,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "audit_findings_total", Help: "Audit findings, by check and severity."}, []string{"check", "severity"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	reuse := func(col prometheus.Collector) prometheus.Collector {
-		if err != nil {
-			return col
-		}
-		var got prometheus.Collector
-		got, err = obs.RegisterOrReuse(reg, col)
-		return got
-	}
-	m.queries = reuse(m.queries).(*prometheus.CounterVec)
-	m.errors = reuse(m.errors).(*prometheus.CounterVec)
-	m.listed = reuse(m.listed).(*prometheus.GaugeVec)
-	m.zoneUp = reuse(m.zoneUp).(*prometheus.GaugeVec)
-	m.sweeps = reuse(m.sweeps).(prometheus.Counter)
-	m.sweepFailures = reuse(m.sweepFailures).(prometheus.Counter)
-	m.sweepSeconds = reuse(m.sweepSeconds).(prometheus.Histogram)
-	m.targets = reuse(m.targets).(prometheus.Gauge)
-	m.seenIPs = reuse(m.seenIPs).(prometheus.Gauge)
-	m.audits = reuse(m.audits).(prometheus.Counter)
-	m.findings = reuse(m.findings).(*prometheus.CounterVec)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.queries = obs.Register(r, m.queries)
+	m.errors = obs.Register(r, m.errors)
+	m.listed = obs.Register(r, m.listed)
+	m.zoneUp = obs.Register(r, m.zoneUp)
+	m.sweeps = obs.Register(r, m.sweeps)
+	m.sweepFailures = obs.Register(r, m.sweepFailures)
+	m.sweepSeconds = obs.Register(r, m.sweepSeconds)
+	m.targets = obs.Register(r, m.targets)
+	m.seenIPs = obs.Register(r, m.seenIPs)
+	m.audits = obs.Register(r, m.audits)
+	m.findings = obs.Register(r, m.findings)
+	return m, r.Err()
 }

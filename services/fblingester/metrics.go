@@ -1,8 +1,6 @@
 package fblingester
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailmon/mailmon/services/internal/obs"
@@ -44,29 +42,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pullErrors:   counter("pull_errors_total", "Failed IMAP pulls and directory scans, by input and name.", "input", "name"),
 		alerts:       counter("alerts_total", "unmatched_complaints alerts published, by status.", "status"),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	reuse := func(c prometheus.Collector) prometheus.Collector {
-		got, e := obs.RegisterOrReuse(reg, c)
-		err = errors.Join(err, e)
-		return got
-	}
-	m.messages = reuse(m.messages).(*prometheus.CounterVec)
-	m.deadLettered = reuse(m.deadLettered).(*prometheus.CounterVec)
-	m.publishFailures = reuse(m.publishFailures).(*prometheus.CounterVec)
-	m.tracking = reuse(m.tracking).(*prometheus.CounterVec)
-	m.complaints = reuse(m.complaints).(*prometheus.CounterVec)
-	m.unmatched = reuse(m.unmatched).(prometheus.Counter)
-	m.unmatchedShare = reuse(m.unmatchedShare).(prometheus.Gauge)
-	m.bounces = reuse(m.bounces).(*prometheus.CounterVec)
-	m.authFailures = reuse(m.authFailures).(*prometheus.CounterVec)
-	m.smtpRefused = reuse(m.smtpRefused).(*prometheus.CounterVec)
-	m.pullErrors = reuse(m.pullErrors).(*prometheus.CounterVec)
-	m.alerts = reuse(m.alerts).(*prometheus.CounterVec)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.messages = obs.Register(r, m.messages)
+	m.deadLettered = obs.Register(r, m.deadLettered)
+	m.publishFailures = obs.Register(r, m.publishFailures)
+	m.tracking = obs.Register(r, m.tracking)
+	m.complaints = obs.Register(r, m.complaints)
+	m.unmatched = obs.Register(r, m.unmatched)
+	m.unmatchedShare = obs.Register(r, m.unmatchedShare)
+	m.bounces = obs.Register(r, m.bounces)
+	m.authFailures = obs.Register(r, m.authFailures)
+	m.smtpRefused = obs.Register(r, m.smtpRefused)
+	m.pullErrors = obs.Register(r, m.pullErrors)
+	m.alerts = obs.Register(r, m.alerts)
+	return m, r.Err()
 }

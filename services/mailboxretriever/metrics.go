@@ -48,25 +48,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deleteErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "delete_errors_total", Help: "Reported probes that could not be deleted from the mailbox (tried again later)."}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	for _, step := range []func() error{
-		func() error { m.probes, err = obs.RegisterOrReuse(reg, m.probes); return err },
-		func() error { m.ignored, err = obs.RegisterOrReuse(reg, m.ignored); return err },
-		func() error { m.expectations, err = obs.RegisterOrReuse(reg, m.expectations); return err },
-		func() error { m.accountErrs, err = obs.RegisterOrReuse(reg, m.accountErrs); return err },
-		func() error { m.accountUp, err = obs.RegisterOrReuse(reg, m.accountUp); return err },
-		func() error { m.detection, err = obs.RegisterOrReuse(reg, m.detection); return err },
-		func() error { m.latency, err = obs.RegisterOrReuse(reg, m.latency); return err },
-		func() error { m.pending, err = obs.RegisterOrReuse(reg, m.pending); return err },
-		func() error { m.publishErrs, err = obs.RegisterOrReuse(reg, m.publishErrs); return err },
-		func() error { m.deleteErrs, err = obs.RegisterOrReuse(reg, m.deleteErrs); return err },
-	} {
-		if err := step(); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.probes = obs.Register(r, m.probes)
+	m.ignored = obs.Register(r, m.ignored)
+	m.expectations = obs.Register(r, m.expectations)
+	m.accountErrs = obs.Register(r, m.accountErrs)
+	m.accountUp = obs.Register(r, m.accountUp)
+	m.detection = obs.Register(r, m.detection)
+	m.latency = obs.Register(r, m.latency)
+	m.pending = obs.Register(r, m.pending)
+	m.publishErrs = obs.Register(r, m.publishErrs)
+	m.deleteErrs = obs.Register(r, m.deleteErrs)
+	return m, r.Err()
 }

@@ -1,8 +1,6 @@
 package mtalogtailer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailmon/mailmon/services/internal/obs"
@@ -48,31 +46,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		checkpoints:      counter("checkpoints_total", "Checkpoints stored in the tailer_offsets bucket, by file.", "file"),
 		checkpointErrors: counter("checkpoint_errors_total", "Checkpoints that could not be stored (retried at the next one), by file.", "file"),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	reuse := func(c prometheus.Collector) prometheus.Collector {
-		got, e := obs.RegisterOrReuse(reg, c)
-		err = errors.Join(err, e)
-		return got
-	}
-	m.lines = reuse(m.lines).(*prometheus.CounterVec)
-	m.unparsed = reuse(m.unparsed).(*prometheus.CounterVec)
-	m.events = reuse(m.events).(*prometheus.CounterVec)
-	m.deadLettered = reuse(m.deadLettered).(*prometheus.CounterVec)
-	m.skipped = reuse(m.skipped).(*prometheus.CounterVec)
-	m.tracking = reuse(m.tracking).(*prometheus.CounterVec)
-	m.unclassified = reuse(m.unclassified).(prometheus.Counter)
-	m.lag = reuse(m.lag).(*prometheus.GaugeVec)
-	m.rotations = reuse(m.rotations).(*prometheus.CounterVec)
-	m.truncations = reuse(m.truncations).(*prometheus.CounterVec)
-	m.lostFiles = reuse(m.lostFiles).(*prometheus.CounterVec)
-	m.restarts = reuse(m.restarts).(*prometheus.CounterVec)
-	m.checkpoints = reuse(m.checkpoints).(*prometheus.CounterVec)
-	m.checkpointErrors = reuse(m.checkpointErrors).(*prometheus.CounterVec)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.lines = obs.Register(r, m.lines)
+	m.unparsed = obs.Register(r, m.unparsed)
+	m.events = obs.Register(r, m.events)
+	m.deadLettered = obs.Register(r, m.deadLettered)
+	m.skipped = obs.Register(r, m.skipped)
+	m.tracking = obs.Register(r, m.tracking)
+	m.unclassified = obs.Register(r, m.unclassified)
+	m.lag = obs.Register(r, m.lag)
+	m.rotations = obs.Register(r, m.rotations)
+	m.truncations = obs.Register(r, m.truncations)
+	m.lostFiles = obs.Register(r, m.lostFiles)
+	m.restarts = obs.Register(r, m.restarts)
+	m.checkpoints = obs.Register(r, m.checkpoints)
+	m.checkpointErrors = obs.Register(r, m.checkpointErrors)
+	return m, r.Err()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -305,12 +306,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "send_seconds", Help: "Time of one send attempt, by route.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"route"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.alerts, m.sent, m.sendErrors, m.sendSeconds} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("%s: register metrics: %w", WorkerName, err)
-			}
-		}
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.alerts = obs.Register(r, m.alerts)
+	m.sent = obs.Register(r, m.sent)
+	m.sendErrors = obs.Register(r, m.sendErrors)
+	m.sendSeconds = obs.Register(r, m.sendSeconds)
+	return m, r.Err()
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/provider"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
@@ -470,12 +471,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "answer_seconds", Help: "Time from a complete request to its answer.", Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10)}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.answers, m.failOpen, m.protocolErrors, m.refused, m.connections, m.decisions, m.answerSeconds} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("%s: register metrics: %w", WorkerName, err)
-			}
-		}
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.answers = obs.Register(r, m.answers)
+	m.failOpen = obs.Register(r, m.failOpen)
+	m.protocolErrors = obs.Register(r, m.protocolErrors)
+	m.refused = obs.Register(r, m.refused)
+	m.connections = obs.Register(r, m.connections)
+	m.decisions = obs.Register(r, m.decisions)
+	m.answerSeconds = obs.Register(r, m.answerSeconds)
+	return m, r.Err()
 }

@@ -31,24 +31,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rounds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "rounds_total", Help: "Rounds started."}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	if m.probes, err = obs.RegisterOrReuse(reg, m.probes); err != nil {
-		return nil, err
-	}
-	if m.submitSeconds, err = obs.RegisterOrReuse(reg, m.submitSeconds); err != nil {
-		return nil, err
-	}
-	if m.skipped, err = obs.RegisterOrReuse(reg, m.skipped); err != nil {
-		return nil, err
-	}
-	if m.publishErrors, err = obs.RegisterOrReuse(reg, m.publishErrors); err != nil {
-		return nil, err
-	}
-	if m.rounds, err = obs.RegisterOrReuse(reg, m.rounds); err != nil {
-		return nil, err
-	}
-	return m, nil
+	r := obs.NewRegistrar(reg)
+	m.probes = obs.Register(r, m.probes)
+	m.submitSeconds = obs.Register(r, m.submitSeconds)
+	m.skipped = obs.Register(r, m.skipped)
+	m.publishErrors = obs.Register(r, m.publishErrors)
+	m.rounds = obs.Register(r, m.rounds)
+	return m, r.Err()
 }

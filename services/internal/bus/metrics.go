@@ -67,23 +67,12 @@ func newBusCollectors(reg prometheus.Registerer) (*busCollectors, error) {
 			Help: "Publishes confirmed by JetStream (ok), dropped as duplicates by the stream's window (duplicate) or failed (error).",
 		}, []string{"worker", "outcome"}),
 	}
-	if reg == nil {
-		return c, nil
-	}
-	var err error
-	if c.handled, err = obs.RegisterOrReuse(reg, c.handled); err != nil {
-		return nil, err
-	}
-	if c.seconds, err = obs.RegisterOrReuse(reg, c.seconds); err != nil {
-		return nil, err
-	}
-	if c.messages, err = obs.RegisterOrReuse(reg, c.messages); err != nil {
-		return nil, err
-	}
-	if c.publish, err = obs.RegisterOrReuse(reg, c.publish); err != nil {
-		return nil, err
-	}
-	return c, nil
+	r := obs.NewRegistrar(reg)
+	c.handled = obs.Register(r, c.handled)
+	c.seconds = obs.Register(r, c.seconds)
+	c.messages = obs.Register(r, c.messages)
+	c.publish = obs.Register(r, c.publish)
+	return c, r.Err()
 }
 
 // consumeMetrics holds the label children one consumer uses, resolved once
