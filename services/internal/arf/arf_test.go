@@ -1,14 +1,14 @@
 package arf
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailmon/mailmon/services/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -32,28 +32,8 @@ func TestGolden(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(parseFile(t, name).View()); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			golden := strings.TrimSuffix(f, ".eml") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("view differs from %s:\n%s", golden, got)
-			}
+			got := golden.JSON(t, parseFile(t, name).View())
+			golden.Check(t, strings.TrimSuffix(f, ".eml")+".golden.json", got, *update)
 		})
 	}
 }

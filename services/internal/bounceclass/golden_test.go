@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/rules.golden from testdata/rules.input")
@@ -60,27 +62,7 @@ func TestGolden(t *testing.T) {
 		b.WriteString(goldenLine(l))
 		b.WriteByte('\n')
 	}
-	path := filepath.Join("testdata", "rules.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestGolden -update)", err)
-	}
-	got := strings.Split(b.String(), "\n")
-	wl := strings.Split(string(want), "\n")
-	if len(got) != len(wl) {
-		t.Errorf("rules.golden has %d lines, the examples give %d (run -update)", len(wl), len(got))
-	}
-	for i := 0; i < len(got) && i < len(wl); i++ {
-		if got[i] != wl[i] {
-			t.Errorf("example %d:\n got  %s\n want %s", i, got[i], wl[i])
-		}
-	}
+	golden.Check(t, filepath.Join("testdata", "rules.golden"), []byte(b.String()), *update)
 }
 
 // TestEveryRuleHasExample: each rule of the table decides at least one

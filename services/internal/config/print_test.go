@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -29,19 +31,7 @@ func TestPrint(t *testing.T) {
 		t.Fatalf("Print shows the secret:\n%s", out.String())
 	}
 
-	golden := filepath.Join("testdata", "print.golden.yaml")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if out.String() != string(want) {
-		t.Errorf("Print output differs from %s:\n%s", golden, out.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "print.golden.yaml"), out.Bytes(), *update)
 
 	// What Print writes loads back to the same config, except the secret,
 	// which is gone for good.

@@ -1,13 +1,13 @@
 package dsn
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -21,9 +21,9 @@ func parseFile(t *testing.T, name string) *Bounce {
 	return Parse(raw)
 }
 
-// golden is what a golden file holds: the kind and format of the message
+// goldenView is what a golden file holds: the kind and format of the message
 // and the views `mailmon inspect bounce` prints.
-type golden struct {
+type goldenView struct {
 	Kind   string `json:"kind"`
 	Format string `json:"format"`
 	Views  []View `json:"views"`
@@ -40,28 +40,8 @@ func TestGolden(t *testing.T) {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
 			b := parseFile(t, name)
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(golden{b.Kind, b.Format, b.Views()}); err != nil {
-				t.Fatal(err)
-			}
-			got := buf.Bytes()
-			path := strings.TrimSuffix(f, ".eml") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("differs from %s:\n%s", path, got)
-			}
+			got := golden.JSON(t, goldenView{b.Kind, b.Format, b.Views()})
+			golden.Check(t, strings.TrimSuffix(f, ".eml")+".golden.json", got, *update)
 		})
 	}
 }

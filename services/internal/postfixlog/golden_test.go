@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/services/internal/bounceclass"
+	"github.com/mailmon/mailmon/services/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -80,31 +81,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			golden := strings.TrimSuffix(path, ".log") + ".golden.jsonl"
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			gotLines := strings.Split(buf.String(), "\n")
-			wantLines := strings.Split(string(want), "\n")
-			for i := 0; i < len(gotLines) || i < len(wantLines); i++ {
-				var g, w string
-				if i < len(gotLines) {
-					g = gotLines[i]
-				}
-				if i < len(wantLines) {
-					w = wantLines[i]
-				}
-				if g != w {
-					t.Errorf("record %d differs\n got: %s\nwant: %s", i+1, g, w)
-				}
-			}
+			golden.Check(t, strings.TrimSuffix(path, ".log")+".golden.jsonl", buf.Bytes(), *update)
 		})
 	}
 }
