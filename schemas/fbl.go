@@ -24,9 +24,11 @@ const (
 
 // ComplaintReceived records one feedback-loop report: a recipient marked our
 // mail as spam (or the provider reports fraud, a virus, not-spam, ...).
-// Time is when the report was ingested; arrival_date is when the provider
-// received the original. Only events with counted=true count towards
-// complaint rates.
+// Time is when the provider received the reported message (arrival_date)
+// when the report gives a plausible one, else the report's own date, else
+// when it was ingested: the same complaint reported twice is then the same
+// row. Only events with counted=true and trusted=true
+// count towards complaint rates.
 type ComplaintReceived struct {
 	Header
 	// TrackingID is the message id from our verified tracking header in the
@@ -96,7 +98,30 @@ type ComplaintReceived struct {
 	// HeadersExcerpt is the start of the original's header block, kept as
 	// evidence, cut to at most 4 KiB.
 	HeadersExcerpt string `json:"headers_excerpt,omitempty"`
+	// Trusted says the report's origin was verified (see Trust): only
+	// complaints with counted=true and trusted=true count towards
+	// enforcement and alerts. Absent means false, so a report from an
+	// unverified sender, or an event written before the field existed,
+	// never makes mailmon act.
+	Trusted bool `json:"trusted,omitempty"`
+	// Trust says why the report is trusted or not: "operator_dkim" (DKIM
+	// signature of a configured feedback-loop operator verified),
+	// "reporter_network" (SMTP from a configured reporter network),
+	// "smtp_auth" (SMTP from an authenticated user), "trusted_input" (an
+	// IMAP account, directory or import marked trusted), or, untrusted,
+	// "unverified" (none of these: unsigned, or signed by a domain that is
+	// not a configured operator, or a signature that did not verify).
+	Trust string `json:"trust,omitempty" ch:"lc" enum:"operator_dkim,reporter_network,smtp_auth,trusted_input,unverified"`
 }
+
+// Trust reasons of a complaint (ComplaintReceived.Trust).
+const (
+	TrustOperatorDKIM    = "operator_dkim"
+	TrustReporterNetwork = "reporter_network"
+	TrustSMTPAuth        = "smtp_auth"
+	TrustTrustedInput    = "trusted_input"
+	TrustUnverified      = "unverified"
+)
 
 // BounceReceived records one failed (or delayed) recipient from a bounce
 // message that came back to our return path: an RFC 3464 DSN or a
