@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/config"
 )
@@ -160,9 +161,47 @@ func DefaultConfig() Config {
 	}
 }
 
-// maxMemory is the DECISION stream's max_age, from which offences are
-// rebuilt at start.
-const maxMemory = 90 * 24 * time.Hour
+// retentionMargin is how much longer than a window the streams it is
+// rebuilt from must keep their messages. The rebuild starts reading at
+// now minus the window, so with a window equal to the retention the oldest
+// messages it needs are the ones the server is expiring at that moment;
+// the margin covers the server's expiry timer, a rebuild that takes a
+// while to reach the end of a long window, and clocks a little apart.
+const retentionMargin = time.Hour
+
+// rebuiltFrom names, per config key holding a window, the subjects the
+// evaluator reads back over that window at start. A window longer than one
+// of their streams keeps would be rebuilt from truncated data: a 30 d rate
+// window over 7 d of deliveries and 30 d of complaints inflates the rate
+// about fourfold after every restart.
+var rebuiltFrom = map[string][]string{
+	"windows":                {schemas.SubjectComplaintReceived, schemas.SubjectDeliveryAttempted},
+	"rejection_burst.window": {schemas.SubjectDeliveryAttempted},
+	"probe_missing.window":   {schemas.SubjectProbeMissing},
+	"decisions.memory":       {schemas.SubjectDecisionCutoff, schemas.SubjectDecisionReroute, schemas.SubjectDecisionLift},
+}
+
+// checkRetention refuses a window (at path) that the streams of its
+// subjects (rebuiltFrom[key]) do not keep for long enough, naming the one
+// that keeps the least.
+func checkRetention(check *config.Check, top pipelines.Topology, key, path string, window config.Duration) {
+	var shortest pipelines.Stream
+	for _, subject := range rebuiltFrom[key] {
+		stream, ok := top.StreamFor(subject)
+		if !ok {
+			check.Addf(path, "no stream of the topology holds %s, which it is rebuilt from", subject)
+			return
+		}
+		if shortest.Name == "" || stream.MaxAge < shortest.MaxAge {
+			shortest = stream
+		}
+	}
+	keeps := time.Duration(shortest.MaxAge)
+	if window.Std()+retentionMargin > keeps {
+		check.Addf(path, "%s does not fit in the retention of the %s stream it is rebuilt from (max_age %s, which must exceed the window by %s): after a restart it would be judged over truncated data; shorten it or raise the stream's max_age in pipelines/topology.yaml",
+			window, shortest.Name, config.Duration(keeps), retentionMargin)
+	}
+}
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -170,9 +209,15 @@ func (c Config) Validate() error {
 	if len(c.Windows) == 0 {
 		check.Addf("windows", "at least one window is required")
 	}
+	top, err := pipelines.Default()
+	if err != nil {
+		check.Addf("", "reading the stream topology: %v", err)
+	}
 	for i, w := range c.Windows {
 		if w <= 0 {
 			check.Addf(fmt.Sprintf("windows[%d]", i), "must be positive, got %s", w)
+		} else if err == nil {
+			checkRetention(&check, top, "windows", fmt.Sprintf("windows[%d]", i), w)
 		}
 	}
 	if c.Resolution < 1 || c.Resolution > 10000 {
@@ -187,6 +232,8 @@ func (c Config) Validate() error {
 	if c.RejectionBurst.Enabled {
 		if c.RejectionBurst.Window <= 0 {
 			check.Addf("rejection_burst.window", "must be positive")
+		} else if err == nil {
+			checkRetention(&check, top, "rejection_burst.window", "rejection_burst.window", c.RejectionBurst.Window)
 		}
 		if c.RejectionBurst.MinRejections < 1 {
 			check.Addf("rejection_burst.min_rejections", "must be at least 1")
@@ -199,6 +246,8 @@ func (c Config) Validate() error {
 	if c.ProbeMissing.Enabled {
 		if c.ProbeMissing.Window <= 0 {
 			check.Addf("probe_missing.window", "must be positive")
+		} else if err == nil {
+			checkRetention(&check, top, "probe_missing.window", "probe_missing.window", c.ProbeMissing.Window)
 		}
 		if c.ProbeMissing.MinProviders < 1 {
 			check.Addf("probe_missing.min_providers", "must be at least 1")
@@ -206,6 +255,9 @@ func (c Config) Validate() error {
 		checkAction(&check, "probe_missing.action", c.ProbeMissing.Action)
 	}
 	check.Nest("decisions", c.Decisions.validate())
+	if c.Decisions.Memory > 0 && err == nil {
+		checkRetention(&check, top, "decisions.memory", "decisions.memory", c.Decisions.Memory)
+	}
 	if c.Partitions < 1 {
 		check.Addf("partitions", "must be at least 1, got %d", c.Partitions)
 	}
@@ -260,8 +312,8 @@ func (d Decisions) validate() error {
 			check.Addf(fmt.Sprintf("repeat[%d]", i), "must not be negative (0 lasts until lifted)")
 		}
 	}
-	if d.Memory <= 0 || d.Memory.Std() > maxMemory {
-		check.Addf("memory", "must be positive and at most the DECISION stream's max_age (90d), got %s", d.Memory)
+	if d.Memory <= 0 {
+		check.Addf("memory", "must be positive, got %s", d.Memory)
 	}
 	switch d.CutoffAction {
 	case "DEFER_IF_PERMIT":
