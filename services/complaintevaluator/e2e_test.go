@@ -213,7 +213,7 @@ func sent(customer, provider string, at time.Time) *schemas.DeliveryAttempted {
 
 func complaint(customer, provider string, at time.Time) *schemas.ComplaintReceived {
 	return stamp(&schemas.ComplaintReceived{Customer: customer, SourceIP: "192.0.2.10", Provider: provider,
-		TraceMethod: schemas.TraceTrackingHeader, Counted: true, Format: "arf", ReceivedVia: schemas.ReceivedViaFile, FeedbackType: "abuse"}, at)
+		TraceMethod: schemas.TraceTrackingHeader, Counted: true, Trusted: true, Trust: schemas.TrustOperatorDKIM, Format: "arf", ReceivedVia: schemas.ReceivedViaFile, FeedbackType: "abuse"}, at)
 }
 
 func traffic(customer string, n int, at time.Time) []schemas.Event {

@@ -201,7 +201,9 @@ func (e *Engine) subjectsOf(customer, ip, provider string) []enforcement.Subject
 }
 
 func (e *Engine) complaintReceived(ev *schemas.ComplaintReceived, now time.Time) []Output {
-	if !ev.Counted {
+	// Only a complaint whose report came from a verified origin may make
+	// us act: anyone can send an ARF report to the listener (issue 13).
+	if !ev.Counted || !ev.Trusted {
 		e.stats.Ignored++
 		return nil
 	}

@@ -34,7 +34,7 @@ func nextID() string { seq++; return fmt.Sprintf("00000000-0000-7000-8000-%012d"
 func complaint(customer, ip, provider string, at time.Time) *schemas.ComplaintReceived {
 	return &schemas.ComplaintReceived{
 		Header:   schemas.Header{ID: nextID(), Type: schemas.TypeComplaintReceived, Time: at},
-		Customer: customer, SourceIP: ip, Provider: provider, Counted: true,
+		Customer: customer, SourceIP: ip, Provider: provider, Counted: true, Trusted: true, Trust: schemas.TrustOperatorDKIM,
 		TraceMethod: schemas.TraceTrackingHeader, Format: "arf", ReceivedVia: schemas.ReceivedViaFile, FeedbackType: "abuse",
 	}
 }
@@ -296,6 +296,33 @@ func TestDuplicateEventsCountOnce(t *testing.T) {
 	feed(e, c.now(), nc)
 	if got := e.subjects["customer:acme"].windows[0].Sum(c.now()).Complaints; got != 1 {
 		t.Errorf("complaints = %d, want 1", got)
+	}
+}
+
+// TestUntrustedComplaintsDoNotCount: a counted complaint from a report
+// whose origin was not verified (anyone can send one) neither warns nor
+// decides; the same complaints from a verified origin do.
+func TestUntrustedComplaintsDoNotCount(t *testing.T) {
+	c := &clock{t: t0}
+	cfg := testConfig()
+	cfg.Customer.ActCount = 4
+	cfg.Customer.WarnCount = 1
+	cfg.Customer.WarnRate, cfg.Customer.ActRate = 0, 0
+	cfg.CustomerProvider.Act = false
+	e := NewEngine(cfg, src)
+	for range 10 {
+		forged := complaint("acme", "", "yahoo", c.now())
+		forged.Trusted, forged.Trust = false, schemas.TrustUnverified
+		if out := feed(e, c.now(), forged); len(out) != 0 {
+			t.Fatalf("an untrusted complaint produced %+v", out)
+		}
+	}
+	if st, ok := e.subjects["customer:acme"]; ok && st.windows[0].Sum(c.now()).Complaints != 0 {
+		t.Fatalf("untrusted complaints counted: %d", st.windows[0].Sum(c.now()).Complaints)
+	}
+	out := feed(e, c.now(), complaints(4, "acme", "", "yahoo", c.now())...)
+	if recs := decisionsIn(out); len(recs) != 1 || recs[0].Evidence.Complaints != 4 {
+		t.Fatalf("trusted complaints: %+v, want one decision on 4", recs)
 	}
 }
 

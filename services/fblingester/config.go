@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ type Config struct {
 	// Trace says how a report without a verified tracking header is tied
 	// to a customer and a sending IP.
 	Trace TraceConfig `yaml:"trace"`
+	// Trust says which reports are evidence mailmon may act on: only a
+	// complaint from a verified origin counts towards enforcement and the
+	// unmatched alert. Everything else is stored with trusted=false.
+	Trust TrustConfig `yaml:"trust"`
 	// Providers maps domains (of the report's sender, its Reporting-MTA,
 	// or a bounced recipient) to provider names, over the built-in table.
 	// A domain also matches its subdomains.
@@ -67,6 +72,10 @@ type SMTPConfig struct {
 	// connection.
 	ReadTimeout  config.Duration `yaml:"read_timeout"`
 	WriteTimeout config.Duration `yaml:"write_timeout"`
+	// SessionTimeout bounds a whole connection, however busy: past it the
+	// connection is closed, so a client cannot hold a slot forever with a
+	// command (a NOOP) just inside read_timeout.
+	SessionTimeout config.Duration `yaml:"session_timeout"`
 	// TLSCertFile and TLSKeyFile (PEM) enable STARTTLS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
@@ -98,6 +107,12 @@ type IMAPAccount struct {
 	// MoveTo is the folder a message is moved to once its events are
 	// stored; empty deletes it.
 	MoveTo string `yaml:"move_to"`
+	// Trusted makes every report read from this mailbox evidence, as if
+	// signed by an operator. Off by default: a mailbox whose address is
+	// known takes mail from anyone on the internet, and one forged report
+	// in it would count. Turn it on only for a mailbox that receives
+	// nothing but what feedback-loop operators send (filtered upstream).
+	Trusted bool `yaml:"trusted"`
 }
 
 // FilesConfig is the directory import.
@@ -107,6 +122,10 @@ type FilesConfig struct {
 	// imported file is moved to the "done" folder inside the directory, so
 	// a restart does not import it again.
 	Dirs []string `yaml:"dirs"`
+	// TrustedDirs are scanned like Dirs, and every report read from them
+	// is evidence (as if signed by an operator): only for directories that
+	// nothing but the operator's own tooling writes to.
+	TrustedDirs []string `yaml:"trusted_dirs"`
 	// Interval is the time between two scans.
 	Interval config.Duration `yaml:"interval"`
 }
@@ -125,6 +144,51 @@ type TraceConfig struct {
 	// IP. Empty: any reported Source-IP is taken as ours, since the
 	// provider sent the report to us for it.
 	SourceNetworks []string `yaml:"source_networks"`
+}
+
+// TrustConfig says which reports are evidence. A report is trusted when it
+// carries a DKIM signature that verifies, made by a configured operator
+// (with the report's From among its senders when they are listed); or when
+// it arrived over SMTP from a reporter network or an authenticated user; or
+// when it was read from a mailbox or directory marked trusted (or imported
+// with `mailmon fbl import -trusted`).
+type TrustConfig struct {
+	// Operators are the feedback-loop operators whose DKIM signature on a
+	// report makes it evidence.
+	Operators []Operator `yaml:"operators"`
+	// ReporterNetworks are addresses or CIDR prefixes whose SMTP
+	// connections deliver trusted reports (e.g. our own MX that receives
+	// them from providers and filters them).
+	ReporterNetworks []string `yaml:"reporter_networks"`
+	// SMTPUsers may authenticate (AUTH PLAIN) to the listener; what they
+	// deliver is trusted. AUTH is offered over TLS only, or on a loopback
+	// listener.
+	SMTPUsers []SMTPUser `yaml:"smtp_users"`
+	// Resolver is the DNS server (host:port) asked for DKIM keys; empty
+	// uses the system's resolvers. A local validating resolver is best.
+	Resolver string `yaml:"resolver"`
+	// DNSTimeout bounds one DKIM key lookup. A lookup that times out is a
+	// temporary failure: the report is retried (SMTP 451, kept in the
+	// mailbox or directory), not stored untrusted.
+	DNSTimeout config.Duration `yaml:"dns_timeout"`
+}
+
+// Operator is one feedback-loop operator.
+type Operator struct {
+	// DKIMDomain is the d= its reports are signed with. It must match
+	// exactly: a subdomain may be run (and signed) by someone else.
+	DKIMDomain string `yaml:"dkim_domain"`
+	// Senders, when set, are the report From addresses (or "@domain" for
+	// any address at that domain) that must come with the signature.
+	// Needed when DKIMDomain also signs ordinary users' mail (a mailbox
+	// provider's own domain): any of its users could sign a forged report.
+	Senders []string `yaml:"senders"`
+}
+
+// SMTPUser is one account of the listener's AUTH PLAIN.
+type SMTPUser struct {
+	Username string        `yaml:"username"`
+	Password config.Secret `yaml:"password"`
 }
 
 // UnmatchedAlertConfig is the alert on untraceable complaints.
@@ -149,7 +213,9 @@ func DefaultConfig() Config {
 			MaxConnections: 100,
 			ReadTimeout:    config.Duration(60 * time.Second),
 			WriteTimeout:   config.Duration(60 * time.Second),
+			SessionTimeout: config.Duration(10 * time.Minute),
 		},
+		Trust:           TrustConfig{DNSTimeout: config.Duration(5 * time.Second)},
 		IMAP:            IMAPConfig{Interval: config.Duration(time.Minute), Timeout: config.Duration(30 * time.Second)},
 		Files:           FilesConfig{Interval: config.Duration(30 * time.Second)},
 		MaxMessageBytes: config.ByteSize(10 << 20),
@@ -178,7 +244,7 @@ func (c Config) Validate() error {
 	}
 	check.Nest("smtp", c.SMTP.validate())
 	check.Nest("imap", c.IMAP.validate())
-	if len(c.Files.Dirs) > 0 && c.Files.Interval <= 0 {
+	if len(c.Files.Dirs)+len(c.Files.TrustedDirs) > 0 && c.Files.Interval <= 0 {
 		check.Addf("files.interval", "must be positive")
 	}
 	for i, d := range c.Files.Dirs {
@@ -186,6 +252,17 @@ func (c Config) Validate() error {
 			check.Addf(fmt.Sprintf("files.dirs[%d]", i), "is empty")
 		}
 	}
+	for i, d := range c.Files.TrustedDirs {
+		if strings.TrimSpace(d) == "" {
+			check.Addf(fmt.Sprintf("files.trusted_dirs[%d]", i), "is empty")
+		}
+		for _, o := range c.Files.Dirs {
+			if filepath.Clean(o) == filepath.Clean(d) {
+				check.Addf(fmt.Sprintf("files.trusted_dirs[%d]", i), "%q is also in files.dirs", d)
+			}
+		}
+	}
+	check.Nest("trust", c.Trust.validate(c.SMTP))
 	for i, n := range c.Trace.SourceNetworks {
 		if _, err := parseNetwork(n); err != nil {
 			check.Addf(fmt.Sprintf("trace.source_networks[%d]", i), "%v", err)
@@ -232,6 +309,11 @@ func (s SMTPConfig) validate() error {
 	}
 	if s.WriteTimeout <= 0 {
 		check.Addf("write_timeout", "must be positive")
+	}
+	if s.SessionTimeout <= 0 {
+		check.Addf("session_timeout", "must be positive")
+	} else if s.SessionTimeout < s.ReadTimeout {
+		check.Addf("session_timeout", "must be at least read_timeout")
 	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		check.Addf("tls_key_file", "tls_cert_file and tls_key_file go together")
@@ -283,6 +365,64 @@ func (c IMAPConfig) validate() error {
 		check.Require(p+".password", a.Password)
 	}
 	return check.Err()
+}
+
+func (t TrustConfig) validate(smtp SMTPConfig) error {
+	var check config.Check
+	seen := map[string]bool{}
+	for i, o := range t.Operators {
+		p := fmt.Sprintf("operators[%d]", i)
+		d := normDomain(o.DKIMDomain)
+		if d == "" || strings.ContainsAny(d, "@ <>/") {
+			check.Addf(p+".dkim_domain", "%q is not a domain", o.DKIMDomain)
+		} else if seen[d] {
+			check.Addf(p+".dkim_domain", "%q is listed twice", d)
+		}
+		seen[d] = true
+		for j, s := range o.Senders {
+			_, dom, ok := strings.Cut(strings.TrimSpace(s), "@")
+			if !ok || dom == "" || strings.ContainsAny(s, " <>") || strings.Contains(dom, "@") {
+				check.Addf(fmt.Sprintf("%s.senders[%d]", p, j), "%q is neither an address nor @domain", s)
+			}
+		}
+	}
+	for i, n := range t.ReporterNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			check.Addf(fmt.Sprintf("reporter_networks[%d]", i), "%v", err)
+		}
+	}
+	users := map[string]bool{}
+	for i, u := range t.SMTPUsers {
+		p := fmt.Sprintf("smtp_users[%d]", i)
+		check.Require(p+".username", u.Username)
+		check.Require(p+".password", u.Password)
+		if users[u.Username] {
+			check.Addf(p+".username", "%q is listed twice", u.Username)
+		}
+		users[u.Username] = true
+	}
+	if len(t.SMTPUsers) > 0 && smtp.TLSCertFile == "" && !listensOnLoopback(smtp.Listen) {
+		check.Addf("smtp_users", "need smtp.tls_cert_file (AUTH is offered over TLS only, unless the listener is on loopback: the password would cross the network in clear)")
+	}
+	if t.Resolver != "" {
+		if _, _, err := net.SplitHostPort(t.Resolver); err != nil {
+			check.Addf("resolver", "%q is not host:port", t.Resolver)
+		}
+	}
+	if t.DNSTimeout <= 0 {
+		check.Addf("dns_timeout", "must be positive")
+	}
+	return check.Err()
+}
+
+// listensOnLoopback says whether a listen address is a loopback one.
+func listensOnLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	return err == nil && isLoopback(host)
+}
+
+func normDomain(d string) string {
+	return strings.Trim(strings.ToLower(strings.TrimSpace(d)), ".")
 }
 
 const (

@@ -43,6 +43,77 @@ func identify(raw []byte) identity {
 	return id
 }
 
+// complaintIdentity names the complaint a report makes, not the report:
+// the same complaint reported twice (a new report Message-ID, another
+// input, a copy forwarded by hand) has the same identity, so one event.
+// What identifies it, best first: our verified tracking id; else the
+// original's Message-ID with the complaining recipient; else the
+// original's header with the recipient; else, with nothing of the original
+// returned, the report's body (never its Message-ID, which every resend
+// renews). The feedback type is part of it (a recipient's abuse and later
+// not-spam are two facts), and so is whether the report is trusted: a
+// forged report about a message, sent first, must not take the id of the
+// genuine one and have it dropped as its duplicate.
+//
+// The time part is when the provider received the original (Arrival-Date),
+// else the original's Date, else the report's, the first that is
+// plausible: a resend then makes the same ClickHouse row too.
+func complaintIdentity(raw []byte, rep *arf.Report, t traced, ft string, trusted bool, now time.Time) identity {
+	var key strings.Builder
+	rcpt := complainingRecipient(rep)
+	switch {
+	case t.trackingID != "":
+		key.WriteString("track:" + strings.ToLower(t.trackingID))
+	case rep.Original != nil && arf.StripAngle(rep.Original.MessageID) != "":
+		key.WriteString("orig:" + strings.ToLower(arf.StripAngle(rep.Original.MessageID)) + "\x00rcpt:" + rcpt)
+	case rep.Original != nil && len(rep.Original.Header) > 0:
+		sum := sha256.Sum256([]byte(excerpt(rep.Original.Header)))
+		key.WriteString("orighdr:" + hex.EncodeToString(sum[:]) + "\x00rcpt:" + rcpt)
+	default:
+		_, body := rawmail.ParseHeader(raw)
+		sum := sha256.Sum256(body)
+		key.WriteString("body:" + hex.EncodeToString(sum[:]))
+	}
+	key.WriteString("\x00ft:" + ft)
+	if trusted {
+		key.WriteString("\x00trusted")
+	}
+	id := identity{key: key.String()}
+	var candidates []time.Time
+	candidates = append(candidates, rep.ArrivalDate)
+	if rep.Original != nil {
+		if d, ok := rawmail.ParseDate(rep.Original.Date); ok {
+			candidates = append(candidates, d)
+		}
+	}
+	candidates = append(candidates, rep.ReportDate)
+	for _, d := range candidates {
+		if plausible(d, now) {
+			id.date = d
+			break
+		}
+	}
+	return id
+}
+
+// complainingRecipient is the recipient a report is about, lower-cased:
+// Original-Rcpt-To, else JMRP's original recipient, else the original's
+// To ("" when none is given).
+func complainingRecipient(rep *arf.Report) string {
+	for _, r := range rep.OriginalRcptTo {
+		if r = arf.StripAngle(r); r != "" {
+			return strings.ToLower(r)
+		}
+	}
+	if r := arf.StripAngle(rep.JMRPOriginalRecipient); r != "" {
+		return strings.ToLower(r)
+	}
+	if rep.Original != nil {
+		return strings.ToLower(strings.TrimSpace(rep.Original.To))
+	}
+	return ""
+}
+
 // eventID derives an event's id from the message identity, the event type
 // and a part (the recipient of a bounce). It is laid out as a UUIDv7 whose
 // time is the message's Date, so ids still roughly sort by time and pass

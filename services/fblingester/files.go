@@ -15,11 +15,12 @@ import (
 // are moved to, so a restart does not import them again.
 const DoneDir = "done"
 
-// runDir imports one directory every interval until ctx ends.
-func (in *Ingester) runDir(ctx context.Context, dir string) {
+// runDir imports one directory every interval until ctx ends; trusted
+// marks it as one of files.trusted_dirs.
+func (in *Ingester) runDir(ctx context.Context, dir string, trusted bool) {
 	name := "dir:" + dir
 	for {
-		n, err := in.ImportDir(ctx, dir)
+		n, err := in.ImportDir(ctx, dir, trusted)
 		in.setFailing(name, err)
 		if err != nil {
 			in.m.pullErrors.WithLabelValues("file", dir).Inc()
@@ -65,10 +66,12 @@ func MessageFiles(dir string) ([]string, error) {
 }
 
 // ImportDir imports every message file of dir and moves each to
-// dir/done/ once its events (or its dead letter) are stored. It stops at
-// the first file that could not be stored and returns how many were
-// imported.
-func (in *Ingester) ImportDir(ctx context.Context, dir string) (int, error) {
+// dir/done/ once its events (or its dead letter) are stored; a file whose
+// events can never be stored is dead-lettered and moved too, so the scan
+// goes on past it. It stops at the first file that could not be stored
+// (NATS away) and returns how many were imported. trusted makes every
+// report in it evidence (files.trusted_dirs).
+func (in *Ingester) ImportDir(ctx context.Context, dir string, trusted bool) (int, error) {
 	files, err := MessageFiles(dir)
 	if err != nil {
 		return 0, err
@@ -85,7 +88,7 @@ func (in *Ingester) ImportDir(ctx context.Context, dir string) (int, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		if _, err := in.ImportFile(ctx, f); err != nil {
+		if _, err := in.ImportFile(ctx, f, trusted); err != nil {
 			return n, err
 		}
 		if err := os.Rename(f, filepath.Join(done, filepath.Base(f))); err != nil {
@@ -105,7 +108,10 @@ type ImportResult struct {
 
 // ImportFile handles one message file like a message received over SMTP:
 // its events are stored, or it is dead-lettered. The file is not moved.
-func (in *Ingester) ImportFile(ctx context.Context, path string) (ImportResult, error) {
+// trusted makes a report in it evidence, as if signed by an operator: for
+// a file the operator vouches for (`mailmon fbl import -trusted`); else
+// only an operator's DKIM signature on it does.
+func (in *Ingester) ImportFile(ctx context.Context, path string, trusted bool) (ImportResult, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return ImportResult{}, err
@@ -124,7 +130,11 @@ func (in *Ingester) ImportFile(ctx context.Context, path string) (ImportResult, 
 		in.m.deadLettered.WithLabelValues(schemas.ReceivedViaFile).Inc()
 		return ImportResult{Outcome: outcomeDeadLetter, Reason: reason}, nil
 	}
-	res, err := in.handle(context.WithoutCancel(ctx), raw, schemas.ReceivedViaFile)
+	o := origin{via: schemas.ReceivedViaFile}
+	if trusted {
+		o.trust = schemas.TrustTrustedInput
+	}
+	res, err := in.handle(context.WithoutCancel(ctx), raw, o)
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -32,14 +32,14 @@ func TestImportMaildirMovesOnlyStoredFiles(t *testing.T) {
 	write("tmp/3.eml", arfReport("f3", "abuse", "192.0.2.10", "")) // being written: not imported
 
 	n.stop()
-	if got, err := r.in.ImportDir(context.Background(), dir); err == nil || got != 0 {
+	if got, err := r.in.ImportDir(context.Background(), dir, false); err == nil || got != 0 {
 		t.Fatalf("import with NATS down: %d, %v; want 0 and an error", got, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new/1.eml")); err != nil {
 		t.Fatal("file moved although its events were not stored")
 	}
 	n.start(t)
-	got, err := r.in.ImportDir(context.Background(), dir)
+	got, err := r.in.ImportDir(context.Background(), dir, false)
 	if err != nil || got != 2 {
 		t.Fatalf("import: %d, %v; want 2", got, err)
 	}
@@ -48,7 +48,7 @@ func TestImportMaildirMovesOnlyStoredFiles(t *testing.T) {
 		t.Errorf("%d files in done/, want 2", len(done))
 	}
 	// A second scan (a restart) imports nothing again.
-	if got, err := r.in.ImportDir(context.Background(), dir); err != nil || got != 0 {
+	if got, err := r.in.ImportDir(context.Background(), dir, false); err != nil || got != 0 {
 		t.Errorf("second import: %d, %v; want 0", got, err)
 	}
 	cs := decode[schemas.ComplaintReceived](t, storedMsgs(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived))

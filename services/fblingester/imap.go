@@ -38,7 +38,8 @@ func (in *Ingester) runIMAP(ctx context.Context, a IMAPAccount) {
 }
 
 // pullIMAP reads every message of the account's folders and removes (or
-// moves) each one only after its events are stored. A message whose
+// moves) each one only after its events are stored, or, for one whose
+// events can never be stored, after its dead letter is. A message whose
 // handling fails stays where it is and ends the pull: the bus is likely
 // away, and the next pull starts over with it.
 func (in *Ingester) pullIMAP(ctx context.Context, a IMAPAccount) (int, error) {
@@ -120,7 +121,7 @@ func (in *Ingester) pullFolder(ctx context.Context, c *imapclient.Client, a IMAP
 				return done, err
 			}
 			in.m.deadLettered.WithLabelValues(schemas.ReceivedViaIMAP).Inc()
-		} else if _, err := in.handle(context.WithoutCancel(ctx), raw, schemas.ReceivedViaIMAP); err != nil {
+		} else if _, err := in.handle(context.WithoutCancel(ctx), raw, imapOrigin(a)); err != nil {
 			return done, fmt.Errorf("uid %d not stored, left in the mailbox: %w", uid, err)
 		}
 		// Only now, with its events stored, does the message leave the
@@ -132,6 +133,16 @@ func (in *Ingester) pullFolder(ctx context.Context, c *imapclient.Client, a IMAP
 		done++
 	}
 	return done, nil
+}
+
+// imapOrigin is the origin of a message read from an account: trusted
+// only when the account is marked so.
+func imapOrigin(a IMAPAccount) origin {
+	o := origin{via: schemas.ReceivedViaIMAP}
+	if a.Trusted {
+		o.trust = schemas.TrustTrustedInput
+	}
+	return o
 }
 
 // remove moves a message to moveTo, or deletes it when moveTo is empty.

@@ -31,6 +31,7 @@ type Ingester struct {
 	m         *metrics
 	pub       *bus.Publisher
 	tracer    *tracer
+	trust     *trustPolicy
 	providers *providers
 	source    schemas.Source
 	now       func() time.Time
@@ -95,6 +96,7 @@ func New(cfg Config, track Tracking, s worker.Settings) (*Ingester, error) {
 		failing:   map[string]error{},
 	}
 	in.tracer = newTracer(cfg.Trace, track, func() time.Time { return in.now() })
+	in.trust = newTrustPolicy(cfg.Trust)
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
@@ -143,7 +145,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		in.listenAddr = ln.Addr().String()
 		srv = in.newSMTPServer()
-		lim := newLimitListener(ln, in.cfg.SMTP.MaxConnections, func() { in.m.smtpRefused.WithLabelValues("connections").Inc() })
+		lim := newLimitListener(ln, in.cfg.SMTP.MaxConnections, in.cfg.SMTP.SessionTimeout.Std(),
+			func() { in.m.smtpRefused.WithLabelValues("connections").Inc() },
+			func() { in.m.smtpRefused.WithLabelValues("session_timeout").Inc() })
 		wg.Go(func() {
 			if err := srv.Serve(lim); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				in.log.Error("smtp listener stopped", "err", err)
@@ -158,7 +162,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		wg.Go(func() { in.runIMAP(ctx, a) })
 	}
 	for _, d := range in.cfg.Files.Dirs {
-		wg.Go(func() { in.runDir(ctx, d) })
+		wg.Go(func() { in.runDir(ctx, d, false) })
+	}
+	for _, d := range in.cfg.Files.TrustedDirs {
+		wg.Go(func() { in.runDir(ctx, d, true) })
 	}
 	<-ctx.Done()
 	if srv != nil {

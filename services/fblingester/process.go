@@ -2,12 +2,16 @@ package fblingester
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/arf"
@@ -28,7 +32,8 @@ const (
 
 // maxDeadLetterBytes keeps a dead letter under NATS's default 1 MiB
 // max_payload (with room for the headers); a longer message is cut and the
-// cut is said in a header.
+// cut is said in a header. A server with a smaller max_payload cuts more
+// (deadLetterLimit).
 const maxDeadLetterBytes = 900 << 10
 
 // Header on a dead letter of this worker: the input it came through and,
@@ -44,47 +49,66 @@ type result struct {
 	events  []schemas.Event
 	// reason says why a message is dead-lettered.
 	reason string
+	// unstorable says the message was dead-lettered because its events
+	// can never be stored (too big for NATS, or invalid): the SMTP sender
+	// is refused for good, unlike for a message we merely did not
+	// understand.
+	unstorable bool
 	// complaint is set for a counted complaint, for the unmatched window.
 	complaint *schemas.ComplaintReceived
 	verdict   string // tracking header verdict (trackValid, ...)
 }
 
-// analyse parses one message and builds its events. It does no I/O: ARF
-// first (a complaint notice may also look like a bounce), then DSN; what is
-// neither is dead-lettered.
-func (in *Ingester) analyse(raw []byte, via string) result {
+// analyse parses one message and builds its events: ARF first (a
+// complaint notice may also look like a bounce), then DSN; what is neither
+// is dead-lettered. Its only I/O is the DNS lookup of DKIM keys (of
+// configured operators and customers only); an error means a lookup failed
+// for now and the message must be tried again later.
+func (in *Ingester) analyse(ctx context.Context, raw []byte, o origin) (result, error) {
+	via := o.via
 	id := identify(raw)
 	now := in.now()
-	if rep := arf.Parse(raw); rep.Format != arf.FormatNone {
+	rep, err := arf.Parse(raw)
+	if err != nil {
+		return result{outcome: outcomeDeadLetter, reason: "report not read: " + err.Error()}, nil
+	}
+	if rep.Format != arf.FormatNone {
 		ft := rep.EffectiveFeedbackType()
 		if ft == arf.TypeAuthFailure {
 			ev, verdict := in.authFailureEvent(rep, id, via, now)
-			return result{outcome: outcomeAuthFailure, events: []schemas.Event{ev}, verdict: verdict}
+			return result{outcome: outcomeAuthFailure, events: []schemas.Event{ev}, verdict: verdict}, nil
 		}
-		ev, verdict := in.complaintEvent(rep, ft, id, via, now)
+		trust, err := in.trust.reportTrust(ctx, raw, rep, o)
+		if err != nil {
+			return result{}, err
+		}
+		ev, verdict := in.complaintEvent(ctx, raw, rep, ft, trust, via, now)
 		r := result{outcome: outcomeComplaint, events: []schemas.Event{ev}, verdict: verdict}
-		if ev.Counted {
+		if ev.Counted && ev.Trusted {
 			r.complaint = ev
 		}
-		return r
+		return r, nil
 	}
-	b := dsn.Parse(raw)
+	b, err := dsn.Parse(raw)
+	if err != nil {
+		return result{outcome: outcomeDeadLetter, reason: "bounce not read: " + err.Error()}, nil
+	}
 	switch b.Kind {
 	case dsn.KindBounce:
 		failed := b.Failed()
 		if len(failed) == 0 {
-			return result{outcome: outcomeDeadLetter, reason: "bounce without a failed or delayed recipient"}
+			return result{outcome: outcomeDeadLetter, reason: "bounce without a failed or delayed recipient"}, nil
 		}
 		evs, verdict := in.bounceEvents(b, failed, id, via, now)
-		return result{outcome: outcomeBounce, events: evs, verdict: verdict}
+		return result{outcome: outcomeBounce, events: evs, verdict: verdict}, nil
 	case dsn.KindAutoReply:
-		return result{outcome: outcomeAutoReply}
+		return result{outcome: outcomeAutoReply}, nil
 	case dsn.KindDelivered:
-		return result{outcome: outcomeDelivered}
+		return result{outcome: outcomeDelivered}, nil
 	case dsn.KindFeedback:
-		return result{outcome: outcomeDeadLetter, reason: "complaint notice in no known feedback-report format"}
+		return result{outcome: outcomeDeadLetter, reason: "complaint notice in no known feedback-report format"}, nil
 	default:
-		return result{outcome: outcomeDeadLetter, reason: "neither a feedback report (ARF, JMRP, Yahoo CFL) nor a bounce (DSN or a known text format) nor an auto-reply"}
+		return result{outcome: outcomeDeadLetter, reason: "neither a feedback report (ARF, JMRP, Yahoo CFL) nor a bounce (DSN or a known text format) nor an auto-reply"}, nil
 	}
 }
 
@@ -101,9 +125,12 @@ func (in *Ingester) counts(ft string) bool {
 	return false
 }
 
-func (in *Ingester) reportKeys(rep *arf.Report) keys {
+// reportKeys are a report's trace keys; its own claims count only when
+// claimsTrusted.
+func (in *Ingester) reportKeys(rep *arf.Report, claimsTrusted bool) keys {
 	tr := rep.Trace()
-	k := keys{trackingHeader: rep.TrackingHeader(), dkimDomain: tr.DKIMDomain, messageID: tr.MessageID, sourceIP: tr.SourceIP}
+	k := keys{trackingHeader: rep.TrackingHeader(), dkimDomain: tr.DKIMDomain, messageID: tr.MessageID, sourceIP: tr.SourceIP,
+		claimsTrusted: claimsTrusted}
 	if k.sourceIP == "" && rep.TextSourceIP != "" {
 		if a, ok := arf.SourceAddr(rep.TextSourceIP); ok {
 			k.sourceIP = a.String()
@@ -112,11 +139,23 @@ func (in *Ingester) reportKeys(rep *arf.Report) keys {
 	return k
 }
 
-func (in *Ingester) complaintEvent(rep *arf.Report, ft string, id identity, via string, now time.Time) (*schemas.ComplaintReceived, string) {
+func (in *Ingester) complaintEvent(ctx context.Context, raw []byte, rep *arf.Report, ft, trust, via string, now time.Time) (*schemas.ComplaintReceived, string) {
 	if ft == "" {
 		ft = arf.TypeOther
 	}
-	k := in.reportKeys(rep)
+	trusted := trust != schemas.TrustUnverified
+	k := in.reportKeys(rep, trusted)
+	if o := rep.Original; o != nil && !o.HeadersOnly {
+		// The original came back in full: its d= traces only if its
+		// signature verifies. A key that cannot be fetched now counts as
+		// not verified (the report is not held up for a customer's DNS).
+		k.originalBody = true
+		if slices.ContainsFunc(o.DKIMDomains, in.tracer.signsFor) {
+			if orig := attachedOriginal(raw); orig != nil {
+				k.verifiedDKIM, _ = in.trust.verifyDKIM(ctx, orig, in.tracer.signsFor)
+			}
+		}
+	}
 	t := in.tracer.trace(k)
 	ev := &schemas.ComplaintReceived{
 		TrackingID:       t.trackingID,
@@ -141,6 +180,8 @@ func (in *Ingester) complaintEvent(rep *arf.Report, ft string, id identity, via 
 		ReportedURIs:     rep.ReportedURI,
 		AuthFailure:      strings.ToLower(rep.AuthFailure),
 		DKIMDomain:       k.dkimDomain,
+		Trusted:          trusted,
+		Trust:            trust,
 	}
 	if n, err := strconv.ParseUint(strings.TrimSpace(rep.Incidents), 10, 32); err == nil {
 		ev.Incidents = uint32(n)
@@ -152,12 +193,14 @@ func (in *Ingester) complaintEvent(rep *arf.Report, ft string, id identity, via 
 		ev.OriginalSubject = o.Subject
 		ev.HeadersExcerpt = excerpt(o.Header)
 	}
-	in.stamp(ev, id, "", now)
+	in.stamp(ev, complaintIdentity(raw, rep, t, ft, trusted, now), "", now)
 	return ev, t.headerVerd
 }
 
 func (in *Ingester) authFailureEvent(rep *arf.Report, id identity, via string, now time.Time) (*schemas.AuthFailureReceived, string) {
-	k := in.reportKeys(rep)
+	// Auth-failure reports never make mailmon act; they are traced as
+	// before, taking the report's claims as said.
+	k := in.reportKeys(rep, true)
 	t := in.tracer.trace(k)
 	ev := &schemas.AuthFailureReceived{
 		TrackingID:            t.trackingID,
@@ -197,7 +240,8 @@ func (in *Ingester) authFailureEvent(rep *arf.Report, id identity, via string, n
 
 func (in *Ingester) bounceEvents(b *dsn.Bounce, failed []dsn.Recipient, id identity, via string, now time.Time) ([]schemas.Event, string) {
 	tr := b.Trace()
-	t := in.tracer.trace(keys{trackingHeader: tr.TrackingHeader, dkimDomain: tr.DKIMDomain, messageID: tr.MessageID})
+	// Bounces never make mailmon act; they are traced by what they say.
+	t := in.tracer.trace(keys{trackingHeader: tr.TrackingHeader, dkimDomain: tr.DKIMDomain, messageID: tr.MessageID, claimsTrusted: true})
 	var excerptText, origMsgID, origSender string
 	if o := b.Original; o != nil {
 		excerptText = excerpt(o.Header)
@@ -255,8 +299,8 @@ func (in *Ingester) stamp(ev schemas.Event, id identity, part string, now time.T
 	// the same row (time is in the tables' sorting key) and ClickHouse
 	// merges it by id.
 	at := now
-	if d := id.date; !d.IsZero() && d.After(now.Add(-plausibleDateSkew)) && d.Before(now.Add(plausibleDateSkew)) {
-		at = d
+	if plausible(id.date, now) {
+		at = id.date
 	}
 	_ = schemas.Stamp(ev, in.source, at) // the types are registered
 	h := ev.EventHeader()
@@ -268,31 +312,62 @@ func (in *Ingester) stamp(ev schemas.Event, id identity, part string, now time.T
 // get the arrival time instead.
 const plausibleDateSkew = 7 * 24 * time.Hour
 
+func plausible(d, now time.Time) bool {
+	return !d.IsZero() && d.After(now.Add(-plausibleDateSkew)) && d.Before(now.Add(plausibleDateSkew))
+}
+
 // handle processes one message through to durable storage: its events are
 // published and confirmed by JetStream, or its copy is stored in the
 // dead-letter stream. A returned error means nothing may be assumed stored
 // and the input must keep the message (SMTP 451, leave it in the mailbox,
-// leave the file); handling it again later publishes the same ids.
-func (in *Ingester) handle(ctx context.Context, raw []byte, via string) (result, error) {
-	res := in.analyse(raw, via)
+// leave the file); handling it again later publishes the same ids. A
+// message whose events can never be stored (too big for NATS, invalid) is
+// dead-lettered instead and comes back with unstorable set, so the input
+// moves on to the next one.
+func (in *Ingester) handle(ctx context.Context, raw []byte, o origin) (result, error) {
+	via := o.via
+	res, err := in.analyse(ctx, raw, o)
+	if err != nil {
+		in.m.messages.WithLabelValues(via, outcomeRetry).Inc()
+		return res, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PublishTimeout.Std())
 	defer cancel()
+	if res.outcome != outcomeDeadLetter {
+		if reason := in.unstorable(res.events); reason != "" {
+			res = result{outcome: outcomeDeadLetter, reason: reason, unstorable: true}
+		}
+	}
+	if res.outcome != outcomeDeadLetter {
+		for _, ev := range res.events {
+			err := in.pub.Publish(ctx, ev)
+			if err == nil {
+				continue
+			}
+			in.m.publishFailures.WithLabelValues(via).Inc()
+			if !permanentPublishError(err) {
+				in.m.messages.WithLabelValues(via, outcomeRetry).Inc()
+				return res, fmt.Errorf("publish %s: %w", ev.EventHeader().Type, err)
+			}
+			// Events stored before this one stay; the message as a whole
+			// is dead-lettered so nothing of it is lost silently.
+			res = result{outcome: outcomeDeadLetter, unstorable: true,
+				reason: fmt.Sprintf("%s event %s cannot be stored: %v", ev.EventHeader().Type, ev.EventHeader().ID, err)}
+			break
+		}
+	}
 	if res.outcome == outcomeDeadLetter {
 		if err := in.deadLetter(ctx, raw, via, res.reason); err != nil {
 			in.m.messages.WithLabelValues(via, outcomeRetry).Inc()
 			return res, err
 		}
 		in.m.deadLettered.WithLabelValues(via).Inc()
+		if res.unstorable {
+			in.m.unstorable.WithLabelValues(via).Inc()
+		}
 		in.m.messages.WithLabelValues(via, res.outcome).Inc()
 		in.log.Warn("message dead-lettered", "input", via, "reason", res.reason, "size", len(raw))
 		return res, nil
-	}
-	for _, ev := range res.events {
-		if err := in.pub.Publish(ctx, ev); err != nil {
-			in.m.publishFailures.WithLabelValues(via).Inc()
-			in.m.messages.WithLabelValues(via, outcomeRetry).Inc()
-			return res, fmt.Errorf("publish %s: %w", ev.EventHeader().Type, err)
-		}
 	}
 	in.m.messages.WithLabelValues(via, res.outcome).Inc()
 	if res.verdict != "" {
@@ -301,8 +376,8 @@ func (in *Ingester) handle(ctx context.Context, raw []byte, via string) (result,
 	for _, ev := range res.events {
 		switch e := ev.(type) {
 		case *schemas.ComplaintReceived:
-			in.m.complaints.WithLabelValues(e.FeedbackType, strconv.FormatBool(e.Counted), e.TraceMethod).Inc()
-			if e.Counted && e.TraceMethod == schemas.TraceNone {
+			in.m.complaints.WithLabelValues(e.FeedbackType, strconv.FormatBool(e.Counted), e.TraceMethod, e.Trust).Inc()
+			if e.Counted && e.Trusted && e.TraceMethod == schemas.TraceNone {
 				in.m.unmatched.Inc()
 			}
 		case *schemas.BounceReceived:
@@ -317,18 +392,87 @@ func (in *Ingester) handle(ctx context.Context, raw []byte, via string) (result,
 	return res, nil
 }
 
-// deadLetter stores a copy of a message no parser understood in
-// mailmon.dlq.fbl-ingester, with the reason, and waits for JetStream.
+// eventHeadroom is room kept under NATS's max_payload for the message
+// headers (Nats-Msg-Id, dead-letter reasons).
+const eventHeadroom = 8 << 10
+
+// maxPayload is what the NATS server accepts in one message (0 when not
+// known: not connected).
+func (in *Ingester) maxPayload() int64 {
+	if in.set.JetStream == nil {
+		return 0
+	}
+	if nc := in.set.JetStream.Conn(); nc != nil {
+		return nc.MaxPayload()
+	}
+	return 0
+}
+
+// unstorable says why some event can never be published ("" when all can):
+// it breaks the contract, or its encoding is bigger than NATS accepts.
+// Checked before publishing anything, so a message is not half stored.
+func (in *Ingester) unstorable(evs []schemas.Event) string {
+	limit := in.maxPayload() - eventHeadroom
+	for _, ev := range evs {
+		h := ev.EventHeader()
+		if err := schemas.Validate(ev); err != nil {
+			return fmt.Sprintf("%s event %s is invalid: %v", h.Type, h.ID, err)
+		}
+		if limit > 0 {
+			data, err := json.Marshal(ev)
+			if err != nil {
+				return fmt.Sprintf("%s event %s cannot be encoded: %v", h.Type, h.ID, err)
+			}
+			if int64(len(data)) > limit {
+				return fmt.Sprintf("%s event %s is %d bytes, over what NATS accepts (max_payload %d less %d for headers)",
+					h.Type, h.ID, len(data), limit+eventHeadroom, eventHeadroom)
+			}
+		}
+	}
+	return ""
+}
+
+// permanentPublishError says whether a publish failed for a reason no retry
+// fixes: the message is over the server's max_payload or the stream's
+// largest message.
+func permanentPublishError(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// maxReasonBytes caps the reason header of a dead letter.
+const maxReasonBytes = 1 << 10
+
+// deadLetterLimit is how much of a message a dead letter keeps: at most
+// maxDeadLetterBytes, and always under the server's max_payload with room
+// for the headers, so the dead letter itself can be stored.
+func (in *Ingester) deadLetterLimit() int {
+	limit := int64(maxDeadLetterBytes)
+	if mp := in.maxPayload(); mp > 0 {
+		limit = min(limit, mp-eventHeadroom)
+	}
+	return int(max(limit, 1<<10))
+}
+
+// deadLetter stores a copy of a message in mailmon.dlq.fbl-ingester, with
+// the reason, and waits for JetStream. A copy longer than the limit is cut,
+// and the cut said in a header.
 func (in *Ingester) deadLetter(ctx context.Context, raw []byte, via, reason string) error {
+	if len(reason) > maxReasonBytes {
+		reason = strings.ToValidUTF8(reason[:maxReasonBytes], "") + "..."
+	}
 	hdr := nats.Header{}
 	hdr.Set(bus.HeaderDeadLetterReason, reason)
 	hdr.Set(bus.HeaderDeadLetterWorker, WorkerName)
 	hdr.Set(bus.HeaderDeadLetterTime, in.now().UTC().Format(time.RFC3339Nano))
 	hdr.Set(headerDeadLetterInput, via)
 	data := raw
-	if len(data) > maxDeadLetterBytes {
+	if limit := in.deadLetterLimit(); len(data) > limit {
 		hdr.Set(headerDeadLetterOrigSize, strconv.Itoa(len(raw)))
-		data = data[:maxDeadLetterBytes]
+		data = data[:limit]
 	}
 	if err := in.pub.PublishRaw(ctx, bus.DeadLetterSubject(WorkerName), deadLetterID(identify(raw)), data, hdr); err != nil {
 		in.m.publishFailures.WithLabelValues(via).Inc()

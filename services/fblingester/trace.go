@@ -30,9 +30,19 @@ const (
 // keys are what a report or bounce can be traced by.
 type keys struct {
 	trackingHeader string // raw, unverified
-	dkimDomain     string
+	dkimDomain     string // d= of the original's first signature, unverified
 	messageID      string
 	sourceIP       string // reported, as an address
+	// claimsTrusted says the report's own claims (the d= and Message-ID
+	// written in a quoted header, its Source-IP) may be taken as said:
+	// the report is trusted. Otherwise only what verifies by itself
+	// traces: our tracking header, or the original's DKIM signature.
+	claimsTrusted bool
+	// originalBody says the report returned the original in full; its
+	// DKIM d= then traces only when its signature verifies, and
+	// verifiedDKIM are the domains whose signature did.
+	originalBody bool
+	verifiedDKIM []string
 }
 
 // traced is the outcome of tracing.
@@ -43,6 +53,10 @@ type traced struct {
 	trackingID string
 	headerVerd string // trackValid, trackMissing or trackInvalid
 }
+
+// signsFor says whether a DKIM d= is one a customer signs with, so its
+// signature on a returned original is worth verifying.
+func (t *tracer) signsFor(d string) bool { return provider.Match(t.dkim, d) != "" }
 
 // tracer ties reports to customers and IPs.
 type tracer struct {
@@ -65,10 +79,16 @@ func newTracer(cfg TraceConfig, track Tracking, now func() time.Time) *tracer {
 
 // trace tries the keys best first: our verified tracking header, then a
 // DKIM domain or Message-ID domain we know, then a reported source IP of
-// ours. Recipients are never used: providers redact them.
+// ours. Recipients are never used: providers redact them. A DKIM d= counts
+// only when the original's signature verified (original returned in full)
+// or, when only its header was returned, when the report is trusted; the
+// Message-ID domain and Source-IP only when the report is trusted.
 func (t *tracer) trace(k keys) traced {
 	out := traced{method: schemas.TraceNone, headerVerd: trackMissing}
-	ourIP := t.ourIP(k.sourceIP)
+	ourIP := ""
+	if k.claimsTrusted {
+		ourIP = t.ourIP(k.sourceIP)
+	}
 	if strings.TrimSpace(k.trackingHeader) != "" {
 		out.headerVerd = trackInvalid
 		if t.track.Keyring != nil {
@@ -85,8 +105,17 @@ func (t *tracer) trace(k keys) traced {
 			}
 		}
 	}
-	if c := provider.Match(t.dkim, k.dkimDomain); c != "" {
-		out.method, out.customer, out.sourceIP = schemas.TraceDKIM, c, ourIP
+	dkimDomains := k.verifiedDKIM
+	if !k.originalBody && k.claimsTrusted && k.dkimDomain != "" {
+		dkimDomains = []string{k.dkimDomain}
+	}
+	for _, d := range dkimDomains {
+		if c := provider.Match(t.dkim, d); c != "" {
+			out.method, out.customer, out.sourceIP = schemas.TraceDKIM, c, ourIP
+			return out
+		}
+	}
+	if !k.claimsTrusted {
 		return out
 	}
 	if _, dom, ok := strings.Cut(k.messageID, "@"); ok {

@@ -17,7 +17,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
-const fblUsage = `usage: mailmon fbl import DIR|FILE [-config FILE]
+const fblUsage = `usage: mailmon fbl import DIR|FILE [-config FILE] [-trusted]
 
 Feeds feedback-loop reports and bounces to the fbl-ingester's processing,
 once: every message of a maildir (new/ and cur/), of a directory of .eml
@@ -29,7 +29,12 @@ bounce, auto_reply, delivered, dead_letter, or not_stored with the error),
 event_ids and reason. Files are left where they are; importing them again
 publishes the same event ids, which are dropped as duplicates. Stops at
 the first message that could not be stored. Exit status 0 when every
-message was stored, 1 otherwise, 2 on usage errors.`
+message was stored, 1 otherwise, 2 on usage errors.
+
+A report counts towards enforcement only when its origin is verified: its
+DKIM signature by a configured feedback-loop operator, or -trusted, which
+vouches for every report imported (use it only for files you know came
+from an operator, never for mail anyone could have sent).`
 
 // outcomeNotStored marks a message whose events JetStream did not confirm.
 const outcomeNotStored = "not_stored"
@@ -60,6 +65,7 @@ func fblCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	path := rest[0]
 	f := newFlags("fbl import", errOut)
+	trusted := f.fs.Bool("trusted", false, "vouch for the imported reports: they count as if signed by a feedback-loop operator")
 	cfg, code, ok := f.load(rest[1:], errOut)
 	if !ok {
 		return code
@@ -69,7 +75,7 @@ func fblCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "mailmon fbl import: %v\n", err)
 		return exitUsage
 	}
-	nc, js, err := dialJetStream(cfg)
+	nc, js, err := dialJetStream(cfg, fblingester.WorkerName)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon fbl import: %v\n", err)
 		return exitFailure
@@ -80,7 +86,7 @@ func fblCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "mailmon fbl import: %v\n", err)
 		return exitUsage
 	}
-	return importAll(ctx, in, files, out, errOut)
+	return importAll(ctx, in, files, *trusted, out, errOut)
 }
 
 // importFiles is the message files of path: a directory's (maildir or
@@ -123,14 +129,14 @@ func importer(cfg app.Config, js jetstream.JetStream, errOut io.Writer) (*fbling
 // fbl-ingester's directory import it stops at the first message that
 // could not be stored: NATS is then away, and every further message would
 // wait out publish_timeout too.
-func importAll(ctx context.Context, in *fblingester.Ingester, files []string, out, errOut io.Writer) int {
+func importAll(ctx context.Context, in *fblingester.Ingester, files []string, trusted bool, out, errOut io.Writer) int {
 	enc := json.NewEncoder(out)
 	for _, path := range files {
 		if ctx.Err() != nil {
 			fmt.Fprintln(errOut, "mailmon fbl import: interrupted")
 			return exitFailure
 		}
-		res, err := in.ImportFile(ctx, path)
+		res, err := in.ImportFile(ctx, path, trusted)
 		line := importLine{File: path, ImportResult: res}
 		if err != nil {
 			line.Outcome, line.Error = outcomeNotStored, err.Error()

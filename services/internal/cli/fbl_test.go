@@ -156,7 +156,7 @@ func TestFBLImportStopsWhenNotStored(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	var out, errOut strings.Builder
-	if code := importAll(context.Background(), in, []string{filepath.Join(dir, "1.eml"), filepath.Join(dir, "2.eml")}, &out, &errOut); code != exitFailure {
+	if code := importAll(context.Background(), in, []string{filepath.Join(dir, "1.eml"), filepath.Join(dir, "2.eml")}, false, &out, &errOut); code != exitFailure {
 		t.Errorf("exit %d, want %d", code, exitFailure)
 	}
 	lines := decodeLines(t, out.String())
