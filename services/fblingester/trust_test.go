@@ -371,4 +371,3 @@ func TestSameComplaintTwiceIsOneEvent(t *testing.T) {
 		t.Errorf("genuine complaint: report %s time %s; want the first report, at its Arrival-Date %s", g.ReportMessageID, g.Time, arrival)
 	}
 }
-
