@@ -19,7 +19,11 @@ func parseFile(t *testing.T, name string) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Parse(raw)
+	r, err := Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return r
 }
 
 // TestGolden compares the JSON view of every testdata/*.eml with its

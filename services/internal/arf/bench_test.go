@@ -25,7 +25,11 @@ func BenchmarkParseCorpus(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, m := range msgs {
-			Parse(m).View()
+			r, err := Parse(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.View()
 		}
 	}
 	b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "msgs/s")

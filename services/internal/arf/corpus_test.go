@@ -48,7 +48,11 @@ func TestCorpusAgreement(t *testing.T) {
 			t.Fatal(err)
 		}
 		files++
-		got := viewMap(t, Parse(raw).View())
+		rep, err := Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", r.File, err)
+		}
+		got := viewMap(t, rep.View())
 		for k, want := range r.Expected {
 			g := got[k]
 			if k == "arrival_date" {

@@ -1,6 +1,7 @@
 package arf
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 
@@ -11,14 +12,33 @@ import (
 // for a report attached to another message.
 const maxForwardDepth = 3
 
-// Parse reads one message and returns what it found. It never fails: a
-// message that is no report of any kind comes back with IsARF false and
-// Format FormatNone.
-func Parse(raw []byte) *Report {
-	return fromPart(rawmail.ParseShallow(raw), 0)
+// ErrBudgetExceeded is wrapped by the error of Parse when a message costs
+// more work than its limits allow (rawmail.ErrBudgetExceeded).
+var ErrBudgetExceeded = rawmail.ErrBudgetExceeded
+
+// Parse reads one message with rawmail.DefaultLimits and returns what it
+// found. Damage is no error: a message that is no report of any kind comes
+// back with IsARF false and Format FormatNone. The only error is one
+// wrapping ErrBudgetExceeded, for a message that costs more work to read
+// than the limits allow; no report is returned with it.
+func Parse(raw []byte) (*Report, error) {
+	return ParseLimits(raw, rawmail.DefaultLimits())
 }
 
-func fromPart(root *rawmail.Part, depth int) *Report {
+// ParseLimits is Parse with other limits.
+func ParseLimits(raw []byte, limits rawmail.Limits) (*Report, error) {
+	return parseBudget(raw, rawmail.NewBudget(limits))
+}
+
+func parseBudget(raw []byte, bud *rawmail.Budget) (*Report, error) {
+	r := fromPart(rawmail.ParseShallowWith(raw, bud), 0, bud)
+	if err := bud.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func fromPart(root *rawmail.Part, depth int, bud *rawmail.Budget) *Report {
 	r := &Report{Format: FormatNone}
 	h := root.Header
 	r.ReportFrom = h.Get("From")
@@ -32,13 +52,16 @@ func fromPart(root *rawmail.Part, depth int) *Report {
 
 	fb, orig, attached := findParts(root)
 	if fb == nil && r.ReportType == "feedback-report" {
-		fb = findFieldsPart(root)
+		fb = findFieldsPart(root, bud)
 	}
 	if fb == nil && depth < maxForwardDepth {
 		// A report forwarded as an attachment (an abuse desk passing it
 		// on): read the attached report instead.
 		for _, m := range attached {
-			if inner := fromPart(m.Full(), depth+1); inner.IsARF {
+			if bud.Exceeded() {
+				return r
+			}
+			if inner := fromPart(m.FullWith(bud), depth+1, bud); inner.IsARF {
 				return inner
 			}
 		}
@@ -50,13 +73,13 @@ func fromPart(root *rawmail.Part, depth int) *Report {
 	if fb != nil {
 		r.IsARF = true
 		r.Format = FormatARF
-		r.readFields(fb.Body)
+		r.readFields(fb.Body, bud)
 		if r.Original == nil {
-			r.Original = inlineOriginal(root, fb)
+			r.Original = inlineOriginal(root, fb, bud)
 		}
 		return r
 	}
-	r.classifyNonARF(root)
+	r.classifyNonARF(root, bud)
 	return r
 }
 
@@ -91,14 +114,14 @@ func findParts(root *rawmail.Part) (fb, orig *rawmail.Part, attached []*rawmail.
 // findFieldsPart finds, in a report that declares report-type
 // feedback-report but labels its machine-readable part wrongly, the part
 // whose body starts with a Feedback-Type field.
-func findFieldsPart(root *rawmail.Part) *rawmail.Part {
+func findFieldsPart(root *rawmail.Part, bud *rawmail.Budget) *rawmail.Part {
 	var found *rawmail.Part
 	root.Walk(func(p *rawmail.Part) bool {
-		if found != nil || p.Message != nil {
+		if found != nil || p.Message != nil || bud.Exceeded() {
 			return false
 		}
 		if len(p.Parts) == 0 && strings.HasPrefix(p.MediaType, "text/") {
-			if h, _ := rawmail.ParseHeader(trimLeadingBlank(p.Body)); h.Has("Feedback-Type") {
+			if h, _ := rawmail.ParseHeaderWith(trimLeadingBlank(p.Body), bud); h.Has("Feedback-Type") {
 				found = p
 			}
 		}
@@ -117,8 +140,8 @@ func trimLeadingBlank(b []byte) []byte {
 // readFields reads the message/feedback-report fields. Blank lines and
 // lines that are not fields are skipped, so a report with stray text in
 // this part loses nothing.
-func (r *Report) readFields(body []byte) {
-	r.Fields = readFieldLines(body)
+func (r *Report) readFields(body []byte, bud *rawmail.Budget) {
+	r.Fields = readFieldLines(body, bud)
 	for _, f := range r.Fields {
 		v := f.Value
 		switch strings.ToLower(f.Name) {
@@ -192,18 +215,21 @@ func setOnce(dst *string, v string) {
 }
 
 // readFieldLines reads "Name: value" lines with folded continuations,
-// skipping blank lines and anything that is not a field.
-func readFieldLines(body []byte) rawmail.Header {
+// skipping blank lines and anything that is not a field. Each run of
+// fields is read once (rawmail.ParseHeaderWith costs only the run it
+// reads), so the whole body is read in one pass.
+func readFieldLines(body []byte, bud *rawmail.Budget) rawmail.Header {
 	var out rawmail.Header
-	for len(body) > 0 {
-		h, rest := rawmail.ParseHeader(body)
+	for len(body) > 0 && !bud.Exceeded() {
+		h, rest := rawmail.ParseHeaderWith(body, bud)
 		out = append(out, h...)
 		if len(rest) == len(body) || len(h) == 0 && len(rest) == 0 {
 			// No progress: skip one line.
-			i := strings.IndexByte(string(body), '\n')
+			i := bytes.IndexByte(body, '\n')
 			if i < 0 {
 				break
 			}
+			bud.Lines(1)
 			rest = body[i+1:]
 		}
 		body = rest
@@ -263,14 +289,15 @@ var headerNames = map[string]bool{
 // report (when the original is not attached as its own part): the first
 // run of at least three header fields, one of them From, Message-ID,
 // Subject or Received.
-func inlineOriginal(root *rawmail.Part, skip *rawmail.Part) *Original {
+func inlineOriginal(root *rawmail.Part, skip *rawmail.Part, bud *rawmail.Budget) *Original {
 	var o *Original
 	root.Walk(func(p *rawmail.Part) bool {
-		if o != nil || p == skip || p.Message != nil {
+		if o != nil || p == skip || p.Message != nil || bud.Exceeded() {
 			return false
 		}
 		if len(p.Parts) == 0 && strings.HasPrefix(p.MediaType, "text/") {
-			if h, ok := QuotedHeader(p.Text()); ok {
+			bud.Scan(len(p.Body))
+			if h, ok := quotedHeader(p.Text(), bud); ok {
 				o = originalFrom(&rawmail.Part{Header: h}, true)
 			}
 		}
@@ -282,23 +309,56 @@ func inlineOriginal(root *rawmail.Part, skip *rawmail.Part) *Original {
 // QuotedHeader finds the first run of header fields quoted in text: at
 // least three fields, starting at a line whose field name is a common
 // message header, with one of From, Message-ID, Subject or Received.
-func QuotedHeader(text string) (rawmail.Header, bool) {
+func QuotedHeader(text string) (rawmail.Header, bool) { return quotedHeader(text, nil) }
+
+// quotedHeader is QuotedHeader charging its work to bud. A run of fields
+// that is not the quoted header is skipped as a whole: every run starting
+// further inside it holds a subset of its fields, so it cannot qualify
+// either, and each line is read once.
+func quotedHeader(text string, bud *rawmail.Budget) (rawmail.Header, bool) {
 	b := []byte(text)
-	for pos := 0; pos < len(b); {
-		end := pos
-		for end < len(b) && b[end] != '\n' {
-			end++
+	for pos := 0; pos < len(b) && !bud.Exceeded(); {
+		end := pos + bytes.IndexByte(b[pos:], '\n')
+		if end < pos {
+			end = len(b)
 		}
 		line := b[pos:end]
-		if i := indexColon(line); i > 0 && headerNames[strings.ToLower(string(line[:i]))] {
-			h, _ := rawmail.ParseHeader(b[pos:])
-			if len(h) >= 3 && (h.Has("From") || h.Has("Message-ID") || h.Has("Subject") || h.Has("Received")) {
-				return h, true
+		if i := indexColon(line); i > 0 && headerNames[lowerName(line[:i])] {
+			n, lines := rawmail.HeaderLen(b[pos:])
+			if lines >= 3 {
+				// Enough lines for three fields: read them.
+				h, _ := rawmail.ParseHeaderWith(b[pos:pos+n], bud)
+				if len(h) >= 3 && (h.Has("From") || h.Has("Message-ID") || h.Has("Subject") || h.Has("Received")) {
+					return h, true
+				}
+			} else {
+				bud.Scan(n)
+				bud.Lines(lines)
+			}
+			if pos+n > end+1 {
+				pos += n
+				continue
 			}
 		}
 		pos = end + 1
 	}
 	return nil, false
+}
+
+// lowerName returns a field name in lower case ("" for one longer than
+// any name in headerNames).
+func lowerName(name []byte) string {
+	var buf [32]byte
+	if len(name) > len(buf) {
+		return ""
+	}
+	for i, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return string(buf[:len(name)])
 }
 
 func indexColon(line []byte) int {
@@ -321,7 +381,7 @@ var (
 )
 
 // classifyNonARF recognises the complaint formats that are not ARF.
-func (r *Report) classifyNonARF(root *rawmail.Part) {
+func (r *Report) classifyNonARF(root *rawmail.Part, bud *rawmail.Budget) {
 	h := root.Header
 	subject := rawmail.DecodeHeader(r.ReportSubject)
 	from := strings.ToLower(r.ReportFrom)
@@ -343,10 +403,11 @@ func (r *Report) classifyNonARF(root *rawmail.Part) {
 		r.Format = FormatYahooCFL
 	default:
 		text := firstText(root)
+		bud.Scan(2 * len(text))
 		if reDMARCText.MatchString(subject) || reDMARCText.MatchString(firstLines(text, 6)) {
 			r.Format = FormatDMARCText
 			if r.Original == nil {
-				if hh, ok := QuotedHeader(text); ok {
+				if hh, ok := quotedHeader(text, bud); ok {
 					r.Original = originalFrom(&rawmail.Part{Header: hh}, true)
 				}
 			}

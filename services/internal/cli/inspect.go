@@ -8,10 +8,11 @@ import (
 )
 
 // inspector prints what one parser sees in its input, as JSON lines, for
-// operators debugging a report and for scoring the parsers on corpora.
+// operators debugging a report and for scoring the parsers on corpora. run
+// stops with ctx's error between messages or lines once ctx is done.
 type inspector struct {
 	name, summary string
-	run           func(in io.Reader, out io.Writer) error
+	run           func(ctx context.Context, in io.Reader, out io.Writer) error
 }
 
 // inspectors lists `mailmon inspect` targets; each parser adds its line.
@@ -44,7 +45,10 @@ func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 			defer f.Close()
 			in = f
 		}
-		if err := ins.run(in, out); err != nil {
+		if err := runInspector(ctx, ins, in, out); err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("interrupted (%v)", context.Cause(ctx))
+			}
 			fmt.Fprintf(errOut, "mailmon inspect %s: %v\n", ins.name, err)
 			return exitFailure
 		}
@@ -53,6 +57,24 @@ func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fmt.Fprintf(errOut, "mailmon inspect: unknown parser %q\n", args[0])
 	inspectUsage(errOut)
 	return exitUsage
+}
+
+// runInspector runs ins until it ends or ctx is done (SIGINT or SIGTERM),
+// whichever comes first. The inspector checks ctx between messages and
+// lines, and each one is bounded by its parser's work budget, so it stops
+// soon after; but a read of standard input may block for ever, so the
+// command does not wait for it: it returns ctx's error at once, and the
+// process exits (the inspector's goroutine is left to end on its own when
+// Main is called in a test).
+func runInspector(ctx context.Context, ins inspector, in io.Reader, out io.Writer) error {
+	done := make(chan error, 1)
+	go func() { done <- ins.run(ctx, in, out) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func inspectUsage(w io.Writer) {

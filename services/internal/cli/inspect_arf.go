@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mailmon/mailmon/services/internal/arf"
+	"github.com/mailmon/mailmon/services/internal/rawmail"
 )
 
 // maxInspectBytes bounds what `mailmon inspect arf|bounce` reads of one
@@ -24,19 +27,60 @@ const maxInspectBytes = 64 << 20
 // prints one object per message; any other file is one message, even when
 // it starts with an mbox "From " line (mboxo does not quote "From " lines
 // in bodies, so splitting a lone message could cut it in two).
-func inspectARF(in io.Reader, out io.Writer) error {
+//
+// A message that costs more work than the parser's budget (see
+// rawmail.Limits) prints nothing; its error goes to the error output with
+// its number, the next message is read, and the command fails at the end.
+func inspectARF(ctx context.Context, in io.Reader, out io.Writer) error {
 	raw, err := readMessage(in)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	for _, m := range messagesOf(in, raw) {
-		if err := enc.Encode(arf.Parse(m).View()); err != nil {
+	return eachMessage(ctx, in, raw, func(m []byte) error {
+		rep, err := arf.Parse(m)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(rep.View())
+	})
+}
+
+// unreadableError is a message a parser gave up on; the messages after it
+// are still read.
+type unreadableError struct{ err error }
+
+func (e unreadableError) Error() string { return e.err.Error() }
+func (e unreadableError) Unwrap() error { return e.err }
+
+// eachMessage calls fn for every message of raw (see messagesOf) until ctx
+// is done. A parse error of one message is reported and the next message
+// is read; the first one is returned at the end, with how many there were.
+func eachMessage(ctx context.Context, in io.Reader, raw []byte, fn func([]byte) error) error {
+	var first error
+	failed := 0
+	msgs := messagesOf(in, raw)
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := fn(m)
+		if errors.Is(err, rawmail.ErrBudgetExceeded) {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("message %d of %d: %w", i+1, len(msgs), err)
+			}
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	if failed > 1 {
+		return fmt.Errorf("%d messages not read; the first: %w", failed, first)
+	}
+	return first
 }
 
 // readMessage reads one message (or mbox), refusing one larger than

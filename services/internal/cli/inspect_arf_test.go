@@ -93,7 +93,7 @@ func TestInspectMbox(t *testing.T) {
 		mbox.WriteString("\n")
 	}
 	var out bytes.Buffer
-	if err := inspectBounce(bytes.NewReader(mbox.Bytes()), &out); err != nil {
+	if err := inspectBounce(context.Background(), bytes.NewReader(mbox.Bytes()), &out); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(out.String(), "\n"); n != 3 {

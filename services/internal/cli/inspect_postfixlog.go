@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -92,7 +93,7 @@ type postfixLogRecord struct {
 // per delivery attempt, expiry and reject, in log order. RFC 3164 years are
 // inferred from the file's modification time (now for stdin), in the local
 // zone.
-func inspectPostfixLog(in io.Reader, out io.Writer) error {
+func inspectPostfixLog(ctx context.Context, in io.Reader, out io.Writer) error {
 	ref := time.Now()
 	if f, ok := in.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
@@ -117,8 +118,15 @@ func inspectPostfixLog(in io.Reader, out io.Writer) error {
 			return eachLogLine(in, fn)
 		}
 	}
+	var stopped error
 	err := each(func(line string) bool {
 		pos++
+		if pos%1024 == 0 {
+			// Often enough to stop within a few milliseconds of a signal.
+			if stopped = ctx.Err(); stopped != nil {
+				return false
+			}
+		}
 		if !p.Parse(line, pos, &l) {
 			return true
 		}
@@ -135,6 +143,10 @@ func inspectPostfixLog(in io.Reader, out io.Writer) error {
 	}
 	if encErr != nil {
 		return encErr
+	}
+	if stopped != nil {
+		bw.Flush() // what was printed so far
+		return stopped
 	}
 	return bw.Flush()
 }

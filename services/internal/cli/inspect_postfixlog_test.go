@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"math"
@@ -119,7 +120,7 @@ Mar 15 00:00:00 out1 postfix/qmgr[1190]: 3A91C2E0F1: from=<orders@shop.example>,
 
 func TestInspectPostfixLog(t *testing.T) {
 	var out bytes.Buffer
-	if err := inspectPostfixLog(strings.NewReader(inspectSample), &out); err != nil {
+	if err := inspectPostfixLog(context.Background(), strings.NewReader(inspectSample), &out); err != nil {
 		t.Fatal(err)
 	}
 	var recs []map[string]any
@@ -249,7 +250,7 @@ func TestInspectPostfixLogAgainstAnswerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		if err := inspectPostfixLog(f, &out); err != nil {
+		if err := inspectPostfixLog(context.Background(), f, &out); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()

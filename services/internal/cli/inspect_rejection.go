@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -28,12 +29,15 @@ type rejectionLine struct {
 // ("smtp; 550 5.1.1 <a@b>: ... User unknown", a Postfix "said: ..." text, an
 // Exim error) and prints one JSON object per line, in input order; empty
 // lines give an object too, so output line N is input line N.
-func inspectRejection(in io.Reader, out io.Writer) error {
+func inspectRejection(ctx context.Context, in io.Reader, out io.Writer) error {
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriter(out)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		line, err := r.ReadString('\n')
 		if line == "" && err != nil {
 			if errors.Is(err, io.EOF) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ func TestInspectRejection(t *testing.T) {
 		"something nobody wrote a rule for", // no trailing newline
 	}, "\n")
 	var out bytes.Buffer
-	if err := inspectRejection(strings.NewReader(in), &out); err != nil {
+	if err := inspectRejection(context.Background(), strings.NewReader(in), &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

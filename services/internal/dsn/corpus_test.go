@@ -89,7 +89,10 @@ func TestCorpusReasons(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := Parse(raw)
+		b, err := Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", row.File, err)
+		}
 		got := verdicts(b)
 		for _, u := range row.Upstream {
 			total++

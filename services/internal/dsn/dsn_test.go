@@ -18,7 +18,11 @@ func parseFile(t *testing.T, name string) *Bounce {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Parse(raw)
+	b, err := Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return b
 }
 
 // goldenView is what a golden file holds: the kind and format of the message

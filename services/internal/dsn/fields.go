@@ -19,34 +19,64 @@ type dsnField struct {
 // readFieldGroups reads "Name: value" fields with folded continuations,
 // marking each field that follows a blank line. Lines that are not fields
 // are skipped when stopAtText is false; with stopAtText the reading ends at
-// the first such line after some fields were read.
-func readFieldGroups(text string, stopAtText bool) []dsnField {
+// the first such line after some fields were read. The lines are read in
+// one pass, and a folded value is built once, in one builder.
+func readFieldGroups(text string, stopAtText bool, bud *rawmail.Budget) []dsnField {
 	var out []dsnField
 	blank := true
 	var cur *dsnField
-	for _, line := range rawmail.Lines(text) {
+	var folded strings.Builder // the value of cur, when it has continuations
+	isFolded := false
+	endField := func() {
+		if cur != nil && isFolded {
+			cur.Value = strings.TrimSpace(folded.String())
+		}
+		cur, isFolded = nil, false
+	}
+	for len(text) > 0 {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if !bud.Lines(1) {
+			break
+		}
 		if strings.TrimSpace(line) == "" {
-			blank, cur = true, nil
+			endField()
+			blank = true
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if cur != nil {
-				cur.Value = strings.TrimSpace(cur.Value + " " + strings.TrimSpace(line))
+			if t := strings.TrimSpace(line); cur != nil && t != "" {
+				if !isFolded {
+					folded.Reset()
+					folded.WriteString(cur.Value)
+					isFolded = true
+				}
+				if folded.Len() > 0 {
+					folded.WriteByte(' ')
+				}
+				folded.WriteString(t)
 			}
 			continue
 		}
 		name, value, ok := splitFieldLine(line)
 		if !ok {
-			cur = nil
+			endField()
 			if stopAtText && len(out) > 0 {
 				break
 			}
 			continue
 		}
+		endField()
 		out = append(out, dsnField{Field: rawmail.Field{Name: name, Value: strings.TrimSpace(value)}, newGroup: blank})
 		cur = &out[len(out)-1]
 		blank = false
 	}
+	endField()
 	return out
 }
 
@@ -66,13 +96,14 @@ func splitFieldLine(line string) (string, string, bool) {
 }
 
 // readDeliveryStatus reads a message/delivery-status part.
-func (b *Bounce) readDeliveryStatus(p *rawmail.Part) {
-	b.readDSNFields(readFieldGroups(rawmail.ToUTF8(p.Params["charset"], p.Body), false))
+func (b *Bounce) readDeliveryStatus(p *rawmail.Part, bud *rawmail.Budget) {
+	bud.Scan(2 * len(p.Body))
+	b.readDSNFields(readFieldGroups(rawmail.ToUTF8(p.Params["charset"], p.Body), false, bud))
 }
 
 // readDeliveryStatusText reads delivery-status fields pasted into the text
 // of a bounce (a Final-Recipient or Original-Recipient line starts them).
-func (b *Bounce) readDeliveryStatusText(text string) {
+func (b *Bounce) readDeliveryStatusText(text string, bud *rawmail.Budget) {
 	start := -1
 	for i := 0; i < len(text); i++ {
 		if i > 0 && text[i-1] != '\n' {
@@ -95,7 +126,7 @@ func (b *Bounce) readDeliveryStatusText(text string) {
 	if start < 0 || !strings.Contains(lowerASCII(text[start:min(len(text), start+4096)]), "recipient:") {
 		return
 	}
-	b.readDSNFields(readFieldGroups(text[start:], true))
+	b.readDSNFields(readFieldGroups(text[start:], true, bud))
 	// Keep only recipients that really came with a DSN action or status:
 	// "Original-Recipient:" alone in prose is not a DSN.
 	var keep []Recipient

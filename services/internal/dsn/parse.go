@@ -6,25 +6,44 @@ import (
 	"github.com/mailmon/mailmon/services/internal/rawmail"
 )
 
-// Parse reads one message and returns what it found, classified. It never
-// fails: a message that is no bounce comes back with a Kind other than
-// KindBounce and no failed recipients.
-func Parse(raw []byte) *Bounce {
-	return parseMessage(rawmail.ParseShallow(raw), 0)
+// ErrBudgetExceeded is wrapped by the error of Parse when a message costs
+// more work than its limits allow (rawmail.ErrBudgetExceeded).
+var ErrBudgetExceeded = rawmail.ErrBudgetExceeded
+
+// Parse reads one message with rawmail.DefaultLimits and returns what it
+// found, classified. Damage is no error: a message that is no bounce comes
+// back with a Kind other than KindBounce and no failed recipients. The
+// only error is one wrapping ErrBudgetExceeded, for a message that costs
+// more work to read than the limits allow; no bounce is returned with it.
+func Parse(raw []byte) (*Bounce, error) {
+	return ParseLimits(raw, rawmail.DefaultLimits())
+}
+
+// ParseLimits is Parse with other limits.
+func ParseLimits(raw []byte, limits rawmail.Limits) (*Bounce, error) {
+	return parseBudget(raw, rawmail.NewBudget(limits))
+}
+
+func parseBudget(raw []byte, bud *rawmail.Budget) (*Bounce, error) {
+	b := parseMessage(rawmail.ParseShallowWith(raw, bud), 0, bud)
+	if err := bud.Err(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // maxNesting bounds how deep Parse looks into bounces that carry another
 // bounce (a relay or gateway returning the bounce it received).
 const maxNesting = 2
 
-func parseMessage(root *rawmail.Part, depth int) *Bounce {
+func parseMessage(root *rawmail.Part, depth int, bud *rawmail.Budget) *Bounce {
 	b := &Bounce{Kind: KindNone}
 	h := root.Header
 	b.From = h.Get("From")
 	b.Subject = rawmail.DecodeHeader(h.Get("Subject"))
 	b.MessageID = h.Get("Message-ID")
 
-	sc := scanParts(root)
+	sc := scanParts(root, bud)
 	if sc.original != nil {
 		b.Original = newOriginal(sc.original.Header, sc.originalHeadersOnly)
 	}
@@ -32,7 +51,13 @@ func parseMessage(root *rawmail.Part, depth int) *Bounce {
 	// The notification text, cut where the returned message starts.
 	text := strings.Join(sc.texts, "\n")
 	if text == "" && sc.html != nil {
+		bud.Scan(2 * len(sc.html.Body))
 		text = htmlToText(sc.html.Text())
+	}
+	// Every pass below reads the text a bounded number of times (cutting,
+	// field search, recipient search), each a few passes at most.
+	if !bud.Scan(8 * len(text)) {
+		return b
 	}
 	notice, quoted := cutOriginal(text)
 	if b.Original == nil && quoted != "" {
@@ -47,26 +72,26 @@ func parseMessage(root *rawmail.Part, depth int) *Bounce {
 		return b
 	}
 	for _, p := range sc.dsn {
-		b.readDeliveryStatus(p)
+		b.readDeliveryStatus(p, bud)
 	}
 	if len(b.Recipients) == 0 {
 		// A delivery-status block pasted into the text (or a mislabelled
 		// part).
-		b.readDeliveryStatusText(notice)
+		b.readDeliveryStatusText(notice, bud)
 	}
 	if len(b.Recipients) == 0 && depth < maxNesting {
 		// A bounce that wraps the bounce it received (a gateway or a
 		// forwarding mailbox): read the inner one.
 		var inner *rawmail.Part
 		if sc.original != nil && looksLikeBounceHeader(sc.original.Header) {
-			inner = sc.original.Full()
+			inner = sc.original.FullWith(bud)
 		} else if quoted != "" {
-			if q := rawmail.ParseShallow([]byte(skipToHeader(quoted))); looksLikeBounceHeader(q.Header) {
+			if q := rawmail.ParseShallowWith([]byte(skipToHeader(quoted)), bud); looksLikeBounceHeader(q.Header) {
 				inner = q
 			}
 		}
-		if inner != nil {
-			if ib := parseMessage(inner, depth+1); ib.Kind == KindBounce {
+		if inner != nil && !bud.Exceeded() {
+			if ib := parseMessage(inner, depth+1, bud); ib.Kind == KindBounce {
 				return ib
 			}
 		}
@@ -116,11 +141,14 @@ type partScan struct {
 	reportType          string
 }
 
-func scanParts(root *rawmail.Part) partScan {
+func scanParts(root *rawmail.Part, bud *rawmail.Budget) partScan {
 	var sc partScan
 	sc.reportType = strings.ToLower(root.Params["report-type"])
 	sc.multipartReport = root.MediaType == "multipart/report"
 	root.Walk(func(p *rawmail.Part) bool {
+		if bud.Exceeded() {
+			return false
+		}
 		switch p.MediaType {
 		case "message/delivery-status", "message/global-delivery-status":
 			sc.dsn = append(sc.dsn, p)
@@ -143,6 +171,7 @@ func scanParts(root *rawmail.Part) partScan {
 		if strings.HasPrefix(p.MediaType, "multipart/") {
 			// A multipart whose boundary is missing or wrong: its body is
 			// all the text there is.
+			bud.Scan(len(p.Body))
 			sc.texts = append(sc.texts, p.Text())
 			return false
 		}
@@ -160,6 +189,7 @@ func scanParts(root *rawmail.Part) partScan {
 			if strings.EqualFold(strings.TrimSpace(p.Header.Get("Content-Disposition")), "attachment") && len(sc.texts) > 0 {
 				return false
 			}
+			bud.Scan(len(p.Body))
 			sc.texts = append(sc.texts, p.Text())
 		case p.MediaType == "text/html":
 			if sc.html == nil {

@@ -65,43 +65,111 @@ const maxHeaderFields = 1000
 //     the blank line);
 //   - CRLF and bare LF line ends are both accepted.
 func ParseHeader(b []byte) (Header, []byte) {
+	h, n := parseHeader(b, nil)
+	return h, b[n:]
+}
+
+// parseHeader does the work of ParseHeader, charging bud for the lines it
+// reads, and returns the offset where the body starts. Its cost is linear
+// in the header block alone, never in what follows it, so that callers may
+// read many header blocks one after another in one body.
+func parseHeader(b []byte, bud *Budget) (Header, int) {
+	end, lines := headerExtent(b)
+	bud.Scan(end)
+	bud.Lines(lines)
 	// One copy of the header block; field names and single-line values
 	// are slices of it, so most fields cost no allocation of their own.
-	end := len(b)
-	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
-		end = i + 2
+	h, n := parseHeaderString(string(b[:end]), lines)
+	return h, n
+}
+
+// headerExtent returns the length of the header block at the start of b
+// (through the blank line that ends it, or up to the first line that
+// ends it without one) and the number of lines in it. It follows the
+// rules of parseHeaderString line by line, so that parseHeaderString needs
+// a copy of the header block only.
+func headerExtent(b []byte) (end, lines int) {
+	first, haveField, mediaField := true, false, false
+	pos := 0
+	for pos < len(b) {
+		next := len(b)
+		line := b[pos:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line, next = line[:i], pos+i+1
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		lines++
+		switch {
+		case len(line) == 0:
+			return next, lines
+		case line[0] == ' ' || line[0] == '\t':
+		case first && (bytes.HasPrefix(line, []byte("From ")) || bytes.HasPrefix(line, []byte(">From "))):
+			first = false
+		default:
+			name, ok := splitFieldBytes(line)
+			if !ok {
+				if haveField && mediaField && isParamLine(line) {
+					break
+				}
+				return pos, lines - 1
+			}
+			first, haveField = false, true
+			mediaField = bytes.EqualFold(name, []byte("Content-Type")) || bytes.EqualFold(name, []byte("Content-Disposition"))
+		}
+		pos = next
 	}
-	if i := bytes.Index(b[:end], []byte("\n\r\n")); i >= 0 {
-		end = i + 3
+	return len(b), lines
+}
+
+// splitFieldBytes is splitFieldString's test of a field line, on bytes; it
+// returns the field name.
+func splitFieldBytes(line []byte) ([]byte, bool) {
+	i := bytes.IndexByte(line[:min(len(line), 81)], ':')
+	if i <= 0 || i > 80 {
+		return nil, false
 	}
-	h, n := parseHeaderString(string(b[:end]))
-	return h, b[n:]
+	n := bytes.TrimRight(line[:i], " \t")
+	if len(n) == 0 {
+		return nil, false
+	}
+	for _, c := range n {
+		if c <= ' ' || c >= 0x7f {
+			return nil, false
+		}
+	}
+	return n, true
 }
 
 // parseHeaderString does the work of ParseHeader on a string and returns
 // the offset where the body starts.
-func parseHeaderString(s string) (Header, int) {
-	h := make(Header, 0, 16)
+func parseHeaderString(s string, lines int) (Header, int) {
+	h := make(Header, 0, min(lines, 16))
 	name, value := "", ""
-	var folded []string // continuation lines of the current field
+	// The unfolded value of a field with continuation lines is built in
+	// one builder, each line appended once.
+	var folded strings.Builder
+	isFolded := false
+	fold := func(t string) {
+		if !isFolded {
+			folded.Reset()
+			folded.WriteString(value)
+			isFolded = true
+		}
+		if folded.Len() > 0 {
+			folded.WriteByte(' ')
+		}
+		folded.WriteString(t)
+	}
 	flush := func() {
-		if name == "" || len(h) >= maxHeaderFields {
-			name, folded = "", folded[:0]
-			return
-		}
-		if len(folded) > 0 {
-			var sb strings.Builder
-			sb.WriteString(value)
-			for _, f := range folded {
-				if sb.Len() > 0 {
-					sb.WriteByte(' ')
-				}
-				sb.WriteString(f)
+		if name != "" && len(h) < maxHeaderFields {
+			if isFolded {
+				value = folded.String()
 			}
-			value = sb.String()
+			h = append(h, Field{Name: name, Value: value})
 		}
-		h = append(h, Field{Name: name, Value: value})
-		name, folded = "", folded[:0]
+		name, isFolded = "", false
 	}
 	first := true
 	pos := 0
@@ -123,7 +191,7 @@ func parseHeaderString(s string) (Header, int) {
 			// A continuation; one with nothing to continue is skipped.
 			if name != "" {
 				if t := strings.TrimSpace(line); t != "" {
-					folded = append(folded, t)
+					fold(t)
 				}
 			}
 			pos = next
@@ -138,7 +206,7 @@ func parseHeaderString(s string) (Header, int) {
 		if !ok && name != "" && isParamLine([]byte(line)) && (strings.EqualFold(name, "Content-Type") || strings.EqualFold(name, "Content-Disposition")) {
 			// "boundary=..." left unindented on its own line: a
 			// parameter of the field above.
-			folded = append(folded, strings.TrimSpace(line))
+			fold(strings.TrimSpace(line))
 			pos = next
 			continue
 		}
@@ -160,7 +228,7 @@ func parseHeaderString(s string) (Header, int) {
 // characters other than space and colon; white space before the colon is
 // tolerated.
 func splitFieldString(line string) (string, string, bool) {
-	i := strings.IndexByte(line, ':')
+	i := strings.IndexByte(line[:min(len(line), 81)], ':')
 	if i <= 0 || i > 80 {
 		return "", "", false
 	}
@@ -310,3 +378,17 @@ func ParseMediaType(v string) (string, map[string]string) {
 	}
 	return mt, params
 }
+
+// ParseHeaderWith is ParseHeader charging the lines and bytes it reads to
+// bud (see ParseWith).
+func ParseHeaderWith(b []byte, bud *Budget) (Header, []byte) {
+	h, n := parseHeader(b, bud)
+	return h, b[n:]
+}
+
+// HeaderLen returns the length of the header block at the start of b, as
+// ParseHeader reads it (so b[n:] is the body ParseHeader returns), and
+// the number of lines it has, without building its fields: a caller can
+// look for a header in text and skip a run of lines too short to be one
+// at no cost beyond reading it.
+func HeaderLen(b []byte) (n, lines int) { return headerExtent(b) }

@@ -42,21 +42,30 @@ type Part struct {
 // Full returns the part parsed in full: for the attached message of a
 // ParseShallow result (a header and raw bytes) it parses the raw bytes;
 // any other part is returned as it is.
-func (p *Part) Full() *Part {
+func (p *Part) Full() *Part { return p.FullWith(nil) }
+
+// FullWith is Full charging the work to bud (see ParseWith).
+func (p *Part) FullWith(bud *Budget) *Part {
 	if p == nil || len(p.Parts) > 0 || len(p.Body) == 0 || len(p.Header) == 0 {
 		return p
 	}
-	if h, _ := ParseHeader(p.Body); len(h) == len(p.Header) && len(h) > 0 && h[0] == p.Header[0] {
-		return Parse(p.Body)
+	if h, _ := parseHeader(p.Body, bud); len(h) == len(p.Header) && len(h) > 0 && h[0] == p.Header[0] {
+		return ParseWith(p.Body, bud)
 	}
 	return p
 }
 
 // Parse reads a whole message. It never fails; see ParseHeader and the
-// package documentation for how damage is handled.
-func Parse(raw []byte) *Part {
+// package documentation for how damage is handled. Parts past MaxParts
+// and nesting past MaxDepth are left out.
+func Parse(raw []byte) *Part { return ParseWith(raw, nil) }
+
+// ParseWith is Parse charging its work to bud. When a limit of bud runs
+// out, parsing stops where it is and bud.Err() says which limit it was;
+// the parts read so far are returned. A nil bud is Parse.
+func ParseWith(raw []byte, bud *Budget) *Part {
 	n := 0
-	return parsePart(raw, 0, &n, "text/plain", false)
+	return parsePart(raw, 0, &n, "text/plain", false, bud)
 }
 
 // ParseShallow reads a message like Parse, but of an attached message
@@ -65,16 +74,23 @@ func Parse(raw []byte) *Part {
 // (header included, transfer encoding of the outer part removed), which
 // Parse can read in full when needed. Report parsers need only the
 // header of the message a report returns, and its body may be large.
-func ParseShallow(raw []byte) *Part {
+func ParseShallow(raw []byte) *Part { return ParseShallowWith(raw, nil) }
+
+// ParseShallowWith is ParseShallow charging its work to bud (see
+// ParseWith).
+func ParseShallowWith(raw []byte, bud *Budget) *Part {
 	n := 0
-	return parsePart(raw, 0, &n, "text/plain", true)
+	return parsePart(raw, 0, &n, "text/plain", true, bud)
 }
 
 // ParseHeadersOnly reads raw as a bare header block, as carried by a
 // text/rfc822-headers part.
-func ParseHeadersOnly(raw []byte) *Part {
-	h, rest := ParseHeader(skipBlankLines(raw))
-	p := &Part{Header: h, Body: rest}
+func ParseHeadersOnly(raw []byte) *Part { return parseHeadersOnly(raw, nil) }
+
+func parseHeadersOnly(raw []byte, bud *Budget) *Part {
+	raw = skipBlankLines(raw)
+	h, n := parseHeader(raw, bud)
+	p := &Part{Header: h, Body: raw[n:]}
 	p.MediaType, p.Params = contentType(h, "text/plain")
 	return p
 }
@@ -91,13 +107,19 @@ func contentType(h Header, def string) (string, map[string]string) {
 	return mt, params
 }
 
-func parsePart(raw []byte, depth int, count *int, def string, shallow bool) *Part {
+// parsePart reads one part at depth; count is the number of parts read so
+// far in the whole message. Every pass over the part's bytes (header,
+// transfer decoding, boundary search) is charged to bud, so a message's
+// cost is its size times its nesting depth at most.
+func parsePart(raw []byte, depth int, count *int, def string, shallow bool, bud *Budget) *Part {
 	*count++
-	h, body := ParseHeader(raw)
+	h, n := parseHeader(raw, bud)
+	body := raw[n:]
 	p := &Part{Header: h}
 	p.MediaType, p.Params = contentType(h, def)
+	bud.Scan(len(body))
 	p.Body = DecodeTransfer(h.Get("Content-Transfer-Encoding"), body)
-	if depth >= MaxDepth {
+	if bud.Exceeded() {
 		return p
 	}
 	switch {
@@ -106,30 +128,31 @@ func parsePart(raw []byte, depth int, count *int, def string, shallow bool) *Par
 		if p.MediaType == "multipart/digest" {
 			childDef = "message/rfc822"
 		}
+		bud.Scan(len(p.Body))
 		for _, b := range splitMultipart(p.Body, p.Params["boundary"]) {
-			if *count >= MaxParts {
+			if !bud.part(*count, depth+1) {
 				break
 			}
-			p.Parts = append(p.Parts, parsePart(b, depth+1, count, childDef, shallow))
+			p.Parts = append(p.Parts, parsePart(b, depth+1, count, childDef, shallow, bud))
 		}
 	case p.MediaType == "message/rfc822" || p.MediaType == "message/global" ||
 		p.MediaType == "message/partial":
-		if *count < MaxParts {
+		if bud.part(*count, depth+1) {
 			inner := skipBlankLines(p.Body)
 			if shallow {
 				*count++
-				h, _ := ParseHeader(inner)
+				h, _ := parseHeader(inner, bud)
 				m := &Part{Header: h, Body: inner}
 				m.MediaType, m.Params = contentType(h, "text/plain")
 				p.Message = m
 			} else {
-				p.Message = parsePart(inner, depth+1, count, "text/plain", false)
+				p.Message = parsePart(inner, depth+1, count, "text/plain", false, bud)
 			}
 		}
 	case p.MediaType == "text/rfc822-headers" || p.MediaType == "message/rfc822-headers":
-		if *count < MaxParts {
+		if bud.part(*count, depth+1) {
 			*count++
-			p.Message = ParseHeadersOnly(p.Body)
+			p.Message = parseHeadersOnly(p.Body, bud)
 		}
 	}
 	return p

@@ -1,0 +1,114 @@
+// Package lineartest checks that a parser's running time grows linearly
+// with its input: it times the parse of a ~100 KB and a ~1 MB input built
+// the same way and fails when the larger one takes more than Ratio times
+// as long. Each input is timed several times and the fastest run counts,
+// so a busy machine cannot make a linear parser fail; a quadratic one
+// takes ~100x as long and fails whatever the noise.
+//
+// It is a test helper for the parsers of outside input (rawmail, arf, dsn,
+// postfixlog, bounceclass); it uses a clock, so it is never imported by
+// the parsers themselves.
+package lineartest
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// Ratio is how much longer the 1 MB input may take than the 100 KB one
+// (10x the bytes; the slack covers cache effects and allocation).
+const Ratio = 15
+
+// Sizes of the two inputs, in bytes.
+const (
+	Small = 100 << 10
+	Large = 1 << 20
+)
+
+// runs is how many times the small input is timed, maxRuns how many
+// times at most the large one is; the fastest run counts.
+const (
+	runs    = 5
+	maxRuns = 10
+)
+
+// Case is one adversarial input family.
+type Case struct {
+	Name string
+	// Build returns an input of about size bytes.
+	Build func(size int) []byte
+	// Parse parses one input; its error is passed to Check.
+	Parse func(raw []byte) error
+	// Check, when set, is called with the error of each parse (nil when it
+	// succeeded); it fails the test when the result is not the one the
+	// case expects (e.g. no budget error for an input meant to be parsed
+	// in full). When nil, any error fails the test.
+	Check func(t testing.TB, size int, err error)
+}
+
+// Run times c.Parse on the small and the large input and fails t when the
+// large one takes more than Ratio times as long. It logs both times.
+func Run(t *testing.T, c Case) {
+	t.Helper()
+	small, large := c.Build(Small), c.Build(Large)
+	// An untimed run of each first: the heap grows to what the input
+	// needs, so the timed runs do not pay for growing it.
+	timeOne(t, c, small)
+	ds := fastest(t, c, small)
+	// One run of the large input first: when it already takes far too
+	// long (a quadratic parser), there is no need to wait for more.
+	// The large input is timed until one run is within the ratio (noise
+	// only ever adds time, so one such run proves it), up to maxRuns
+	// runs; a run far beyond it ends the test at once, so a quadratic
+	// parser costs one run.
+	dl := timeOne(t, c, large)
+	for i := 1; i < maxRuns && dl > Ratio*ds && dl < 4*Ratio*ds; i++ {
+		dl = min(dl, timeOne(t, c, large))
+	}
+	t.Logf("%s: %d bytes in %v, %d bytes in %v (x%.1f)", c.Name, len(small), ds, len(large), dl, float64(dl)/float64(max(ds, 1)))
+	if dl > Ratio*ds {
+		t.Errorf("%s: not linear: %d bytes took %v, %d bytes %v (more than %dx)", c.Name, len(small), ds, len(large), dl, Ratio)
+	}
+}
+
+func fastest(t *testing.T, c Case, in []byte) time.Duration {
+	best := time.Duration(1<<63 - 1)
+	for i := 0; i < runs; i++ {
+		best = min(best, timeOne(t, c, in))
+	}
+	return best
+}
+
+// timeOne times one parse: the CPU time of the thread it runs on where
+// the system tells it (Linux), so that time the parse spends waiting for a
+// CPU on a busy machine is not counted (a long run is preempted more often
+// than a short one), else the wall-clock time.
+func timeOne(t *testing.T, c Case, in []byte) time.Duration {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, cpu0 := time.Now(), threadCPUTime()
+	err := c.Parse(in)
+	d := time.Since(start)
+	if haveThreadCPUTime {
+		d = threadCPUTime() - cpu0
+	}
+	if c.Check != nil {
+		c.Check(t, len(in), err)
+	} else if err != nil {
+		t.Fatalf("%s: %d bytes: %v", c.Name, len(in), err)
+	}
+	return d
+}
+
+// Repeat returns head, then unit repeated until the result is at least
+// size bytes long, then tail.
+func Repeat(head, unit, tail string, size int) []byte {
+	b := make([]byte, 0, size+len(head)+len(unit)+len(tail))
+	b = append(b, head...)
+	for len(b) < size-len(tail) {
+		b = append(b, unit...)
+	}
+	return append(b, tail...)
+}
