@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,10 +42,33 @@ type Config struct {
 	// MaxAttributes and MaxLineBytes bound one request.
 	MaxAttributes int `yaml:"max_attributes"`
 	MaxLineBytes  int `yaml:"max_line_bytes"`
-	// StaleAfter: while NATS is unreachable the last known decisions are
-	// still enforced for this long; after that the service fails open
-	// (DUNNO plus an alert).
+	// StaleAfter: while there is no live watch of the bucket (NATS
+	// unreachable, watch broken, started from the snapshot) the last known
+	// decisions are enforced for this long; after that the state is stale
+	// and OnStale says what is answered.
 	StaleAfter config.Duration `yaml:"stale_after"`
+	// OnStale is what a stale state answers: OnStaleEnforceUnexpired keeps
+	// enforcing each record until its own until; OnStaleFailOpen answers
+	// DUNNO to everything. Either way an alert is raised.
+	OnStale string `yaml:"on_stale"`
+	// AllowedActions are the Postfix actions a record may make the service
+	// answer: the cut-off actions (REJECT, DEFER_IF_PERMIT, DEFER, HOLD,
+	// DISCARD) and FILTER for reroutes. A record asking for another one is
+	// ignored (answered DUNNO) with a counter and an alert. OK, PREPEND,
+	// REDIRECT and the other Postfix actions can never be listed: they
+	// would let a bucket writer open the relay, write headers or send mail
+	// elsewhere.
+	AllowedActions []string `yaml:"allowed_actions"`
+	// RerouteTransports are the master.cf transports a reroute record may
+	// name (exact match); a record naming another is ignored.
+	RerouteTransports []string `yaml:"reroute_transports"`
+	// SnapshotFile is where the service keeps its copy of the bucket, so
+	// that it starts and enforces while NATS is unreachable. Empty under
+	// mailmon's runtime means <data_dir>/policy-service/enforcement.json
+	// (see WithDataDir); "off" keeps no snapshot.
+	SnapshotFile string `yaml:"snapshot_file"`
+	// SnapshotMaxBytes bounds the snapshot, written and read.
+	SnapshotMaxBytes config.ByteSize `yaml:"snapshot_max_bytes"`
 	// AlertInterval is the least time between two "state unavailable"
 	// alerts.
 	AlertInterval config.Duration `yaml:"alert_interval"`
@@ -75,8 +100,32 @@ type Identity struct {
 	ClientAddresses map[string]string `yaml:"client_addresses"`
 }
 
-// DefaultConfig listens on loopback port 10040 and fails open after 30 s
-// without NATS.
+// What a stale state answers (on_stale).
+const (
+	OnStaleEnforceUnexpired = "enforce_unexpired"
+	OnStaleFailOpen         = "fail_open"
+)
+
+// SnapshotOff as snapshot_file keeps no snapshot.
+const SnapshotOff = "off"
+
+// cutoffActions are the Postfix actions a cut-off may answer; FILTER is
+// the reroute's. Only these can be allowed.
+var cutoffActions = []string{"REJECT", "DEFER_IF_PERMIT", "DEFER", "HOLD", "DISCARD"}
+
+// refusedActions explain why the other Postfix actions are never allowed.
+var refusedActions = map[string]string{
+	"OK":       "OK accepts the recipient and skips the later restrictions (reject_unauth_destination): an open relay",
+	"PERMIT":   "it accepts the recipient and skips the later restrictions",
+	"DUNNO":    "DUNNO is what the service answers when nothing is enforced",
+	"PREPEND":  "PREPEND would write message headers chosen by whoever writes the bucket",
+	"REDIRECT": "REDIRECT would send the mail to an address chosen by whoever writes the bucket",
+	"BCC":      "BCC would copy the mail to an address chosen by whoever writes the bucket",
+}
+
+// DefaultConfig listens on loopback port 10040, answers only REJECT,
+// DEFER_IF_PERMIT, HOLD and FILTER ndr:, and keeps enforcing unexpired
+// decisions without NATS.
 func DefaultConfig() Config {
 	return Config{
 		Listen:         "127.0.0.1:10040",
@@ -86,11 +135,35 @@ func DefaultConfig() Config {
 		MaxAttributes:  100,
 		MaxLineBytes:   4096,
 		StaleAfter:     config.Duration(30 * time.Second),
+		OnStale:        OnStaleEnforceUnexpired,
 		AlertInterval:  config.Duration(5 * time.Minute),
 		Customers:      Identity{SASLUsername: true},
 		IPAttributes:   []string{"client_address"},
+
+		AllowedActions:    []string{"REJECT", "DEFER_IF_PERMIT", "HOLD", "FILTER"},
+		RerouteTransports: []string{"ndr"},
+		SnapshotMaxBytes:  config.ByteSize(16 << 20),
 	}
 }
+
+// WithDataDir fills the default snapshot path under mailmon's data_dir.
+func (c Config) WithDataDir(dataDir string) Config {
+	if c.SnapshotFile == "" && dataDir != "" {
+		c.SnapshotFile = filepath.Join(dataDir, "policy-service", "enforcement.json")
+	}
+	return c
+}
+
+// snapshotPath is the snapshot file, or "" when none is kept.
+func (c Config) snapshotPath() string {
+	if c.SnapshotFile == SnapshotOff {
+		return ""
+	}
+	return c.SnapshotFile
+}
+
+// allows reports whether action is in allowed_actions.
+func (c Config) allows(action string) bool { return slices.Contains(c.AllowedActions, action) }
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -98,16 +171,42 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		check.Addf("listen", "%q is not host:port", c.Listen)
 	}
-	switch c.CutoffAction {
-	case "", "REJECT", "DEFER_IF_PERMIT", "HOLD":
+	for i, a := range c.AllowedActions {
+		key := fmt.Sprintf("allowed_actions[%d]", i)
+		switch why, refused := refusedActions[a]; {
+		case refused:
+			check.Addf(key, "%s is never allowed: %s", a, why)
+		case a != "FILTER" && !slices.Contains(cutoffActions, a):
+			check.Addf(key, "must be one of %s or FILTER, got %q", strings.Join(cutoffActions, ", "), a)
+		}
+	}
+	if c.CutoffAction != "" && (!slices.Contains(cutoffActions, c.CutoffAction) || !c.allows(c.CutoffAction)) {
+		check.Addf("cutoff_action", "must be empty or a cut-off action listed in allowed_actions (%s), got %q",
+			strings.Join(c.AllowedActions, ", "), c.CutoffAction)
+	}
+	if c.CutoffText != "" {
+		if _, err := cleanText(c.CutoffText); err != nil {
+			check.Addf("cutoff_text", "%v", err)
+		}
+	}
+	if c.RerouteNexthop != "" && !validNexthop(c.RerouteNexthop) {
+		check.Addf("reroute_nexthop", "must be printable ASCII without spaces, at most %d bytes, got %q", maxNexthopBytes, c.RerouteNexthop)
+	}
+	for i, t := range c.RerouteTransports {
+		if !validTransport(t) {
+			check.Addf(fmt.Sprintf("reroute_transports[%d]", i), "must be a master.cf service name (letters, digits, - _ .), got %q", t)
+		}
+	}
+	if len(c.RerouteTransports) == 0 && c.allows("FILTER") {
+		check.Addf("reroute_transports", "needs at least one transport while FILTER is allowed")
+	}
+	switch c.OnStale {
+	case OnStaleEnforceUnexpired, OnStaleFailOpen:
 	default:
-		check.Addf("cutoff_action", "must be empty, REJECT, DEFER_IF_PERMIT or HOLD, got %q", c.CutoffAction)
+		check.Addf("on_stale", "must be %s or %s, got %q", OnStaleEnforceUnexpired, OnStaleFailOpen, c.OnStale)
 	}
-	if strings.ContainsAny(c.CutoffText, "\r\n") {
-		check.Addf("cutoff_text", "must be one line")
-	}
-	if strings.ContainsAny(c.RerouteNexthop, " \t\r\n") {
-		check.Addf("reroute_nexthop", "must not contain spaces, got %q", c.RerouteNexthop)
+	if c.SnapshotMaxBytes < 4096 {
+		check.Addf("snapshot_max_bytes", "must be at least 4KiB")
 	}
 	for _, d := range []struct {
 		key string

@@ -85,17 +85,17 @@ func TestAnswerIsOneLine(t *testing.T) {
 	}
 }
 
-func TestStatusClass(t *testing.T) {
+func TestWithStatusClass(t *testing.T) {
 	for in, want := range map[string]string{
 		"4.7.1 Sending suspended": "5.7.1 Sending suspended",
 		"5.7.1 Sending suspended": "5.7.1 Sending suspended",
 		"Sending suspended":       "5.7.1 Sending suspended",
 	} {
-		if got := statusClass(in, '5'); got != want {
-			t.Errorf("statusClass(%q, 5) = %q, want %q", in, got, want)
+		if got := withStatusClass(in, '5'); got != want {
+			t.Errorf("withStatusClass(%q, 5) = %q, want %q", in, got, want)
 		}
 	}
-	if got := statusClass("5.7.1 x", '4'); got != "4.7.1 x" {
+	if got := withStatusClass("5.7.1 x", '4'); got != "4.7.1 x" {
 		t.Errorf("to class 4: %q", got)
 	}
 }

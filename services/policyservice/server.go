@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,8 +30,12 @@ import (
 const WorkerName = "policy-service"
 
 // RuleStateUnavailable is the rule of the alert raised when the service
-// fails open.
+// fails open, or enforces a stale copy of the decisions.
 const RuleStateUnavailable = "policy_state_unavailable"
+
+// RuleInvalidRecord is the rule of the alert raised once per revision of
+// an enforcement record the service refuses to answer.
+const RuleInvalidRecord = "policy_invalid_record"
 
 // Server is the policy-service worker.
 type Server struct {
@@ -46,13 +51,39 @@ type Server struct {
 	addrMu sync.Mutex
 	addr   net.Addr
 	ready  chan struct{}
+	// serving is true while the accept loop runs: readiness says no as
+	// soon as connections would only queue.
+	serving atomic.Bool
+
+	// alerts tracks the alert publishes in flight; alertCtx ends them when
+	// Serve returns.
+	alerts   sync.WaitGroup
+	alertCtx context.Context
 
 	alertMu   sync.Mutex
 	lastAlert time.Time
-	failing   bool
-	// failingNow mirrors failing for the lock-free check on every answer.
-	failingNow atomic.Bool
+	condition stateCondition
+	// conditionNow mirrors condition for the lock-free check on every
+	// answer.
+	conditionNow atomic.Int32
+
+	// invalidMu guards invalid: the revision last counted and alerted of
+	// every key whose current record is refused.
+	invalidMu sync.Mutex
+	invalid   map[string]uint64
+
+	// snapshotDirty is signalled after every change of the state.
+	snapshotDirty chan struct{}
 }
+
+// stateCondition is what the state alert says.
+type stateCondition int32
+
+const (
+	conditionOK       stateCondition = iota
+	conditionFailOpen                // answering DUNNO for lack of state
+	conditionStale                   // enforcing a stale copy (on_stale: enforce_unexpired)
+)
 
 type prefixCustomer struct {
 	p        netip.Prefix
@@ -62,7 +93,7 @@ type prefixCustomer struct {
 // Option adjusts a Server for tests.
 type Option func(*Server)
 
-// WithClock replaces time.Now.
+// WithClock replaces time.Now for answers, expiry and staleness.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // New checks the configuration and builds the worker; nothing listens
@@ -78,7 +109,9 @@ func New(cfg Config, s worker.Settings, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{cfg: cfg, set: s, log: s.Logger, metrics: m, now: time.Now, domains: map[string]string{}, ready: make(chan struct{})}
+	srv := &Server{cfg: cfg, set: s, log: s.Logger, metrics: m, now: time.Now, domains: map[string]string{},
+		ready: make(chan struct{}), alertCtx: context.Background(), invalid: map[string]uint64{},
+		snapshotDirty: make(chan struct{}, 1)}
 	if srv.log == nil {
 		srv.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +137,16 @@ func New(cfg Config, s worker.Settings, opts ...Option) (*Server, error) {
 	if nc := s.JetStream.Conn(); nc != nil {
 		connected = nc.IsConnected
 	}
-	srv.state = NewState(connected, srv.log)
-	srv.state.updates = func() { m.decisions.Set(float64(srv.state.Len())) }
+	srv.state = newState(connected, func() time.Time { return srv.now() }, srv.log)
+	srv.state.read = srv.readRecord
+	srv.state.deleted = srv.recordDeleted
+	srv.state.updates = func() {
+		m.decisions.Set(float64(srv.state.Len()))
+		select {
+		case srv.snapshotDirty <- struct{}{}:
+		default:
+		}
+	}
 	return srv, nil
 }
 
@@ -123,8 +164,8 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) State() *State { return s.state }
 
 // Run listens and answers Postfix until ctx ends. It starts answering at
-// once; until the decisions are loaded (at most answer_timeout per
-// request) it answers DUNNO.
+// once: from the snapshot if there is one, else DUNNO until the decisions
+// are loaded (at most answer_timeout per request).
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -133,71 +174,75 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run on a listener the caller opened.
+// Serve is Run on a listener the caller opened; it closes ln. It returns
+// when ctx ends (nil) or when ln fails (the error), in both cases after
+// every goroutine it started has ended.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.addrMu.Lock()
 	s.addr = ln.Addr()
 	s.addrMu.Unlock()
-	s.log.Info("policy service listening", "addr", ln.Addr().String())
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		delay := 100 * time.Millisecond
-		for ctx.Err() == nil {
-			kv, err := s.set.JetStream.KeyValue(ctx, enforcement.Bucket)
-			if err == nil {
-				s.state.Run(ctx, kv)
-				return
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			s.log.Warn("enforcement bucket unavailable; answering DUNNO", "error", err, "retry_in", delay)
-			select {
-			case <-time.After(delay):
-			case <-ctx.Done():
-				return
-			}
-			delay = min(delay*2, 5*time.Second)
-		}
-	})
-	if s.set.Health != nil {
-		s.set.Health.Register(WorkerName, func(context.Context) error {
-			if !s.state.Usable(s.now(), s.cfg.StaleAfter.Std()) {
-				return errors.New("enforcement state unavailable (failing open)")
-			}
-			return nil
-		})
-	}
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	close(s.ready)
-
-	slots := make(chan struct{}, s.cfg.MaxConnections)
 	conns := map[net.Conn]struct{}{}
 	var connMu sync.Mutex
 	defer func() {
+		// Stop everything first, then wait: waiting before the cancel
+		// would wait for goroutines that only end on it.
+		s.serving.Store(false)
+		cancel()
+		ln.Close()
 		connMu.Lock()
 		for c := range conns {
 			c.Close()
 		}
 		connMu.Unlock()
+		wg.Wait()
+		s.alerts.Wait()
 	}()
+	s.alertCtx = ctx
+	// Accept returns when ctx ends because the listener is closed then.
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	if path := s.cfg.snapshotPath(); path != "" {
+		s.loadSnapshot(path)
+	}
+	wg.Go(func() { s.watchBucket(ctx) })
+	if path := s.cfg.snapshotPath(); path != "" {
+		wg.Go(func() { s.keepSnapshot(ctx, path) })
+	}
+	if s.set.Health != nil {
+		s.set.Health.Register(WorkerName, s.readiness)
+	}
+	s.log.Info("policy service listening", "addr", ln.Addr().String())
+	s.serving.Store(true)
+	close(s.ready)
+
+	slots := make(chan struct{}, s.cfg.MaxConnections)
+	retry := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if transientAcceptError(err) {
+				// Out of file descriptors or a connection reset before it
+				// was accepted: wait a little, as net/http does.
+				s.log.Warn("accept failed; retrying", "error", err, "retry_in", retry)
+				select {
+				case <-time.After(retry):
+				case <-ctx.Done():
+					return nil
+				}
+				retry = min(retry*2, time.Second)
 				continue
 			}
+			s.log.Error("accept failed; the policy service stops", "error", err)
 			return fmt.Errorf("%s: accept: %w", WorkerName, err)
 		}
+		retry = 5 * time.Millisecond
 		select {
 		case slots <- struct{}{}:
 		default:
@@ -221,6 +266,178 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveConn(ctx, c)
 		})
 	}
+}
+
+// transientAcceptError reports whether Accept may succeed if tried again.
+func transientAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// watchBucket finds the bucket, retrying with backoff while NATS or the
+// bucket is not there, then keeps the state by watching it.
+func (s *Server) watchBucket(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		kv, err := s.set.JetStream.KeyValue(ctx, enforcement.Bucket)
+		if err == nil {
+			s.state.Run(ctx, kv)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("enforcement bucket unavailable; answering from the last known decisions or DUNNO", "error", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// readiness is the service's check on /readyz: ready only while it
+// accepts connections and answers from the live bucket.
+func (s *Server) readiness(context.Context) error {
+	if !s.serving.Load() {
+		return errors.New("not accepting connections")
+	}
+	switch mode := s.state.Mode(s.now(), s.cfg.StaleAfter.Std()); mode {
+	case ModeLive:
+		return nil
+	case ModeEmpty:
+		return errors.New("enforcement decisions not loaded (failing open)")
+	default:
+		what := "the last known decisions"
+		if mode == ModeStale && s.cfg.OnStale == OnStaleFailOpen {
+			what = "DUNNO (failing open)"
+		}
+		return fmt.Errorf("no live watch of the enforcement bucket since %s; answering %s", s.state.Since().UTC().Format(time.RFC3339), what)
+	}
+}
+
+// loadSnapshot starts the state from the snapshot file, if there is a
+// usable one.
+func (s *Server) loadSnapshot(path string) {
+	snap, err := readSnapshot(path, s.cfg.SnapshotMaxBytes.Int64())
+	if err != nil {
+		s.metrics.snapshotErrors.Inc()
+		s.log.Error("enforcement snapshot unusable; starting without it", "path", path, "error", err)
+		return
+	}
+	if snap == nil {
+		s.log.Info("no enforcement snapshot yet", "path", path)
+		return
+	}
+	s.state.loadSnapshot(snap.Records)
+	s.log.Info("enforcement snapshot loaded; answering from it until the bucket is watched", "path", path,
+		"records", s.state.Len(), "written_at", snap.WrittenAt)
+}
+
+// keepSnapshot rewrites the snapshot after every change of the live
+// state. Changes that come while it writes are folded into the next
+// write.
+func (s *Server) keepSnapshot(ctx context.Context, path string) {
+	for {
+		select {
+		case <-s.snapshotDirty:
+		case <-ctx.Done():
+			return
+		}
+		entries, live := s.state.entries()
+		if !live {
+			continue // never write the snapshot back from itself
+		}
+		data, err := encodeSnapshot(entries, s.now(), s.cfg.SnapshotMaxBytes.Int64())
+		if err == nil {
+			err = writeSnapshot(path, data)
+		}
+		if err != nil {
+			s.metrics.snapshotErrors.Inc()
+			s.log.Error("could not write the enforcement snapshot; the previous one stays", "path", path, "error", err)
+			continue
+		}
+		s.metrics.snapshotWrites.Inc()
+	}
+}
+
+// readRecord decodes and checks one bucket value. A value that may not be
+// answered is counted and alerted once per revision, and nil is returned:
+// its subject is answered as if it had no record.
+func (s *Server) readRecord(key string, revision uint64, value []byte) *entry {
+	e, err := s.checkRecord(key, revision, value)
+	if err == nil {
+		s.recordDeleted(key) // a valid revision resolves an earlier refusal
+		return e
+	}
+	s.invalidMu.Lock()
+	last, seen := s.invalid[key]
+	s.invalid[key] = revision
+	s.invalidMu.Unlock()
+	if seen && last == revision {
+		return nil // the same revision again (a reloaded watch, the snapshot)
+	}
+	s.metrics.invalidRecords.Inc()
+	summary := truncateString(fmt.Sprintf("policy service ignores enforcement record %s (revision %d): %v; its subject is answered DUNNO",
+		safeKey(key), revision, err), 400)
+	s.log.Error("enforcement record refused", "key", safeKey(key), "revision", revision, "error", err)
+	s.publishAlert(&schemas.AlertRaised{Rule: RuleInvalidRecord, Status: schemas.AlertFiring, Severity: schemas.AlertCritical,
+		Subject: "enforcement_key:" + safeKey(key), Summary: summary, DedupeKey: RuleInvalidRecord + "/" + safeKey(key)})
+	return nil
+}
+
+// recordDeleted resolves the alert of a refused record once its key is
+// deleted or holds a valid record.
+func (s *Server) recordDeleted(key string) {
+	s.invalidMu.Lock()
+	_, was := s.invalid[key]
+	delete(s.invalid, key)
+	s.invalidMu.Unlock()
+	if was {
+		s.publishAlert(&schemas.AlertRaised{Rule: RuleInvalidRecord, Status: schemas.AlertResolved, Severity: schemas.AlertCritical,
+			Subject: "enforcement_key:" + safeKey(key), Summary: "enforcement record " + safeKey(key) + " replaced or removed",
+			DedupeKey: RuleInvalidRecord + "/" + safeKey(key)})
+	}
+}
+
+// checkRecord is the whole check of one bucket value.
+func (s *Server) checkRecord(key string, revision uint64, value []byte) (*entry, error) {
+	r, err := enforcement.Unmarshal(value)
+	if err != nil {
+		return nil, err
+	}
+	if want := r.SubjectOf().Key(); key != want {
+		return nil, fmt.Errorf("stored under a key that is not its subject's (%s)", safeKey(want))
+	}
+	answer, err := s.cfg.answerFor(r)
+	if err != nil {
+		return nil, err
+	}
+	return &entry{key: key, revision: revision, value: value, rec: r, answer: answer}, nil
+}
+
+// safeKey returns a KV key as is when it has only the characters KV keys
+// may hold, else quoted.
+func safeKey(key string) string {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/' || c == '=' || c == '.') || i >= 200 {
+			return quoteShort(key)
+		}
+	}
+	return key
+}
+
+func truncateString(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
@@ -253,9 +470,11 @@ func (s *Server) Decide(ctx context.Context, req Request) string {
 		return "DUNNO"
 	}
 	now := s.now()
-	if !s.state.Usable(now, s.cfg.StaleAfter.Std()) {
-		// Not loaded yet (start-up) or NATS gone too long: wait a bounded
-		// time for it, then fail open.
+	staleAfter := s.cfg.StaleAfter.Std()
+	mode := s.state.Mode(now, staleAfter)
+	if mode == ModeEmpty {
+		// Nothing loaded yet (start-up without a snapshot): wait a bounded
+		// time for the bucket, then fail open.
 		t := time.NewTimer(s.cfg.AnswerTimeout.Std())
 		select {
 		case <-s.state.Synced():
@@ -264,22 +483,27 @@ func (s *Server) Decide(ctx context.Context, req Request) string {
 		}
 		t.Stop()
 		now = s.now()
-		if !s.state.Usable(now, s.cfg.StaleAfter.Std()) {
-			s.metrics.failOpen.Inc()
-			s.metrics.answers.WithLabelValues("DUNNO").Inc()
-			s.stateAlert(true)
-			return "DUNNO"
-		}
+		mode = s.state.Mode(now, staleAfter)
 	}
-	s.stateAlert(false)
-	rec, ok := s.match(req, now)
+	switch {
+	case mode == ModeEmpty || mode == ModeStale && s.cfg.OnStale == OnStaleFailOpen:
+		s.metrics.failOpen.Inc()
+		s.metrics.answers.WithLabelValues("DUNNO").Inc()
+		s.stateAlert(conditionFailOpen)
+		return "DUNNO"
+	case mode == ModeStale:
+		s.stateAlert(conditionStale)
+	default:
+		s.stateAlert(conditionOK)
+	}
+	e, ok := s.match(req, now)
 	if !ok {
 		s.metrics.answers.WithLabelValues("DUNNO").Inc()
 		return "DUNNO"
 	}
-	action := s.answerFor(rec)
-	s.metrics.answers.WithLabelValues(strings.Fields(action)[0]).Inc()
-	return action
+	action, _, _ := strings.Cut(e.answer, " ")
+	s.metrics.answers.WithLabelValues(action).Inc()
+	return e.answer
 }
 
 // Subjects lists the subjects a request may be enforced under.
@@ -332,57 +556,18 @@ func (s *Server) Subjects(req Request) []string {
 
 // match finds the strongest decision in force for the request: a cut-off
 // before a reroute.
-func (s *Server) match(req Request, now time.Time) (enforcement.Record, bool) {
-	var best enforcement.Record
-	found := false
+func (s *Server) match(req Request, now time.Time) (*entry, bool) {
+	var best *entry
 	for _, subj := range s.Subjects(req) {
-		r, ok := s.state.Lookup(subj, now)
+		e, ok := s.state.lookup(subj, now)
 		if !ok {
 			continue
 		}
-		if !found || (r.Action == schemas.ActionCutoff && best.Action != schemas.ActionCutoff) {
-			best, found = r, true
+		if best == nil || (e.rec.Action == schemas.ActionCutoff && best.rec.Action != schemas.ActionCutoff) {
+			best = e
 		}
 	}
-	return best, found
-}
-
-// answerFor is the Postfix action for a decision.
-func (s *Server) answerFor(r enforcement.Record) string {
-	if r.Action == schemas.ActionReroute {
-		return "FILTER " + r.Transport + ":" + s.cfg.RerouteNexthop
-	}
-	action := r.PolicyAction
-	if s.cfg.CutoffAction != "" {
-		action = s.cfg.CutoffAction
-	}
-	if action == "" {
-		action = "DEFER_IF_PERMIT"
-	}
-	text := r.PolicyText
-	if s.cfg.CutoffText != "" {
-		text = s.cfg.CutoffText
-	}
-	if text == "" {
-		text = "Sending suspended for " + r.Subject
-	}
-	switch action {
-	case "REJECT":
-		text = statusClass(text, '5')
-	case "DEFER_IF_PERMIT":
-		text = statusClass(text, '4')
-	}
-	return action + " " + text
-}
-
-// statusClass makes the enhanced status code at the start of text (adding
-// x.7.1 when there is none) belong to class c: Postfix refuses a 4.x.x
-// code on a REJECT and a 5.x.x code on a DEFER.
-func statusClass(text string, c byte) string {
-	if len(text) >= 5 && (text[0] == '4' || text[0] == '5') && text[1] == '.' {
-		return string(c) + text[1:]
-	}
-	return string(c) + ".7.1 " + text
+	return best, best != nil
 }
 
 func senderDomain(addr string) string {
@@ -396,51 +581,65 @@ func senderDomain(addr string) string {
 // provider maps a recipient domain (or a parent of it) to its provider.
 func (s *Server) provider(domain string) string { return provider.Match(s.domains, domain) }
 
-// stateAlert raises an alert when the service starts failing open (at most
-// once per alert_interval) and resolves it when it recovers. Publishing
-// happens in the background: an answer never waits for it.
-func (s *Server) stateAlert(failing bool) {
-	if !failing && !s.failingNow.Load() {
+// stateAlert raises an alert when the service starts failing open or
+// enforcing a stale copy (again at most once per alert_interval while it
+// lasts) and resolves it when the state is live again. Publishing happens
+// in the background: an answer never waits for it.
+func (s *Server) stateAlert(cond stateCondition) {
+	if cond == conditionOK && stateCondition(s.conditionNow.Load()) == conditionOK {
 		return
 	}
 	s.alertMu.Lock()
 	now := s.now()
 	send := false
 	switch {
-	case failing && (!s.failing || now.Sub(s.lastAlert) >= s.cfg.AlertInterval.Std()):
+	case cond != conditionOK && (cond != s.condition || now.Sub(s.lastAlert) >= s.cfg.AlertInterval.Std()):
 		send = true
 		s.lastAlert = now
-	case !failing && s.failing:
+	case cond == conditionOK && s.condition != conditionOK:
 		send = true
 	}
-	s.failing = failing
-	s.failingNow.Store(failing)
+	s.condition = cond
+	s.conditionNow.Store(int32(cond))
 	s.alertMu.Unlock()
-	if !send || s.set.Publisher == nil {
-		if send {
-			s.log.Warn("enforcement state unavailable; failing open", "failing", failing)
-		}
+	if !send {
 		return
 	}
-	status, severity, summary := schemas.AlertFiring, schemas.AlertCritical,
-		"policy service failing open: enforcement decisions unavailable, every request answered DUNNO"
-	if !failing {
+	status, severity := schemas.AlertFiring, schemas.AlertCritical
+	var summary string
+	switch cond {
+	case conditionFailOpen:
+		summary = "policy service failing open: enforcement decisions unavailable, every request answered DUNNO"
+	case conditionStale:
+		severity = schemas.AlertWarning
+		summary = "policy service without a live watch of the enforcement bucket: enforcing the last known decisions until their own until"
+	default:
 		status, summary = schemas.AlertResolved, "policy service enforcing again: enforcement decisions available"
 	}
 	host := s.set.Source.Host
-	a := &schemas.AlertRaised{Rule: RuleStateUnavailable, Status: status, Severity: severity,
-		Subject: "worker:" + WorkerName + "/" + host, Summary: summary, DedupeKey: RuleStateUnavailable + "/" + host}
-	if err := schemas.Stamp(a, s.set.Source, now); err != nil {
+	s.log.Warn(summary)
+	s.publishAlert(&schemas.AlertRaised{Rule: RuleStateUnavailable, Status: status, Severity: severity,
+		Subject: "worker:" + WorkerName + "/" + host, Summary: summary, DedupeKey: RuleStateUnavailable + "/" + host})
+}
+
+// publishAlert stamps and publishes a in the background; Serve waits for
+// it before it returns.
+func (s *Server) publishAlert(a *schemas.AlertRaised) {
+	if s.set.Publisher == nil {
 		return
 	}
-	s.log.Warn(summary)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := schemas.Stamp(a, s.set.Source, s.now()); err != nil {
+		s.log.Warn("could not stamp an alert", "rule", a.Rule, "error", err)
+		return
+	}
+	parent := s.alertCtx
+	s.alerts.Go(func() {
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		defer cancel()
 		if err := s.set.Publisher.Publish(ctx, a); err != nil {
-			s.log.Warn("could not publish the state alert", "error", err)
+			s.log.Warn("could not publish an alert", "rule", a.Rule, "error", err)
 		}
-	}()
+	})
 }
 
 type metrics struct {
@@ -451,6 +650,9 @@ type metrics struct {
 	connections    prometheus.Gauge
 	decisions      prometheus.Gauge
 	answerSeconds  prometheus.Histogram
+	invalidRecords prometheus.Counter
+	snapshotWrites prometheus.Counter
+	snapshotErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -470,6 +672,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "decisions", Help: "Decisions held from the enforcement bucket (expired ones until the server removes them)."}),
 		answerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "answer_seconds", Help: "Time from a complete request to its answer.", Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10)}),
+		invalidRecords: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "invalid_records_total", Help: "Enforcement record revisions refused (undecodable, an action or transport not allowed, a text that is not printable ASCII); their subjects are answered DUNNO."}),
+		snapshotWrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "snapshot_writes_total", Help: "Snapshots of the enforcement bucket written to disk."}),
+		snapshotErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "snapshot_errors_total", Help: "Snapshots that could not be written, or read at start."}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.answers = obs.Register(r, m.answers)
@@ -479,5 +687,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.connections = obs.Register(r, m.connections)
 	m.decisions = obs.Register(r, m.decisions)
 	m.answerSeconds = obs.Register(r, m.answerSeconds)
+	m.invalidRecords = obs.Register(r, m.invalidRecords)
+	m.snapshotWrites = obs.Register(r, m.snapshotWrites)
+	m.snapshotErrors = obs.Register(r, m.snapshotErrors)
 	return m, r.Err()
 }

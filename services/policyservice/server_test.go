@@ -43,7 +43,7 @@ func testSettings(js jetstream.JetStream) worker.Settings {
 
 // start runs a policy service on a fresh embedded NATS with the topology
 // applied; edit adjusts the config first.
-func start(t *testing.T, edit func(*Config)) *env {
+func start(t *testing.T, edit func(*Config), opts ...Option) *env {
 	t.Helper()
 	ns, _, js := natstest.Start(t)
 	ctx := context.Background()
@@ -65,7 +65,7 @@ func start(t *testing.T, edit func(*Config)) *env {
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := New(cfg, testSettings(js))
+	srv, err := New(cfg, testSettings(js), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,9 +316,10 @@ func TestFailsOpenWithAlert(t *testing.T) {
 }
 
 // After NATS goes away the last known decisions hold for stale_after, then
-// the service fails open.
+// the service fails open when on_stale says so.
 func TestStaleStateFailsOpen(t *testing.T) {
 	e := start(t, func(c *Config) {
+		c.OnStale = OnStaleFailOpen
 		c.StaleAfter = config.Duration(300 * time.Millisecond)
 		c.AnswerTimeout = config.Duration(20 * time.Millisecond)
 	})
