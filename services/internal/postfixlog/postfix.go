@@ -122,6 +122,7 @@ func splitQueueID(msg string) (qid, rest string) {
 // parseDelivery parses "to=<a>, orig_to=<b>, relay=.., conn_use=N,
 // delay=D, delays=a/b/c/d, dsn=X.Y.Z, status=WORD (reply)".
 func parseDelivery(s string, l *Line) {
+	noSep := false
 	for len(s) > 0 {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
@@ -137,7 +138,7 @@ func parseDelivery(s string, l *Line) {
 			return
 		}
 		var val string
-		val, s = kvValue(s)
+		val, s = kvValue(s, &noSep)
 		switch key {
 		case "to":
 			l.To = val
@@ -161,12 +162,19 @@ func parseDelivery(s string, l *Line) {
 
 // kvValue reads one value of a ", "-separated key=value list: "<...>" up
 // to the '>' that ends it, else up to ", ". It returns the value (angle
-// brackets removed) and the rest after the separator.
-func kvValue(s string) (val, rest string) {
+// brackets removed) and the rest after the separator. noSep is kept by
+// the caller across the values of one list: once no ">, " is left in the
+// rest of the line, none is looked for again, so that a line of many
+// "<...>" values without one is read in one pass, not once per value.
+func kvValue(s string, noSep *bool) (val, rest string) {
 	if len(s) > 0 && s[0] == '<' {
 		// The address ends at the first ">, " or at a '>' ending the text;
 		// '>' inside a quoted local part is not followed by ", ".
-		end := strings.Index(s, ">, ")
+		end := -1
+		if !*noSep {
+			end = strings.Index(s, ">, ")
+			*noSep = end < 0
+		}
 		if end < 0 {
 			if strings.HasSuffix(s, ">") {
 				return s[1 : len(s)-1], ""
@@ -297,6 +305,7 @@ func parseDelays(v string, d *[4]float64) {
 // parseQmgrFrom parses qmgr's "from=<s>, size=N, nrcpt=N (queue active)"
 // and "from=<s>, status=expired, returned to sender".
 func parseQmgrFrom(s string, l *Line) {
+	noSep := false
 	for len(s) > 0 {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
@@ -312,7 +321,7 @@ func parseQmgrFrom(s string, l *Line) {
 			return
 		}
 		var val string
-		val, s = kvValue(s)
+		val, s = kvValue(s, &noSep)
 		switch key {
 		case "from":
 			l.From, l.FromSet = val, true
@@ -333,6 +342,7 @@ func parseQmgrFrom(s string, l *Line) {
 // sasl_username=.., orig_queue_id=.., orig_client=..".
 func parseClient(s string, l *Line) {
 	l.Kind = KindClient
+	noSep := false
 	for len(s) > 0 {
 		eq := strings.IndexByte(s, '=')
 		if eq <= 0 {
@@ -340,7 +350,7 @@ func parseClient(s string, l *Line) {
 		}
 		key := s[:eq]
 		var val string
-		val, s = kvValue(s[eq+1:])
+		val, s = kvValue(s[eq+1:], &noSep)
 		switch key {
 		case "client":
 			setClient(val, l)

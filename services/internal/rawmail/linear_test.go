@@ -64,12 +64,14 @@ func almostBoundaries(size int) []byte {
 }
 
 // parseAll parses raw with the default budget, in full and shallow, and
-// reads the text of every part.
+// reads the text of every text part, as the report parsers do.
 func parseAll(raw []byte) error {
 	for _, parse := range []func([]byte, *Budget) *Part{ParseWith, ParseShallowWith} {
 		bud := NewBudget(DefaultLimits())
 		parse(raw, bud).Walk(func(q *Part) bool {
-			_ = q.Text()
+			if len(q.Parts) == 0 && q.Message == nil && strings.HasPrefix(q.MediaType, "text/") {
+				_ = q.Text()
+			}
 			return true
 		})
 		if err := bud.Err(); err != nil {
