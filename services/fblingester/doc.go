@@ -21,10 +21,16 @@
 // understands, its copy in mailmon.dlq.fbl-ingester with the reason. When
 // that fails (NATS away) the listener answers 451 4.3.0 and the sender
 // retries; the mailbox and the directory keep the message for the next
-// pull. Event ids are derived from the message (its Message-ID, else a hash
-// of its body) and, for a bounce, the recipient, so a message handled again
-// publishes the same ids and JetStream's duplicate window, the
-// complaint-evaluator and ClickHouse drop the copy.
+// pull. A message whose events can never be stored (over max_payload,
+// invalid) is dead-lettered, refused 552 over SMTP, and cleared from the
+// mailbox or directory, which go on with the next message.
+//
+// Event ids are derived from the message: for a complaint, from the
+// message complained about (below); for a bounce or an auth-failure
+// report, from the report's Message-ID, else a hash of its body (and a
+// bounce's recipient). A message handled again publishes the same ids, and
+// JetStream's duplicate window, the complaint-evaluator and ClickHouse drop
+// the copy.
 //
 // # Classification
 //
@@ -37,13 +43,31 @@
 // shared classifier's reason and category. Auto-replies and delivery
 // confirmations publish nothing. Everything else is dead-lettered.
 //
+// # Trust
+//
+// Anyone can send a report, so a complaint is evidence (trusted=true, the
+// only kind the complaint-evaluator counts) only when its origin is
+// verified: a DKIM signature on the report by a configured feedback-loop
+// operator (only operators' keys are looked up), an SMTP client in a
+// reporter network or authenticated with AUTH PLAIN, or a mailbox,
+// directory or import marked trusted. Everything else is stored with
+// trusted=false and alerts nothing.
+//
 // # Tracing
 //
 // Recipients are usually redacted, so they are never used. A report is
 // traced by our tracking header in the returned original, verified with the
 // tracking keyring (a forged or damaged header is ignored and counted as
-// invalid); else by its DKIM d= domain or Message-ID domain through
-// configured tables; else by a reported Source-IP in our networks.
-// Complaints that match nothing are counted, and an alert is raised when
-// their share over a window passes a threshold.
+// invalid); else by its DKIM d= domain — verified when the original came
+// back in full, taken on the report's word only when the report is
+// trusted — or Message-ID domain through configured tables; else by a
+// reported Source-IP in our networks (these two for trusted reports only).
+// Trusted complaints that match nothing are counted, and an alert is
+// raised when their share over a window passes a threshold.
+//
+// # One complaint, one event
+//
+// A complaint's id derives from the complained-about message (tracking id,
+// else original Message-ID and recipient), never from the report's own
+// Message-ID, so the same complaint reported twice is one event.
 package fblingester
