@@ -36,7 +36,10 @@ type Stream struct {
 }
 
 // Consumer declares one durable pull consumer. An empty FilterSubject means
-// the whole stream.
+// the whole stream. MaxDeliver -1 is unlimited: for a consumer that
+// dead-letters by its own count, since JetStream's count also grows with
+// every nak at shutdown and every AckWait expiry, and a message past it is
+// never delivered again.
 type Consumer struct {
 	Stream        string   `yaml:"stream"`
 	Durable       string   `yaml:"durable"`
@@ -159,8 +162,8 @@ func (t Topology) Validate() error {
 		if c.FilterSubject != "" && !s.Covers(c.FilterSubject) {
 			errs = append(errs, fmt.Errorf("consumer %s/%s: filter %q is not inside the stream's subjects", c.Stream, c.Durable, c.FilterSubject))
 		}
-		if c.AckWait <= 0 || c.MaxDeliver <= 0 || c.MaxAckPending <= 0 {
-			errs = append(errs, fmt.Errorf("consumer %s/%s: ack_wait, max_deliver and max_ack_pending must be set", c.Stream, c.Durable))
+		if c.AckWait <= 0 || c.MaxDeliver == 0 || c.MaxDeliver < -1 || c.MaxAckPending <= 0 {
+			errs = append(errs, fmt.Errorf("consumer %s/%s: ack_wait, max_deliver (-1: unlimited) and max_ack_pending must be set", c.Stream, c.Durable))
 		}
 	}
 	buckets := map[string]bool{}

@@ -43,6 +43,13 @@ type Config struct {
 	// to insert a batch that failed.
 	RetryMin config.Duration `yaml:"retry_min"`
 	RetryMax config.Duration `yaml:"retry_max"`
+	// RejectAfter is how many times ClickHouse may refuse the same rows
+	// (answer the insert with an error of its own, not a lost connection
+	// or a server overloaded or out of space) before the sink splits the
+	// batch in two; a single row refused that often is dead-lettered. The
+	// sink counts this itself: the consumers have no delivery limit, since
+	// JetStream's count grows with every shutdown and AckWait expiry too.
+	RejectAfter int `yaml:"reject_after"`
 	// ShutdownTimeout bounds the final flush at shutdown; what is not
 	// stored by then is handed back to JetStream unacknowledged.
 	ShutdownTimeout config.Duration `yaml:"shutdown_timeout"`
@@ -66,6 +73,7 @@ func DefaultConfig() Config {
 		InsertTimeout:     config.Duration(30 * time.Second),
 		RetryMin:          config.Duration(250 * time.Millisecond),
 		RetryMax:          config.Duration(30 * time.Second),
+		RejectAfter:       5,
 		ShutdownTimeout:   config.Duration(10 * time.Second),
 		RetentionInterval: config.Duration(time.Hour),
 		LagInterval:       config.Duration(15 * time.Second),
@@ -87,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if c.FetchBytes < 64<<10 {
 		check.Addf("fetch_bytes", "must be at least 64KiB (a message must fit), got %s", c.FetchBytes)
+	}
+	if c.RejectAfter < 1 {
+		check.Addf("reject_after", "must be at least 1, got %d", c.RejectAfter)
 	}
 	if c.Decoders < 0 {
 		check.Addf("decoders", "must be 0 (one per CPU) or more, got %d", c.Decoders)

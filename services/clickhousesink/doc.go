@@ -15,7 +15,13 @@
 //     confirmed by ClickHouse (Send returned nil).
 //   - While it holds messages longer than a third of the consumer's
 //     AckWait (ClickHouse down or slow), it sends InProgress for them, so
-//     JetStream neither redelivers them nor uses up their MaxDeliver.
+//     JetStream does not redeliver them.
+//   - Its consumers have no delivery limit (max_deliver -1; Run refuses a
+//     limited one). JetStream counts every nak at shutdown and every
+//     AckWait expiry as a delivery, so a limit would drop a message that
+//     was never wrong with neither a row nor a dead letter, and nothing
+//     would notice. The only ways out are an Ack after the insert and a
+//     Term after the dead letter is stored.
 //   - After a crash, or an ack lost on the way, JetStream redelivers and
 //     the same rows are inserted again. Every table is a ReplacingMergeTree
 //     whose sorting key ends in the event id and whose other key columns
@@ -43,6 +49,15 @@
 // is copied to mailmon.dlq.clickhouse-sink with the reason in the
 // Mailmon-Dead-Letter-Reason header and terminated. It is counted and
 // never holds up the rest of its batch.
+//
+// A row the server refuses is found by the sink's own count: errors that
+// say nothing about the rows (connection, timeout, overload, full disk,
+// missing table) are retried until they pass; a batch the server refuses
+// reject_after times is split in halves stored on their own, so a row it
+// can never take ends alone and is dead-lettered, reason "rejected", while
+// the others are stored. If the dead letter itself cannot be stored it is
+// retried in place, the message kept alive, and handed back only at
+// shutdown.
 //
 // # Retention
 //

@@ -11,7 +11,7 @@ import (
 const (
 	reasonDecode   = "decode"   // not JSON, unknown type, unknown field
 	reasonInvalid  = "invalid"  // decoded, but breaks the contract (schemas.Validate)
-	reasonRejected = "rejected" // the ClickHouse driver refused to append the row
+	reasonRejected = "rejected" // the ClickHouse driver refused to append the row, or the server refused it reject_after times on its own
 )
 
 type metrics struct {
@@ -20,6 +20,12 @@ type metrics struct {
 	insertSeconds *prometheus.HistogramVec
 	insertErrors  *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
+	// deadLetterErrors counts dead-letter copies that could not be stored
+	// (retried in place).
+	deadLetterErrors prometheus.Counter
+	// splits counts batches split in two after the server refused them
+	// reject_after times.
+	splits        *prometheus.CounterVec
 	pending       *prometheus.GaugeVec
 	ackPending    *prometheus.GaugeVec
 	held          prometheus.Gauge
@@ -44,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "insert_errors_total", Help: "Batch insert attempts that failed and will be retried, by table."}, []string{"table"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "dead_lettered_total", Help: "Messages copied to mailmon.dlq.clickhouse-sink, by reason (decode, invalid, rejected)."}, []string{"reason"}),
+		deadLetterErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "dead_letter_errors_total", Help: "Dead-letter copies that could not be stored; each is retried in place, the message kept."}),
+		splits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "batch_splits_total", Help: "Batches split in two after ClickHouse refused them reject_after times, by table."}, []string{"table"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "consumer_pending_messages", Help: "Messages in the stream not yet delivered to the sink's consumer (lag), sampled."}, []string{"stream"}),
 		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -65,6 +75,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.insertSeconds = obs.Register(r, m.insertSeconds)
 	m.insertErrors = obs.Register(r, m.insertErrors)
 	m.deadLettered = obs.Register(r, m.deadLettered)
+	m.deadLetterErrors = obs.Register(r, m.deadLetterErrors)
+	m.splits = obs.Register(r, m.splits)
 	m.pending = obs.Register(r, m.pending)
 	m.ackPending = obs.Register(r, m.ackPending)
 	m.held = obs.Register(r, m.held)

@@ -46,6 +46,9 @@ type Sink struct {
 
 	// conn is set once Run has connected.
 	conn driver.Conn
+	// beatEvery is how often held messages are kept alive (a third of
+	// the shortest AckWait); set once Run has bound the consumers.
+	beatEvery time.Duration
 }
 
 // New checks the configuration and builds a sink; nothing is connected
@@ -137,6 +140,13 @@ func (s *Sink) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("clickhouse-sink: consumer %s on stream %s (apply the pipelines first): %w", Durable, stream, err)
 		}
+		// A limited consumer drops a message after that many deliveries,
+		// and every nak at shutdown and every AckWait expiry (a crash, a
+		// slow insert) is one: the message would leave with neither a row
+		// nor a dead letter. The sink counts refusals itself instead.
+		if md := c.CachedInfo().Config.MaxDeliver; md > 0 {
+			return fmt.Errorf("clickhouse-sink: consumer %s on stream %s has max_deliver %d; the sink needs unlimited deliveries (-1, as pipelines/topology.yaml declares) so no message is dropped without a row or a dead letter: apply the pipelines", Durable, stream, md)
+		}
 		consumers[i] = c
 		ackWait := c.CachedInfo().Config.AckWait
 		if ackWait <= 0 {
@@ -146,6 +156,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			beatEvery = ackWait / 3
 		}
 	}
+	s.beatEvery = beatEvery
 
 	// Flushing outlives ctx by at most ShutdownTimeout: the final batches
 	// still reach ClickHouse if it answers, and a stuck insert cannot hold
@@ -406,7 +417,7 @@ func (s *Sink) decodeLoop(ctx context.Context, raws <-chan []jetstream.Msg, beat
 			ev, reason, err := decode(raw.Subject(), raw.Data())
 			if err != nil {
 				s.deadLetter(ctx, raw, reason, err)
-				s.budget.give(1)
+				s.budget.give(1) // dead-lettered, or handed back at shutdown
 				continue
 			}
 			t := s.tables[ev.EventHeader().Type]
@@ -500,22 +511,54 @@ func decode(subject string, data []byte) (schemas.Event, string, error) {
 }
 
 // deadLetter copies a message that can never be stored to
-// mailmon.dlq.clickhouse-sink with the reason and terminates it. If the
-// copy cannot be stored the message is nakked for a later try instead.
-func (s *Sink) deadLetter(ctx context.Context, raw jetstream.Msg, reason string, cause error) {
-	// The copy must be attempted even during shutdown; the publisher bounds
-	// it with its own timeout.
-	err := bus.DeadLetterMsg(context.WithoutCancel(ctx), s.pub, WorkerName, raw, fmt.Errorf("%s: %w", reason, cause))
-	if err != nil {
-		s.log.Error("dead letter not stored; message kept for retry", "subject", raw.Subject(), "error", err)
-		if err := raw.NakWithDelay(s.cfg.RetryMax.Std()); err != nil {
-			s.metrics.ackErrors.Inc()
+// mailmon.dlq.clickhouse-sink with the reason and terminates it. A copy
+// that cannot be stored is retried in place, with backoff, while the
+// message is kept alive: handing it back would only bring it round again,
+// and on a consumer with a delivery limit could drop it. Only when ctx
+// ends (shutdown) is the message handed back to JetStream, which delivers
+// it again since the sink's consumers have no delivery limit. It reports
+// whether the dead letter was stored.
+func (s *Sink) deadLetter(ctx context.Context, raw jetstream.Msg, reason string, cause error) bool {
+	delay := s.cfg.RetryMin.Std()
+	for attempt := 1; ; attempt++ {
+		// The copy is attempted even during shutdown; the publisher bounds
+		// it with its own timeout.
+		err := bus.DeadLetterMsg(context.WithoutCancel(ctx), s.pub, WorkerName, raw, fmt.Errorf("%s: %w", reason, cause))
+		if err == nil {
+			break
 		}
-		return
+		s.metrics.deadLetterErrors.Inc()
+		s.log.Error("dead letter not stored; retrying, the message is kept", "subject", raw.Subject(),
+			"attempt", attempt, "retry_in", delay, "error", err)
+		if !s.waitKeepingAlive(ctx, delay, raw) {
+			s.log.Warn("shutting down before a dead letter was stored; handing the message back to JetStream", "subject", raw.Subject())
+			s.nak(raw)
+			return false
+		}
+		delay = min(2*delay, s.cfg.RetryMax.Std())
 	}
 	s.metrics.deadLettered.WithLabelValues(reason).Inc()
 	s.log.Warn("message dead-lettered", "subject", raw.Subject(), "reason", reason, "error", cause,
 		"dead_letter_subject", bus.DeadLetterSubject(WorkerName))
+	return true
+}
+
+// waitKeepingAlive waits d, sending InProgress for m at least every
+// beatEvery, and reports whether the full wait passed before ctx ended.
+func (s *Sink) waitKeepingAlive(ctx context.Context, d time.Duration, m jetstream.Msg) bool {
+	beat := s.beatEvery
+	if beat <= 0 {
+		beat = d
+	}
+	for d > 0 {
+		step := min(d, beat)
+		if !sleep(ctx, step) {
+			return false
+		}
+		s.keepAlive(m)
+		d -= step
+	}
+	return true
 }
 
 // beat tells the server the sink still works on these messages.

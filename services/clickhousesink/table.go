@@ -2,9 +2,11 @@ package clickhousesink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -115,24 +117,66 @@ func (t *table) run(flushCtx context.Context, stop <-chan struct{}, beatEvery ti
 	}
 }
 
-// flush inserts one batch and acks its messages once ClickHouse confirmed
-// it. A failed insert is retried, the same rows, with capped exponential
-// backoff until it succeeds or flushCtx ends; then the messages are nakked
-// and JetStream redelivers them. A row the driver refuses to append can
-// never succeed: it is dead-lettered and the rest is inserted without it.
-// flush never changes the batch slice it is given: the table goroutine
-// reads it to keep the messages alive.
+// flush stores one batch and acks each message once ClickHouse confirmed
+// its row, or dead-letters it; nothing leaves otherwise (the consumers have
+// no delivery limit, so what is handed back comes back).
+//
+// A failed insert is retried, the same rows, with capped exponential
+// backoff. Failures that say nothing about the rows (connection lost,
+// timeout, server overloaded, out of space, read-only) are retried until
+// they pass. When the server itself refuses the same rows reject_after
+// times, the batch is split in halves, each stored on its own the same
+// way, so one row the server can never take is isolated in a batch of its
+// own and dead-lettered while every other row is stored. A row the driver
+// refuses to append is dead-lettered at once. When flushCtx ends
+// (shutdown deadline) what is not stored is nakked. flush never changes
+// the batch slice it is given: the table goroutine reads it to keep the
+// messages alive.
 func (t *table) flush(ctx context.Context, batch []held) {
 	s := t.sink
 	defer s.budget.give(len(batch))
-	rows := batch
+	// parts is a stack of the slices of batch still to be stored.
+	parts := [][]held{batch}
+	for len(parts) > 0 {
+		rows := parts[len(parts)-1]
+		parts = parts[:len(parts)-1]
+		halves, done := t.store(ctx, rows)
+		if !done {
+			n := len(rows)
+			for _, p := range parts {
+				n += len(p)
+			}
+			s.log.Warn("shutting down with rows not stored; handing them back to JetStream", "table", t.kind.Table, "rows", n)
+			for _, p := range append(parts, rows) {
+				for _, h := range p {
+					s.nak(h.msg)
+				}
+			}
+			return
+		}
+		// The second half is pushed first so the first is stored first.
+		for i := len(halves) - 1; i >= 0; i-- {
+			parts = append(parts, halves[i])
+		}
+	}
+}
+
+// store inserts rows and acks them, retrying until the insert succeeds. It
+// returns the two halves of rows when the server refused them reject_after
+// times (the caller stores each), and done false, with rows untouched, when
+// ctx ended first.
+func (t *table) store(ctx context.Context, rows []held) (halves [][]held, done bool) {
+	s := t.sink
 	delay := s.cfg.RetryMin.Std()
-	for attempt := 1; len(rows) > 0; {
+	refusals := 0
+	for attempt := 1; len(rows) > 0; attempt++ {
 		start := time.Now()
 		insertCtx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout.Std())
 		bad, err := insertBatch(insertCtx, s.conn, t.query, rows)
 		cancel()
 		if bad >= 0 {
+			// Dead-lettered, or handed back if the shutdown came first:
+			// either way no longer this batch's.
 			s.deadLetter(ctx, rows[bad].msg, reasonRejected, fmt.Errorf("%s: %w", t.kind.Table, err))
 			rest := make([]held, 0, len(rows)-1)
 			rows = append(append(rest, rows[:bad]...), rows[bad+1:]...)
@@ -149,21 +193,64 @@ func (t *table) flush(ctx context.Context, batch []held) {
 					s.metrics.ackErrors.Inc()
 				}
 			}
-			return
+			return nil, true
 		}
 		s.metrics.insertErrors.WithLabelValues(t.kind.Table).Inc()
+		if refusedByServer(err) {
+			refusals++
+		}
+		if refusals >= s.cfg.RejectAfter {
+			if len(rows) == 1 {
+				s.deadLetter(ctx, rows[0].msg, reasonRejected, fmt.Errorf("%s: refused %d times: %w", t.kind.Table, refusals, err))
+				return nil, true
+			}
+			s.metrics.splits.WithLabelValues(t.kind.Table).Inc()
+			s.log.Warn("insert refused repeatedly; splitting the batch to isolate the rows at fault", "table", t.kind.Table,
+				"rows", len(rows), "refusals", refusals, "error", err)
+			mid := len(rows) / 2
+			return [][]held{rows[:mid], rows[mid:]}, true
+		}
 		s.log.Warn("insert failed; retrying the same batch", "table", t.kind.Table, "rows", len(rows),
 			"attempt", attempt, "retry_in", delay, "error", err)
 		if !sleep(ctx, delay) {
-			s.log.Warn("shutting down with a batch not stored; handing it back to JetStream", "table", t.kind.Table, "rows", len(rows))
-			for _, h := range rows {
-				s.nak(h.msg)
-			}
-			return
+			return nil, false
 		}
 		delay = min(2*delay, s.cfg.RetryMax.Std())
-		attempt++
 	}
+	return nil, true
+}
+
+// serverStateCodes are ClickHouse error codes that describe the server's
+// state rather than the rows sent: retrying the same rows later succeeds,
+// so they never count towards reject_after.
+var serverStateCodes = map[int32]bool{
+	159: true, // TIMEOUT_EXCEEDED
+	164: true, // READONLY
+	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
+	209: true, // SOCKET_TIMEOUT
+	210: true, // NETWORK_ERROR
+	225: true, // NO_ZOOKEEPER
+	236: true, // ABORTED
+	241: true, // MEMORY_LIMIT_EXCEEDED
+	242: true, // TABLE_IS_READ_ONLY
+	243: true, // NOT_ENOUGH_SPACE
+	252: true, // TOO_MANY_PARTS: merges are behind
+	319: true, // UNKNOWN_STATUS_OF_INSERT
+	394: true, // QUERY_WAS_CANCELLED
+	999: true, // KEEPER_EXCEPTION
+	60:  true, // UNKNOWN_TABLE: a migration not applied, not the rows' fault
+	81:  true, // UNKNOWN_DATABASE: likewise
+}
+
+// refusedByServer reports whether err is ClickHouse answering the insert
+// with an exception that may be the rows' fault. A lost connection, a
+// timeout or an exception about the server's own state is not.
+func refusedByServer(err error) bool {
+	var exc *clickhouse.Exception
+	if !errors.As(err, &exc) {
+		return false
+	}
+	return !serverStateCodes[exc.Code]
 }
 
 // insertBatch sends rows as one native batch. If the driver refuses to
