@@ -52,6 +52,9 @@ type NATSConfig struct {
 	Password  config.Secret `yaml:"password"`
 	Token     config.Secret `yaml:"token"`
 	CredsFile string        `yaml:"creds_file"`
+	// Users gives each worker (and admin, enforcement-cli) its own
+	// credentials on an external server; see natsauth.go.
+	Users map[string]NATSUser `yaml:"users"`
 	// Replicas of every stream, consumer and bucket: 1 on one server, 3 in
 	// a cluster.
 	Replicas       int             `yaml:"replicas"`
@@ -149,6 +152,7 @@ func (c NATSConfig) Validate() error {
 	if (c.User == "") != (c.Password == "") {
 		check.Addf("password", "user and password go together")
 	}
+	check.Nest("users", validateNATSUsers(c))
 	if c.ConnectTimeout <= 0 {
 		check.Addf("connect_timeout", "must be positive")
 	}

@@ -45,12 +45,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 	runners := make([]worker.Runner, 0, len(opts.Workers))
 	for _, d := range opts.Workers {
 		log := logger.With("worker", d.Name)
+		// Each worker on its own connection as its own user, so it can do
+		// on NATS only what pipelines/access.yaml grants it.
+		_, js, err := rt.Connect(d.Name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
 		r, err := d.Build(cfg, worker.Settings{
 			Logger:    log,
 			Metrics:   rt.Metrics,
 			Health:    rt.Health,
-			JetStream: rt.JetStream,
-			Publisher: bus.NewPublisher(rt.JetStream, bus.PublisherOptions{Worker: d.Name, Metrics: rt.Metrics}),
+			JetStream: js,
+			Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: d.Name, Metrics: rt.Metrics}),
 			Source:    schemas.Source{Worker: d.Name, Host: host},
 		})
 		if err != nil {

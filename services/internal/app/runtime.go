@@ -25,23 +25,39 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Runtime is what a mailmon process shares between its workers: the NATS
-// connection (and the embedded server, when there is no external one), the
+// Runtime is what a mailmon process shares between its workers: NATS (the
+// embedded server, when there is no external one, and the connections), the
 // ClickHouse connection (and the local server, when enabled), metrics and
 // health. Close releases them in reverse order of Start.
 type Runtime struct {
-	Config    Config
-	Logger    *slog.Logger
-	Metrics   *prometheus.Registry
-	Health    *obs.Health
+	Config  Config
+	Logger  *slog.Logger
+	Metrics *prometheus.Registry
+	Health  *obs.Health
+	// NATS and JetStream are the admin connection: topology apply and the
+	// runtime's own checks. No worker uses it: each connects as its own user
+	// (Connect). Nil when an external server is configured with per-worker
+	// users and no admin credentials.
 	NATS      *nats.Conn
 	JetStream jetstream.JetStream
 	// ClickHouse is nil unless a started worker needs it.
 	ClickHouse driver.Conn
 
-	embedded   *server.Server
-	natsClosed chan struct{}
-	localCH    *chstore.LocalServer
+	access   pipelines.Access
+	embedded *server.Server
+	// passwords are the embedded server's generated ones, by user.
+	passwords map[string]string
+	conns     []*natsConn
+	// permissionViolations counts what the server refused each user; a
+	// worker that hits one lacks a grant in pipelines/access.yaml.
+	permissionViolations *prometheus.CounterVec
+	localCH              *chstore.LocalServer
+}
+
+// natsConn is one open connection and the signal that it has closed.
+type natsConn struct {
+	nc     *nats.Conn
+	closed chan struct{}
 }
 
 // StartOptions says which optional parts a command needs.
@@ -52,7 +68,8 @@ type StartOptions struct {
 }
 
 // Start brings up NATS (embedded when no URL is configured), applies the
-// JetStream topology, and, when asked, ClickHouse with its migrations.
+// JetStream topology as admin, and, when asked, ClickHouse with its
+// migrations.
 func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptions) (_ *Runtime, err error) {
 	rt := &Runtime{Config: cfg, Logger: logger, Metrics: obs.NewRegistry(), Health: obs.NewHealth()}
 	defer func() {
@@ -60,15 +77,29 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 			rt.Close()
 		}
 	}()
-	if err := rt.startNATS(ctx); err != nil {
+	rt.permissionViolations, err = obs.RegisterOrReuse(rt.Metrics, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mailmon_nats_permission_violations_total",
+		Help: "Operations the NATS server refused a user (publish or subscribe outside its permissions).",
+	}, []string{"user"}))
+	if err != nil {
 		return nil, err
 	}
 	top, err := pipelines.Default()
 	if err != nil {
 		return nil, err
 	}
-	if err := top.Apply(ctx, rt.JetStream, pipelines.ApplyOptions{Replicas: cfg.NATS.Replicas}); err != nil {
+	if rt.access, err = pipelines.DefaultAccess(); err != nil {
 		return nil, err
+	}
+	if err := rt.startNATS(top); err != nil {
+		return nil, err
+	}
+	if rt.JetStream != nil {
+		if err := top.Apply(ctx, rt.JetStream, pipelines.ApplyOptions{Replicas: cfg.NATS.Replicas}); err != nil {
+			return nil, err
+		}
+	} else {
+		logger.Info("topology not applied: no nats.users.admin nor shared nats credentials; apply it with mailmon pipelines apply")
 	}
 	if opts.ClickHouse {
 		if err := rt.startClickHouse(ctx); err != nil {
@@ -78,12 +109,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 	return rt, nil
 }
 
-func (rt *Runtime) startNATS(ctx context.Context) error {
+// startNATS starts the embedded server with a generated password per user
+// (no URL configured), then opens the admin connection.
+func (rt *Runtime) startNATS(top pipelines.Topology) error {
 	c := rt.Config.NATS
-	url := c.URL
-	var connOpts []nats.Option
-	rt.natsClosed = make(chan struct{})
-	if url == "" {
+	if c.URL == "" {
 		host, port := "", 0 // no listener: in-process clients only
 		if c.Embedded.Listen != "" {
 			h, p, err := net.SplitHostPort(c.Embedded.Listen)
@@ -102,62 +132,104 @@ func (rt *Runtime) startNATS(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("nats store: %w", err)
 		}
-		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: dir, Host: host, Port: port, MaxStore: c.Embedded.MaxStore.Int64()})
+		credDir := rt.Config.EmbeddedCredentialsDir()
+		passwords, err := embeddedPasswords(credDir, rt.access.Names())
+		if err != nil {
+			return err
+		}
+		rt.passwords = passwords
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: dir, Host: host, Port: port,
+			MaxStore: c.Embedded.MaxStore.Int64(), Users: embeddedUsers(rt.access, top, passwords)})
 		if err != nil {
 			return err
 		}
 		rt.embedded = ns
-		connOpts = append(connOpts, nats.InProcessServer(ns))
-		rt.Logger.Info("embedded nats started", "store_dir", dir, "listen", c.Embedded.Listen)
+		rt.Logger.Info("embedded nats started", "store_dir", dir, "listen", c.Embedded.Listen, "credentials_dir", credDir)
 	}
-	connOpts = append(connOpts,
-		nats.Name("mailmon"),
+	nc, js, err := rt.Connect(pipelines.UserAdmin)
+	if errors.Is(err, errNoCredentials) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rt.NATS, rt.JetStream = nc, js
+	return nil
+}
+
+// errNoCredentials: nats.users names other users but not this one, and
+// there is no shared credential to fall back on.
+var errNoCredentials = errors.New("no credentials")
+
+// Connect opens a connection as user (a worker's name or another user of
+// pipelines/access.yaml) with its own inbox prefix, which its permissions
+// require, and registers its readiness check. Close drains it.
+func (rt *Runtime) Connect(user string) (*nats.Conn, jetstream.JetStream, error) {
+	c := rt.Config.NATS
+	if _, ok := rt.access.User(user); !ok {
+		return nil, nil, fmt.Errorf("nats: no user %q in pipelines/access.yaml", user)
+	}
+	opts := []nats.Option{
+		nats.Name("mailmon " + user),
 		nats.Timeout(c.ConnectTimeout.Std()),
 		nats.MaxReconnects(-1),
+		nats.DrainTimeout(drainTimeout),
+		nats.CustomInboxPrefix(pipelines.InboxPrefix(user)),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				rt.Logger.Warn("nats disconnected", "error", err)
+				rt.Logger.Warn("nats disconnected", "user", user, "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { rt.Logger.Info("nats reconnected") }),
-		// Asynchronous errors, above all a slow consumer: the client then
-		// drops messages, which JetStream redelivers only after AckWait.
+		nats.ReconnectHandler(func(*nats.Conn) { rt.Logger.Info("nats reconnected", "user", user) }),
+		// Asynchronous errors, above all a slow consumer (the client then
+		// drops messages, which JetStream redelivers only after AckWait)
+		// and permission violations (a grant missing for this user).
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
 				subject = sub.Subject
 			}
-			rt.Logger.Warn("nats asynchronous error", "subject", subject, "error", err)
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				rt.permissionViolations.WithLabelValues(user).Inc()
+			}
+			rt.Logger.Warn("nats asynchronous error", "user", user, "subject", subject, "error", err)
 		}),
-		nats.ClosedHandler(func(*nats.Conn) { close(rt.natsClosed) }),
-		nats.DrainTimeout(drainTimeout),
-	)
-	switch {
-	case c.CredsFile != "":
-		connOpts = append(connOpts, nats.UserCredentials(c.CredsFile))
-	case c.Token != "":
-		connOpts = append(connOpts, nats.Token(c.Token.Reveal()))
-	case c.User != "":
-		connOpts = append(connOpts, nats.UserInfo(c.User, c.Password.Reveal()))
 	}
-	nc, err := nats.Connect(url, connOpts...)
+	url := c.URL
+	if rt.embedded != nil {
+		opts = append(opts, nats.InProcessServer(rt.embedded), nats.UserInfo(user, rt.passwords[user]))
+	} else {
+		auth, ok, err := c.natsAuth(user)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, fmt.Errorf("nats: user %s: %w: set nats.users.%s or a shared nats.user", user, errNoCredentials, user)
+		}
+		if auth != nil {
+			opts = append(opts, auth)
+		}
+	}
+	conn := &natsConn{closed: make(chan struct{})}
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(conn.closed) }))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		// nats errors never include the credentials, only the URL.
-		return fmt.Errorf("connect to nats %s: %w", redactURL(url), err)
+		return nil, nil, fmt.Errorf("connect to nats %s as %s: %w", redactURL(url), user, err)
 	}
-	rt.NATS = nc
+	conn.nc = nc
+	rt.conns = append(rt.conns, conn)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	rt.JetStream = js
-	rt.Health.Register("nats", func(context.Context) error {
+	rt.Health.Register("nats:"+user, func(context.Context) error {
 		if !nc.IsConnected() {
 			return errors.New("not connected")
 		}
 		return nil
 	})
-	return nil
+	return nc, js, nil
 }
 
 func (rt *Runtime) startClickHouse(ctx context.Context) error {
@@ -193,18 +265,24 @@ func (rt *Runtime) startClickHouse(ctx context.Context) error {
 	return nil
 }
 
-// Close drains the NATS connection and stops what Start started.
+// Close drains every NATS connection (the workers have stopped by then)
+// and stops what Start started.
 func (rt *Runtime) Close() {
-	if rt.NATS != nil {
-		// Drain flushes what was published and ends subscriptions cleanly;
-		// it is asynchronous, so wait for the closed callback.
-		if err := rt.NATS.Drain(); err != nil {
-			rt.NATS.Close()
+	// Drain flushes what was published and ends subscriptions cleanly; it
+	// is asynchronous, so wait for the closed callbacks, all within one
+	// drain timeout.
+	for _, c := range rt.conns {
+		if err := c.nc.Drain(); err != nil {
+			c.nc.Close()
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for _, c := range rt.conns {
 		select {
-		case <-rt.natsClosed:
-		case <-time.After(drainTimeout):
-			rt.NATS.Close()
+		case <-c.closed:
+		case <-ctx.Done():
+			c.nc.Close()
 		}
 	}
 	if rt.embedded != nil {

@@ -79,5 +79,6 @@
 //
 // StartEmbedded runs nats-server with JetStream on file storage inside the
 // process: the single-machine default of `mailmon run`, and the real server
-// tests use (see package natstest).
+// tests use (see package natstest). Given users, it accepts only them, each
+// held to its permissions; without users it is open, for tests only.
 package bus

@@ -23,6 +23,11 @@ type EmbeddedOptions struct {
 	// MaxMemory and MaxStore cap JetStream's memory and file storage in
 	// bytes; 0 lets the server choose from the machine's resources.
 	MaxMemory, MaxStore int64
+	// Users, when set, are the only clients the server accepts, each with
+	// its own permissions: without a user and its password nobody connects,
+	// on the listener or in-process. Empty leaves the server open to any
+	// client, which only tests want; mailmon's runtime always sets users.
+	Users []*server.User
 }
 
 // embeddedReadyTimeout bounds the wait for the server to accept clients;
@@ -42,6 +47,11 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	if opts.MaxMemory < 0 || opts.MaxStore < 0 {
 		return nil, errors.New("bus: embedded nats: MaxMemory and MaxStore must not be negative")
 	}
+	for _, u := range opts.Users {
+		if u == nil || u.Username == "" || u.Password == "" {
+			return nil, errors.New("bus: embedded nats: every user needs a name and a password")
+		}
+	}
 	host := opts.Host
 	if host == "" {
 		host = "127.0.0.1"
@@ -57,6 +67,7 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		// The process owning the server handles signals and logging.
 		NoSigs: true,
 		NoLog:  true,
+		Users:  opts.Users,
 	}
 	if opts.Port == 0 {
 		// server.Options treats port 0 as "the default 4222"; ours means none.

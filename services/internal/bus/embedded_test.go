@@ -2,10 +2,12 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -103,6 +105,7 @@ func TestStartEmbeddedRejectsBadOptions(t *testing.T) {
 		{"port too large", bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: 70000}, "out of range"},
 		{"port below -1", bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: -2}, "out of range"},
 		{"negative memory", bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, MaxMemory: -1}, "must not be negative"},
+		{"user without password", bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Users: []*server.User{{Username: "w"}}}, "needs a name and a password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,5 +118,81 @@ func TestStartEmbeddedRejectsBadOptions(t *testing.T) {
 				t.Fatalf("error %q, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// With users, the server accepts nobody else, over the listener or
+// in-process, and holds each user to its permissions.
+func TestStartEmbeddedWithUsersRefusesAnonymousAndEnforcesPermissions(t *testing.T) {
+	t.Parallel()
+	users := []*server.User{
+		{Username: "writer", Password: "writer-secret", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"s.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.writer.>"}},
+		}},
+		{Username: "reader", Password: "reader-secret", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"nothing.here"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"s.>"}},
+		}},
+	}
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Users: users})
+	must(t, err, "start")
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	for name, opts := range map[string][]nats.Option{
+		"anonymous on the listener": nil,
+		"anonymous in-process":      {nats.InProcessServer(ns)},
+		"wrong password":            {nats.UserInfo("writer", "guess")},
+		"unknown user":              {nats.UserInfo("admin", "writer-secret")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// In parallel: refused in-process, the client sees it only
+			// when the server's write deadline ends its pipe (10 s).
+			t.Parallel()
+			nc, err := nats.Connect(ns.ClientURL(), append(opts, nats.MaxReconnects(0))...)
+			if err == nil {
+				nc.Close()
+				t.Fatal("connected, want an authorization error")
+			}
+			// In-process, the server closes the pipe as it refuses, so the
+			// client may see the closed pipe first.
+			if name != "anonymous in-process" && !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+				t.Fatalf("error %v, want an authorization error", err)
+			}
+		})
+	}
+
+	violations := make(chan error, 4)
+	reader, err := nats.Connect(ns.ClientURL(), nats.UserInfo("reader", "reader-secret"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
+	must(t, err, "connect reader")
+	defer reader.Close()
+	sub, err := reader.SubscribeSync("s.>")
+	must(t, err, "reader subscribes")
+	must(t, reader.Flush(), "flush reader")
+
+	writer, err := nats.Connect(ns.ClientURL(), nats.UserInfo("writer", "writer-secret"), nats.CustomInboxPrefix("_INBOX.writer"))
+	must(t, err, "connect writer")
+	defer writer.Close()
+	must(t, writer.Publish("s.one", []byte("allowed")), "writer publishes")
+	must(t, writer.Flush(), "flush writer")
+	m, err := sub.NextMsg(5 * time.Second)
+	must(t, err, "reader receives what the writer may publish")
+	if string(m.Data) != "allowed" {
+		t.Fatalf("reader got %q", m.Data)
+	}
+
+	must(t, reader.Publish("s.two", []byte("denied")), "reader publishes")
+	must(t, reader.Flush(), "flush reader")
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("reader's publish: %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader published outside its permissions without an error")
+	}
+	if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("the denied publish was delivered: %q", m.Data)
 	}
 }

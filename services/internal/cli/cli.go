@@ -205,6 +205,10 @@ func pipelinesCmd(ctx context.Context, args []string, out, errOut io.Writer) int
 		return exitFailure
 	}
 	defer rt.Close()
+	if rt.JetStream == nil {
+		fmt.Fprintln(errOut, "mailmon pipelines apply: needs the admin user: set nats.users.admin (or a shared nats.user)")
+		return exitFailure
+	}
 	top, _ := pipelines.Default()
 	fmt.Fprintf(out, "applied %d streams, %d consumers, %d buckets (replicas %d)\n",
 		len(top.Streams), len(top.Consumers), len(top.Buckets), max(cfg.NATS.Replicas, 1))

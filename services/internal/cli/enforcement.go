@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/app"
 	"github.com/mailmon/mailmon/services/internal/bus"
@@ -26,7 +26,7 @@ const enforcementUsage = `usage: mailmon enforcement list [-json] [-config FILE]
 
 SUBJECT is customer:NAME, ip:ADDR or customer:NAME/provider:PROVIDER.
 The commands talk to the NATS of a running mailmon (nats.url, or the
-embedded server's nats.embedded.listen).`
+embedded server's nats.embedded.listen) as the enforcement-cli user.`
 
 // enforcementCmd lists, explains and lifts the decisions in force.
 func enforcementCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
@@ -69,7 +69,7 @@ func enforcementCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 	if !ok {
 		return code
 	}
-	nc, js, err := dialJetStream(cfg)
+	nc, js, err := dialJetStream(cfg, pipelines.UserEnforcementCLI)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon enforcement %s: %v\n", sub, err)
 		return exitFailure
@@ -109,10 +109,11 @@ func enforcementCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 	return exitOK
 }
 
-// dialJetStream is dialNATS with a JetStream context on the connection,
-// what every operator command talking to a running mailmon needs.
-func dialJetStream(cfg app.Config) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := dialNATS(cfg)
+// dialJetStream connects as user (see pipelines/access.yaml) with a
+// JetStream context on the connection, what every operator command talking
+// to a running mailmon needs.
+func dialJetStream(cfg app.Config, user string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := app.DialNATS(cfg, user)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -122,32 +123,6 @@ func dialJetStream(cfg app.Config) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, err
 	}
 	return nc, js, nil
-}
-
-// dialNATS connects as a client to the configured NATS, or to the embedded
-// server of a running mailmon through its listen address.
-func dialNATS(cfg app.Config) (*nats.Conn, error) {
-	url := cfg.NATS.URL
-	if url == "" {
-		if cfg.NATS.Embedded.Listen == "" {
-			return nil, errors.New("nats.url is empty and nats.embedded.listen is off: no way to reach the running mailmon's NATS")
-		}
-		url = "nats://" + cfg.NATS.Embedded.Listen
-	}
-	opts := []nats.Option{nats.Name("mailmon-cli"), nats.Timeout(cfg.NATS.ConnectTimeout.Std())}
-	switch {
-	case cfg.NATS.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	case cfg.NATS.Token != "":
-		opts = append(opts, nats.Token(cfg.NATS.Token.Reveal()))
-	case cfg.NATS.User != "":
-		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password.Reveal()))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
-	}
-	return nc, nil
 }
 
 func listDecisions(ctx context.Context, kv jetstream.KeyValue, now time.Time, asJSON bool, out io.Writer) error {

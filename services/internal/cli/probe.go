@@ -56,7 +56,7 @@ func probeCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "mailmon probe now: tracking.key: %v\n", err)
 		return exitUsage
 	}
-	nc, js, err := dialJetStream(cfg)
+	nc, js, err := dialJetStream(cfg, probesender.WorkerName)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon probe now: %v\n", err)
 		return exitFailure

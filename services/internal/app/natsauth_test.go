@@ -1,0 +1,419 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/enforcement"
+)
+
+// natsOnlyConfig is the local default without ClickHouse, its embedded
+// NATS listening on a free loopback port.
+func natsOnlyConfig(t *testing.T) Config {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.NATS.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startRuntime(t *testing.T, cfg Config, log io.Writer) *Runtime {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rt, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+// The embedded server started by the runtime accepts no client without a
+// user and password: not on its listener, not in-process.
+func TestEmbeddedNATSRefusesAnonymousClients(t *testing.T) {
+	cfg := natsOnlyConfig(t)
+	rt := startRuntime(t, cfg, io.Discard)
+	inProcess := make(chan error, 1)
+	go func() {
+		// Refused in-process, the client sees it only when the server's
+		// write deadline ends the pipe (10 s): wait for it meanwhile.
+		nc, err := nats.Connect("", nats.InProcessServer(rt.embedded), nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+		}
+		inProcess <- err
+	}()
+	nc, err := nats.Connect("nats://"+cfg.NATS.Embedded.Listen, nats.MaxReconnects(0))
+	if err == nil {
+		nc.Close()
+		t.Error("an anonymous client connected to the embedded server's listener")
+	} else if !strings.Contains(err.Error(), "Authorization Violation") {
+		t.Errorf("anonymous client: %v, want an authorization violation", err)
+	}
+	nc, err = nats.Connect("nats://"+cfg.NATS.Embedded.Listen, nats.UserInfo(pipelines.UserAdmin, "guessed"), nats.MaxReconnects(0))
+	if err == nil {
+		nc.Close()
+		t.Error("the admin user connected with a guessed password")
+	}
+	if err := <-inProcess; err == nil {
+		t.Error("an anonymous client connected in-process")
+	}
+}
+
+// The passwords are generated once, kept under data_dir readable by the
+// owner only, reused on the next start, and never logged.
+func TestEmbeddedNATSPasswordsAreGeneratedPrivateAndReused(t *testing.T) {
+	cfg := natsOnlyConfig(t)
+	var log bytes.Buffer
+	rt := startRuntime(t, cfg, &log)
+	dir := cfg.EmbeddedCredentialsDir()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("%s: mode %#o, want 0700", dir, st.Mode().Perm())
+	}
+	first := map[string]string{}
+	owner := map[string]string{}
+	for _, user := range rt.access.Names() {
+		path := filepath.Join(dir, user)
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatalf("user %s: %v", user, err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %#o, want 0600", path, st.Mode().Perm())
+		}
+		pw, err := readEmbeddedPassword(dir, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(log.String(), pw) {
+			t.Errorf("the password of %s is in the log", user)
+		}
+		if other, dup := owner[pw]; dup {
+			t.Errorf("users %s and %s share a password", other, user)
+		}
+		owner[pw] = user
+		first[user] = pw
+	}
+	rt.Close()
+
+	rt = startRuntime(t, cfg, io.Discard)
+	for user, pw := range first {
+		if again, err := readEmbeddedPassword(dir, user); err != nil || again != pw {
+			t.Errorf("user %s: password changed across restarts (err %v)", user, err)
+		}
+	}
+	// The operator commands find the running server's passwords the same
+	// way, through its listener.
+	nc, err := DialNATS(cfg, pipelines.UserEnforcementCLI)
+	if err != nil {
+		t.Fatalf("operator command cannot connect: %v", err)
+	}
+	nc.Close()
+
+	// A password file others may read is refused rather than trusted.
+	if err := os.Chmod(filepath.Join(dir, "notifier"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if rt, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), StartOptions{}); err == nil {
+		rt.Close()
+		t.Fatal("started with a world-readable password file")
+	} else if !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("error %v, want one about the file being readable by others", err)
+	}
+}
+
+// Each user can do what its worker needs and nothing it may not: the
+// policy service cannot write the enforcement bucket, the sink cannot
+// publish complaints, the subscriber cannot publish or write KV or pull
+// from mailmon's durables; the evaluator can write enforcement, the sink
+// can consume.
+func TestWorkerUsersCanDoOnlyWhatTheyNeed(t *testing.T) {
+	cfg := natsOnlyConfig(t)
+	rt := startRuntime(t, cfg, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	connect := func(user string) jetstream.JetStream {
+		t.Helper()
+		_, js, err := rt.Connect(user)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		return js
+	}
+	kvOf := func(js jetstream.JetStream) jetstream.KeyValue {
+		t.Helper()
+		kv, err := js.KeyValue(ctx, enforcement.Bucket)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", enforcement.Bucket, err)
+		}
+		return kv
+	}
+	violations := func(user string) float64 {
+		var m dto.Metric
+		if err := rt.permissionViolations.WithLabelValues(user).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	// denied runs op, which must fail, and checks the server refused it.
+	denied := func(user, what string, op func(ctx context.Context) error) {
+		t.Helper()
+		before := violations(user)
+		opCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := op(opCtx); err == nil {
+			t.Errorf("%s could %s", user, what)
+			return
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for violations(user) == before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if violations(user) == before {
+			t.Errorf("%s: %s failed, but not as a permissions violation", user, what)
+		}
+	}
+	adminKV := kvOf(rt.JetStream)
+
+	// policy-service reads enforcement and may not write it.
+	policyKV := kvOf(connect("policy-service"))
+	if _, err := adminKV.Put(ctx, enforcement.Customer("known").Key(), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policyKV.Get(ctx, enforcement.Customer("known").Key()); err != nil {
+		t.Errorf("policy-service cannot read enforcement: %v", err)
+	}
+	denied("policy-service", "put into KV enforcement", func(ctx context.Context) error {
+		_, err := policyKV.Put(ctx, enforcement.Customer("victim").Key(), []byte(`{"action":"OK relay me"}`))
+		return err
+	})
+	if _, err := adminKV.Get(ctx, enforcement.Customer("victim").Key()); err == nil {
+		t.Error("the policy service's write reached the enforcement bucket")
+	}
+
+	// complaint-evaluator writes enforcement.
+	evalKV := kvOf(connect("complaint-evaluator"))
+	if _, err := evalKV.Put(ctx, enforcement.Customer("acme").Key(), []byte("{}")); err != nil {
+		t.Errorf("complaint-evaluator cannot put into enforcement: %v", err)
+	}
+
+	// fbl-ingester publishes a complaint; the sink cannot, but consumes it.
+	complaint := &schemas.ComplaintReceived{}
+	if err := schemas.Stamp(complaint, schemas.Source{Worker: "fbl-ingester", Host: "h"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.NewPublisher(connect("fbl-ingester"), bus.PublisherOptions{}).Publish(ctx, complaint); err != nil {
+		t.Fatalf("fbl-ingester cannot publish a complaint: %v", err)
+	}
+	sinkJS := connect("clickhouse-sink")
+	denied("clickhouse-sink", "publish "+schemas.SubjectComplaintReceived, func(ctx context.Context) error {
+		_, err := sinkJS.Publish(ctx, schemas.SubjectComplaintReceived, []byte(`{"forged":true}`))
+		return err
+	})
+	cons, err := sinkJS.Consumer(ctx, "COMPLAINT", "clickhouse-sink")
+	if err != nil {
+		t.Fatalf("clickhouse-sink cannot look up its consumer: %v", err)
+	}
+	batch, err := cons.Fetch(10, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatalf("clickhouse-sink cannot pull: %v", err)
+	}
+	var got []string
+	for m := range batch.Messages() {
+		got = append(got, m.Headers().Get(nats.MsgIdHdr))
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Errorf("clickhouse-sink cannot ack: %v", err)
+		}
+	}
+	if !slices.Equal(got, []string{complaint.ID}) {
+		t.Errorf("clickhouse-sink pulled %v, want the one complaint %s", got, complaint.ID)
+	}
+	denied("clickhouse-sink", "pull from the notifier's durable", func(ctx context.Context) error {
+		_, err := sinkJS.Consumer(ctx, "ALERT", "notifier")
+		return err
+	})
+
+	// subscriber: its own durable on an event stream, nothing else.
+	subJS := connect(pipelines.UserSubscriber)
+	subCons, err := subJS.CreateOrUpdateConsumer(ctx, "COMPLAINT", jetstream.ConsumerConfig{
+		Durable: "sub-test", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "mailmon.complaint.>",
+	})
+	if err != nil {
+		t.Fatalf("subscriber cannot create its own durable: %v", err)
+	}
+	msg, err := subCons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatalf("subscriber cannot pull from its durable: %v", err)
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		t.Errorf("subscriber cannot ack: %v", err)
+	}
+	alert := &schemas.AlertRaised{Rule: "forged", Severity: "critical", Subject: enforcement.Customer("victim").Key(), Summary: "x", DedupeKey: "x"}
+	if err := schemas.Stamp(alert, schemas.Source{Worker: "subscriber", Host: "h"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	denied(pipelines.UserSubscriber, "publish an alert", func(ctx context.Context) error {
+		return bus.NewPublisher(subJS, bus.PublisherOptions{AckTimeout: time.Second}).Publish(ctx, alert)
+	})
+	denied(pipelines.UserSubscriber, "look up the enforcement bucket", func(ctx context.Context) error {
+		_, err := subJS.KeyValue(ctx, enforcement.Bucket)
+		return err
+	})
+	denied(pipelines.UserSubscriber, "put into KV enforcement", func(ctx context.Context) error {
+		_, err := subJS.Publish(ctx, "$KV.enforcement."+enforcement.Customer("victim").Key(), []byte("{}"))
+		return err
+	})
+	denied(pipelines.UserSubscriber, "pull from the sink's durable", func(ctx context.Context) error {
+		_, err := subJS.Consumer(ctx, "COMPLAINT", "clickhouse-sink")
+		return err
+	})
+	denied(pipelines.UserSubscriber, "delete the notifier's durable", func(ctx context.Context) error {
+		return subJS.DeleteConsumer(ctx, "ALERT", "notifier")
+	})
+	denied(pipelines.UserSubscriber, "read the dead letters", func(ctx context.Context) error {
+		_, err := subJS.OrderedConsumer(ctx, "DLQ", jetstream.OrderedConsumerConfig{})
+		return err
+	})
+	if _, err := rt.JetStream.Consumer(ctx, "ALERT", "notifier"); err != nil {
+		t.Errorf("the notifier's durable is gone: %v", err)
+	}
+	if _, err := adminKV.Get(ctx, enforcement.Customer("victim").Key()); err == nil {
+		t.Error("a denied write reached the enforcement bucket")
+	}
+
+	// No user reads another's replies.
+	nc, _, err := rt.Connect("notifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := violations("notifier")
+	if _, err := nc.SubscribeSync(pipelines.InboxPrefix("complaint-evaluator") + ".>"); err == nil {
+		_ = nc.Flush()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for violations("notifier") == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if violations("notifier") == before {
+		t.Error("the notifier subscribed to the evaluator's inbox")
+	}
+}
+
+// `mailmon run` with every worker, each on its own user: all become ready,
+// every durable consumer drains an example of every event kind, and the
+// server refuses nobody anything, so each worker's grant covers what it
+// does.
+func TestRunEveryWorkerWithItsOwnUser(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	top, err := pipelines.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := false
+	var log bytes.Buffer // slog's handler serialises the writes
+	defer func() {
+		if t.Failed() {
+			t.Logf("warnings and errors logged:\n%s", log.String())
+		}
+	}()
+	err = Run(ctx, cfg, slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})), RunOptions{Workers: Workers(), ClickHouse: true, Ready: func(rt *Runtime) {
+		defer cancel()
+		ready = true
+		waitFor(t, ctx, "every worker ready", func() string {
+			if failed := rt.Health.Ready(ctx); len(failed) > 0 {
+				return fmt.Sprint(failed)
+			}
+			return ""
+		})
+		for _, k := range schemas.Kinds() {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "schemas", "testdata", "events", k.Type+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := schemas.Decode(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", k.Type, err)
+			}
+			if err := bus.NewPublisher(rt.JetStream, bus.PublisherOptions{}).Publish(ctx, ev); err != nil {
+				t.Fatalf("publish %s: %v", k.Type, err)
+			}
+		}
+		waitFor(t, ctx, "every durable consumer drained", func() string {
+			for _, c := range top.Consumers {
+				cons, err := rt.JetStream.Consumer(ctx, c.Stream, c.Durable)
+				if err != nil {
+					return err.Error()
+				}
+				info, err := cons.Info(ctx)
+				if err != nil {
+					return err.Error()
+				}
+				if info.NumPending > 0 || info.NumAckPending > 0 {
+					return fmt.Sprintf("%s/%s: %d pending, %d unacked", c.Stream, c.Durable, info.NumPending, info.NumAckPending)
+				}
+			}
+			return ""
+		})
+		for _, d := range Workers() {
+			var m dto.Metric
+			if err := rt.permissionViolations.WithLabelValues(d.Name).Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			if n := m.GetCounter().GetValue(); n > 0 {
+				t.Errorf("%s: %v permission violations: its grant in pipelines/access.yaml lacks something it does", d.Name, n)
+			}
+		}
+	}})
+	if !ready {
+		t.Fatalf("mailmon never became ready: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+}
+
+// waitFor polls check (empty means done) until ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, check func() string) {
+	t.Helper()
+	last := ""
+	for {
+		if last = check(); last == "" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: still %s", what, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
