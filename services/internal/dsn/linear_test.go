@@ -44,6 +44,31 @@ func textRecipients(size int) []byte {
 	return []byte(sb.String())
 }
 
+// bareRecipients lists recipients without any error, one per line, past
+// the lines searched for recipients: every recipient then searches the
+// text around it for its error, and the lines after the recipients are
+// one long paragraph (each recipient used to read it all).
+func bareRecipients(size int) []byte {
+	var sb strings.Builder
+	sb.WriteString("From: MAILER-DAEMON@example.com\nSubject: Undelivered Mail\n\nThe following addresses failed:\n\n")
+	for i := 0; sb.Len() < size; i++ {
+		fmt.Fprintf(&sb, "<user%d@example.net>\n", i)
+	}
+	return []byte(sb.String())
+}
+
+// transcriptRecipients follows each recipient with a session transcript
+// line (each recipient used to search every line of the notice for its
+// transcript lines).
+func transcriptRecipients(size int) []byte {
+	var sb strings.Builder
+	sb.WriteString("From: MAILER-DAEMON@example.com\nSubject: Returned mail: see transcript for details\n\n   ----- The following addresses had permanent fatal errors -----\n")
+	for i := 0; sb.Len() < size; i++ {
+		fmt.Fprintf(&sb, "<user%d@example.net>\n>>> RCPT To:<user%d@example.net>\n<<< 550 5.1.1 unknown\n", i, i)
+	}
+	return []byte(sb.String())
+}
+
 // longLine is one line of addresses; manyLines many one-letter lines.
 func longLine(size int) []byte {
 	return lineartest.Repeat("From: MAILER-DAEMON@example.com\nSubject: failure notice\n\n", "a@b.c ", "", size)
@@ -93,6 +118,8 @@ func TestParseLinear(t *testing.T) {
 		{Name: "folded Diagnostic-Code", Build: foldedDiagnostic, Parse: parseOK},
 		{Name: "many recipient groups", Build: manyRecipientGroups, Parse: parseOK},
 		{Name: "text recipients", Build: textRecipients, Parse: parseOK},
+		{Name: "bare recipients", Build: bareRecipients, Parse: parseOK},
+		{Name: "transcript recipients", Build: transcriptRecipients, Parse: parseOK},
 		{Name: "long line", Build: longLine, Parse: parseOK},
 		{Name: "many lines", Build: manyLines, Parse: parseOK},
 		{Name: "pasted delivery status", Build: pastedDeliveryStatus, Parse: parseOK},

@@ -118,14 +118,8 @@ func looksLikeBounceHeader(h rawmail.Header) bool {
 
 // skipToHeader drops the lines before the first quoted header in s.
 func skipToHeader(s string) string {
-	lines := rawmail.Lines(s)
-	for i := range lines {
-		if i > 40 {
-			break
-		}
-		if isHeaderRunAt(lines, i) {
-			return strings.Join(lines[i:], "\n")
-		}
+	if i, ok := quotedHeaderStart(s); ok {
+		return s[i:]
 	}
 	return s
 }

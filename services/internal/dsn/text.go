@@ -174,20 +174,51 @@ func isHeaderRunAt(lines []string, i int) bool {
 	return fields >= 3 && (strong || from && subjDate)
 }
 
+// headerSearchLines is how many lines of the quoted part are searched for
+// the start of the returned message's header.
+const headerSearchLines = 41
+
 // quotedHeader reads the first message header in the quoted part of a
 // bounce (after the separator).
 func quotedHeader(quoted string) (rawmail.Header, bool) {
-	lines := rawmail.Lines(quoted)
+	if i, ok := quotedHeaderStart(quoted); ok {
+		h, _ := rawmail.ParseHeader([]byte(quoted[i:]))
+		return h, len(h) > 0
+	}
+	return nil, false
+}
+
+// quotedHeaderStart returns the offset of the line of s where a quoted
+// message header starts, among its first headerSearchLines lines. Only the
+// lines the search needs are split off, not the whole text.
+func quotedHeaderStart(s string) (int, bool) {
+	lines, offs := leadingLines(s, headerSearchLines+60)
 	for i := range lines {
-		if i > 40 {
+		if i >= headerSearchLines {
 			break
 		}
 		if isHeaderRunAt(lines, i) {
-			h, _ := rawmail.ParseHeader([]byte(strings.Join(lines[i:], "\n")))
-			return h, len(h) > 0
+			return offs[i], true
 		}
 	}
-	return nil, false
+	return 0, false
+}
+
+// leadingLines returns up to n first lines of s (as rawmail.Lines splits
+// them) and the offset of each in s.
+func leadingLines(s string, n int) (lines []string, offs []int) {
+	off := 0
+	for len(lines) < n && off < len(s) {
+		rest := s[off:]
+		line, next := rest, len(s)
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, next = rest[:i], off+i+1
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\r"))
+		offs = append(offs, off)
+		off = next
+	}
+	return lines, offs
 }
 
 // htmlToText turns an HTML bounce into lines of text: block elements and

@@ -2,6 +2,7 @@ package dsn
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/mailmon/mailmon/services/internal/rawmail"
@@ -118,6 +119,9 @@ func isHeading(l string) bool {
 type paragraph struct {
 	start, end int // line indexes, end exclusive
 	text       string
+	// Set by noticeIndex.paragraphsAfter, which shares its results
+	// between recipients: looksLikeError(text) and hasCode(text).
+	isError, coded bool
 }
 
 // paragraphsAfter returns up to n paragraphs after line i, skipping
@@ -129,7 +133,7 @@ func paragraphsAfter(lines []string, i int, isHit map[int]bool, n int) []paragra
 	start := -1
 	flush := func(end int) {
 		if len(cur) > 0 {
-			out = append(out, paragraph{start, end, joinDiag(cur)})
+			out = append(out, paragraph{start: start, end: end, text: joinDiag(cur)})
 		}
 		cur, start = nil, -1
 	}
@@ -168,7 +172,7 @@ func paragraphsBefore(lines []string, i int, isHit map[int]bool, n int) []paragr
 			for a, z := 0, len(cur)-1; a < z; a, z = a+1, z-1 {
 				cur[a], cur[z] = cur[z], cur[a]
 			}
-			out = append(out, paragraph{start, end, joinDiag(cur)})
+			out = append(out, paragraph{start: start, end: end, text: joinDiag(cur)})
 		}
 		cur, end = nil, -1
 	}
@@ -193,11 +197,97 @@ func paragraphsBefore(lines []string, i int, isHit map[int]bool, n int) []paragr
 	return out
 }
 
+// noticeIndex is what the searches for each recipient's text share, built
+// once per notice: with it, a recipient costs work near its own lines,
+// never a pass over the whole notice (a notice of a thousand recipients
+// was read a thousand times).
+type noticeIndex struct {
+	lines []string
+	isHit map[int]bool
+	// nextText[j] is the first line at or after j that can start a
+	// paragraph (not a recipient line, blank, a rule or a heading), or
+	// len(lines).
+	nextText []int
+	// after holds paragraphsAfter's results by the line they start from.
+	after map[[2]int][]paragraph
+	// transcript are the session transcript lines (">>> RCPT TO:<...>"),
+	// trimmed, at most maxTranscriptLines of them, and lower-cased.
+	transcript, transcriptLower []string
+}
+
+// maxTranscriptLines bounds the transcript lines searched for each
+// recipient (a real transcript has a few per recipient).
+const maxTranscriptLines = 4 * maxRecipients
+
+func newNoticeIndex(lines []string, isHit map[int]bool) *noticeIndex {
+	ix := &noticeIndex{lines: lines, isHit: isHit, nextText: make([]int, len(lines)+1), after: map[[2]int][]paragraph{}}
+	ix.nextText[len(lines)] = len(lines)
+	for j := len(lines) - 1; j >= 0; j-- {
+		l := strings.TrimSpace(lines[j])
+		if isHit[j] || l == "" || isRule(l) || isHeading(l) {
+			ix.nextText[j] = ix.nextText[j+1]
+		} else {
+			ix.nextText[j] = j
+		}
+		if strings.HasPrefix(l, ">>>") {
+			ix.transcript = append(ix.transcript, l)
+		}
+	}
+	// Collected last line first.
+	slices.Reverse(ix.transcript)
+	if len(ix.transcript) > maxTranscriptLines {
+		ix.transcript = ix.transcript[:maxTranscriptLines]
+	}
+	for _, t := range ix.transcript {
+		ix.transcriptLower = append(ix.transcriptLower, strings.ToLower(t))
+	}
+	return ix
+}
+
+// paragraphsAfter is paragraphsAfter(ix.lines, i, ix.isHit, n), each
+// result computed once. Until the first paragraph starts, paragraphsAfter
+// only skips lines (recipient lines, blank lines, rules, headings), so its
+// result depends on where that paragraph starts, not on i.
+func (ix *noticeIndex) paragraphsAfter(i, n int) []paragraph {
+	k := len(ix.lines)
+	if i+1 >= 0 && i+1 < len(ix.lines) {
+		k = ix.nextText[i+1]
+	}
+	key := [2]int{k, n}
+	if ps, ok := ix.after[key]; ok {
+		return ps
+	}
+	ps := paragraphsAfter(ix.lines, k-1, ix.isHit, n)
+	for i := range ps {
+		ps[i].isError, ps[i].coded = looksLikeError(ps[i].text), hasCode(ps[i].text)
+	}
+	ix.after[key] = ps
+	return ps
+}
+
+// joinClipped joins texts with spaces, up to a little more than
+// maxDiagnostic bytes (the diagnostic is clipped to it anyway): a long
+// paragraph shared by many recipients is not copied for each.
+func joinClipped(texts []string) string {
+	var sb strings.Builder
+	for _, t := range texts {
+		if sb.Len() > maxDiagnostic {
+			break
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(t[:min(len(t), maxDiagnostic+1)])
+	}
+	return sb.String()
+}
+
 // nearbyError finds the error text of a recipient whose own line and block
 // hold none: the first paragraphs after it that look like an error (and
 // the one that follows such a paragraph's introduction), else the nearest
 // one before it that does, else the nearest paragraph after it.
-func nearbyError(lines []string, line, after int, isHit map[int]bool) string {
+func nearbyError(ix *noticeIndex, line, after int) string {
+	lines, isHit := ix.lines, ix.isHit
 	if line < 0 {
 		line, after = -1, -1
 	}
@@ -208,12 +298,12 @@ func nearbyError(lines []string, line, after int, isHit map[int]bool) string {
 			return prev[0].text
 		}
 	}
-	next := paragraphsAfter(lines, after, isHit, maxTrailParas+3)
+	next := ix.paragraphsAfter(after, maxTrailParas+3)
 	var picked []string
 	for _, p := range next {
-		if looksLikeError(p.text) {
+		if p.isError {
 			picked = append(picked, p.text)
-			if hasCode(p.text) || len(picked) == 2 {
+			if p.coded || len(picked) == 2 {
 				break
 			}
 		} else if len(picked) > 0 {
@@ -221,7 +311,7 @@ func nearbyError(lines []string, line, after int, isHit map[int]bool) string {
 		}
 	}
 	if len(picked) > 0 {
-		return strings.Join(picked, " ")
+		return joinClipped(picked)
 	}
 
 	if line >= 0 {
@@ -239,7 +329,7 @@ func nearbyError(lines []string, line, after int, isHit map[int]bool) string {
 	for _, p := range next {
 		all = append(all, p.text)
 	}
-	return strings.Join(all, " ")
+	return joinClipped(all)
 }
 
 // hasErrorText reports whether s holds more than an address, a date or
@@ -299,6 +389,7 @@ func (b *Bounce) readText(h rawmail.Header, notice string, excl map[string]bool)
 
 	var cands []cand
 	seen := map[string]int{}
+	full := func() bool { return len(cands) >= maxRecipients }
 	for i := range hits {
 		k := normAddr(hits[i].addr)
 		c := cand{addr: hits[i].addr, hit: &hits[i], line: hits[i].line}
@@ -322,6 +413,9 @@ func (b *Bounce) readText(h rawmail.Header, notice string, excl map[string]bool)
 		}
 		for _, v := range h.Values("X-Failed-Recipients") {
 			for _, a := range findAddresses(v) {
+				if full() {
+					break
+				}
 				k := normAddr(a)
 				if _, dup := seen[k]; dup {
 					continue
@@ -407,6 +501,7 @@ func (b *Bounce) readText(h rawmail.Header, notice string, excl map[string]bool)
 	if anyPhrase(lowerASCII(notice), stillTryingPhrases) {
 		action = ActionDelayed
 	}
+	ix := newNoticeIndex(lines, isHit)
 	for _, c := range cands {
 		r := Recipient{Recipient: c.addr, Action: action}
 		var parts []string
@@ -431,12 +526,12 @@ func (b *Bounce) readText(h rawmail.Header, notice string, excl map[string]bool)
 		if !looksLikeError(diag) && (!hasErrorText(stripAddresses(diag)) || isFieldList(parts)) {
 			// The recipient's own lines say nothing of an error (a
 			// summary, or nothing at all): the error is nearby.
-			if near := nearbyError(lines, c.line, after, isHit); near != "" {
+			if near := nearbyError(ix, c.line, after); near != "" {
 				diag = near
 			}
 		}
 		r.Diagnostic = clip(diag)
-		r.context = contextOf(lines, c.line, after)
+		r.context = contextOf(ix, c.line, after)
 		if len(cands) == 1 {
 			r.context = notice
 		}
@@ -482,21 +577,21 @@ func hitScore(lines []string, x *hit, isHit map[int]bool) int {
 func dropContinuations(lines []string, hits []hit) []hit {
 	out := hits[:0]
 	last := -1 // index into out of the recipient whose block may continue
+	// Lines after the last kept recipient up to checked are known to hold
+	// a blank line (blank) or not; each line is looked at once.
+	checked, blank := 0, false
 	for _, x := range hits {
-		if last >= 0 {
-			p := out[last]
-			cont := x.indent > p.indent
-			for j := p.line + 1; cont && j < x.line; j++ {
-				if strings.TrimSpace(lines[j]) == "" {
-					cont = false
-				}
+		if last >= 0 && x.indent > out[last].indent {
+			for ; !blank && checked < x.line; checked++ {
+				blank = strings.TrimSpace(lines[checked]) == ""
 			}
-			if cont {
+			if !blank {
 				continue
 			}
 		}
 		out = append(out, x)
 		last = len(out) - 1
+		checked, blank = x.line+1, false
 	}
 	return out
 }
@@ -505,7 +600,8 @@ func dropContinuations(lines []string, hits []hit) []hit {
 // its line and block, the rest of its paragraph when no other recipient
 // is in it (wrapped lines may have lost their indent), and the session
 // transcript commands (">>>" lines) that name it or come right before it.
-func contextOf(lines []string, from, to int) string {
+func contextOf(ix *noticeIndex, from, to int) string {
+	lines := ix.lines
 	var sb strings.Builder
 	if from < 0 {
 		return ""
@@ -544,10 +640,9 @@ func contextOf(lines []string, from, to int) string {
 		sb.WriteByte(' ')
 	}
 	if addr != "" {
-		for _, l := range lines {
-			t := strings.TrimSpace(l)
-			if strings.HasPrefix(t, ">>>") && strings.Contains(strings.ToLower(t), addr) {
-				sb.WriteString(t)
+		for i, t := range ix.transcriptLower {
+			if strings.Contains(t, addr) {
+				sb.WriteString(ix.transcript[i])
 				sb.WriteByte(' ')
 			}
 		}
@@ -631,6 +726,7 @@ func (b *Bounce) enrichFromText(notice string) {
 	for _, x := range hits {
 		isHit[x.line] = true
 	}
+	ix := newNoticeIndex(lines, isHit)
 	for i := range b.Recipients {
 		r := &b.Recipients[i]
 		k, ko := normAddr(r.Recipient), normAddr(r.OriginalRecipient)
@@ -648,7 +744,7 @@ func (b *Bounce) enrichFromText(notice string) {
 				break
 			}
 		}
-		r.context = contextOf(lines, line, after)
+		r.context = contextOf(ix, line, after)
 		if len(b.Recipients) == 1 {
 			r.context = notice
 		}
@@ -657,7 +753,7 @@ func (b *Bounce) enrichFromText(notice string) {
 		}
 		text := joinDiag(parts)
 		if !looksLikeError(text) && (len(b.Recipients) == 1 || line >= 0) {
-			if near := nearbyError(lines, line, after, isHit); near != "" {
+			if near := nearbyError(ix, line, after); near != "" {
 				text = strings.TrimSpace(text + " " + near)
 			}
 		}
