@@ -417,3 +417,66 @@ func waitFor(t *testing.T, ctx context.Context, what string, check func() string
 		}
 	}
 }
+
+func TestNATSUsersConfig(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "sink")
+	if err := os.WriteFile(secretFile, []byte("sink-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	external := NATSConfig{URL: "nats://nats-1.example.net:4222", Replicas: 3, ConnectTimeout: DefaultConfig().NATS.ConnectTimeout}
+
+	t.Run("validation", func(t *testing.T) {
+		tests := []struct {
+			name string
+			edit func(*NATSConfig)
+			want string
+		}{
+			{"unknown user", func(c *NATSConfig) { c.Users = map[string]NATSUser{"mailmon": {Password: "x"}} }, "users.mailmon: unknown user"},
+			{"two secrets", func(c *NATSConfig) {
+				c.Users = map[string]NATSUser{"notifier": {Password: "x", PasswordFile: "/f"}}
+			}, "users.notifier: set exactly one"},
+			{"no secret", func(c *NATSConfig) { c.Users = map[string]NATSUser{"notifier": {User: "n"}} }, "users.notifier: set exactly one"},
+			{"embedded", func(c *NATSConfig) {
+				c.URL = ""
+				c.Users = map[string]NATSUser{"notifier": {Password: "x"}}
+			}, "only for an external server"},
+		}
+		for _, tt := range tests {
+			c := external
+			tt.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+			}
+		}
+		c := external
+		c.Users = map[string]NATSUser{"clickhouse-sink": {PasswordFile: secretFile}, "admin": {Password: "p"}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("valid users refused: %v", err)
+		}
+	})
+
+	t.Run("resolution", func(t *testing.T) {
+		c := external
+		if opt, ok, err := c.natsAuth("notifier"); err != nil || !ok || opt != nil {
+			t.Errorf("no users, no shared credentials: %v %v %v, want an anonymous connection", opt != nil, ok, err)
+		}
+		c.Users = map[string]NATSUser{"clickhouse-sink": {PasswordFile: secretFile}}
+		if _, ok, err := c.natsAuth("notifier"); ok || err != nil {
+			t.Errorf("users set, notifier absent and no shared user: ok %v err %v, want no credentials", ok, err)
+		}
+		opts := nats.GetDefaultOptions()
+		opt, ok, err := c.natsAuth("clickhouse-sink")
+		if err != nil || !ok {
+			t.Fatalf("clickhouse-sink: %v %v", ok, err)
+		}
+		if err := opt(&opts); err != nil || opts.User != "clickhouse-sink" || opts.Password != "sink-password" {
+			t.Errorf("clickhouse-sink connects as %q/%q, want its name and the file's password without the newline", opts.User, opts.Password)
+		}
+		c.User, c.Password = "mailmon", "shared"
+		opts = nats.GetDefaultOptions()
+		if opt, ok, err := c.natsAuth("notifier"); err != nil || !ok || opt(&opts) != nil || opts.User != "mailmon" {
+			t.Errorf("notifier does not fall back to the shared user: %q", opts.User)
+		}
+	})
+}
