@@ -480,3 +480,125 @@ func TestNATSUsersConfig(t *testing.T) {
 		}
 	})
 }
+
+// Against an external server with per-worker users (the cluster example's
+// shape), a process given only the notifier's password file runs the
+// notifier as that user, and skips the topology apply it has no admin for.
+func TestExternalServerPerWorkerUsers(t *testing.T) {
+	top, err := pipelines.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, err := pipelines.DefaultAccess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwords := map[string]string{}
+	for _, name := range access.Names() {
+		passwords[name] = name + "-password-0123456789-0123456789"
+	}
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1, Users: embeddedUsers(access, top, passwords)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo(pipelines.UserAdmin, passwords[pipelines.UserAdmin]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adminJS, err := jetstream.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := top.Apply(ctx, adminJS, pipelines.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	notifierFile := filepath.Join(dir, "notifier")
+	if err := os.WriteFile(notifierFile, []byte(passwords["notifier"]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	cfg.HTTP.Addr = ""
+	cfg.NATS.URL = ns.ClientURL()
+	cfg.NATS.Users = map[string]NATSUser{
+		"notifier":          {PasswordFile: notifierFile},
+		pipelines.UserAdmin: {PasswordFile: filepath.Join(dir, "admin-not-given-to-this-process")},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	defs, err := SelectWorkers("notifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := false
+	err = Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), RunOptions{Workers: defs, Ready: func(rt *Runtime) {
+		defer cancel()
+		ready = true
+		if rt.JetStream != nil {
+			t.Error("the runtime has an admin connection without the admin's password")
+		}
+		alert := &schemas.AlertRaised{Rule: "test", Severity: "info", Subject: "ip:192.0.2.1", Summary: "s", DedupeKey: "k"}
+		if err := schemas.Stamp(alert, schemas.Source{Worker: "test", Host: "h"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.NewPublisher(adminJS, bus.PublisherOptions{}).Publish(ctx, alert); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, "the notifier consumed the alert", func() string {
+			info, err := adminJS.Consumer(ctx, "ALERT", "notifier")
+			if err != nil {
+				return err.Error()
+			}
+			if st := info.CachedInfo(); st.NumPending > 0 || st.NumAckPending > 0 || st.Delivered.Consumer == 0 {
+				return fmt.Sprintf("%d pending, %d unacked, %d delivered", st.NumPending, st.NumAckPending, st.Delivered.Consumer)
+			}
+			return ""
+		})
+		var m dto.Metric
+		if err := rt.permissionViolations.WithLabelValues("notifier").Write(&m); err != nil || m.GetCounter().GetValue() != 0 {
+			t.Errorf("notifier: %v permission violations (%v)", m.GetCounter().GetValue(), err)
+		}
+	}})
+	if !ready || err != nil {
+		t.Fatalf("ready %v, Run: %v", ready, err)
+	}
+	// The server notices a closed connection shortly after the client.
+	deadline := time.Now().Add(10 * time.Second)
+	for ns.NumClients() > 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ns.NumClients(); n > 1 {
+		t.Errorf("%d clients left connected after Run, want only the test's admin", n)
+	}
+}
+
+// The cluster example gives every worker its own user, and nothing else.
+func TestClusterExampleConfigHasAUserPerWorker(t *testing.T) {
+	t.Setenv("MAILMON_CLICKHOUSE_PASSWORD", "test")
+	t.Setenv("MAILMON_TRACKING_KEY", "test-key-0123456789-0123456789-0123456789")
+	cfg, err := Load("../../../deploy/cluster/mailmon.cluster.yaml")
+	if err != nil {
+		t.Fatalf("cluster example does not load: %v", err)
+	}
+	n := cfg.NATS
+	if n.User != "" || n.Password != "" || n.Token != "" || n.CredsFile != "" {
+		t.Error("the cluster example has a shared NATS user; every worker should have its own")
+	}
+	for _, d := range Workers() {
+		if _, ok := n.Users[d.Name]; !ok {
+			t.Errorf("worker %s has no nats.users entry", d.Name)
+		}
+	}
+	for _, name := range []string{pipelines.UserAdmin, pipelines.UserEnforcementCLI} {
+		if _, ok := n.Users[name]; !ok {
+			t.Errorf("user %s has no nats.users entry", name)
+		}
+	}
+}

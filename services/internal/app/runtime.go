@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -98,8 +99,6 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptio
 		if err := top.Apply(ctx, rt.JetStream, pipelines.ApplyOptions{Replicas: cfg.NATS.Replicas}); err != nil {
 			return nil, err
 		}
-	} else {
-		logger.Info("topology not applied: no nats.users.admin nor shared nats credentials; apply it with mailmon pipelines apply")
 	}
 	if opts.ClickHouse {
 		if err := rt.startClickHouse(ctx); err != nil {
@@ -147,7 +146,11 @@ func (rt *Runtime) startNATS(top pipelines.Topology) error {
 		rt.Logger.Info("embedded nats started", "store_dir", dir, "listen", c.Embedded.Listen, "credentials_dir", credDir)
 	}
 	nc, js, err := rt.Connect(pipelines.UserAdmin)
-	if errors.Is(err, errNoCredentials) {
+	// Against an external server the admin is optional: a process given no
+	// admin credentials (or not the admin's password file) runs its workers
+	// on the topology someone else applied.
+	if rt.embedded == nil && (errors.Is(err, errNoCredentials) || errors.Is(err, fs.ErrNotExist)) {
+		rt.Logger.Info("no admin credentials for nats; the topology is not applied by this process", "reason", err)
 		return nil
 	}
 	if err != nil {
