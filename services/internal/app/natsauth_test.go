@@ -602,3 +602,71 @@ func TestClusterExampleConfigHasAUserPerWorker(t *testing.T) {
 		}
 	}
 }
+
+// The README's example subscriber, as another service on the machine would
+// run it: the subscriber user over the listener with its generated
+// password, its own inbox prefix, and a durable of its own.
+func TestSubscriberExampleFromTheREADME(t *testing.T) {
+	cfg := natsOnlyConfig(t)
+	rt := startRuntime(t, cfg, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, fbl, err := rt.Connect("fbl-ingester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	complaint := &schemas.ComplaintReceived{}
+	if err := schemas.Stamp(complaint, schemas.Source{Worker: "fbl-ingester", Host: "h"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.NewPublisher(fbl, bus.PublisherOptions{}).Publish(ctx, complaint); err != nil {
+		t.Fatal(err)
+	}
+
+	// From here on, the README's lines.
+	pw, err := os.ReadFile(filepath.Join(cfg.DataDir, "nats", "credentials", "subscriber"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("nats://"+cfg.NATS.Embedded.Listen,
+		nats.UserInfo("subscriber", strings.TrimSpace(string(pw))),
+		nats.CustomInboxPrefix("_INBOX.subscriber")) // the only inbox it may read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, "COMPLAINT", jetstream.ConsumerConfig{
+		Durable:       "crm-complaints", // any name but mailmon's own durables
+		FilterSubject: "mailmon.complaint.received",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, err := schemas.Decode(m.Data())
+		if err != nil {
+			m.Term() // not an event we can read: never redeliver it
+			return
+		}
+		got <- ev.(*schemas.ComplaintReceived).ID
+		m.Ack()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	select {
+	case id := <-got:
+		if id != complaint.ID {
+			t.Errorf("subscriber got complaint %s, want %s", id, complaint.ID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscriber received nothing")
+	}
+}
