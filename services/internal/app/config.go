@@ -24,6 +24,11 @@ import (
 // Config is the whole mailmon config file: the shared sections, then one
 // section per worker (added with each worker).
 type Config struct {
+	// Lab marks a throwaway machine (the demo of `go tool task run`): only
+	// there may secrets hold the public placeholders of the example and lab
+	// configs (config.PlaceholderPrefix). Anywhere else they are refused,
+	// since anyone who read the repository knows them.
+	Lab bool `yaml:"lab"`
 	// DataDir holds local state: the embedded NATS store and, when enabled,
 	// the local ClickHouse server's data.
 	DataDir    string         `yaml:"data_dir"`
@@ -124,6 +129,11 @@ func Load(path string) (Config, error) {
 func (c Config) Validate() error {
 	var check config.Check
 	check.Require("data_dir", c.DataDir)
+	if !c.Lab {
+		for _, path := range config.PlaceholderSecrets(c) {
+			check.Addf(path, "holds a public placeholder (%s…) from mailmon's example config, not a secret: set the real one (the example names its environment variable), or set lab: true on a throwaway machine", config.PlaceholderPrefix)
+		}
+	}
 	check.Nest("log", c.Log.Validate())
 	check.Nest("http", c.HTTP.Validate())
 	check.Nest("nats", c.NATS.Validate())

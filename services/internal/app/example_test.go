@@ -14,6 +14,7 @@ const exampleConfig = "../../../deploy/config/mailmon.example.yaml"
 // The example config documents every key: a key added to Config without
 // an entry in the example fails here.
 func TestExampleConfigHasEveryKey(t *testing.T) {
+	setExampleSecrets(t)
 	if _, err := Load(exampleConfig); err != nil {
 		t.Fatalf("example config does not load: %v", err)
 	}

@@ -17,6 +17,12 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestCheckConfigExampleIsValidAndRedacted(t *testing.T) {
+	// The example's own fallbacks are public placeholders, refused outside
+	// a lab: check it as an operator would, with the secrets it names set.
+	for _, name := range []string{"MAILMON_NATS_PASSWORD", "MAILMON_NATS_COMPLAINT_EVALUATOR_PASSWORD",
+		"MAILMON_TRACKING_KEY", "MAILMON_TRACKING_KEY_PREVIOUS", "MAILMON_ALERTMANAGER_PASSWORD", "MAILMON_PROBE_SMTP_PASSWORD"} {
+		t.Setenv(name, "check-config-test-secret-0123456789abcdef")
+	}
 	code, out, errOut := runMain(t, "check-config", "-config", "../../../deploy/config/mailmon.example.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
@@ -25,6 +31,9 @@ func TestCheckConfigExampleIsValidAndRedacted(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective config lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "check-config-test-secret") {
+		t.Errorf("a secret was printed:\n%s", out)
 	}
 }
 
@@ -37,6 +46,7 @@ tracking:
     id: k1
     secret: ${env:MAILMON_TEST_TRACKING_KEY}
 nats:
+  url: nats://mailmon:url-secret-password@127.0.0.1:4222
   user: mailmon
   password: also-secret-password
 `)
@@ -44,7 +54,10 @@ nats:
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	if strings.Contains(out+errOut, secret) || strings.Contains(out+errOut, "also-secret-password") {
+	if !strings.Contains(out, "nats://[REDACTED]@127.0.0.1:4222") {
+		t.Errorf("nats.url not printed with its credentials redacted:\n%s", out)
+	}
+	if strings.Contains(out+errOut, secret) || strings.Contains(out+errOut, "also-secret-password") || strings.Contains(out+errOut, "url-secret-password") {
 		t.Fatalf("a secret was printed:\n%s%s", out, errOut)
 	}
 }

@@ -29,6 +29,9 @@
 //
 // Secret, Duration and ByteSize are the value types config sections use for
 // credentials, periods ("30s", "7d") and sizes ("512MiB"). Print writes the
-// effective configuration back as YAML with every Secret redacted; that is
-// what `mailmon check-config` shows.
+// effective configuration back as YAML with every Secret redacted, and the
+// credentials inside any URL too (RedactURLs); that is what `mailmon
+// check-config` shows. PlaceholderSecrets finds the Secrets that hold the
+// public example-only- placeholders of the example and lab configs, which
+// the root config refuses unless it is a lab's.
 package config
