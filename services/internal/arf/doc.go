@@ -32,7 +32,17 @@
 // base64 encoded or sit inside a multipart/mixed, field names vary in case,
 // the original may be quoted with an mbox ">From " line or missing
 // entirely, and dates come in many broken forms. Parse walks the whole MIME
-// tree (package rawmail) and never fails: it returns what it found.
+// tree (package rawmail) and does not fail on damage: it returns what it
+// found.
+//
+// # Work
+//
+// Parse is linear in the message (each run of feedback fields and each
+// quoted header is read once) and charges its work to a rawmail.Budget
+// with rawmail.DefaultLimits (ParseLimits takes others). A message that
+// costs more is not a report: Parse returns an error wrapping
+// ErrBudgetExceeded (rawmail.ErrBudgetExceeded) that names the limit, and
+// the fbl-ingester dead-letters it.
 //
 // # Formats that are not ARF
 //

@@ -76,5 +76,17 @@
 // the session transcript ("in reply to RCPT TO command", "after end of
 // data", ">>> DATA", "does not like recipient", "[RCPT_TO]").
 //
+// # Work
+//
+// Parse is linear in the message: folded fields are built once, and each
+// failed recipient's text is searched near its own lines only (what the
+// recipients share, such as the paragraphs after a list of them, is found
+// once). The notice text read is capped (256 KiB, the first 2000 lines
+// for recipient lines, at most 1000 recipients), and the work is charged
+// to a rawmail.Budget with rawmail.DefaultLimits (ParseLimits takes
+// others). A message that costs more is not a bounce: Parse returns an
+// error wrapping ErrBudgetExceeded (rawmail.ErrBudgetExceeded) that names
+// the limit, and the fbl-ingester dead-letters it.
+//
 // The package is pure: no I/O, no state, safe for concurrent use.
 package dsn

@@ -131,4 +131,14 @@
 // poor reputation" is logged as dsn=4.0.0 deferred. Deliveries are
 // therefore classified by their remote reply text with
 // services/internal/bounceclass, which lets the text decide over the codes.
+//
+// # Work
+//
+// Parser.Parse and Joiner.Add are linear in the line (every key=value
+// list is read in one pass, however its values are written) and do work
+// per line that does not grow with the lines before it; the joiner's
+// memory is bounded by JoinerConfig. The work of one line is therefore
+// bounded by its length, which the caller caps (the mta-log-tailer's
+// max_line_bytes, 64 KiB by default; `mailmon inspect postfix-log` cuts
+// lines at 1 MiB).
 package postfixlog
