@@ -161,3 +161,22 @@ func TestUnstorableReportDoesNotStopMailboxOrDirectory(t *testing.T) {
 		t.Errorf("%d complaints, want 2 (the reports after the unstorable ones)", n)
 	}
 }
+
+// TestPermanentPublishError: what the server refuses for size is not
+// retried; what fails for now (no answer, no connection) is.
+func TestPermanentPublishError(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&bus.PublishError{Subject: "s", Err: nats.ErrMaxPayload}, true},
+		{fmt.Errorf("publish: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamMessageExceedsMaximum, Description: "message size exceeds maximum allowed"}), true},
+		{&bus.PublishError{Subject: "s", Err: context.DeadlineExceeded}, false},
+		{&bus.PublishError{Subject: "s", Err: nats.ErrNoResponders}, false},
+		{&bus.PublishError{Subject: "s", Err: nats.ErrConnectionClosed}, false},
+	} {
+		if got := permanentPublishError(c.err); got != c.want {
+			t.Errorf("permanentPublishError(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
