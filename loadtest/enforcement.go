@@ -379,7 +379,7 @@ func delivered(customer string, j int, at time.Time) schemas.Event {
 
 func complained(customer string, at time.Time) schemas.Event {
 	ev := &schemas.ComplaintReceived{Customer: customer, SourceIP: "192.0.2.1", Provider: "yahoo", TraceMethod: schemas.TraceTrackingHeader,
-		Counted: true, Format: "arf", ReceivedVia: schemas.ReceivedViaFile, FeedbackType: "abuse"}
+		Counted: true, Trusted: true, Trust: schemas.TrustTrustedInput, Format: "arf", ReceivedVia: schemas.ReceivedViaFile, FeedbackType: "abuse"}
 	schemas.Stamp(ev, schemas.Source{Worker: "loadtest", Host: "loadtest"}, at)
 	return ev
 }
