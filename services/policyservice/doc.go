@@ -29,16 +29,32 @@
 // A cut-off wins over a reroute. A record counts only until its Until, so
 // an expired decision stops at once even before the server removes the key.
 //
-// # Freshness and failing open
+// # What a record may make the service say
+//
+// Whoever writes the bucket would otherwise steer Postfix, so a record is
+// checked once, when it is read (from the watch or the snapshot), and its
+// answer line is built then from checked parts: the action must be in
+// allowed_actions (OK, PREPEND, REDIRECT and the like can never be), a
+// reroute's transport one of reroute_transports, the text printable ASCII
+// with a well-formed enhanced status code. A record that fails is left
+// out, so its subject is answered DUNNO; each refused revision is counted
+// and alerted once (rule policy_invalid_record).
+//
+// # Freshness, the snapshot and staleness
 //
 // The copy is kept by a KV watch (jetstream KeyValue.WatchAll): the whole
 // bucket is loaded, then every put and delete is applied the moment it
 // arrives, so a new decision is answered within milliseconds and a
 // request never waits for NATS. If the watch breaks it is re-established
-// (the bucket loaded again and swapped in whole). While NATS is
-// unreachable the last known decisions are enforced for stale_after; after
-// that, or before the first load (at most answer_timeout per request),
-// every request is answered DUNNO and an alert (rule
-// policy_state_unavailable) is raised, resolved when the state is back.
-// Mail is never held hostage to mailmon's own outage.
+// (the bucket loaded again and swapped in whole). After every change of
+// the live copy a snapshot is written to disk (atomically, 0600), and at
+// start the snapshot is loaded, so the service enforces while NATS is
+// unreachable. Without a live watch the last known decisions are enforced
+// for stale_after; then the state is stale and on_stale decides: keep
+// enforcing each record until its own until (enforce_unexpired), or
+// answer DUNNO to everything (fail_open); an alert (rule
+// policy_state_unavailable) is raised either way and resolved when the
+// watch is back. With nothing loaded at all, a request waits at most
+// answer_timeout, then is answered DUNNO. The readiness check passes only
+// while the live watch is up and the accept loop runs.
 package policyservice

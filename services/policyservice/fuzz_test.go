@@ -9,6 +9,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/enforcement"
 )
 
 // FuzzReadRequest feeds arbitrary bytes to the request parser: it must
@@ -62,6 +65,60 @@ func FuzzReadRequest(f *testing.F) {
 			if err != nil || !maps.Equal(req, again) {
 				t.Fatalf("re-read %v (%v), want %v", again, err, req)
 			}
+		}
+	})
+}
+
+// FuzzRecordAnswer feeds arbitrary bucket values through the checks the
+// watch and the snapshot apply: whatever passes is answered with an
+// allowed action, on one line of printable ASCII, built by the service.
+func FuzzRecordAnswer(f *testing.F) {
+	good := enforcement.Record{DecisionID: "d", Action: schemas.ActionCutoff, DecisionTarget: enforcement.Customer("acme").Target(),
+		PolicyAction: "DEFER_IF_PERMIT", PolicyText: "4.7.1 Sending suspended for customer:acme"}
+	reroute := enforcement.Record{DecisionID: "d", Action: schemas.ActionReroute, DecisionTarget: enforcement.Customer("acme").Target(), Transport: "ndr"}
+	f.Add(good.Marshal())
+	f.Add(reroute.Marshal())
+	for _, spoil := range []func(*enforcement.Record){
+		func(r *enforcement.Record) { r.PolicyAction = "OK relay me" },
+		func(r *enforcement.Record) { r.PolicyText = "5.7.1 x\r\naction=OK" },
+		func(r *enforcement.Record) { r.PolicyText = "4.7.1.1 x" },
+		func(r *enforcement.Record) {
+			r.Action, r.Transport = schemas.ActionReroute, "smtp:[evil.example]:25 PREPEND X:"
+		},
+	} {
+		r := good
+		spoil(&r)
+		f.Add(r.Marshal())
+	}
+	f.Add([]byte(`{"action":"cutoff","scope":"customer","subject":"customer:a\u0000","customer":"a\u0000"}`))
+	cfg := DefaultConfig()
+	srv := &Server{cfg: cfg}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		r, err := enforcement.Unmarshal(value)
+		if err != nil {
+			return
+		}
+		e, err := srv.checkRecord(r.SubjectOf().Key(), 1, value)
+		if err != nil {
+			return
+		}
+		action, _, _ := strings.Cut(e.answer, " ")
+		if !cfg.allows(action) {
+			t.Fatalf("answer %q: action %q not allowed", e.answer, action)
+		}
+		if action == "FILTER" && e.answer != "FILTER ndr:" {
+			t.Fatalf("reroute answered %q", e.answer)
+		}
+		for i := 0; i < len(e.answer); i++ {
+			if c := e.answer[i]; c < 0x20 || c > 0x7e {
+				t.Fatalf("answer %q has byte 0x%02x", e.answer, c)
+			}
+		}
+		if len(e.answer) > len("DEFER_IF_PERMIT ")+maxTextBytes {
+			t.Fatalf("answer of %d bytes", len(e.answer))
+		}
+		if got := string(Answer(e.answer)); got != "action="+e.answer+"\n\n" {
+			t.Fatalf("answer line %q", got)
 		}
 	})
 }

@@ -226,3 +226,48 @@ func TestOnStale(t *testing.T) {
 		})
 	}
 }
+
+// The snapshot is written whole or not at all, owner-only, within its
+// size bound, and read back only when nobody else could have written it.
+func TestSnapshotFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "enforcement.json")
+	good := record(enforcement.Customer("acme"), schemas.ActionCutoff, time.Now().Add(time.Hour))
+	expired := record(enforcement.Customer("old"), schemas.ActionCutoff, time.Now().Add(-time.Hour))
+	entries := []*entry{
+		{key: good.SubjectOf().Key(), revision: 7, value: good.Marshal(), rec: good},
+		{key: expired.SubjectOf().Key(), revision: 8, value: expired.Marshal(), rec: expired},
+	}
+	data, err := encodeSnapshot(entries, time.Now(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSnapshot(path, data); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := readSnapshot(path, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Records) != 1 || snap.Records[0].Key != good.SubjectOf().Key() || snap.Records[0].Revision != 7 {
+		t.Errorf("read back %+v, want only the unexpired record", snap.Records)
+	}
+	if files, _ := os.ReadDir(filepath.Dir(path)); len(files) != 1 {
+		t.Errorf("%d files in the snapshot directory, want the snapshot alone", len(files))
+	}
+	if _, err := encodeSnapshot(entries, time.Now(), 100); err == nil {
+		t.Error("a snapshot over its bound was encoded")
+	}
+	if _, err := readSnapshot(path, 100); err == nil {
+		t.Error("a snapshot over its bound was read")
+	}
+	if err := os.Chmod(path, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSnapshot(path, 1<<20); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("group-writable snapshot: %v", err)
+	}
+	if snap, err := readSnapshot(filepath.Join(dir, "missing.json"), 1<<20); snap != nil || err != nil {
+		t.Errorf("missing snapshot: %v %v", snap, err)
+	}
+}

@@ -58,7 +58,7 @@ var definitions = []Definition{
 		Name:    policyservice.WorkerName,
 		Summary: "answer Postfix check_policy_service requests from the enforcement decisions (DUNNO, REJECT/DEFER, FILTER)",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			return policyservice.New(cfg.PolicyService, s)
+			return policyservice.New(cfg.PolicyService.WithDataDir(cfg.DataDir), s)
 		},
 	},
 	{
