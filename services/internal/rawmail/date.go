@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// maxZoneComment bounds the comment text of a date kept to be read as a
+// zone name.
+const maxZoneComment = 64
+
 // ParseDate reads a date as written in mail headers and report fields and
 // returns it in UTC. It accepts RFC 5322 dates (with or without the day of
 // week, seconds or zone), obsolete and named zones (EST, PDT, JST, ...),
@@ -17,9 +21,10 @@ func ParseDate(s string) (time.Time, bool) {
 	var d dateParts
 	d.year, d.month, d.day = -1, -1, -1
 	comment := ""
-	// Strip comments, keeping them for a zone name of last resort.
+	// Strip comments, keeping them for a zone name of last resort (only
+	// their first maxZoneComment bytes: a longer one is no zone name).
 	if strings.IndexByte(s, '(') >= 0 {
-		var b strings.Builder
+		var b, c strings.Builder
 		depth := 0
 		for _, r := range s {
 			switch {
@@ -29,12 +34,14 @@ func ParseDate(s string) (time.Time, bool) {
 			case r == ')' && depth > 0:
 				depth--
 			case depth > 0:
-				comment += string(r)
+				if c.Len() <= maxZoneComment {
+					c.WriteRune(r)
+				}
 			default:
 				b.WriteRune(r)
 			}
 		}
-		s = b.String()
+		s, comment = b.String(), c.String()
 	}
 	for _, tok := range strings.FieldsFunc(s, func(r rune) bool {
 		return r == ' ' || r == '\t' || r == ',' || r == '\r' || r == '\n'
