@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 )
 
@@ -114,6 +115,47 @@ func TestFBLImportMaildir(t *testing.T) {
 	}
 	if got := streamMsgs(t, js, "COMPLAINT"); got != complaints {
 		t.Errorf("%d complaints after re-import, want %d", got, complaints)
+	}
+}
+
+// -trusted vouches for the imported reports: the same report imported
+// without it is stored untrusted, with it trusted (a separate event: the
+// trusted bit is part of a complaint's id).
+func TestFBLImportTrusted(t *testing.T) {
+	ns, _, js := natstest.Start(t)
+	top, _ := pipelines.Default()
+	if err := top.Apply(context.Background(), js, pipelines.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "1.eml")
+	copyFile(t, "../arf/testdata/abuse-tracked.eml", file)
+	cfg := writeConfig(t, "nats:\n  url: "+ns.ClientURL()+"\n")
+	for _, args := range [][]string{{"-config", cfg}, {"-config", cfg, "-trusted"}} {
+		if code, out, errOut := runMain(t, append([]string{"fbl", "import", file}, args...)...); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	s, err := js.Stream(context.Background(), "COMPLAINT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trusted []bool
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatalf("complaint %d: %v", seq, err)
+		}
+		var ev schemas.ComplaintReceived
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		trusted = append(trusted, ev.Trusted)
+		if ev.Trusted && ev.Trust != schemas.TrustTrustedInput {
+			t.Errorf("trusted import: trust %q", ev.Trust)
+		}
+	}
+	if trusted[0] || !trusted[1] {
+		t.Errorf("trusted: without the flag %v, with it %v; want false, true", trusted[0], trusted[1])
 	}
 }
 
