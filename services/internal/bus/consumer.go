@@ -334,17 +334,43 @@ func (c *consumer) work(ctx context.Context, iter jetstream.MessagesContext, slo
 		}
 		select {
 		case <-abandon:
-			// Past the drain timeout: hand the message back at once so
-			// another copy of the worker can take it.
-			if err := raw.Nak(); err != nil {
-				c.metrics.ackFailed.Inc()
-			} else {
-				c.metrics.abandoned.Inc()
-			}
+			c.abandon(ctx, raw)
 			continue
 		default:
 		}
 		c.process(ctx, raw, slot)
+	}
+}
+
+// abandon settles a message taken past the drain timeout without running
+// the handler: it is handed back at once so another copy of the worker
+// takes it, except on its last allowed delivery, where the server would
+// never deliver it again and a nak would drop it; that one is
+// dead-lettered, to be replayed.
+func (c *consumer) abandon(ctx context.Context, raw jetstream.Msg) {
+	if meta, err := raw.Metadata(); err == nil && c.maxDeliver > 0 && meta.NumDelivered >= c.maxDeliver {
+		m := msgOf(raw, meta)
+		c.deadLetter(ctx, raw, m, fmt.Errorf("not handled before shutdown on delivery %d of %d", m.Deliveries, c.maxDeliver))
+		return
+	}
+	if err := raw.Nak(); err != nil {
+		c.metrics.ackFailed.Inc()
+		return
+	}
+	c.metrics.abandoned.Inc()
+}
+
+// msgOf describes one delivery for a handler.
+func msgOf(raw jetstream.Msg, meta *jetstream.MsgMetadata) *Msg {
+	return &Msg{
+		Subject:    raw.Subject(),
+		Data:       raw.Data(),
+		Header:     raw.Headers(),
+		Deliveries: meta.NumDelivered,
+		StreamSeq:  meta.Sequence.Stream,
+		Stream:     meta.Stream,
+		Consumer:   meta.Consumer,
+		Stored:     meta.Timestamp,
 	}
 }
 
@@ -355,16 +381,7 @@ func (c *consumer) process(ctx context.Context, raw jetstream.Msg, slot *infligh
 		c.metrics.ackFailed.Inc()
 		return
 	}
-	m := &Msg{
-		Subject:    raw.Subject(),
-		Data:       raw.Data(),
-		Header:     raw.Headers(),
-		Deliveries: meta.NumDelivered,
-		StreamSeq:  meta.Sequence.Stream,
-		Stream:     meta.Stream,
-		Consumer:   meta.Consumer,
-		Stored:     meta.Timestamp,
-	}
+	m := msgOf(raw, meta)
 	start := time.Now()
 	slot.begin(raw, start)
 	defer slot.end()

@@ -114,16 +114,7 @@ func DeadLetterMsg(ctx context.Context, pub *Publisher, worker string, raw jetst
 	if err != nil {
 		return fmt.Errorf("bus: dead letter: not a JetStream delivery: %w", err)
 	}
-	m := &Msg{
-		Subject:    raw.Subject(),
-		Data:       raw.Data(),
-		Header:     raw.Headers(),
-		Deliveries: meta.NumDelivered,
-		StreamSeq:  meta.Sequence.Stream,
-		Stream:     meta.Stream,
-		Consumer:   meta.Consumer,
-		Stored:     meta.Timestamp,
-	}
+	m := msgOf(raw, meta)
 	reason := headerSafe(cause.Error(), maxReasonBytes)
 	id := deadLetterMsgID(worker, m.Stream, m.StreamSeq)
 	if err := pub.PublishRaw(ctx, DeadLetterSubject(worker), id, m.Data, deadLetterHeader(worker, m, reason, time.Now())); err != nil {
