@@ -72,8 +72,9 @@
 // the messages already buffered in the client finish and be acked, and
 // returns nil. DrainTimeout bounds this: after it, handlers see their
 // context cancelled, unstarted messages are nakked so another copy of the
-// worker takes them at once, and a handler interrupted on its message's last
-// delivery dead-letters it rather than let it be dropped.
+// worker takes them at once, and a message on its last allowed delivery,
+// its handler interrupted or never started, is dead-lettered rather than
+// dropped: the server would not deliver it again.
 //
 // # Embedded server
 //
