@@ -224,6 +224,8 @@ func (t *table) store(ctx context.Context, rows []held) (halves [][]held, done b
 // state rather than the rows sent: retrying the same rows later succeeds,
 // so they never count towards reject_after.
 var serverStateCodes = map[int32]bool{
+	60:  true, // UNKNOWN_TABLE: a migration not applied, not the rows' fault
+	81:  true, // UNKNOWN_DATABASE: likewise
 	159: true, // TIMEOUT_EXCEEDED
 	164: true, // READONLY
 	202: true, // TOO_MANY_SIMULTANEOUS_QUERIES
@@ -238,8 +240,6 @@ var serverStateCodes = map[int32]bool{
 	319: true, // UNKNOWN_STATUS_OF_INSERT
 	394: true, // QUERY_WAS_CANCELLED
 	999: true, // KEEPER_EXCEPTION
-	60:  true, // UNKNOWN_TABLE: a migration not applied, not the rows' fault
-	81:  true, // UNKNOWN_DATABASE: likewise
 }
 
 // refusedByServer reports whether err is ClickHouse answering the insert
