@@ -69,6 +69,13 @@ func transcriptRecipients(size int) []byte {
 	return []byte(sb.String())
 }
 
+// htmlScripts is an HTML bounce of many script elements (each used to
+// lower-case a copy of the rest of the document to find its end).
+func htmlScripts(size int) []byte {
+	return lineartest.Repeat("From: MAILER-DAEMON@example.com\nSubject: Undelivered Mail\nContent-Type: text/html\n\n<p>Delivery failed</p>",
+		"<SCRIPT>x</Script><style>y</STYLE>", "", size)
+}
+
 // longLine is one line of addresses; manyLines many one-letter lines.
 func longLine(size int) []byte {
 	return lineartest.Repeat("From: MAILER-DAEMON@example.com\nSubject: failure notice\n\n", "a@b.c ", "", size)
@@ -120,6 +127,7 @@ func TestParseLinear(t *testing.T) {
 		{Name: "text recipients", Build: textRecipients, Parse: parseOK},
 		{Name: "bare recipients", Build: bareRecipients, Parse: parseOK},
 		{Name: "transcript recipients", Build: transcriptRecipients, Parse: parseOK},
+		{Name: "HTML scripts", Build: htmlScripts, Parse: parseOK},
 		{Name: "long line", Build: longLine, Parse: parseOK},
 		{Name: "many lines", Build: manyLines, Parse: parseOK},
 		{Name: "pasted delivery status", Build: pastedDeliveryStatus, Parse: parseOK},

@@ -243,7 +243,7 @@ func htmlToText(h string) string {
 				name = name[:k]
 			}
 			if (name == "script" || name == "style") && !strings.HasPrefix(tag, "/") {
-				if k := strings.Index(lowerASCII(h[i:]), "</"+name); k >= 0 {
+				if k := indexCloseTag(h[i:], name); k >= 0 {
 					i += k
 				} else {
 					i = len(h)
@@ -290,4 +290,21 @@ func htmlToText(h string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// indexCloseTag returns the index in s of the closing tag "</name", the
+// name in any case, or -1. It reads s once and copies nothing (lower-casing
+// the rest of the document for each <script> made many of them quadratic).
+func indexCloseTag(s, name string) int {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "</")
+		if j < 0 {
+			return -1
+		}
+		k := i + j + 2
+		if len(s)-k >= len(name) && lowerASCII(s[k:k+len(name)]) == name {
+			return k - 2
+		}
+		i = k
+	}
 }
