@@ -29,6 +29,9 @@ type rejectionLine struct {
 // ("smtp; 550 5.1.1 <a@b>: ... User unknown", a Postfix "said: ..." text, an
 // Exim error) and prints one JSON object per line, in input order; empty
 // lines give an object too, so output line N is input line N.
+//
+// A line longer than maxRejectionLine is cut there (a reply is far
+// shorter), so one endless line cannot fill the memory.
 func inspectRejection(ctx context.Context, in io.Reader, out io.Writer) error {
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriter(out)
@@ -38,7 +41,7 @@ func inspectRejection(ctx context.Context, in io.Reader, out io.Writer) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		line, err := r.ReadString('\n')
+		line, err := readLineCut(r, maxRejectionLine)
 		if line == "" && err != nil {
 			if errors.Is(err, io.EOF) {
 				break
@@ -60,4 +63,23 @@ func inspectRejection(ctx context.Context, in io.Reader, out io.Writer) error {
 		}
 	}
 	return w.Flush()
+}
+
+// maxRejectionLine is the longest rejection text read; the rest of a
+// longer line is skipped.
+const maxRejectionLine = 1 << 20
+
+// readLineCut reads one line like ReadString('\n'), keeping at most max
+// bytes of it (the rest up to the line end is read and dropped).
+func readLineCut(r *bufio.Reader, max int) (string, error) {
+	var b []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if room := max - len(b); room > 0 {
+			b = append(b, chunk[:min(len(chunk), room)]...)
+		}
+		if err != bufio.ErrBufferFull {
+			return string(b), err
+		}
+	}
 }

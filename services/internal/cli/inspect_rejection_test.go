@@ -41,3 +41,31 @@ func TestInspectRejection(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectRejectionCutsLongLines: a line longer than maxRejectionLine is
+// classified from its first maxRejectionLine bytes, and the next line is
+// still its own.
+func TestInspectRejectionCutsLongLines(t *testing.T) {
+	in := "550 5.1.1 " + strings.Repeat("x", 3*maxRejectionLine) + "\n452 4.2.2 mailbox full\n"
+	var out bytes.Buffer
+	if err := inspectRejection(context.Background(), strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2", len(lines))
+	}
+	var first, second rejectionLine
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Text) > maxRejectionLine || first.Code != 550 {
+		t.Errorf("first line: %d bytes of text, code %d", len(first.Text), first.Code)
+	}
+	if second.Line != 2 || second.Code != 452 {
+		t.Errorf("second line: %+v", second)
+	}
+}
