@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -282,7 +280,7 @@ func (r *dnsblRun) round(ctx context.Context, bin, configPath string, p ports, n
 	if err := ch.waitReady(ctx, p.HTTP); err != nil {
 		return 0, err
 	}
-	nc, err := nats.Connect("nats://127.0.0.1:"+strconv.Itoa(p.NATS), nats.Name("mailmon-loadtest"))
+	nc, err := connectChildNATS(configPath, p.NATS)
 	if err != nil {
 		return 0, fmt.Errorf("connect to nats: %w", err)
 	}

@@ -169,7 +169,7 @@ func (e *enforcementRun) run(parent context.Context) (err error) {
 	if err := e.child.waitReady(ctx, e.httpPort); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", natsPort))
+	nc, err := connectChildNATS(cfgPath, natsPort)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -324,7 +323,7 @@ func (r *probesRun) run(parent context.Context) (err error) {
 	if err := ch.waitReady(ctx, p.HTTP); err != nil {
 		return err
 	}
-	nc, err := nats.Connect("nats://127.0.0.1:"+strconv.Itoa(p.NATS), nats.Name("mailmon-loadtest"))
+	nc, err := connectChildNATS(configPath, p.NATS)
 	if err != nil {
 		return fmt.Errorf("connect to nats: %w", err)
 	}

@@ -328,7 +328,7 @@ func (s *sinkRun) start(ctx context.Context, root, dir string) (stop func() erro
 		return stop, err
 	}
 
-	nc, err := nats.Connect("nats://127.0.0.1:"+strconv.Itoa(p.NATS), nats.Name("mailmon-loadtest"))
+	nc, err := connectChildNATS(configPath, p.NATS)
 	if err != nil {
 		return stop, fmt.Errorf("connect to nats: %w", err)
 	}
