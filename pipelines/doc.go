@@ -11,4 +11,11 @@
 // dropped by the server. Consumers outside the window are protected by
 // deduplication on the event id at the side effect (ClickHouse tables merge
 // duplicates; evaluators keep seen ids).
+//
+// Who may use which of them is data too (access.yaml): one NATS user per
+// worker, limited to the subjects it publishes, its own durables, the
+// streams it rebuilds from and the buckets it reads or writes; a read-only
+// subscriber; an admin. Grants turns that into NATS permissions for the
+// embedded server of `mailmon run` and for the cluster example's
+// accounts.conf (WriteNATSConf), so the two never disagree.
 package pipelines
