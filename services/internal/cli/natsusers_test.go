@@ -67,6 +67,9 @@ func TestEnforcementLiftAsItsOwnUserOnTheEmbeddedServer(t *testing.T) {
 	if code, out, errOut := runMain(t, "enforcement", "list", "-config", cfgPath); code != 0 || !strings.Contains(out, "customer:acme") {
 		t.Fatalf("list: exit %d\n%s%s", code, out, errOut)
 	}
+	if code, out, errOut := runMain(t, "enforcement", "explain", "customer:acme", "-config", cfgPath); code != 0 || !strings.Contains(out, "history:") || !strings.Contains(out, "cutoff  complaint_rate") {
+		t.Fatalf("explain: exit %d\n%s%s", code, out, errOut)
+	}
 	if code, out, errOut := runMain(t, "enforcement", "lift", "customer:acme", "-by", "ops", "-config", cfgPath); code != 0 || !strings.Contains(out, "lifted cutoff customer:acme") {
 		t.Fatalf("lift: exit %d\n%s%s", code, out, errOut)
 	}
