@@ -1,0 +1,42 @@
+package fblingester
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"testing"
+
+	"github.com/mailmon/mailmon/schemas"
+)
+
+// BenchmarkAnalyseReport measures what checking a report's origin costs:
+// the same report unsigned (no key lookup, untrusted) and signed by the
+// operator (one in-process key lookup and an Ed25519 verification over
+// the report).
+func BenchmarkAnalyseReport(b *testing.B) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := analyser(b)
+	key := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	in.trust.lookup = func(context.Context, string) ([]string, error) { return []string{key}, nil }
+	report := reportSpec{reportID: "bench", sourceIP: "192.0.2.10", origID: "o@sender.example", rcpt: "a@provider.test", headers: true}.build()
+	signed := (&signer{domain: "fbl.provider.test", selector: "s", key: priv}).sign(b, report)
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		want bool
+	}{{"unsigned", report, false}, {"operator-signed", signed, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.msg)))
+			for b.Loop() {
+				res, err := in.analyse(context.Background(), c.msg, origin{via: schemas.ReceivedViaSMTP})
+				if err != nil || res.events[0].(*schemas.ComplaintReceived).Trusted != c.want {
+					b.Fatalf("analyse: %v", err)
+				}
+			}
+		})
+	}
+}
