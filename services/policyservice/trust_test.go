@@ -267,11 +267,13 @@ func TestAcceptErrorEndsRun(t *testing.T) {
 	}
 
 	ln.broken.Store(true)
+	broke := time.Now()
 	if c, err := net.Dial("tcp", srv.Addr().String()); err == nil {
 		c.Close()
 	}
 	select {
 	case err := <-done:
+		t.Logf("Serve returned %s after the accept error", time.Since(broke))
 		if err == nil || !strings.Contains(err.Error(), "listener broken") {
 			t.Errorf("Serve returned %v, want the accept error", err)
 		}
