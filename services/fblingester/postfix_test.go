@@ -13,15 +13,19 @@ import (
 )
 
 // TestPostfixRelaysReports has Debian's Postfix relay reports to the
-// listener, as a provider's MTA (or our MX) would: they become events; a
-// report relayed while NATS is down gets 451, stays in Postfix's queue,
-// and is delivered once NATS is back, stored exactly once.
+// listener, as a provider's MTA (or our MX) would: they become events, and
+// the operator's DKIM signature survives the relay (the report is
+// trusted; the same report unsigned is not); a report relayed while NATS
+// is down gets 451, stays in Postfix's queue, and is delivered once NATS is
+// back, stored exactly once.
 func TestPostfixRelaysReports(t *testing.T) {
 	if err := peers.CheckPostfix(); err != nil {
 		peertest.Unavailable(t, "postfix: %v", err)
 	}
 	n := startRestartableNATS(t)
-	cfg := testConfig()
+	d := startDNS(t)
+	operator := d.newSigner(t, "fbl.provider.test")
+	cfg := trustConfig(d)
 	cfg.PublishTimeout = 3e9
 	r := startIngester(t, cfg, n.js)
 	pf, err := peers.StartPostfix(t.Context(), peers.PostfixConfig{Main: map[string]string{
@@ -36,19 +40,26 @@ func TestPostfixRelaysReports(t *testing.T) {
 		}
 	})
 
-	report := arfReport("pf1", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf1"))
+	report := operator.sign(t, arfReport("pf1", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf1")))
 	if err := send(pf.Addr(), "feedback@arf.mail.yahoo.com", []string{"fbl@sender.example"}, report); err != nil {
 		t.Fatalf("submit to postfix: %v", err)
 	}
 	evs := decode[schemas.ComplaintReceived](t, waitCount(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived, 1))
-	if evs[0].Customer != "acme" || evs[0].TraceMethod != schemas.TraceTrackingHeader {
-		t.Errorf("complaint via postfix: %+v", evs[0])
+	if evs[0].Customer != "acme" || evs[0].TraceMethod != schemas.TraceTrackingHeader || !evs[0].Trusted || evs[0].Trust != schemas.TrustOperatorDKIM {
+		t.Errorf("signed complaint via postfix: %+v", evs[0])
 	}
 	waitLog(t, pf, "relayed", "status=sent", "250")
+	unsigned := arfReport("pf0", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf0"))
+	if err := send(pf.Addr(), "feedback@arf.mail.yahoo.com", []string{"fbl@sender.example"}, unsigned); err != nil {
+		t.Fatalf("submit to postfix: %v", err)
+	}
+	if evs := decode[schemas.ComplaintReceived](t, waitCount(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived, 2)); evs[1].Trusted {
+		t.Errorf("unsigned complaint via postfix trusted: %+v", evs[1])
+	}
 
 	// NATS down: Postfix hears 451 and keeps the report queued.
 	n.stop()
-	report2 := arfReport("pf2", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf2"))
+	report2 := operator.sign(t, arfReport("pf2", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf2")))
 	if err := send(pf.Addr(), "feedback@arf.mail.yahoo.com", []string{"fbl@sender.example"}, report2); err != nil {
 		t.Fatalf("submit to postfix: %v", err)
 	}
@@ -61,13 +72,13 @@ func TestPostfixRelaysReports(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "/usr/sbin/postqueue", "-c", pf.ConfigDir, "-f").CombinedOutput(); err != nil {
 		t.Fatalf("postqueue -f: %v %s", err, out)
 	}
-	evs = decode[schemas.ComplaintReceived](t, waitCount(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived, 2))
-	if evs[1].TrackingID != "m-pf2" {
-		t.Errorf("second complaint %q, want m-pf2", evs[1].TrackingID)
+	evs = decode[schemas.ComplaintReceived](t, waitCount(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived, 3))
+	if evs[2].TrackingID != "m-pf2" || !evs[2].Trusted {
+		t.Errorf("third complaint %q trusted %v, want m-pf2 trusted", evs[2].TrackingID, evs[2].Trusted)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if got := len(storedMsgs(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived)); got != 2 {
-		t.Errorf("%d complaints, want exactly 2", got)
+	if got := len(storedMsgs(t, n.js, "COMPLAINT", schemas.SubjectComplaintReceived)); got != 3 {
+		t.Errorf("%d complaints, want exactly 3", got)
 	}
 }
 
