@@ -670,3 +670,24 @@ func TestSubscriberExampleFromTheREADME(t *testing.T) {
 		t.Fatal("the subscriber received nothing")
 	}
 }
+
+// Every worker in this binary has a worker user in pipelines/access.yaml,
+// and every worker user is a worker in this binary.
+func TestEveryWorkerHasANATSUser(t *testing.T) {
+	access, err := pipelines.DefaultAccess()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range Workers() {
+		names = append(names, d.Name)
+		if u, ok := access.User(d.Name); !ok || u.Role != pipelines.RoleWorker {
+			t.Errorf("worker %s has no worker user in pipelines/access.yaml", d.Name)
+		}
+	}
+	for _, u := range access.Users {
+		if u.Role == pipelines.RoleWorker && !slices.Contains(names, u.Name) {
+			t.Errorf("pipelines/access.yaml declares worker %s, which this binary does not have", u.Name)
+		}
+	}
+}
