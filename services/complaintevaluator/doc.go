@@ -10,7 +10,8 @@
 // # Windows and rules
 //
 // A subject is a customer, a sending IP, or a customer × provider
-// (package enforcement). A counted complaint.received adds one complaint
+// (package enforcement). A counted and trusted complaint.received (its
+// report's origin verified by the fbl-ingester) adds one complaint
 // to the windows (1 h, 24 h, 7 d by default) of each of its subjects; a
 // delivery.attempted with status sent adds one delivery, the rate's
 // denominator. The rate counts once a window holds min_delivered
