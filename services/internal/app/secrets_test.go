@@ -38,7 +38,7 @@ func TestExampleConfigRefusesItsPlaceholders(t *testing.T) {
 		t.Fatal("the example config loads with its example-only placeholders as secrets")
 	}
 	for _, key := range []string{
-		"nats.password", "tracking.key.secret", "tracking.previous_keys[0].secret",
+		"nats.password", "nats.users.complaint-evaluator.password", "tracking.key.secret", "tracking.previous_keys[0].secret",
 		"notifier.routes[1].password", "probe_sender.sources[0].password",
 	} {
 		if !strings.Contains(err.Error(), key+": holds a public placeholder") {
