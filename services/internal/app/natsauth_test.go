@@ -691,3 +691,91 @@ func TestEveryWorkerHasANATSUser(t *testing.T) {
 		}
 	}
 }
+
+// nats-server does not check a push consumer's deliver subject against its
+// creator's publish permissions (nats-io/nats-server#8274), so whoever may
+// create consumers can aim a stream's messages at any subject. Streams do
+// not store such deliveries: the subscriber cannot write the enforcement
+// bucket or an event stream that way. (Core subscribers do receive them;
+// other users' inboxes are safe only as long as their random tokens are
+// unknown, which no user can subscribe to learn.) A fixed server refuses
+// the consumers instead.
+func TestSubscriberCannotWriteThroughAPushConsumer(t *testing.T) {
+	cfg := natsOnlyConfig(t)
+	rt := startRuntime(t, cfg, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, fbl, err := rt.Connect("fbl-ingester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	complaint := &schemas.ComplaintReceived{}
+	if err := schemas.Stamp(complaint, schemas.Source{Worker: "fbl-ingester", Host: "h"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.NewPublisher(fbl, bus.PublisherOptions{}).Publish(ctx, complaint); err != nil {
+		t.Fatal(err)
+	}
+	_, sub, err := rt.Connect(pipelines.UserSubscriber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := enforcement.Customer("victim").Key()
+	for i, target := range []string{"$KV." + enforcement.Bucket + "." + key, schemas.SubjectAlertRaised} {
+		durable := fmt.Sprintf("aimed-%d", i)
+		_, err := sub.CreateOrUpdateConsumer(ctx, "COMPLAINT", jetstream.ConsumerConfig{
+			Durable: durable, DeliverSubject: target, AckPolicy: jetstream.AckNonePolicy,
+		})
+		if err != nil {
+			t.Logf("push consumer to %s refused: %v", target, err) // what a fixed server would do
+			continue
+		}
+		// jetstream.Consumer refuses push consumers; the stream lists them.
+		info := func() *jetstream.ConsumerInfo {
+			st, err := rt.JetStream.Stream(ctx, "COMPLAINT")
+			if err != nil {
+				t.Fatal(err)
+			}
+			list := st.ListConsumers(ctx)
+			var found *jetstream.ConsumerInfo
+			for ci := range list.Info() {
+				if ci.Name == durable {
+					found = ci
+				}
+			}
+			if list.Err() != nil || found == nil {
+				t.Fatalf("consumer %s: %v", durable, list.Err())
+			}
+			return found
+		}
+		if !info().PushBound {
+			// A stream's own subscription is no interest to a consumer:
+			// with nobody else listening, nothing is delivered at all.
+			continue
+		}
+		waitFor(t, ctx, "the push consumer delivered the complaint", func() string {
+			if info().Delivered.Stream < 1 {
+				return "nothing delivered"
+			}
+			return ""
+		})
+	}
+	kv, err := rt.JetStream.KeyValue(ctx, enforcement.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, key); err == nil {
+		t.Errorf("a push consumer wrote the enforcement bucket: %q", e.Value())
+	}
+	st, err := rt.JetStream.Stream(ctx, "ALERT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("a push consumer wrote %d messages into the ALERT stream", info.State.Msgs)
+	}
+}
