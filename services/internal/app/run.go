@@ -32,10 +32,12 @@ type RunOptions struct {
 // (each drains its in-flight work) and closes the runtime.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) error {
 	needCH := opts.ClickHouse
+	natsMayBeDown := len(opts.Workers) > 0
 	for _, d := range opts.Workers {
 		needCH = needCH || d.NeedsClickHouse
+		natsMayBeDown = natsMayBeDown && d.StartsWithoutNATS
 	}
-	rt, err := Start(ctx, cfg, logger, StartOptions{ClickHouse: needCH})
+	rt, err := Start(ctx, cfg, logger, StartOptions{ClickHouse: needCH, NATSMayBeDown: natsMayBeDown})
 	if err != nil {
 		return err
 	}

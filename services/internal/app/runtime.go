@@ -53,6 +53,8 @@ type Runtime struct {
 	// worker that hits one lacks a grant in pipelines/access.yaml.
 	permissionViolations *prometheus.CounterVec
 	localCH              *chstore.LocalServer
+	// natsMayBeDown: see StartOptions.NATSMayBeDown.
+	natsMayBeDown bool
 }
 
 // natsConn is one open connection and the signal that it has closed.
@@ -66,13 +68,18 @@ type StartOptions struct {
 	// ClickHouse connects to ClickHouse (starting the local server when
 	// clickhouse.local.enabled) and applies the migrations.
 	ClickHouse bool
+	// NATSMayBeDown starts the runtime even when an external NATS server
+	// is unreachable: the topology is not applied and every worker
+	// connection retries in the background. Only for processes whose
+	// workers all StartWithoutNATS.
+	NATSMayBeDown bool
 }
 
 // Start brings up NATS (embedded when no URL is configured), applies the
 // JetStream topology as admin, and, when asked, ClickHouse with its
 // migrations.
 func Start(ctx context.Context, cfg Config, logger *slog.Logger, opts StartOptions) (_ *Runtime, err error) {
-	rt := &Runtime{Config: cfg, Logger: logger, Metrics: obs.NewRegistry(), Health: obs.NewHealth()}
+	rt := &Runtime{Config: cfg, Logger: logger, Metrics: obs.NewRegistry(), Health: obs.NewHealth(), natsMayBeDown: opts.NATSMayBeDown}
 	defer func() {
 		if err != nil {
 			rt.Close()
@@ -153,6 +160,10 @@ func (rt *Runtime) startNATS(top pipelines.Topology) error {
 		rt.Logger.Info("no admin credentials for nats; the topology is not applied by this process", "reason", err)
 		return nil
 	}
+	if rt.embedded == nil && rt.natsMayBeDown && errors.Is(err, nats.ErrNoServers) {
+		rt.Logger.Warn("nats unreachable; starting without it, the topology is not applied by this process", "url", redactURL(c.URL))
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -197,6 +208,11 @@ func (rt *Runtime) Connect(user string) (*nats.Conn, jetstream.JetStream, error)
 			}
 			rt.Logger.Warn("nats asynchronous error", "user", user, "subject", subject, "error", err)
 		}),
+	}
+	if rt.natsMayBeDown && user != pipelines.UserAdmin {
+		// The admin applies the topology and must fail fast; a worker that
+		// serves from local state keeps trying instead.
+		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
 	url := c.URL
 	if rt.embedded != nil {

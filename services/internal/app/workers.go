@@ -26,7 +26,12 @@ type Definition struct {
 	// NeedsClickHouse makes the runtime connect to ClickHouse and apply the
 	// migrations before the worker starts.
 	NeedsClickHouse bool
-	Build           func(cfg Config, s worker.Settings) (worker.Runner, error)
+	// StartsWithoutNATS: the worker serves from local state while NATS is
+	// unreachable, so a process running only such workers starts anyway:
+	// its connections retry in the background (the worker reports not
+	// ready meanwhile) and the topology is left to whoever applies it.
+	StartsWithoutNATS bool
+	Build             func(cfg Config, s worker.Settings) (worker.Runner, error)
 }
 
 // definitions lists every worker in this binary, in start order. Each
@@ -55,8 +60,9 @@ var definitions = []Definition{
 		},
 	},
 	{
-		Name:    policyservice.WorkerName,
-		Summary: "answer Postfix check_policy_service requests from the enforcement decisions (DUNNO, REJECT/DEFER, FILTER)",
+		Name:              policyservice.WorkerName,
+		StartsWithoutNATS: true,
+		Summary:           "answer Postfix check_policy_service requests from the enforcement decisions (DUNNO, REJECT/DEFER, FILTER)",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			return policyservice.New(cfg.PolicyService.WithDataDir(cfg.DataDir), s)
 		},
