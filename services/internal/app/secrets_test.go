@@ -16,6 +16,7 @@ var exampleSecretEnv = []string{
 	"MAILMON_NATS_PASSWORD", "MAILMON_NATS_COMPLAINT_EVALUATOR_PASSWORD",
 	"MAILMON_TRACKING_KEY", "MAILMON_TRACKING_KEY_PREVIOUS",
 	"MAILMON_ALERTMANAGER_PASSWORD", "MAILMON_PROBE_SMTP_PASSWORD",
+	"MAILMON_FBL_IMAP_PASSWORD", "MAILMON_FBL_SMTP_PASSWORD",
 }
 
 // setExampleSecrets gives every secret of the example config a real-looking
@@ -40,6 +41,7 @@ func TestExampleConfigRefusesItsPlaceholders(t *testing.T) {
 	for _, key := range []string{
 		"nats.password", "nats.users.complaint-evaluator.password", "tracking.key.secret", "tracking.previous_keys[0].secret",
 		"notifier.routes[1].password", "probe_sender.sources[0].password",
+		"fbl_ingester.imap.accounts[0].password", "fbl_ingester.trust.smtp_users[0].password",
 	} {
 		if !strings.Contains(err.Error(), key+": holds a public placeholder") {
 			t.Errorf("the refusal does not name %s:\n%v", key, err)

@@ -20,7 +20,8 @@ func TestCheckConfigExampleIsValidAndRedacted(t *testing.T) {
 	// The example's own fallbacks are public placeholders, refused outside
 	// a lab: check it as an operator would, with the secrets it names set.
 	for _, name := range []string{"MAILMON_NATS_PASSWORD", "MAILMON_NATS_COMPLAINT_EVALUATOR_PASSWORD",
-		"MAILMON_TRACKING_KEY", "MAILMON_TRACKING_KEY_PREVIOUS", "MAILMON_ALERTMANAGER_PASSWORD", "MAILMON_PROBE_SMTP_PASSWORD"} {
+		"MAILMON_TRACKING_KEY", "MAILMON_TRACKING_KEY_PREVIOUS", "MAILMON_ALERTMANAGER_PASSWORD", "MAILMON_PROBE_SMTP_PASSWORD",
+		"MAILMON_FBL_IMAP_PASSWORD", "MAILMON_FBL_SMTP_PASSWORD"} {
 		t.Setenv(name, "check-config-test-secret-0123456789abcdef")
 	}
 	code, out, errOut := runMain(t, "check-config", "-config", "../../../deploy/config/mailmon.example.yaml")

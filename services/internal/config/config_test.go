@@ -264,6 +264,8 @@ func TestLoadEnvProblems(t *testing.T) {
 			[]Problem{{Path: "nats.replicas", Line: 2, Message: "the value of PASSWORD does not fit here: expected a whole number"}}},
 		{"secret into a duration is not quoted", "nats:\n  ack_wait: ${env:PASSWORD}\n",
 			[]Problem{{Path: "nats.ack_wait", Line: 2, Message: "the value of PASSWORD does not fit here: expected a duration"}}},
+		{"a shell-style reference is not taken as the value", "nats:\n  password: ${PASSWORD}\n",
+			[]Problem{{Path: "nats.password", Line: 2, Message: "${PASSWORD} is not expanded: write ${env:PASSWORD}"}}},
 		{"keys are never expanded", "${env:PORT}: 1\n",
 			[]Problem{{Path: "${env:PORT}", Line: 1, Message: "unknown key"}}},
 	}

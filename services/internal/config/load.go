@@ -147,6 +147,9 @@ func (d *decoder) add(path string, line int, format string, args ...any) {
 var envReference = regexp.MustCompile(`\$\{env:([^}]*)\}`)
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// shellReference is a whole value written as a shell variable, ${NAME}.
+var shellReference = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*\}$`)
+
 // expand replaces ${env:NAME} in every scalar value below n. Keys are left
 // alone, and so are aliases (the anchored node is expanded once, where it
 // is defined). The result stays one scalar: the environment can supply a
@@ -162,6 +165,12 @@ func (d *decoder) expand(n *yaml.Node, path string, lookup func(string) (string,
 			d.expand(child, fmt.Sprintf("%s[%d]", path, i), lookup)
 		}
 	case yaml.ScalarNode:
+		if shellReference.MatchString(n.Value) {
+			// Taken literally it would become the value itself (a password
+			// "${NAME}"): almost surely a reference missing its env: prefix.
+			d.add(path, n.Line, "%s is not expanded: write ${env:%s}", n.Value, n.Value[2:len(n.Value)-1])
+			return
+		}
 		if !strings.Contains(n.Value, "${env:") {
 			return
 		}
