@@ -8,6 +8,7 @@ import (
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/enforcement"
 )
 
 // Config is the `complaint_evaluator` section of the mailmon config.
@@ -333,7 +334,7 @@ func (d Decisions) validate() error {
 	if d.CutoffText == "" {
 		check.Addf("cutoff_text", "is required")
 	}
-	if !validTransport(d.NDRTransport) {
+	if !enforcement.ValidTransport(d.NDRTransport) {
 		check.Addf("ndr_transport", "must be a master.cf service name, got %q", d.NDRTransport)
 	}
 	return check.Err()
@@ -349,19 +350,6 @@ func validStatus(s string) bool {
 	var a, b, c int
 	n, err := fmt.Sscanf(s, "%d.%d.%d", &a, &b, &c)
 	return err == nil && n == 3 && (a == 4 || a == 5) && fmt.Sprintf("%d.%d.%d", a, b, c) == s
-}
-
-func validTransport(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // durationFor is the length of the n-th offence (1-based); 0 lasts until

@@ -127,20 +127,6 @@ func withStatusClass(text string, c byte) string {
 	return string(c) + ".7.1 " + text
 }
 
-// validTransport reports whether s can be a master.cf service name.
-func validTransport(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // validNexthop accepts printable ASCII without spaces, e.g.
 // "[relay.example]:25".
 func validNexthop(s string) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/enforcement"
 )
 
 // Config is the `policy_service` section of the mailmon config.
@@ -193,7 +194,7 @@ func (c Config) Validate() error {
 		check.Addf("reroute_nexthop", "must be printable ASCII without spaces, at most %d bytes, got %q", maxNexthopBytes, c.RerouteNexthop)
 	}
 	for i, t := range c.RerouteTransports {
-		if !validTransport(t) {
+		if !enforcement.ValidTransport(t) {
 			check.Addf(fmt.Sprintf("reroute_transports[%d]", i), "must be a master.cf service name (letters, digits, - _ .), got %q", t)
 		}
 	}

@@ -132,3 +132,20 @@ func StableID(t time.Time, seed ...string) string {
 	u[8] = 0x80 | u[8]&0x3f // RFC 4122 variant
 	return u.String()
 }
+
+// ValidTransport reports whether s can be a Postfix master.cf service
+// name, the transport a reroute record names: letters, digits, '-', '_'
+// and '.', at most 64 bytes. Anything else could smuggle a next hop or a
+// second action into the FILTER answer.
+func ValidTransport(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
