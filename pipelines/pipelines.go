@@ -40,14 +40,27 @@ type Stream struct {
 // dead-letters by its own count, since JetStream's count also grows with
 // every nak at shutdown and every AckWait expiry, and a message past it is
 // never delivered again.
+//
+// MaxAttempts is that count for workers that consume through bus.Consume:
+// a message whose handler fails on a delivery numbered MaxAttempts or more
+// is dead-lettered by the worker. It needs MaxDeliver -1, so deliveries that
+// were not failures (shutdowns, AckWait expiries) can only bring a dead
+// letter earlier, never make the server drop the message. Apply stores it
+// in the consumer's metadata under MetadataMaxAttempts, where the bus reads
+// it; zero stores nothing (no limit of the worker's own).
 type Consumer struct {
 	Stream        string   `yaml:"stream"`
 	Durable       string   `yaml:"durable"`
 	FilterSubject string   `yaml:"filter_subject"`
 	AckWait       Duration `yaml:"ack_wait"`
 	MaxDeliver    int      `yaml:"max_deliver"`
+	MaxAttempts   int      `yaml:"max_attempts"`
 	MaxAckPending int      `yaml:"max_ack_pending"`
 }
+
+// MetadataMaxAttempts is the consumer metadata key that carries a declared
+// max_attempts (a decimal integer) to the worker consuming through it.
+const MetadataMaxAttempts = "mailmon_max_attempts"
 
 // Bucket declares one KV bucket.
 type Bucket struct {
@@ -165,6 +178,12 @@ func (t Topology) Validate() error {
 		if c.AckWait <= 0 || c.MaxDeliver == 0 || c.MaxDeliver < -1 || c.MaxAckPending <= 0 {
 			errs = append(errs, fmt.Errorf("consumer %s/%s: ack_wait, max_deliver (-1: unlimited) and max_ack_pending must be set", c.Stream, c.Durable))
 		}
+		switch {
+		case c.MaxAttempts < 0:
+			errs = append(errs, fmt.Errorf("consumer %s/%s: max_attempts must not be negative", c.Stream, c.Durable))
+		case c.MaxAttempts > 0 && c.MaxDeliver != -1:
+			errs = append(errs, fmt.Errorf("consumer %s/%s: max_attempts needs max_deliver -1 (a server limit would drop messages that shutdowns and AckWait expiries brought to it)", c.Stream, c.Durable))
+		}
 	}
 	buckets := map[string]bool{}
 	for _, b := range t.Buckets {
@@ -251,6 +270,10 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream, opts ApplyO
 		}
 	}
 	for _, c := range t.Consumers {
+		var metadata map[string]string
+		if c.MaxAttempts > 0 {
+			metadata = map[string]string{MetadataMaxAttempts: strconv.Itoa(c.MaxAttempts)}
+		}
 		_, err := js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
 			Durable:       c.Durable,
 			FilterSubject: c.FilterSubject,
@@ -260,6 +283,7 @@ func (t Topology) Apply(ctx context.Context, js jetstream.JetStream, opts ApplyO
 			MaxDeliver:    c.MaxDeliver,
 			MaxAckPending: c.MaxAckPending,
 			Replicas:      replicas,
+			Metadata:      metadata,
 		})
 		if err != nil {
 			return fmt.Errorf("pipelines: consumer %s/%s: %w", c.Stream, c.Durable, err)

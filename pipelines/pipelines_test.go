@@ -2,6 +2,7 @@ package pipelines
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,14 @@ streams: [{name: A, subjects: ["a.>"], duplicate_window: 1m}]
 		"unknown key": {`
 streams: [{name: A, subjects: ["a.>"], max_age: 1h, max_bytes: 1MiB, duplicate_window: 1m, retention: interest}]
 `, `field retention not found`},
+		"max_attempts with a server delivery limit": {`
+streams: [{name: A, subjects: ["a.>"], max_age: 1h, max_bytes: 1MiB, duplicate_window: 1m}]
+consumers: [{stream: A, durable: w, ack_wait: 1s, max_deliver: 10, max_attempts: 10, max_ack_pending: 1}]
+`, `max_attempts needs max_deliver -1`},
+		"negative max_attempts": {`
+streams: [{name: A, subjects: ["a.>"], max_age: 1h, max_bytes: 1MiB, duplicate_window: 1m}]
+consumers: [{stream: A, durable: w, ack_wait: 1s, max_deliver: -1, max_attempts: -1, max_ack_pending: 1}]
+`, `max_attempts must not be negative`},
 		"bad size": {`
 streams: [{name: A, subjects: ["a.>"], max_age: 1h, max_bytes: 1TB, duplicate_window: 1m}]
 `, `bad size "1TB"`},
@@ -104,6 +113,25 @@ streams: [{name: A, subjects: ["a.>"], max_age: 1h, max_bytes: 1TB, duplicate_wi
 				t.Fatalf("Parse error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A server delivery limit drops a message that shutdown naks and AckWait
+// expiries brought to it, with no dead letter: every declared consumer has
+// unlimited deliveries, and the workers limit failed attempts themselves
+// (the clickhouse-sink by its reject_after, the others by max_attempts).
+func TestNoDeclaredConsumerLetsTheServerDropMessages(t *testing.T) {
+	top, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range top.Consumers {
+		if c.MaxDeliver != -1 {
+			t.Errorf("consumer %s/%s: max_deliver %d, want -1", c.Stream, c.Durable, c.MaxDeliver)
+		}
+		if c.Durable != "clickhouse-sink" && c.MaxAttempts <= 0 {
+			t.Errorf("consumer %s/%s: no max_attempts: a message that always fails would be retried forever", c.Stream, c.Durable)
+		}
 	}
 }
 
@@ -139,11 +167,40 @@ func TestApplyIsIdempotentAndUpdates(t *testing.T) {
 		if got := cons.CachedInfo().Config.MaxDeliver; got != c.MaxDeliver {
 			t.Errorf("consumer %s/%s: max_deliver %d, declared %d", c.Stream, c.Durable, got, c.MaxDeliver)
 		}
+		got, stored := cons.CachedInfo().Config.Metadata[MetadataMaxAttempts]
+		if want := strconv.Itoa(c.MaxAttempts); stored != (c.MaxAttempts > 0) || stored && got != want {
+			t.Errorf("consumer %s/%s: metadata %s %q (stored %v), declared max_attempts %d", c.Stream, c.Durable, MetadataMaxAttempts, got, stored, c.MaxAttempts)
+		}
 	}
 	for _, b := range top.Buckets {
 		if _, err := js.KeyValue(ctx, b.Name); err != nil {
 			t.Errorf("bucket %s: %v", b.Name, err)
 		}
+	}
+
+	// A consumer left by an older declaration, with a server delivery limit
+	// and no attempt limit, is brought to the current one.
+	var notifier Consumer
+	for _, c := range top.Consumers {
+		if c.Durable == "notifier" {
+			notifier = c
+		}
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, notifier.Stream, jetstream.ConsumerConfig{
+		Durable: notifier.Durable, FilterSubject: notifier.FilterSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Duration(notifier.AckWait), MaxDeliver: 50, MaxAckPending: notifier.MaxAckPending,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := top.Apply(ctx, js, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, notifier.Stream, notifier.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := cons.CachedInfo().Config; cfg.MaxDeliver != -1 || cfg.Metadata[MetadataMaxAttempts] != strconv.Itoa(notifier.MaxAttempts) {
+		t.Errorf("old notifier consumer after apply: max_deliver %d, metadata %v; want -1 and %s %d", cfg.MaxDeliver, cfg.Metadata, MetadataMaxAttempts, notifier.MaxAttempts)
 	}
 
 	// A changed declaration is applied to the existing stream.

@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailmon/mailmon/pipelines"
 )
 
 const defaultDrainTimeout = 15 * time.Second
@@ -56,7 +59,8 @@ type ConsumeOptions struct {
 	// mailmon.dlq.<Worker>, and metrics carry it as the worker label.
 	Worker string
 	// Stream and Durable name an existing durable pull consumer with explicit
-	// acks. Its MaxDeliver and AckWait govern retries and heartbeats.
+	// acks. Its attempt limit (see Consume) and AckWait govern retries and
+	// heartbeats.
 	Stream, Durable string
 	// Concurrency is the number of handlers running at once. Default 1.
 	Concurrency int
@@ -132,8 +136,13 @@ type consumer struct {
 	concurrency int
 	pullMax     int
 	backoff     []time.Duration
-	// maxDeliver is the consumer's MaxDeliver; 0 means unlimited.
-	maxDeliver      uint64
+	// maxDeliver is the consumer's MaxDeliver; 0 means unlimited. Past it
+	// the server never delivers a message again, whatever made it count.
+	maxDeliver uint64
+	// maxAttempts is the delivery from which a failing handler has the
+	// message dead-lettered; 0 means never (retried until it succeeds). It
+	// is the consumer's mailmon_max_attempts metadata, or its MaxDeliver.
+	maxAttempts     uint64
 	inProgressEvery time.Duration
 	drainTimeout    time.Duration
 	ackSync         bool
@@ -147,9 +156,12 @@ type consumer struct {
 //
 // Outcomes: nil acks the message. Permanent errors and panics copy it to
 // mailmon.dlq.<worker> and terminate it. Other errors nak it with the backoff
-// delay until the consumer's MaxDeliver is reached, then dead-letter it. If
-// the dead-letter publish fails the message is kept (nak, or on its last
-// delivery retried in place), never terminated.
+// delay, unless the delivery has reached the consumer's attempt limit: then
+// the message is dead-lettered. The limit is the consumer's metadata
+// pipelines.MetadataMaxAttempts on a consumer with unlimited deliveries (a
+// nak, a shutdown or an AckWait expiry then never loses a message), or else
+// its MaxDeliver. If the dead-letter publish fails the message is kept (nak
+// while it has attempts left, else retried in place), never terminated.
 func Consume(ctx context.Context, js jetstream.JetStream, opts ConsumeOptions, h Handler) error {
 	if js == nil {
 		return errors.New("bus: consume: nil JetStream")
@@ -202,6 +214,10 @@ func bind(ctx context.Context, js jetstream.JetStream, opts ConsumeOptions, h Ha
 	if cfg.MaxDeliver > 0 {
 		c.maxDeliver = uint64(cfg.MaxDeliver)
 	}
+	c.maxAttempts, err = attemptLimit(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s on stream %s: %w", opts.Durable, opts.Stream, err)
+	}
 	if len(c.backoff) == 0 {
 		c.backoff = cfg.BackOff
 	}
@@ -228,7 +244,42 @@ func bind(ctx context.Context, js jetstream.JetStream, opts ConsumeOptions, h Ha
 		return nil, fmt.Errorf("bus: register metrics: %w", err)
 	}
 	c.metrics = newConsumeMetrics(collectors, opts.Worker)
+	if c.maxDeliver > 0 {
+		c.log.Warn("bus: consumer has a delivery limit: a message that shutdowns or AckWait expiries bring to it is dropped by the server with no dead letter; declare max_deliver -1 and max_attempts",
+			"stream", opts.Stream, "consumer", opts.Durable, "max_deliver", c.maxDeliver)
+	}
 	return c, nil
+}
+
+// attemptLimit reads the consumer's attempt limit: its max-attempts
+// metadata when it has one, which needs unlimited deliveries, else its
+// MaxDeliver (the server's limit, which every delivery counts towards), else
+// none.
+func attemptLimit(cfg jetstream.ConsumerConfig) (uint64, error) {
+	text, ok := cfg.Metadata[pipelines.MetadataMaxAttempts]
+	if !ok {
+		return uint64(max(cfg.MaxDeliver, 0)), nil
+	}
+	limit, err := strconv.ParseUint(text, 10, 64)
+	if err != nil || limit == 0 {
+		return 0, fmt.Errorf("metadata %s %q is not a positive integer", pipelines.MetadataMaxAttempts, text)
+	}
+	if cfg.MaxDeliver > 0 {
+		return 0, fmt.Errorf("metadata %s needs unlimited deliveries, but max_deliver is %d (apply the pipelines)", pipelines.MetadataMaxAttempts, cfg.MaxDeliver)
+	}
+	return limit, nil
+}
+
+// serverGivesUp reports whether the server would never deliver a message
+// again after this delivery, so that a nak would lose it.
+func (c *consumer) serverGivesUp(deliveries uint64) bool {
+	return c.maxDeliver > 0 && deliveries >= c.maxDeliver
+}
+
+// outOfAttempts reports whether a failure on this delivery dead-letters the
+// message.
+func (c *consumer) outOfAttempts(deliveries uint64) bool {
+	return c.maxAttempts > 0 && deliveries >= c.maxAttempts
 }
 
 // PullExpiry is how long one pull request lives on the server. The server
@@ -344,11 +395,11 @@ func (c *consumer) work(ctx context.Context, iter jetstream.MessagesContext, slo
 
 // abandon settles a message taken past the drain timeout without running
 // the handler: it is handed back at once so another copy of the worker
-// takes it, except on its last allowed delivery, where the server would
-// never deliver it again and a nak would drop it; that one is
-// dead-lettered, to be replayed.
+// takes it, except on a consumer with a delivery limit, on its last allowed
+// delivery, where the server would never deliver it again and a nak would
+// drop it; that one is dead-lettered, to be replayed.
 func (c *consumer) abandon(ctx context.Context, raw jetstream.Msg) {
-	if meta, err := raw.Metadata(); err == nil && c.maxDeliver > 0 && meta.NumDelivered >= c.maxDeliver {
+	if meta, err := raw.Metadata(); err == nil && c.serverGivesUp(meta.NumDelivered) {
 		m := msgOf(raw, meta)
 		c.deadLetter(ctx, raw, m, fmt.Errorf("not handled before shutdown on delivery %d of %d", m.Deliveries, c.maxDeliver))
 		return
@@ -390,27 +441,28 @@ func (c *consumer) process(ctx context.Context, raw jetstream.Msg, slot *infligh
 	c.metrics.handled[outcome].Inc()
 	c.metrics.seconds[outcome].Observe(time.Since(start).Seconds())
 
-	lastDelivery := c.maxDeliver > 0 && m.Deliveries >= c.maxDeliver
 	switch {
 	case err == nil:
 		c.ack(ctx, raw)
 	case outcome == handlerPermanent || outcome == handlerPanic:
 		c.deadLetter(ctx, raw, m, err)
-	case ctx.Err() != nil && lastDelivery:
+	case ctx.Err() != nil && c.serverGivesUp(m.Deliveries):
 		// The drain timeout cut the handler short on the message's last
 		// delivery; the server would not deliver it again, so keep it in
 		// the dead-letter stream.
 		c.deadLetter(ctx, raw, m, fmt.Errorf("interrupted by shutdown on delivery %d of %d: %w", m.Deliveries, c.maxDeliver, err))
 	case ctx.Err() != nil:
 		// Cut short by the drain timeout: not the message's fault, so hand
-		// it back at once instead of after a backoff.
-		if err := raw.Nak(); err != nil {
-			c.metrics.ackFailed.Inc()
-			return
-		}
-		c.metrics.abandoned.Inc()
-	case lastDelivery:
+		// it back at once instead of after a backoff, even past its attempt
+		// limit (the server delivers it again).
+		c.handBack(raw)
+	case c.outOfAttempts(m.Deliveries) && c.maxDeliver > 0:
 		c.deadLetter(ctx, raw, m, fmt.Errorf("gave up after %d deliveries: %w", m.Deliveries, err))
+	case c.outOfAttempts(m.Deliveries):
+		// Deliveries that were not failures (shutdowns, AckWait expiries)
+		// count too, so this can come before max_attempts failures; never
+		// later.
+		c.deadLetter(ctx, raw, m, fmt.Errorf("gave up on delivery %d (max_attempts %d): %w", m.Deliveries, c.maxAttempts, err))
 	default:
 		if err := raw.NakWithDelay(c.retryDelay(m.Deliveries)); err != nil {
 			c.metrics.ackFailed.Inc()
@@ -440,6 +492,15 @@ func (c *consumer) call(ctx context.Context, m *Msg) (outcome handlerOutcome, er
 	default:
 		return handlerError, err
 	}
+}
+
+// handBack returns a message to the server for immediate redelivery.
+func (c *consumer) handBack(raw jetstream.Msg) {
+	if err := raw.Nak(); err != nil {
+		c.metrics.ackFailed.Inc()
+		return
+	}
+	c.metrics.abandoned.Inc()
 }
 
 func (c *consumer) ack(ctx context.Context, raw jetstream.Msg) {
@@ -475,17 +536,26 @@ func (c *consumer) deadLetter(ctx context.Context, raw jetstream.Msg, m *Msg, ca
 		c.metrics.deadLetterFailed.Inc()
 		c.log.Error("bus: dead letter not stored; message kept for retry", "subject", m.Subject,
 			"stream", m.Stream, "stream_seq", m.StreamSeq, "dead_letter_subject", subject, "error", err)
-		if c.maxDeliver == 0 || m.Deliveries < c.maxDeliver {
+		if !c.outOfAttempts(m.Deliveries) && !c.serverGivesUp(m.Deliveries) {
+			// The message has attempts left: its next delivery tries again.
 			if err := raw.NakWithDelay(c.retryDelay(m.Deliveries)); err != nil {
 				c.metrics.ackFailed.Inc()
 			}
 			return
 		}
-		// The server will not deliver this message again, so a nak would
-		// lose it: retry here, with the in-progress heartbeat holding it.
+		// Out of attempts: a redelivery would only be dead-lettered again,
+		// and on a consumer with a delivery limit the server may never
+		// deliver it again. Retry here, with the in-progress heartbeat
+		// holding the message.
 		select {
 		case <-time.After(c.retryDelay(attempt)):
 		case <-ctx.Done():
+			if !c.serverGivesUp(m.Deliveries) {
+				// Shutdown: hand it back; its next delivery, in this
+				// process or another, dead-letters it again.
+				c.handBack(raw)
+				return
+			}
 			c.log.Error("bus: gave up storing a dead letter at shutdown; the message stays in the stream but this consumer will not deliver it again",
 				"subject", m.Subject, "stream", m.Stream, "stream_seq", m.StreamSeq)
 			return

@@ -34,7 +34,11 @@ func TestConsumeOutcomes(t *testing.T) {
 	tests := []struct {
 		name       string
 		maxDeliver int
-		backoff    []time.Duration
+		// maxAttempts, when set, declares the consumer as pipelines.Apply
+		// does for max_attempts: unlimited deliveries, the limit in its
+		// metadata (maxDeliver is then ignored).
+		maxAttempts int
+		backoff     []time.Duration
 		// handle returns the handler's result for the n-th call (1-based).
 		handle func(n int) error
 		// wantCalls is how many times the handler runs in total.
@@ -73,6 +77,36 @@ func TestConsumeOutcomes(t *testing.T) {
 			wantMetric: map[string]float64{"acked": 0, "retried": 2, "dead_lettered": 1},
 		},
 		{
+			name:        "transient errors retry under max_attempts, then success acks",
+			maxAttempts: 3,
+			backoff:     []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+			handle: func(n int) error {
+				if n < 3 {
+					return errTransient
+				}
+				return nil
+			},
+			wantCalls:  3,
+			wantMetric: map[string]float64{"acked": 1, "retried": 2, "dead_lettered": 0},
+		},
+		{
+			name:        "transient errors until max_attempts dead-letter",
+			maxAttempts: 3,
+			backoff:     []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+			handle:      func(int) error { return errTransient },
+			wantCalls:   3,
+			wantReason:  "gave up on delivery 3 (max_attempts 3): smtp 451 try later",
+			wantMetric:  map[string]float64{"acked": 0, "retried": 2, "dead_lettered": 1},
+		},
+		{
+			name:        "permanent error under max_attempts dead-letters at once",
+			maxAttempts: 3,
+			handle:      func(int) error { return bus.Permanent(errors.New("unknown event type")) },
+			wantCalls:   1,
+			wantReason:  "unknown event type",
+			wantMetric:  map[string]float64{"acked": 0, "retried": 0, "dead_lettered": 1},
+		},
+		{
 			name:       "permanent error dead-letters at once",
 			maxDeliver: 5,
 			handle:     func(int) error { return bus.Permanent(errors.New("unknown event type")) },
@@ -106,9 +140,14 @@ func TestConsumeOutcomes(t *testing.T) {
 			ctx := testCtx(t)
 			alerts := createAlertStream(t, js)
 			dlq := createDLQStream(t, js)
-			cons := createConsumer(t, js, jetstream.ConsumerConfig{
-				Durable: "notifier", MaxDeliver: tt.maxDeliver, AckWait: 5 * time.Second,
-			})
+			var cons jetstream.Consumer
+			if tt.maxAttempts > 0 {
+				cons = attemptLimitedConsumer(t, js, "notifier", tt.maxAttempts, 5*time.Second)
+			} else {
+				cons = createConsumer(t, js, jetstream.ConsumerConfig{
+					Durable: "notifier", MaxDeliver: tt.maxDeliver, AckWait: 5 * time.Second,
+				})
+			}
 			reg := prometheus.NewRegistry()
 			pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: worker})
 			ev := newAlert(t, tt.name)
