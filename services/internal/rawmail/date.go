@@ -207,7 +207,8 @@ func (d *dateParts) triple(f []string) bool {
 	}
 	switch {
 	case len(a) == 4: // y-m-d
-		d.year, d.month, d.day = atoi(a), atoi(b), atoi(c)
+		d.month, d.day = atoi(b), atoi(c)
+		return d.setYear(a)
 	case atoi(a) > 12: // d/m/y
 		d.day, d.month = atoi(a), atoi(b)
 		return d.setYear(c)
