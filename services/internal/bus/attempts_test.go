@@ -82,7 +82,7 @@ func shutDownMidMessage(t testing.TB, js jetstream.JetStream, durable string, re
 }
 
 func TestDeliveriesThatWereNotFailuresNeverLoseTheMessage(t *testing.T) {
-	const maxAttempts, crashes, shutdowns = 3, 2, 3
+	const maxAttempts, crashes, shutdowns = 3, 3, 2
 	tests := []struct {
 		name string
 		// last is the handler's result on the delivery after the crashes

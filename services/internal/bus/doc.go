@@ -23,8 +23,19 @@
 //
 // Consume binds to a durable pull consumer that already exists: streams and
 // consumers are declared in pipelines/ and applied by the topology package,
-// never created here. The consumer's MaxDeliver and AckWait are read from
-// the server, so the operator changes them in one place.
+// never created here. The consumer's attempt limit and AckWait are read
+// from the server, so the operator changes them in one place.
+//
+// The attempt limit is the consumer's max_attempts (metadata
+// pipelines.MetadataMaxAttempts) on a consumer with unlimited deliveries
+// (MaxDeliver -1). It is not JetStream's MaxDeliver because the server
+// counts every delivery, and not only failed ones: an AckWait expiry after
+// a crash or a stall, a nak at shutdown. A message those brought to
+// MaxDeliver would never be delivered again, with no dead letter and no
+// counter. Counted against max_attempts, they can only bring a dead letter
+// earlier. A consumer with a positive MaxDeliver and no max_attempts is
+// still served, with MaxDeliver as its limit and that risk (Consume logs a
+// warning); one with neither retries a failing message until it succeeds.
 //
 // A handler's result decides what happens to the message:
 //
@@ -37,9 +48,9 @@
 //   - Permanent(err), or a panic: the message can never succeed (malformed,
 //     violates the contract). It is copied to the dead-letter subject
 //     mailmon.dlq.<worker> and then terminated.
-//   - any other error: NakWithDelay with the backoff for this attempt, until
-//     the delivery count reaches the consumer's MaxDeliver; then the message
-//     is dead-lettered like a permanent failure.
+//   - any other error: NakWithDelay with the backoff for this attempt; if
+//     the delivery count has reached the attempt limit, the message is
+//     dead-lettered like a permanent failure instead.
 //
 // The ack is a plain Ack by default. The server does not confirm it, so a
 // lost ack shows up only as a redelivery, which idempotent handlers absorb;
@@ -61,20 +72,24 @@
 // message twice stores it once.
 //
 // The copy is stored before the original is terminated. If storing it fails
-// (no DLQ stream, server trouble) the original is not terminated: it is
-// nakked for a later retry, or, on its last allowed delivery, where the
-// server would never deliver it again, the dead-letter publish is retried in
-// place while heartbeats hold the message.
+// (no DLQ stream, server trouble) the original is not terminated: while it
+// has attempts left it is nakked, and its next delivery tries again; once it
+// has none, the dead-letter publish is retried in place while heartbeats
+// hold the message. A shutdown ends that retry by handing the message back
+// (with unlimited deliveries the server delivers it again); only on a
+// consumer with a positive MaxDeliver, on the last delivery, can it be given
+// up, with an error logged.
 //
 // # Shutdown
 //
 // When Consume's context ends it stops pulling, lets running handlers and
 // the messages already buffered in the client finish and be acked, and
 // returns nil. DrainTimeout bounds this: after it, handlers see their
-// context cancelled, unstarted messages are nakked so another copy of the
-// worker takes them at once, and a message on its last allowed delivery,
-// its handler interrupted or never started, is dead-lettered rather than
-// dropped: the server would not deliver it again.
+// context cancelled, and their messages and the unstarted ones are nakked
+// so another copy of the worker takes them at once, whatever their
+// delivery count: a shutdown is not the message's failure. Only on a
+// consumer with a positive MaxDeliver is a message on its last allowed
+// delivery dead-lettered instead, since a nak would drop it.
 //
 // # Embedded server
 //
