@@ -551,8 +551,9 @@ func (c *consumer) deadLetter(ctx context.Context, raw jetstream.Msg, m *Msg, ca
 		case <-time.After(c.retryDelay(attempt)):
 		case <-ctx.Done():
 			if !c.serverGivesUp(m.Deliveries) {
-				// Shutdown: hand it back; its next delivery, in this
-				// process or another, dead-letters it again.
+				// Shutdown: hand it back. Its next delivery, in this
+				// process or another, runs the handler again, and a
+				// failure there dead-letters it at once.
 				c.handBack(raw)
 				return
 			}
