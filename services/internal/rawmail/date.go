@@ -219,7 +219,6 @@ func (d *dateParts) triple(f []string) bool {
 		d.day, d.month = atoi(a), atoi(b)
 		return d.setYear(c)
 	}
-	return true
 }
 
 func (d *dateParts) setYear(s string) bool {
