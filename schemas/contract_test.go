@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -535,59 +537,82 @@ type ddlTable struct {
 }
 
 // ddlView is a materialised view that writes into target what it selects
-// from source.
+// from source, keeping the rows where holds (its WHERE, whitespace
+// collapsed; "" for none).
 type ddlView struct {
 	target string
 	source string
+	where  string
 }
 
 var (
 	createPattern = regexp.MustCompile(`(?is)^\s*CREATE TABLE IF NOT EXISTS ([a-z_][a-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*(\S+)\s+PARTITION BY\s+(\S+)\s+ORDER BY\s+\(([^)]*)\)\s*;?\s*$`)
-	viewPattern   = regexp.MustCompile(`(?is)^\s*CREATE MATERIALIZED VIEW IF NOT EXISTS ([a-z_][a-z0-9_]*)\s+TO\s+([a-z_][a-z0-9_]*)\s+AS\s+SELECT\s+(.*?)\s+FROM\s+([a-z_][a-z0-9_]*)\s+(?:WHERE\s+.*?\s+)?GROUP BY\s+([^;]*?)\s*;?\s*$`)
+	viewPattern   = regexp.MustCompile(`(?is)^\s*CREATE MATERIALIZED VIEW IF NOT EXISTS ([a-z_][a-z0-9_]*)\s+TO\s+([a-z_][a-z0-9_]*)\s+AS\s+SELECT\s+(.*?)\s+FROM\s+([a-z_][a-z0-9_]*)\s+(?:WHERE\s+(.*?)\s+)?GROUP BY\s+([^;]*?)\s*;?\s*$`)
+	dropPattern   = regexp.MustCompile(`(?is)^\s*DROP TABLE IF EXISTS ([a-z_][a-z0-9_]*)\s*;?\s*$`)
 	selectAlias   = regexp.MustCompile(`(?is)\sAS\s+([a-z_][a-z0-9_]*)$`)
 	alterPattern  = regexp.MustCompile(`(?is)^\s*ALTER TABLE ([a-z_][a-z0-9_]*)\s+ADD COLUMN\s+([a-z_][a-z0-9_]*)\s+(.+?)(?:\s+AFTER\s+([a-z_][a-z0-9_]*))?\s*;?\s*$`)
 )
 
-// loadMigrations applies the migrations in order to a model of the tables:
-// CREATE TABLE IF NOT EXISTS makes a table, ALTER TABLE ... ADD COLUMN
-// [AFTER c] adds a column, and CREATE MATERIALIZED VIEW IF NOT EXISTS v TO
-// t AS SELECT ... FROM s [WHERE ...] GROUP BY ... makes a view of a listed
-// rollup (see Rollups). Any other statement fails the test, so the model
-// cannot silently diverge from what the server does.
+// loadMigrations models the shipped migrations (see modelMigrations) and
+// fails the test on every problem found.
 func loadMigrations(t *testing.T) (map[string]ddlTable, map[string]ddlView) {
 	t.Helper()
-	entries, err := fs.ReadDir(Migrations, ".")
-	if err != nil {
-		t.Fatal(err)
+	tables, views, problems := modelMigrations(Migrations)
+	for _, p := range problems {
+		t.Error(p)
 	}
+	return tables, views
+}
+
+// modelMigrations applies the migrations in order to a model of the
+// tables: CREATE TABLE IF NOT EXISTS makes a table, ALTER TABLE ... ADD
+// COLUMN [AFTER c] adds a column, CREATE MATERIALIZED VIEW IF NOT EXISTS v
+// TO t AS SELECT ... FROM s [WHERE ...] GROUP BY ... makes a view of a
+// listed rollup (see Rollups), and DROP TABLE IF EXISTS v drops a view so
+// that a later file can create it again with another query (ClickHouse
+// 18.16 cannot alter a view's query). The views returned are the ones that
+// exist after the last file, each with its last definition. Any other
+// statement is a problem, so the model cannot silently diverge from what
+// the server does. It returns the problems found instead of failing, so
+// the checks themselves can be tested on sequences that must fail.
+func modelMigrations(migrations fs.FS) (map[string]ddlTable, map[string]ddlView, []string) {
+	var problems []string
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	tables := map[string]ddlTable{}
 	views := map[string]ddlView{}
+	entries, err := fs.ReadDir(migrations, ".")
+	if err != nil {
+		return tables, views, []string{err.Error()}
+	}
 	for i, e := range entries {
 		m := migrationName.FindStringSubmatch(e.Name())
 		if m == nil {
-			t.Fatalf("migration %s is not named NNNN_<name>.sql", e.Name())
+			problem("migration %s is not named NNNN_<name>.sql", e.Name())
+			return tables, views, problems
 		}
 		if n, _ := strconv.Atoi(m[1]); n != i+1 {
-			t.Fatalf("migration %s: number %d, want %04d (numbers run 0001, 0002, ... without gaps)", e.Name(), n, i+1)
+			problem("migration %s: number %d, want %04d (numbers run 0001, 0002, ... without gaps)", e.Name(), n, i+1)
+			return tables, views, problems
 		}
-		raw, err := fs.ReadFile(Migrations, e.Name())
+		raw, err := fs.ReadFile(migrations, e.Name())
 		if err != nil {
-			t.Fatal(err)
+			problem("%s: %v", e.Name(), err)
+			return tables, views, problems
 		}
 		stmt := stripComments(string(raw))
 		if c := createPattern.FindStringSubmatch(stmt); c != nil {
 			name := c[1]
 			if name != m[2] {
-				t.Errorf("%s creates %s; name the file after the table", e.Name(), name)
+				problem("%s creates %s; name the file after the table", e.Name(), name)
 			}
 			if _, dup := tables[name]; dup {
-				t.Errorf("%s creates %s a second time", e.Name(), name)
+				problem("%s creates %s a second time", e.Name(), name)
 			}
 			var cols []Column
 			for _, item := range splitTopLevel(c[2]) {
 				colName, colType, ok := strings.Cut(strings.TrimSpace(item), " ")
 				if !ok {
-					t.Errorf("%s: cannot read column %q", e.Name(), item)
+					problem("%s: cannot read column %q", e.Name(), item)
 					continue
 				}
 				cols = append(cols, Column{Name: colName, Type: strings.TrimSpace(colType)})
@@ -602,7 +627,7 @@ func loadMigrations(t *testing.T) (map[string]ddlTable, map[string]ddlView) {
 		if a := alterPattern.FindStringSubmatch(stmt); a != nil {
 			table, ok := tables[a[1]]
 			if !ok {
-				t.Errorf("%s alters %s before any migration creates it", e.Name(), a[1])
+				problem("%s alters %s before any migration creates it", e.Name(), a[1])
 				continue
 			}
 			col := Column{Name: a[2], Type: strings.TrimSpace(a[3])}
@@ -610,30 +635,46 @@ func loadMigrations(t *testing.T) (map[string]ddlTable, map[string]ddlView) {
 			if a[4] != "" {
 				at = slices.IndexFunc(table.columns, func(c Column) bool { return c.Name == a[4] }) + 1
 				if at == 0 {
-					t.Errorf("%s: no column %s to add after", e.Name(), a[4])
+					problem("%s: no column %s to add after", e.Name(), a[4])
 				}
 			}
 			table.columns = slices.Insert(table.columns, at, col)
 			tables[a[1]] = table
 			continue
 		}
+		if d := dropPattern.FindStringSubmatch(stmt); d != nil {
+			name := d[1]
+			// Only a view may go: it holds no rows, and the next file
+			// creates it again. Dropping a table would lose events.
+			if _, isView := views[name]; !isView {
+				problem("%s drops %s, which is not a view at that point (only views are dropped; a table's rows would be lost)", e.Name(), name)
+				continue
+			}
+			if m[2] != "drop_"+name {
+				problem("%s drops view %s; name the file drop_%s", e.Name(), name, name)
+			}
+			delete(views, name)
+			continue
+		}
 		if v := viewPattern.FindStringSubmatch(stmt); v != nil {
 			name, target, source := v[1], v[2], v[4]
 			if name != m[2] {
-				t.Errorf("%s creates view %s; name the file after the view", e.Name(), name)
+				problem("%s creates view %s; name the file after the view", e.Name(), name)
 			}
-			if _, dup := views[name]; dup {
-				t.Errorf("%s creates view %s a second time", e.Name(), name)
+			// IF NOT EXISTS would keep the existing view's query on a
+			// server that has it, whatever this file says.
+			if _, exists := views[name]; exists {
+				problem("%s creates view %s a second time without dropping it first (the server would keep the old query)", e.Name(), name)
 			}
 			if !slices.Contains(Rollups(), Rollup{Table: target, View: name, Source: source}) {
-				t.Errorf("%s: view %s into %s from %s is not listed in Rollups", e.Name(), name, target, source)
+				problem("%s: view %s into %s from %s is not listed in Rollups", e.Name(), name, target, source)
 			}
 			if _, ok := tables[source]; !ok {
-				t.Errorf("%s reads %s before any migration creates it", e.Name(), source)
+				problem("%s reads %s before any migration creates it", e.Name(), source)
 			}
 			table, ok := tables[target]
 			if !ok {
-				t.Errorf("%s writes into %s before any migration creates it", e.Name(), target)
+				problem("%s writes into %s before any migration creates it", e.Name(), target)
 			}
 			// A view with TO fills the target's columns by name: the
 			// selected names must be exactly the target's columns, or
@@ -651,14 +692,14 @@ func loadMigrations(t *testing.T) (map[string]ddlTable, map[string]ddlView) {
 				want = append(want, c.Name)
 			}
 			if ok && !slices.Equal(selected, want) {
-				t.Errorf("%s selects %v, want the columns of %s in order: %v", e.Name(), selected, target, want)
+				problem("%s selects %v, want the columns of %s in order: %v", e.Name(), selected, target, want)
 			}
-			views[name] = ddlView{target: target, source: source}
+			views[name] = ddlView{target: target, source: source, where: strings.Join(strings.Fields(v[5]), " ")}
 			continue
 		}
-		t.Errorf("%s is neither CREATE TABLE IF NOT EXISTS, ALTER TABLE ... ADD COLUMN nor CREATE MATERIALIZED VIEW IF NOT EXISTS ... TO; teach loadMigrations the new statement", e.Name())
+		problem("%s is neither CREATE TABLE IF NOT EXISTS, ALTER TABLE ... ADD COLUMN, CREATE MATERIALIZED VIEW IF NOT EXISTS ... TO nor DROP TABLE IF EXISTS <view>; teach modelMigrations the new statement", e.Name())
 	}
-	return tables, views
+	return tables, views, problems
 }
 
 func stripComments(sql string) string {
@@ -734,6 +775,123 @@ func TestMigrationsEmbedded(t *testing.T) {
 	for i := range names {
 		if names[i] != path.Base(filepath.ToSlash(disk[i])) {
 			t.Errorf("embedded %s, on disk %s", names[i], disk[i])
+		}
+	}
+}
+
+// TestComplaintRollupCountsOnlyActedOn: a rollup of complaints shows what
+// mailmon acts on, so its view, as the last migration defines it, keeps
+// only counted and trusted rows; forged reports must not reach the
+// dashboards (see "Complaints: counted and trusted" in README.md).
+func TestComplaintRollupCountsOnlyActedOn(t *testing.T) {
+	complaints, ok := KindByType(TypeComplaintReceived)
+	if !ok {
+		t.Fatal("no complaint kind")
+	}
+	_, views := loadMigrations(t)
+	checked := 0
+	for _, r := range Rollups() {
+		if r.Source != complaints.Table {
+			continue
+		}
+		checked++
+		view, ok := views[r.View]
+		if !ok {
+			t.Errorf("no migration leaves view %s in place", r.View)
+			continue
+		}
+		if want := "counted = 1 AND trusted = 1"; view.where != want {
+			t.Errorf("view %s keeps WHERE %q, want %q", r.View, view.where, want)
+		}
+	}
+	if checked == 0 {
+		t.Errorf("no rollup reads %s", complaints.Table)
+	}
+}
+
+// TestMigrationModelReplacesViews runs the migration model on the shipped
+// files up to 0024 (before the complaint view was replaced) followed by
+// made-up files, so the checks on dropping and creating views again are
+// shown to catch what they must.
+func TestMigrationModelReplacesViews(t *testing.T) {
+	const view = "complaint_received_5m_mv"
+	base := fstest.MapFS{}
+	entries, err := fs.ReadDir(Migrations, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() > "0024_~" {
+			break
+		}
+		raw, err := fs.ReadFile(Migrations, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		base[e.Name()] = &fstest.MapFile{Data: raw}
+	}
+	if len(base) != 24 {
+		t.Fatalf("%d shipped migrations up to 0024, want 24", len(base))
+	}
+	createView := func(where string) string {
+		return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + view + " TO complaint_received_5m AS SELECT " +
+			"toStartOfFiveMinute(time) AS bucket, provider, source_ip, customer, feedback_type, uniqExactState(id) AS complaints " +
+			"FROM complaint_received WHERE " + where + " GROUP BY bucket, provider, source_ip, customer, feedback_type"
+	}
+	with := func(files map[string]string) fs.FS {
+		fsys := maps.Clone(base)
+		for name, sql := range files {
+			fsys[name] = &fstest.MapFile{Data: []byte(sql)}
+		}
+		return fsys
+	}
+
+	_, views, problems := modelMigrations(base)
+	if len(problems) != 0 || views[view].where != "counted = 1" {
+		t.Fatalf("up to 0024: view %+v, problems %v; want the old view (WHERE counted = 1) and no problem", views[view], problems)
+	}
+
+	_, views, problems = modelMigrations(with(map[string]string{
+		"0025_drop_" + view + ".sql": "-- why\nDROP TABLE IF EXISTS " + view + "\n",
+		"0026_" + view + ".sql":      createView("counted = 1\n  AND trusted = 1"),
+	}))
+	if len(problems) != 0 {
+		t.Errorf("drop then create: problems %v, want none", problems)
+	}
+	if got := views[view].where; got != "counted = 1 AND trusted = 1" {
+		t.Errorf("drop then create: the view keeps WHERE %q, want the last definition's", got)
+	}
+
+	_, views, problems = modelMigrations(with(map[string]string{
+		"0025_drop_" + view + ".sql": "DROP TABLE IF EXISTS " + view,
+	}))
+	if _, ok := views[view]; ok || len(problems) != 0 {
+		t.Errorf("drop alone: view %+v, problems %v; want the view gone (TestRollups then fails)", views[view], problems)
+	}
+
+	mustFail := []struct {
+		name    string
+		files   map[string]string
+		problem string
+	}{
+		{"create again without a drop", map[string]string{"0025_" + view + ".sql": createView("counted = 1 AND trusted = 1")}, "a second time"},
+		{"drop a table", map[string]string{"0025_drop_complaint_received.sql": "DROP TABLE IF EXISTS complaint_received"}, "not a view"},
+		{"drop a rollup table", map[string]string{"0025_drop_complaint_received_5m.sql": "DROP TABLE IF EXISTS complaint_received_5m"}, "not a view"},
+		{"drop a view twice", map[string]string{
+			"0025_drop_" + view + ".sql": "DROP TABLE IF EXISTS " + view,
+			"0026_drop_" + view + ".sql": "DROP TABLE IF EXISTS " + view,
+		}, "not a view"},
+		{"drop file named otherwise", map[string]string{"0025_" + view + ".sql": "DROP TABLE IF EXISTS " + view}, "name the file drop_"},
+		{"drop without IF EXISTS", map[string]string{"0025_drop_" + view + ".sql": "DROP TABLE " + view}, "teach modelMigrations"},
+		{"recreate under another file name", map[string]string{
+			"0025_drop_" + view + ".sql":  "DROP TABLE IF EXISTS " + view,
+			"0026_complaint_view_new.sql": createView("counted = 1 AND trusted = 1"),
+		}, "name the file after the view"},
+	}
+	for _, c := range mustFail {
+		_, _, problems := modelMigrations(with(c.files))
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, c.problem) }) {
+			t.Errorf("%s: problems %v, want one saying %q", c.name, problems, c.problem)
 		}
 	}
 }
