@@ -3,7 +3,9 @@
 -- dashboards. ClickHouse 18.16 cannot change a view's query (no ALTER ... MODIFY QUERY), and
 -- CREATE ... IF NOT EXISTS would keep the old definition, hence drop and create again.
 -- DROP TABLE is how 18.16 drops a view; the TO table complaint_received_5m and its rows stay.
--- Rows inserted into complaint_received between this drop and 0026 are not rolled up. Nothing
--- inserts then: migrations run when the sink starts, before its consumers do, and a file
--- is recorded only after it succeeded, so a start that fails in between drops nothing new.
+-- Rows inserted into complaint_received between this drop and 0026 are not rolled up (they
+-- stay in complaint_received). Nothing of this release inserts then: migrations run when the
+-- sink starts, before its consumers do, and if 0026 fails the sink does not start; the next
+-- start applies 0026. Only a sink of an older release still running during an upgrade could
+-- insert in that gap, and its rows would then be missing from the dashboard only.
 DROP TABLE IF EXISTS complaint_received_5m_mv
