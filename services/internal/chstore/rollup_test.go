@@ -3,6 +3,7 @@ package chstore_test
 import (
 	"context"
 	"io/fs"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -169,6 +170,42 @@ func TestComplaintRollupUpgrade(t *testing.T) {
 	got := groupCounts(t, conn, strings.Replace(complaintRollupQuery, "GROUP BY", "WHERE bucket >= '2026-01-01 10:00:00' GROUP BY", 1))
 	if !reflect.DeepEqual(got, final) {
 		t.Errorf("after the upgrade complaint_received_5m = %v, FINAL count of complaint_received (counted and trusted) = %v", got, final)
+	}
+}
+
+// TestREADMEQueriesOnRealServer runs every SQL example of the schemas
+// README against a migrated database, so an example that names a column
+// or a function ClickHouse 18.16 does not know fails here, not for a reader.
+func TestREADMEQueriesOnRealServer(t *testing.T) {
+	ctx := context.Background()
+	conn, database := chtest.NewDatabase(t, server)
+	if _, err := chstore.Migrate(ctx, conn, database, schemas.Migrations); err != nil {
+		t.Fatalf("Migrate(schemas.Migrations): %v", err)
+	}
+	readme, err := os.ReadFile("../../../schemas/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(readme), "```sql\n")[1:]
+	if len(blocks) < 4 {
+		t.Fatalf("%d SQL examples in schemas/README.md, want at least 4", len(blocks))
+	}
+	for _, block := range blocks {
+		query, _, ok := strings.Cut(block, "```")
+		if !ok {
+			t.Fatalf("unterminated SQL example: %.60q", block)
+		}
+		rows, err := conn.Query(ctx, query)
+		if err != nil {
+			t.Errorf("README example fails: %v\n%s", err, query)
+			continue
+		}
+		for rows.Next() {
+		}
+		if err := rows.Err(); err != nil {
+			t.Errorf("README example fails: %v\n%s", err, query)
+		}
+		rows.Close()
 	}
 }
 
