@@ -821,7 +821,7 @@ func TestMigrationModelReplacesViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() > "0024_~" {
+		if e.Name()[:4] > "0024" {
 			break
 		}
 		raw, err := fs.ReadFile(Migrations, e.Name())
