@@ -198,10 +198,43 @@ func checkRetention(check *config.Check, top pipelines.Topology, key, path strin
 		}
 	}
 	keeps := time.Duration(shortest.MaxAge)
-	if window.Std()+retentionMargin > keeps {
+	if !fitsRetention(window, keeps) {
 		check.Addf(path, "%s does not fit in the retention of the %s stream it is rebuilt from (max_age %s, which must exceed the window by %s): after a restart it would be judged over truncated data; shorten it or raise the stream's max_age in pipelines/topology.yaml",
 			window, shortest.Name, config.Duration(keeps), retentionMargin)
 	}
+}
+
+// fitsRetention says whether a stream keeping messages for maxAge (0:
+// for ever) holds a whole window with the margin to spare.
+func fitsRetention(window config.Duration, maxAge time.Duration) bool {
+	return maxAge <= 0 || window.Std()+retentionMargin <= maxAge
+}
+
+// rebuildWindow is one window the evaluator reads back at start: its key in
+// rebuiltFrom, its config path and its length.
+type rebuildWindow struct {
+	key, path string
+	window    config.Duration
+}
+
+// rebuildWindows lists the positive windows of the enabled rules.
+func (c Config) rebuildWindows() []rebuildWindow {
+	var out []rebuildWindow
+	for i, w := range c.Windows {
+		if w > 0 {
+			out = append(out, rebuildWindow{"windows", fmt.Sprintf("windows[%d]", i), w})
+		}
+	}
+	if c.RejectionBurst.Enabled && c.RejectionBurst.Window > 0 {
+		out = append(out, rebuildWindow{"rejection_burst.window", "rejection_burst.window", c.RejectionBurst.Window})
+	}
+	if c.ProbeMissing.Enabled && c.ProbeMissing.Window > 0 {
+		out = append(out, rebuildWindow{"probe_missing.window", "probe_missing.window", c.ProbeMissing.Window})
+	}
+	if c.Decisions.Memory > 0 {
+		out = append(out, rebuildWindow{"decisions.memory", "decisions.memory", c.Decisions.Memory})
+	}
+	return out
 }
 
 // Validate reports every problem at once.
@@ -217,8 +250,6 @@ func (c Config) Validate() error {
 	for i, w := range c.Windows {
 		if w <= 0 {
 			check.Addf(fmt.Sprintf("windows[%d]", i), "must be positive, got %s", w)
-		} else if err == nil {
-			checkRetention(&check, top, "windows", fmt.Sprintf("windows[%d]", i), w)
 		}
 	}
 	if c.Resolution < 1 || c.Resolution > 10000 {
@@ -233,8 +264,6 @@ func (c Config) Validate() error {
 	if c.RejectionBurst.Enabled {
 		if c.RejectionBurst.Window <= 0 {
 			check.Addf("rejection_burst.window", "must be positive")
-		} else if err == nil {
-			checkRetention(&check, top, "rejection_burst.window", "rejection_burst.window", c.RejectionBurst.Window)
 		}
 		if c.RejectionBurst.MinRejections < 1 {
 			check.Addf("rejection_burst.min_rejections", "must be at least 1")
@@ -247,8 +276,6 @@ func (c Config) Validate() error {
 	if c.ProbeMissing.Enabled {
 		if c.ProbeMissing.Window <= 0 {
 			check.Addf("probe_missing.window", "must be positive")
-		} else if err == nil {
-			checkRetention(&check, top, "probe_missing.window", "probe_missing.window", c.ProbeMissing.Window)
 		}
 		if c.ProbeMissing.MinProviders < 1 {
 			check.Addf("probe_missing.min_providers", "must be at least 1")
@@ -256,8 +283,10 @@ func (c Config) Validate() error {
 		checkAction(&check, "probe_missing.action", c.ProbeMissing.Action)
 	}
 	check.Nest("decisions", c.Decisions.validate())
-	if c.Decisions.Memory > 0 && err == nil {
-		checkRetention(&check, top, "decisions.memory", "decisions.memory", c.Decisions.Memory)
+	if err == nil {
+		for _, w := range c.rebuildWindows() {
+			checkRetention(&check, top, w.key, w.path, w.window)
+		}
 	}
 	if c.Partitions < 1 {
 		check.Addf("partitions", "must be at least 1, got %d", c.Partitions)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -116,6 +117,12 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("%s: bucket %s (apply the pipelines first): %w", WorkerName, enforcement.Bucket, err)
+	}
+	if err := e.checkServerRetention(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	if e.set.Health != nil {
 		e.set.Health.Register(WorkerName, func(context.Context) error {
@@ -623,4 +630,34 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.replaySeconds = obs.Register(r, m.replaySeconds)
 	m.holds = obs.Register(r, m.holds)
 	return m, r.Err()
+}
+
+// checkServerRetention holds the windows against what the server's streams
+// keep. Validate checks them against the declared topology, but a server
+// whose topology was not applied by this release (an external NATS, the
+// admin elsewhere) may keep less, and the rebuild would then judge over
+// truncated data.
+func (e *Evaluator) checkServerRetention(ctx context.Context) error {
+	top, err := pipelines.Default()
+	if err != nil {
+		return err
+	}
+	var check config.Check
+	for _, w := range e.cfg.rebuildWindows() {
+		for _, subject := range rebuiltFrom[w.key] {
+			declared, ok := top.StreamFor(subject)
+			if !ok {
+				continue // Validate refused it
+			}
+			stream, err := e.js.Stream(ctx, declared.Name)
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", declared.Name, err)
+			}
+			if keeps := stream.CachedInfo().Config.MaxAge; !fitsRetention(w.window, keeps) {
+				check.Addf(w.path, "%s does not fit in what the server's %s stream keeps (max_age %s; the topology declares %s): apply the pipelines (mailmon pipelines apply) or shorten the window",
+					w.window, declared.Name, config.Duration(keeps), config.Duration(time.Duration(declared.MaxAge)))
+			}
+		}
+	}
+	return check.Err()
 }
