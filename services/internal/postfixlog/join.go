@@ -11,14 +11,12 @@ import (
 // Record is what a Joiner emits: a *Delivery or a *Reject.
 type Record interface{ record() }
 
-// Delivery is one delivery attempt for one recipient (a Postfix delivery
-// agent's status line or an Exim "=>", "->", "**", "==" line), or one
-// expiry (Postfix qmgr "status=expired"), with the message context the log
-// gave for the same queue id before it.
-//
-// Strings taken from the line are substrings of the line passed to
-// Parser.Parse; context strings are the Joiner's own copies.
-type Delivery struct {
+// LogHeader holds what every record takes from the header of its line:
+// where the line is, when and by whom it was written, and which message it
+// is about. Delivery and Reject embed it, so its fields read as theirs and
+// encoding/json writes them inline, in this order, as if they were
+// written out in each.
+type LogHeader struct {
 	// Pos is the Line's Pos (a line number or offset chosen by the caller).
 	Pos int64
 	// Time is the line's timestamp; RawTime is it as written.
@@ -33,14 +31,38 @@ type Delivery struct {
 	Program string
 	// Instance is the Postfix instance (the first component of Program).
 	Instance string
-	// Agent is the delivery agent: smtp, lmtp, local, virtual, pipe,
-	// error, retry, discard, ... (the last component of Program); qmgr for
-	// an expiry; the transport (T=) for Exim.
+	// Agent is the daemon the record speaks for (the last component of
+	// Program, Line.Service); Delivery and Reject say which.
 	Agent string
 	// PID is the process id, -1 when not logged.
 	PID int
-	// QueueID is the Postfix queue id or the Exim message id.
+	// QueueID is the Postfix queue id or the Exim message id, "" when the
+	// line named none (NOQUEUE).
 	QueueID string
+}
+
+// logHeader is the LogHeader of the records made from l.
+func logHeader(l *Line) LogHeader {
+	return LogHeader{
+		Pos: l.Pos, Time: l.Time, RawTime: l.RawTime, MTA: l.MTA, Host: l.Host,
+		Program: l.Program, Instance: l.Instance, Agent: l.Service, PID: l.PID,
+		QueueID: l.QueueID,
+	}
+}
+
+// Delivery is one delivery attempt for one recipient (a Postfix delivery
+// agent's status line or an Exim "=>", "->", "**", "==" line), or one
+// expiry (Postfix qmgr "status=expired"), with the message context the log
+// gave for the same queue id before it.
+//
+// Strings taken from the line are substrings of the line passed to
+// Parser.Parse; context strings are the Joiner's own copies.
+type Delivery struct {
+	// LogHeader says which line this is and who wrote it. Its Agent is the
+	// delivery agent: smtp, lmtp, local, virtual, pipe, error, retry,
+	// discard, ... (the last component of Program); qmgr for an expiry;
+	// the transport (T=) for Exim.
+	LogHeader
 
 	// Recipient is the envelope recipient (to=). For an expiry it is the
 	// one recipient still deferred when there was exactly one (else "";
@@ -147,19 +169,11 @@ func (*Delivery) record() {}
 // queued (Postfix "NOQUEUE: reject: RCPT from ..", postscreen, milter
 // rejects, cleanup header/body rejects; Exim "rejected RCPT").
 type Reject struct {
-	Pos      int64
-	Time     time.Time
-	RawTime  string
-	MTA      string
-	Host     string
-	Program  string
-	Instance string
-	// Agent is the daemon that refused (smtpd, postscreen, cleanup, exim).
-	Agent string
-	PID   int
-	// QueueID is set when the refusal named a queue id (a recipient
-	// refused after another was accepted, a milter or header reject).
-	QueueID string
+	// LogHeader says which line this is and who wrote it. Its Agent is the
+	// daemon that refused (smtpd, postscreen, cleanup, exim); its QueueID
+	// is set when the refusal named a queue id (a recipient refused after
+	// another was accepted, a milter or header reject).
+	LogHeader
 	// Action is reject, milter-reject or (Exim) rejected.
 	Action string
 	// Stage is the SMTP stage (CONNECT, HELO, MAIL, RCPT, DATA,
@@ -445,9 +459,7 @@ func (j *Joiner) delivery(l *Line) *Delivery {
 		d = new(Delivery)
 	}
 	*d = Delivery{
-		Pos: l.Pos, Time: l.Time, RawTime: l.RawTime, MTA: l.MTA, Host: l.Host,
-		Program: l.Program, Instance: l.Instance, Agent: l.Service, PID: l.PID,
-		QueueID: l.QueueID, Recipient: l.To, OrigRecipient: l.OrigTo,
+		LogHeader: logHeader(l), Recipient: l.To, OrigRecipient: l.OrigTo,
 		Status: l.Status, DSN: l.DSN, Relay: l.Relay, RelayHost: l.RelayHost,
 		RelayIP: l.RelayIP, RelayPath: l.RelayPath, RelayPort: l.RelayPort,
 		ConnUse: l.ConnUse, Delay: l.Delay, Delays: l.Delays, TLS: l.TLS,
@@ -524,9 +536,7 @@ func (j *Joiner) reject(l *Line) *Reject {
 		r = new(Reject)
 	}
 	*r = Reject{
-		Pos: l.Pos, Time: l.Time, RawTime: l.RawTime, MTA: l.MTA, Host: l.Host,
-		Program: l.Program, Instance: l.Instance, Agent: l.Service, PID: l.PID,
-		QueueID: l.QueueID, Action: l.Action, Stage: l.Stage,
+		LogHeader: logHeader(l), Action: l.Action, Stage: l.Stage,
 		ClientHost: l.ClientHost, ClientIP: l.ClientIP, ClientPort: l.ClientPort,
 		Sender: l.From, SenderSet: l.FromSet, Recipient: l.To, Proto: l.Proto, Helo: l.Helo,
 		Reply: l.Reply, ReplyCode: l.ReplyCode, DSN: l.DSN,
