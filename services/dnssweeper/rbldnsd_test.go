@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
+	"github.com/mailmon/mailmon/services/internal/peertest"
 )
 
 const rbldnsdPath = "/usr/sbin/rbldnsd"
@@ -35,7 +36,7 @@ type rbldnsd struct {
 func startRbldnsd(t *testing.T, files map[string]string, zones ...string) *rbldnsd {
 	t.Helper()
 	if _, err := os.Stat(rbldnsdPath); err != nil {
-		t.Skipf("rbldnsd not installed (go tool task deps installs it): %v", err)
+		peertest.Unavailable(t, "rbldnsd not installed (go tool task deps installs it): %v", err)
 	}
 	dir := t.TempDir()
 	// rbldnsd drops root for the rbldns user, which must read the files.
@@ -60,7 +61,7 @@ func startRbldnsd(t *testing.T, files map[string]string, zones ...string) *rbldn
 	r.cmd = exec.Command(rbldnsdPath, args...)
 	r.cmd.Stdout, r.cmd.Stderr = &out, &out
 	if err := r.cmd.Start(); err != nil {
-		t.Skipf("rbldnsd does not start: %v", err)
+		peertest.Unavailable(t, "rbldnsd does not start: %v", err)
 	}
 	t.Cleanup(func() {
 		r.cmd.Process.Signal(syscall.SIGTERM)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,10 +121,55 @@ func freePort(t *testing.T) int {
 }
 
 func TestSelectWorkers(t *testing.T) {
-	if _, err := SelectWorkers("all"); err != nil {
-		t.Error(err)
+	var every []string
+	for _, d := range definitions {
+		every = append(every, d.Name)
 	}
-	if _, err := SelectWorkers("no-such-worker"); err == nil {
-		t.Error("unknown worker accepted")
+	valid := []struct {
+		spec string
+		want []string
+	}{
+		{"all", every},
+		{"", every},
+		{"notifier", []string{"notifier"}},
+		// The flag's order is kept, not the registry's.
+		{"policy-service,clickhouse-sink", []string{"policy-service", "clickhouse-sink"}},
+		// Spaces around names are ignored; a repeated name runs once.
+		{" notifier , dns-sweeper,notifier ", []string{"notifier", "dns-sweeper"}},
+	}
+	for _, tc := range valid {
+		defs, err := SelectWorkers(tc.spec)
+		if err != nil {
+			t.Errorf("SelectWorkers(%q): %v", tc.spec, err)
+			continue
+		}
+		var got []string
+		for _, d := range defs {
+			got = append(got, d.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("SelectWorkers(%q) = %q, want %q", tc.spec, got, tc.want)
+		}
+	}
+
+	known := "known: all, " + strings.Join(every, ", ")
+	invalid := []struct {
+		spec    string
+		unknown string
+	}{
+		{"no-such-worker", "no-such-worker"},
+		{"notifier,bogus,dns-sweeper,other", "bogus, other"},
+		{"all,notifier", "all"}, // "all" stands alone
+	}
+	for _, tc := range invalid {
+		defs, err := SelectWorkers(tc.spec)
+		if err == nil {
+			t.Errorf("SelectWorkers(%q) accepted: %d workers", tc.spec, len(defs))
+			continue
+		}
+		want := "unknown worker(s) " + tc.unknown + "; " + known
+		if err.Error() != want {
+			t.Errorf("SelectWorkers(%q) error:\n got %q\nwant %q", tc.spec, err, want)
+		}
 	}
 }
