@@ -37,8 +37,7 @@ func (t *Tailer) deliveryEvents(d *postfixlog.Delivery, line logfollow.Line, ft 
 	out := make([]*schemas.DeliveryAttempted, 0, len(recipients))
 	for _, rcpt := range recipients {
 		ev := t.newEvent(line, rcpt, d.Time, tr)
-		ev.MTA, ev.MTAHost, ev.MTAInstance, ev.Agent = d.MTA, t.mtaHost(d.Host), d.Program, d.Agent
-		ev.QueueID = d.QueueID
+		t.applyLogHeader(ev, d.LogHeader, tr)
 		applyContext(ev, d.MessageContext)
 		if rcpt == d.Recipient {
 			ev.OrigRecipient = d.OrigRecipient
@@ -54,7 +53,6 @@ func (t *Tailer) deliveryEvents(d *postfixlog.Delivery, line logfollow.Line, ft 
 		ev.DelayInQmgrMs = millis(d.Delays[1])
 		ev.DelayConnSetupMs = millis(d.Delays[2])
 		ev.DelayTransmissionMs = millis(d.Delays[3])
-		ev.SourceIP = t.sourceIPs.lookup(d.Host, d.Program, d.Agent, tr.fields.Source)
 		ev.Provider = t.providers.lookup(ev.RecipientDomain, d.RelayHost)
 		out = append(out, ev)
 	}
@@ -70,8 +68,7 @@ func (t *Tailer) rejectEvents(r *postfixlog.Reject, line logfollow.Line, ft *fil
 	}
 	tr := t.verify(r.TrackingHeader, r.Time, ft)
 	ev := t.newEvent(line, r.Recipient, r.Time, tr)
-	ev.MTA, ev.MTAHost, ev.MTAInstance, ev.Agent = r.MTA, t.mtaHost(r.Host), r.Program, r.Agent
-	ev.QueueID = r.QueueID
+	t.applyLogHeader(ev, r.LogHeader, tr)
 	applyContext(ev, r.MessageContext)
 	if r.SenderSet {
 		ev.Sender = r.Sender
@@ -84,9 +81,17 @@ func (t *Tailer) rejectEvents(r *postfixlog.Reject, line logfollow.Line, ft *fil
 	ev.Reply = r.Reply
 	classify(ev, r.Classification)
 	ev.DelayMs, ev.DelayBeforeQmgrMs, ev.DelayInQmgrMs, ev.DelayConnSetupMs, ev.DelayTransmissionMs = -1, -1, -1, -1, -1
-	ev.SourceIP = t.sourceIPs.lookup(r.Host, r.Program, r.Agent, tr.fields.Source)
 	ev.Provider = t.providers.lookup(ev.RecipientDomain, "")
 	return []*schemas.DeliveryAttempted{ev}
+}
+
+// applyLogHeader fills what an event takes from the header of its line:
+// which MTA, host, program and daemon wrote it, the queue id, and the
+// sending IP they stand for by the source-IP rules (sourceIPs.lookup).
+func (t *Tailer) applyLogHeader(ev *schemas.DeliveryAttempted, h postfixlog.LogHeader, tr trackResult) {
+	ev.MTA, ev.MTAHost, ev.MTAInstance, ev.Agent = h.MTA, t.mtaHost(h.Host), h.Program, h.Agent
+	ev.QueueID = h.QueueID
+	ev.SourceIP = t.sourceIPs.lookup(h.Host, h.Program, h.Agent, tr.fields.Source)
 }
 
 // newEvent fills what every event of a line has: the header with the id
