@@ -384,7 +384,7 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		if fatal := s.fetchFailed(stream, nextErr); fatal != nil {
 			return fatal
 		}
-		if !sleep(ctx, delay) {
+		if !worker.Sleep(ctx, delay) {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.RetryMax.Std())
@@ -552,7 +552,7 @@ func (s *Sink) waitKeepingAlive(ctx context.Context, d time.Duration, m jetstrea
 	}
 	for d > 0 {
 		step := min(d, beat)
-		if !sleep(ctx, step) {
+		if !worker.Sleep(ctx, step) {
 			return false
 		}
 		s.keepAlive(m)
@@ -598,17 +598,5 @@ func (s *Sink) keepAlive(m jetstream.Msg) {
 func (s *Sink) nak(m jetstream.Msg) {
 	if err := m.Nak(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		s.metrics.ackErrors.Inc()
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether the full wait passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // table batches the events of one kind and inserts them. It fills an open
@@ -212,7 +213,7 @@ func (t *table) store(ctx context.Context, rows []held) (halves [][]held, done b
 		}
 		s.log.Warn("insert failed; retrying the same batch", "table", t.kind.Table, "rows", len(rows),
 			"attempt", attempt, "retry_in", delay, "error", err)
-		if !sleep(ctx, delay) {
+		if !worker.Sleep(ctx, delay) {
 			return nil, false
 		}
 		delay = min(2*delay, s.cfg.RetryMax.Std())

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/mailboxretriever/mailhdr"
 )
 
@@ -62,7 +63,7 @@ func (a *account) runIMAP(ctx context.Context) {
 		}
 		a.failed("", err)
 		a.r.log.Warn("seed account: list folders", "account", a.cfg.Name, "error", err)
-		sleepCtx(ctx, bo.next())
+		worker.Sleep(ctx, bo.next())
 	}
 	if ctx.Err() != nil {
 		return
@@ -216,7 +217,7 @@ func (a *account) watchFolder(ctx context.Context, spec folderSpec, st *folderSt
 			a.failed(spec.name, err)
 			a.r.log.Warn("seed folder", "account", a.cfg.Name, "folder", spec.name, "error", err)
 		}
-		sleepCtx(ctx, bo.next())
+		worker.Sleep(ctx, bo.next())
 	}
 }
 

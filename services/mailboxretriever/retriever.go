@@ -216,7 +216,7 @@ func (r *Retriever) watch(ctx context.Context) {
 		w, err := r.kv.WatchAll(ctx)
 		if err != nil {
 			r.log.Warn("watch expectations", "error", err)
-			sleepCtx(ctx, time.Second)
+			worker.Sleep(ctx, time.Second)
 			continue
 		}
 		fresh := map[string]indexed{}
@@ -266,7 +266,7 @@ func (r *Retriever) watch(ctx context.Context) {
 		}
 		_ = w.Stop()
 		if ctx.Err() == nil {
-			sleepCtx(ctx, time.Second)
+			worker.Sleep(ctx, time.Second)
 		}
 	}
 }
@@ -452,15 +452,4 @@ func (r *Retriever) publishAlert(ctx context.Context, a *account, status, summar
 		r.log.Warn("seed account unreadable", "account", a.cfg.Name, "summary", summary)
 	}
 	return true
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -177,7 +177,7 @@ func (s *Sender) Round(ctx context.Context, jitter time.Duration, onSent func(*s
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if !sleep(ctx, delay) {
+				if !worker.Sleep(ctx, delay) {
 					return
 				}
 				if wait := s.limiter.reserve(tgt.Provider); wait > 0 {
@@ -185,7 +185,7 @@ func (s *Sender) Round(ctx context.Context, jitter time.Duration, onSent func(*s
 						s.metrics.skipped.WithLabelValues("rate_cap").Inc()
 						return
 					}
-					if !sleep(ctx, wait) {
+					if !worker.Sleep(ctx, wait) {
 						return
 					}
 				}
@@ -232,7 +232,7 @@ func (s *Sender) publish(ctx context.Context, ev *schemas.ProbeSent) bool {
 		if err == nil {
 			return true
 		}
-		if !sleep(ctx, backoff) {
+		if !worker.Sleep(ctx, backoff) {
 			s.metrics.publishErrors.Inc()
 			s.log.Error("probe.sent not published", "probe_id", ev.ProbeID, "error", err)
 			return false
@@ -345,19 +345,4 @@ func ms(d time.Duration) int32 {
 func domainOf(addr string) string {
 	_, d, _ := strings.Cut(addr, "@")
 	return strings.ToLower(d)
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
