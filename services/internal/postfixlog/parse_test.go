@@ -143,41 +143,46 @@ func TestDeliveryLines(t *testing.T) {
 		name, line string
 		w          want
 	}{
-		{"smtp sent", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<ann@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1.4, delays=0.11/0.02/0.6/0.67, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 44AB)",
-			want{"smtp", "ann@example.org", "", "mx.example.org[198.51.100.7]:25", "mx.example.org", "198.51.100.7", "", 25, -1, 1.4, [4]float64{0.11, 0.02, 0.6, 0.67}, "2.0.0", "sent", "250 2.0.0 Ok: queued as 44AB", "", false}},
-		{"smtp deferred with nested parens, conn_use, ipv6", "Mar  2 03:04:05 mx1 postfix-out/smtp[31]: 9C0FFEE1: to=<bob@example.net>, orig_to=<robert@example.com>, relay=mx2.example.net[2001:db8::25]:2525, conn_use=3, delay=300, delays=290/0.01/5/5, dsn=4.7.0, status=deferred (host mx2.example.net[2001:db8::25] said: 421 4.7.0 Try again later (rate limited) (in reply to end of DATA command))",
-			want{"smtp", "bob@example.net", "robert@example.com", "mx2.example.net[2001:db8::25]:2525", "mx2.example.net", "2001:db8::25", "", 2525, 3, 300, [4]float64{290, 0.01, 5, 5}, "4.7.0", "deferred", "host mx2.example.net[2001:db8::25] said: 421 4.7.0 Try again later (rate limited) (in reply to end of DATA command)", "", false}},
-		{"smtp bounced relay none", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<x@nowhere.invalid>, relay=none, delay=0.2, delays=0.1/0/0.1/0, dsn=5.4.4, status=bounced (Host or domain name not found. Name service error for name=nowhere.invalid type=A: Host not found)",
-			want{"smtp", "x@nowhere.invalid", "", "none", "none", "", "", 0, -1, 0.2, [4]float64{0.1, 0, 0.1, 0}, "5.4.4", "bounced", "Host or domain name not found. Name service error for name=nowhere.invalid type=A: Host not found", "", false}},
-		{"lmtp over a unix socket", "Mar  2 03:04:05 mx1 postfix/lmtp[31]: 9C0FFEE1: to=<carl@example.com>, relay=store1.example.com[private/dovecot-lmtp], delay=0.05, delays=0.01/0/0.01/0.03, dsn=2.0.0, status=sent (250 2.0.0 <carl@example.com> Kx2 Saved)",
-			want{"lmtp", "carl@example.com", "", "store1.example.com[private/dovecot-lmtp]", "store1.example.com", "", "private/dovecot-lmtp", 0, -1, 0.05, [4]float64{0.01, 0, 0.01, 0.03}, "2.0.0", "sent", "250 2.0.0 <carl@example.com> Kx2 Saved", "", false}},
-		{"local", "Mar  2 03:04:05 mx1 postfix/local[31]: 9C0FFEE1: to=<dora@mx1.example.com>, orig_to=<postmaster>, relay=local, delay=0.03, delays=0.02/0/0/0.01, dsn=2.0.0, status=sent (delivered to mailbox)",
-			want{"local", "dora@mx1.example.com", "postmaster", "local", "local", "", "", 0, -1, 0.03, [4]float64{0.02, 0, 0, 0.01}, "2.0.0", "sent", "delivered to mailbox", "", false}},
-		{"old local without brackets", "Mar  2 03:04:05 mx1 postfix/local[31]: 9C0FFEE1: to=dora@mx1.example.com, orig_to=root@localhost, relay=local, delay=0.03, status=sent (delivered to command: /usr/bin/procmail)",
-			want{"local", "dora@mx1.example.com", "root@localhost", "local", "local", "", "", 0, -1, 0.03, none, "", "sent", "delivered to command: /usr/bin/procmail", "", false}},
-		{"virtual", "Mar  2 03:04:05 mx1 postfix/virtual[31]: 9C0FFEE1: to=<eve@example.com>, relay=virtual, delay=0.1, delays=0.09/0/0/0.01, dsn=2.0.0, status=sent (delivered to maildir)",
-			want{"virtual", "eve@example.com", "", "virtual", "virtual", "", "", 0, -1, 0.1, [4]float64{0.09, 0, 0, 0.01}, "2.0.0", "sent", "delivered to maildir", "", false}},
-		{"pipe", "Mar  2 03:04:05 mx1 postfix/pipe[31]: 9C0FFEE1: to=<fay@example.com>, relay=dovecot, delay=0.3, delays=0.1/0/0/0.2, dsn=5.1.1, status=bounced (user unknown)",
-			want{"pipe", "fay@example.com", "", "dovecot", "dovecot", "", "", 0, -1, 0.3, [4]float64{0.1, 0, 0, 0.2}, "5.1.1", "bounced", "user unknown", "", false}},
-		{"error", "Mar  2 03:04:05 mx1 postfix/error[31]: 9C0FFEE1: to=<gus@example.net>, relay=none, delay=9000, delays=8999/1/0/0, dsn=4.4.1, status=deferred (delivery temporarily suspended: connect to mx.example.net[203.0.113.4]:25: Connection timed out)",
-			want{"error", "gus@example.net", "", "none", "none", "", "", 0, -1, 9000, [4]float64{8999, 1, 0, 0}, "4.4.1", "deferred", "delivery temporarily suspended: connect to mx.example.net[203.0.113.4]:25: Connection timed out", "", false}},
-		{"retry", "Mar  2 03:04:05 mx1 postfix/retry[31]: 9C0FFEE1: to=<hal@example.net>, relay=none, delay=60, delays=60/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)",
-			want{"retry", "hal@example.net", "", "none", "none", "", "", 0, -1, 60, [4]float64{60, 0, 0, 0}, "4.3.0", "deferred", "mail transport unavailable", "", false}},
-		{"discard", "Mar  2 03:04:05 mx1 postfix/discard[31]: 9C0FFEE1: to=<ida@sink.example>, relay=none, delay=0.01, delays=0.01/0/0/0, dsn=2.0.0, status=sent (sink.example)",
-			want{"discard", "ida@sink.example", "", "none", "none", "", "", 0, -1, 0.01, [4]float64{0.01, 0, 0, 0}, "2.0.0", "sent", "sink.example", "", false}},
-		{"tls feature note", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<jo@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, tls=dane/requiretls, dsn=2.0.0, status=sent (250 ok)",
-			want{"smtp", "jo@example.org", "", "mx.example.org[198.51.100.7]:25", "mx.example.org", "198.51.100.7", "", 25, -1, 1, [4]float64{0.1, 0, 0.4, 0.5}, "2.0.0", "sent", "250 ok", "dane/requiretls", false}},
-		{"cut off by syslog", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<kim@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=5.7.1, status=bounced (host mx.example.org[198.51.100.7] said: 550 5.7.1 Message rejected because",
-			want{"smtp", "kim@example.org", "", "mx.example.org[198.51.100.7]:25", "mx.example.org", "198.51.100.7", "", 25, -1, 1, [4]float64{0.1, 0, 0.4, 0.5}, "5.7.1", "bounced", "host mx.example.org[198.51.100.7] said: 550 5.7.1 Message rejected because", "", true}},
-		{"address with comma in quotes", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<\"lee, jr\"@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)",
-			want{"smtp", "\"lee, jr\"@example.org", "", "mx.example.org[198.51.100.7]:25", "mx.example.org", "198.51.100.7", "", 25, -1, 1, [4]float64{0.1, 0, 0.4, 0.5}, "2.0.0", "sent", "250 ok", "", false}},
-		{"address verification probe", "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<max@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.1.5, status=deliverable (250 2.1.5 Ok)",
-			want{"smtp", "max@example.org", "", "mx.example.org[198.51.100.7]:25", "mx.example.org", "198.51.100.7", "", 25, -1, 1, [4]float64{0.1, 0, 0.4, 0.5}, "2.1.5", "deliverable", "250 2.1.5 Ok", "", false}},
+		{name: "smtp sent", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<ann@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1.4, delays=0.11/0.02/0.6/0.67, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 44AB)",
+			w: want{service: "smtp", to: "ann@example.org", relay: "mx.example.org[198.51.100.7]:25", host: "mx.example.org", ip: "198.51.100.7", port: 25, connUse: -1, delay: 1.4, delays: [4]float64{0.11, 0.02, 0.6, 0.67}, dsn: "2.0.0", status: "sent", reply: "250 2.0.0 Ok: queued as 44AB"}},
+		{name: "smtp deferred with nested parens, conn_use, ipv6", line: "Mar  2 03:04:05 mx1 postfix-out/smtp[31]: 9C0FFEE1: to=<bob@example.net>, orig_to=<robert@example.com>, relay=mx2.example.net[2001:db8::25]:2525, conn_use=3, delay=300, delays=290/0.01/5/5, dsn=4.7.0, status=deferred (host mx2.example.net[2001:db8::25] said: 421 4.7.0 Try again later (rate limited) (in reply to end of DATA command))",
+			w: want{service: "smtp", to: "bob@example.net", origTo: "robert@example.com", relay: "mx2.example.net[2001:db8::25]:2525", host: "mx2.example.net", ip: "2001:db8::25", port: 2525, connUse: 3, delay: 300, delays: [4]float64{290, 0.01, 5, 5}, dsn: "4.7.0", status: "deferred", reply: "host mx2.example.net[2001:db8::25] said: 421 4.7.0 Try again later (rate limited) (in reply to end of DATA command)"}},
+		{name: "smtp bounced relay none", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<x@nowhere.invalid>, relay=none, delay=0.2, delays=0.1/0/0.1/0, dsn=5.4.4, status=bounced (Host or domain name not found. Name service error for name=nowhere.invalid type=A: Host not found)",
+			w: want{service: "smtp", to: "x@nowhere.invalid", relay: "none", host: "none", connUse: -1, delay: 0.2, delays: [4]float64{0.1, 0, 0.1, 0}, dsn: "5.4.4", status: "bounced", reply: "Host or domain name not found. Name service error for name=nowhere.invalid type=A: Host not found"}},
+		{name: "lmtp over a unix socket", line: "Mar  2 03:04:05 mx1 postfix/lmtp[31]: 9C0FFEE1: to=<carl@example.com>, relay=store1.example.com[private/dovecot-lmtp], delay=0.05, delays=0.01/0/0.01/0.03, dsn=2.0.0, status=sent (250 2.0.0 <carl@example.com> Kx2 Saved)",
+			w: want{service: "lmtp", to: "carl@example.com", relay: "store1.example.com[private/dovecot-lmtp]", host: "store1.example.com", path: "private/dovecot-lmtp", connUse: -1, delay: 0.05, delays: [4]float64{0.01, 0, 0.01, 0.03}, dsn: "2.0.0", status: "sent", reply: "250 2.0.0 <carl@example.com> Kx2 Saved"}},
+		{name: "local", line: "Mar  2 03:04:05 mx1 postfix/local[31]: 9C0FFEE1: to=<dora@mx1.example.com>, orig_to=<postmaster>, relay=local, delay=0.03, delays=0.02/0/0/0.01, dsn=2.0.0, status=sent (delivered to mailbox)",
+			w: want{service: "local", to: "dora@mx1.example.com", origTo: "postmaster", relay: "local", host: "local", connUse: -1, delay: 0.03, delays: [4]float64{0.02, 0, 0, 0.01}, dsn: "2.0.0", status: "sent", reply: "delivered to mailbox"}},
+		{name: "old local without brackets", line: "Mar  2 03:04:05 mx1 postfix/local[31]: 9C0FFEE1: to=dora@mx1.example.com, orig_to=root@localhost, relay=local, delay=0.03, status=sent (delivered to command: /usr/bin/procmail)",
+			w: want{service: "local", to: "dora@mx1.example.com", origTo: "root@localhost", relay: "local", host: "local", connUse: -1, delay: 0.03, delays: none, status: "sent", reply: "delivered to command: /usr/bin/procmail"}},
+		{name: "virtual", line: "Mar  2 03:04:05 mx1 postfix/virtual[31]: 9C0FFEE1: to=<eve@example.com>, relay=virtual, delay=0.1, delays=0.09/0/0/0.01, dsn=2.0.0, status=sent (delivered to maildir)",
+			w: want{service: "virtual", to: "eve@example.com", relay: "virtual", host: "virtual", connUse: -1, delay: 0.1, delays: [4]float64{0.09, 0, 0, 0.01}, dsn: "2.0.0", status: "sent", reply: "delivered to maildir"}},
+		{name: "pipe", line: "Mar  2 03:04:05 mx1 postfix/pipe[31]: 9C0FFEE1: to=<fay@example.com>, relay=dovecot, delay=0.3, delays=0.1/0/0/0.2, dsn=5.1.1, status=bounced (user unknown)",
+			w: want{service: "pipe", to: "fay@example.com", relay: "dovecot", host: "dovecot", connUse: -1, delay: 0.3, delays: [4]float64{0.1, 0, 0, 0.2}, dsn: "5.1.1", status: "bounced", reply: "user unknown"}},
+		{name: "error", line: "Mar  2 03:04:05 mx1 postfix/error[31]: 9C0FFEE1: to=<gus@example.net>, relay=none, delay=9000, delays=8999/1/0/0, dsn=4.4.1, status=deferred (delivery temporarily suspended: connect to mx.example.net[203.0.113.4]:25: Connection timed out)",
+			w: want{service: "error", to: "gus@example.net", relay: "none", host: "none", connUse: -1, delay: 9000, delays: [4]float64{8999, 1, 0, 0}, dsn: "4.4.1", status: "deferred", reply: "delivery temporarily suspended: connect to mx.example.net[203.0.113.4]:25: Connection timed out"}},
+		{name: "retry", line: "Mar  2 03:04:05 mx1 postfix/retry[31]: 9C0FFEE1: to=<hal@example.net>, relay=none, delay=60, delays=60/0/0/0, dsn=4.3.0, status=deferred (mail transport unavailable)",
+			w: want{service: "retry", to: "hal@example.net", relay: "none", host: "none", connUse: -1, delay: 60, delays: [4]float64{60, 0, 0, 0}, dsn: "4.3.0", status: "deferred", reply: "mail transport unavailable"}},
+		{name: "discard", line: "Mar  2 03:04:05 mx1 postfix/discard[31]: 9C0FFEE1: to=<ida@sink.example>, relay=none, delay=0.01, delays=0.01/0/0/0, dsn=2.0.0, status=sent (sink.example)",
+			w: want{service: "discard", to: "ida@sink.example", relay: "none", host: "none", connUse: -1, delay: 0.01, delays: [4]float64{0.01, 0, 0, 0}, dsn: "2.0.0", status: "sent", reply: "sink.example"}},
+		{name: "tls feature note", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<jo@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, tls=dane/requiretls, dsn=2.0.0, status=sent (250 ok)",
+			w: want{service: "smtp", to: "jo@example.org", relay: "mx.example.org[198.51.100.7]:25", host: "mx.example.org", ip: "198.51.100.7", port: 25, connUse: -1, delay: 1, delays: [4]float64{0.1, 0, 0.4, 0.5}, dsn: "2.0.0", status: "sent", reply: "250 ok", tls: "dane/requiretls"}},
+		{name: "cut off by syslog", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<kim@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=5.7.1, status=bounced (host mx.example.org[198.51.100.7] said: 550 5.7.1 Message rejected because",
+			w: want{service: "smtp", to: "kim@example.org", relay: "mx.example.org[198.51.100.7]:25", host: "mx.example.org", ip: "198.51.100.7", port: 25, connUse: -1, delay: 1, delays: [4]float64{0.1, 0, 0.4, 0.5}, dsn: "5.7.1", status: "bounced", reply: "host mx.example.org[198.51.100.7] said: 550 5.7.1 Message rejected because", truncated: true}},
+		{name: "address with comma in quotes", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<\"lee, jr\"@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)",
+			w: want{service: "smtp", to: "\"lee, jr\"@example.org", relay: "mx.example.org[198.51.100.7]:25", host: "mx.example.org", ip: "198.51.100.7", port: 25, connUse: -1, delay: 1, delays: [4]float64{0.1, 0, 0.4, 0.5}, dsn: "2.0.0", status: "sent", reply: "250 ok"}},
+		{name: "address verification probe", line: "Mar  2 03:04:05 mx1 postfix/smtp[31]: 9C0FFEE1: to=<max@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.1.5, status=deliverable (250 2.1.5 Ok)",
+			w: want{service: "smtp", to: "max@example.org", relay: "mx.example.org[198.51.100.7]:25", host: "mx.example.org", ip: "198.51.100.7", port: 25, connUse: -1, delay: 1, delays: [4]float64{0.1, 0, 0.4, 0.5}, dsn: "2.1.5", status: "deliverable", reply: "250 2.1.5 Ok"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := mustParse(t, c.line)
-			got := want{l.Service, l.To, l.OrigTo, l.Relay, l.RelayHost, l.RelayIP, l.RelayPath, l.RelayPort, l.ConnUse, l.Delay, l.Delays, l.DSN, l.Status, l.Reply, l.TLS, l.Truncated}
+			got := want{
+				service: l.Service, to: l.To, origTo: l.OrigTo, relay: l.Relay,
+				host: l.RelayHost, ip: l.RelayIP, path: l.RelayPath, port: l.RelayPort,
+				connUse: l.ConnUse, delay: l.Delay, delays: l.Delays, dsn: l.DSN,
+				status: l.Status, reply: l.Reply, tls: l.TLS, truncated: l.Truncated,
+			}
 			if l.Kind != KindDelivery || l.QueueID != "9C0FFEE1" || l.MTA != "postfix" {
 				t.Errorf("kind %v qid %q mta %q", l.Kind, l.QueueID, l.MTA)
 			}
@@ -254,33 +259,41 @@ func TestHeaderLines(t *testing.T) {
 
 func TestRejectLines(t *testing.T) {
 	pre := "Mar  2 03:04:05 mx1 "
+	type want struct {
+		queueID, action, stage, clientHost, clientIP string
+		clientPort, replyCode                        int
+		dsn, reply, from, to, proto, helo            string
+	}
 	cases := []struct {
-		line                              string
-		qid, action, stage, chost, cip    string
-		cport, code                       int
-		dsn, reply, from, to, proto, helo string
+		line string
+		w    want
 	}{
-		{pre + "postfix/smtpd[40]: NOQUEUE: reject: RCPT from spam.example[203.0.113.9]: 554 5.7.1 <ann@example.org>: Relay access denied; from=<x@spam.example> to=<ann@example.org> proto=ESMTP helo=<spam.example>",
-			"", "reject", "RCPT", "spam.example", "203.0.113.9", 0, 554, "5.7.1", "554 5.7.1 <ann@example.org>: Relay access denied", "x@spam.example", "ann@example.org", "ESMTP", "spam.example"},
-		{pre + "postfix/postscreen[41]: NOQUEUE: reject: RCPT from [203.0.113.10]:51515: 550 5.7.1 Service unavailable; client [203.0.113.10] blocked using zen.spamhaus.org; from=<x@spam.example>, to=<ann@example.org>, proto=ESMTP, helo=<spam.example>",
-			"", "reject", "RCPT", "", "203.0.113.10", 51515, 550, "5.7.1", "550 5.7.1 Service unavailable; client [203.0.113.10] blocked using zen.spamhaus.org", "x@spam.example", "ann@example.org", "ESMTP", "spam.example"},
-		{pre + "postfix/smtpd[40]: 5EED0A1B2: reject: RCPT from app7.example.com[192.0.2.44]: 550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table; from=<news@example.com> to=<nobody@example.com> proto=ESMTP helo=<app7.example.com>",
-			"5EED0A1B2", "reject", "RCPT", "app7.example.com", "192.0.2.44", 0, 550, "5.1.1", "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table", "news@example.com", "nobody@example.com", "ESMTP", "app7.example.com"},
-		{pre + "postfix/cleanup[22]: 5EED0A1B2: milter-reject: END-OF-MESSAGE from app7.example.com[192.0.2.44]: 5.7.1 Spam message rejected; from=<news@example.com> to=<ann@example.org> proto=ESMTP helo=<app7.example.com>",
-			"5EED0A1B2", "milter-reject", "END-OF-MESSAGE", "app7.example.com", "192.0.2.44", 0, 0, "5.7.1", "5.7.1 Spam message rejected", "news@example.com", "ann@example.org", "ESMTP", "app7.example.com"},
-		{pre + "postfix/smtpd[40]: NOQUEUE: reject: CONNECT from unknown[198.51.100.99]: 554 5.7.1 <unknown[198.51.100.99]>: Client host rejected: Access denied; proto=SMTP",
-			"", "reject", "CONNECT", "unknown", "198.51.100.99", 0, 554, "5.7.1", "554 5.7.1 <unknown[198.51.100.99]>: Client host rejected: Access denied", "", "", "SMTP", ""},
-		{pre + "postfix/postscreen[41]: NOQUEUE: reject: CONNECT from [198.51.100.99]:4242: too many connections",
-			"", "reject", "CONNECT", "", "198.51.100.99", 4242, 0, "", "too many connections", "", "", "", ""},
+		{line: pre + "postfix/smtpd[40]: NOQUEUE: reject: RCPT from spam.example[203.0.113.9]: 554 5.7.1 <ann@example.org>: Relay access denied; from=<x@spam.example> to=<ann@example.org> proto=ESMTP helo=<spam.example>",
+			w: want{action: "reject", stage: "RCPT", clientHost: "spam.example", clientIP: "203.0.113.9", replyCode: 554, dsn: "5.7.1", reply: "554 5.7.1 <ann@example.org>: Relay access denied", from: "x@spam.example", to: "ann@example.org", proto: "ESMTP", helo: "spam.example"}},
+		{line: pre + "postfix/postscreen[41]: NOQUEUE: reject: RCPT from [203.0.113.10]:51515: 550 5.7.1 Service unavailable; client [203.0.113.10] blocked using zen.spamhaus.org; from=<x@spam.example>, to=<ann@example.org>, proto=ESMTP, helo=<spam.example>",
+			w: want{action: "reject", stage: "RCPT", clientIP: "203.0.113.10", clientPort: 51515, replyCode: 550, dsn: "5.7.1", reply: "550 5.7.1 Service unavailable; client [203.0.113.10] blocked using zen.spamhaus.org", from: "x@spam.example", to: "ann@example.org", proto: "ESMTP", helo: "spam.example"}},
+		{line: pre + "postfix/smtpd[40]: 5EED0A1B2: reject: RCPT from app7.example.com[192.0.2.44]: 550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table; from=<news@example.com> to=<nobody@example.com> proto=ESMTP helo=<app7.example.com>",
+			w: want{queueID: "5EED0A1B2", action: "reject", stage: "RCPT", clientHost: "app7.example.com", clientIP: "192.0.2.44", replyCode: 550, dsn: "5.1.1", reply: "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table", from: "news@example.com", to: "nobody@example.com", proto: "ESMTP", helo: "app7.example.com"}},
+		{line: pre + "postfix/cleanup[22]: 5EED0A1B2: milter-reject: END-OF-MESSAGE from app7.example.com[192.0.2.44]: 5.7.1 Spam message rejected; from=<news@example.com> to=<ann@example.org> proto=ESMTP helo=<app7.example.com>",
+			w: want{queueID: "5EED0A1B2", action: "milter-reject", stage: "END-OF-MESSAGE", clientHost: "app7.example.com", clientIP: "192.0.2.44", dsn: "5.7.1", reply: "5.7.1 Spam message rejected", from: "news@example.com", to: "ann@example.org", proto: "ESMTP", helo: "app7.example.com"}},
+		{line: pre + "postfix/smtpd[40]: NOQUEUE: reject: CONNECT from unknown[198.51.100.99]: 554 5.7.1 <unknown[198.51.100.99]>: Client host rejected: Access denied; proto=SMTP",
+			w: want{action: "reject", stage: "CONNECT", clientHost: "unknown", clientIP: "198.51.100.99", replyCode: 554, dsn: "5.7.1", reply: "554 5.7.1 <unknown[198.51.100.99]>: Client host rejected: Access denied", proto: "SMTP"}},
+		{line: pre + "postfix/postscreen[41]: NOQUEUE: reject: CONNECT from [198.51.100.99]:4242: too many connections",
+			w: want{action: "reject", stage: "CONNECT", clientIP: "198.51.100.99", clientPort: 4242, reply: "too many connections"}},
 	}
 	for _, c := range cases {
 		l := mustParse(t, c.line)
-		got := []any{l.Kind, l.QueueID, l.Action, l.Stage, l.ClientHost, l.ClientIP, l.ClientPort, l.ReplyCode, l.DSN, l.Reply, l.From, l.To, l.Proto, l.Helo}
-		want := []any{KindReject, c.qid, c.action, c.stage, c.chost, c.cip, c.cport, c.code, c.dsn, c.reply, c.from, c.to, c.proto, c.helo}
-		for i := range got {
-			if got[i] != want[i] {
-				t.Errorf("%s\n field %d: got %v, want %v", c.line, i, got[i], want[i])
-			}
+		got := want{
+			queueID: l.QueueID, action: l.Action, stage: l.Stage,
+			clientHost: l.ClientHost, clientIP: l.ClientIP, clientPort: l.ClientPort,
+			replyCode: l.ReplyCode, dsn: l.DSN, reply: l.Reply,
+			from: l.From, to: l.To, proto: l.Proto, helo: l.Helo,
+		}
+		if l.Kind != KindReject {
+			t.Errorf("%s\n kind %v, want reject", c.line, l.Kind)
+		}
+		if got != c.w {
+			t.Errorf("%s\n got  %+v\n want %+v", c.line, got, c.w)
 		}
 	}
 }
