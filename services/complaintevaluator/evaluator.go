@@ -143,7 +143,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	// releases and alerts already judged are carried out at shutdown
 	// (what is not done in time is judged again at the next start).
 	effects := &effector{e: e, kv: kv}
-	effCtx, effCancel := context.WithCancel(context.Background())
+	effCtx, effCancel := context.WithCancel(context.WithoutCancel(ctx))
 	effDone := make(chan struct{})
 	go func() { effects.run(effCtx, ctx.Done()); close(effDone) }()
 	defer func() {

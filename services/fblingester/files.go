@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // DoneDir is the folder inside an imported directory that imported files
@@ -24,11 +25,11 @@ func (in *Ingester) runDir(ctx context.Context, dir string, trusted bool) {
 		in.setFailing(name, err)
 		if err != nil {
 			in.m.pullErrors.WithLabelValues("file", dir).Inc()
-			in.log.Warn("directory import failed; the files left are imported at the next scan", "dir", dir, "err", err)
+			in.log.Warn("directory import failed; the files left are imported at the next scan", "dir", dir, "error", err)
 		} else if n > 0 {
 			in.log.Info("directory import", "dir", dir, "messages", n)
 		}
-		if !sleep(ctx, in.cfg.Files.Interval.Std()) {
+		if !worker.Sleep(ctx, in.cfg.Files.Interval.Std()) {
 			return
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // maxPerPull bounds how many messages one pull of a folder handles, so a
@@ -27,11 +28,11 @@ func (in *Ingester) runIMAP(ctx context.Context, a IMAPAccount) {
 		in.setFailing(name, err)
 		if err != nil {
 			in.m.pullErrors.WithLabelValues("imap", a.Name).Inc()
-			in.log.Warn("imap pull failed; messages left in the mailbox are read again at the next pull", "account", a.Name, "err", err)
+			in.log.Warn("imap pull failed; messages left in the mailbox are read again at the next pull", "account", a.Name, "error", err)
 		} else if n > 0 {
 			in.log.Info("imap pull", "account", a.Name, "messages", n)
 		}
-		if !sleep(ctx, in.cfg.IMAP.Interval.Std()) {
+		if !worker.Sleep(ctx, in.cfg.IMAP.Interval.Std()) {
 			return
 		}
 	}

@@ -150,7 +150,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			func() { in.m.smtpRefused.WithLabelValues("session_timeout").Inc() })
 		wg.Go(func() {
 			if err := srv.Serve(lim); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
-				in.log.Error("smtp listener stopped", "err", err)
+				in.log.Error("smtp listener stopped", "error", err)
 			}
 		})
 		in.log.Info("smtp listener started", "addr", in.listenAddr, "starttls", in.tls != nil)
@@ -169,9 +169,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), in.cfg.DrainTimeout.Std())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.DrainTimeout.Std())
 		if err := srv.Shutdown(sctx); err != nil {
-			in.log.Warn("smtp sessions cut at the end of the drain timeout", "err", err)
+			in.log.Warn("smtp sessions cut at the end of the drain timeout", "error", err)
 			srv.Close()
 		}
 		cancel()
@@ -209,17 +209,5 @@ func (in *Ingester) setFailing(name string, err error) {
 		delete(in.failing, name)
 	} else {
 		in.failing[name] = err
-	}
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

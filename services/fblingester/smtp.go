@@ -134,7 +134,7 @@ func (s *session) Data(r io.Reader) error {
 	res, err := s.in.handle(context.Background(), raw, s.origin())
 	if err != nil {
 		s.in.m.smtpRefused.WithLabelValues("retry").Inc()
-		s.in.log.Warn("report not stored; answered 451", "err", err)
+		s.in.log.Warn("report not stored; answered 451", "error", err)
 		return errRetry
 	}
 	if res.unstorable {

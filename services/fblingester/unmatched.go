@@ -104,7 +104,7 @@ func (in *Ingester) observeComplaint(ctx context.Context, ev *schemas.ComplaintR
 	_ = schemas.Stamp(a, in.source, in.now())
 	if err := in.pub.Publish(ctx, a); err != nil {
 		in.window.undo(transition)
-		in.log.Warn("unmatched complaints alert not published; retried with the next complaint", "status", transition, "err", err)
+		in.log.Warn("unmatched complaints alert not published; retried with the next complaint", "status", transition, "error", err)
 		return
 	}
 	in.m.alerts.WithLabelValues(transition).Inc()

@@ -156,7 +156,7 @@ func (ft *fileTailer) session(ctx context.Context) error {
 
 	for {
 		if ctx.Err() != nil {
-			return ft.drain()
+			return ft.drain(ctx)
 		}
 		line, ok, err := ft.src.Next()
 		if errors.Is(err, io.EOF) {
@@ -168,7 +168,7 @@ func (ft *fileTailer) session(ctx context.Context) error {
 		if ok {
 			if err := ft.handle(ctx, line); err != nil {
 				if ctx.Err() != nil {
-					return ft.drain()
+					return ft.drain(ctx)
 				}
 				return err
 			}
@@ -189,12 +189,13 @@ func (ft *fileTailer) session(ctx context.Context) error {
 }
 
 // drain confirms the publishes and stores the checkpoint at shutdown,
-// within drain_timeout; a crash-testing tailer skips it.
-func (ft *fileTailer) drain() error {
+// within drain_timeout; a crash-testing tailer skips it. runCtx has ended:
+// the drain keeps its values but not its cancellation.
+func (ft *fileTailer) drain(runCtx context.Context) error {
 	if ft.t.crashOnCancel {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ft.t.cfg.DrainTimeout.Std())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), ft.t.cfg.DrainTimeout.Std())
 	defer cancel()
 	if err := ft.commit(ctx); err != nil {
 		ft.log.Warn("shutdown: could not confirm the last events; they are read again at the next start", "error", err)
