@@ -26,6 +26,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/notifier"
 	"github.com/mailmon/mailmon/services/policyservice"
@@ -247,18 +248,6 @@ func ask(t testing.TB, addr net.Addr, attrs map[string]string) string {
 	return strings.TrimPrefix(strings.TrimSpace(line), "action=")
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // decisionEvents reads every event in the DECISION stream.
 func decisionEvents(t testing.TB, js jetstream.JetStream) []schemas.Event {
 	t.Helper()
@@ -300,7 +289,7 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 	// One complaint in 200 is 0.5 % (act at 0.3 %); B gets one in 1000... none.
 	published := time.Now()
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	took := waitFor(t, 5*time.Second, "A refused", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), reqA), "REJECT") })
+	took := testwait.Eventually(t, 5*time.Second, "A refused", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), reqA), "REJECT") })
 	t.Logf("complaint to enforcement: %s", took)
 	if got := ask(t, l.policy.Addr(), reqA); !strings.HasPrefix(got, "REJECT 5.7.1 ") {
 		t.Errorf("A's answer %q: want REJECT with a 5.7.1 code", got)
@@ -316,11 +305,11 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 	// Released after the TTL: DUNNO again, a release event, a resolved notice.
-	waitFor(t, ttl+5*time.Second, "A released", func() bool { return ask(t, l.policy.Addr(), reqA) == "DUNNO" })
+	testwait.Eventually(t, ttl+5*time.Second, "A released", func() bool { return ask(t, l.policy.Addr(), reqA) == "DUNNO" })
 	if held := time.Since(published); held < ttl {
 		t.Errorf("released after %s, before the TTL %s", held, ttl)
 	}
-	waitFor(t, 5*time.Second, "release event", func() bool {
+	testwait.Eventually(t, 5*time.Second, "release event", func() bool {
 		for _, ev := range decisionEvents(t, l.js) {
 			if r, ok := ev.(*schemas.DecisionRelease); ok && r.DecisionID == rec.DecisionID {
 				return true
@@ -328,7 +317,7 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, 5*time.Second, "firing and resolved notices", func() bool {
+	testwait.Eventually(t, 5*time.Second, "firing and resolved notices", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
 	})
@@ -356,7 +345,7 @@ func TestEnforcementLoopReroute(t *testing.T) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
 	req := map[string]string{"sasl_username": "cust-a", "recipient": "r@yahoo.com"}
-	waitFor(t, 5*time.Second, "A rerouted", func() bool { return ask(t, l.policy.Addr(), req) == "FILTER ndr:" })
+	testwait.Eventually(t, 5*time.Second, "A rerouted", func() bool { return ask(t, l.policy.Addr(), req) == "FILTER ndr:" })
 	if got := ask(t, l.policy.Addr(), map[string]string{"sasl_username": "cust-b"}); got != "DUNNO" {
 		t.Errorf("B: %q", got)
 	}
@@ -394,7 +383,7 @@ func TestRestartRebuildsWithoutDoubleCounting(t *testing.T) {
 	// restarts.
 	startEvaluator(t, js, cfg)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	waitFor(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
+	testwait.Eventually(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
 	c, ok := decisionEvents(t, js)[0].(*schemas.DecisionCutoff)
 	if !ok || c.Complaints != 3 || c.Delivered != 1000 {
 		t.Errorf("decision %+v", decisionEvents(t, js)[0])
@@ -410,11 +399,11 @@ func TestReleaseAfterDowntime(t *testing.T) {
 	_, stop := startEvaluator(t, js, cfg)
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	waitFor(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
+	testwait.Eventually(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
 	stop()
 	time.Sleep(1500 * time.Millisecond)
 	startEvaluator(t, js, cfg)
-	waitFor(t, 5*time.Second, "release", func() bool { return len(decisionEvents(t, js)) == 2 })
+	testwait.Eventually(t, 5*time.Second, "release", func() bool { return len(decisionEvents(t, js)) == 2 })
 	evs := decisionEvents(t, js)
 	c := evs[0].(*schemas.DecisionCutoff)
 	r, ok := evs[1].(*schemas.DecisionRelease)
@@ -445,7 +434,7 @@ func TestTwoCopiesSplitSubjects(t *testing.T) {
 	for i := range customers {
 		l.publish(t, complaint(fmt.Sprintf("cust-%02d", i), "yahoo", time.Now()))
 	}
-	waitFor(t, 10*time.Second, "decisions", func() bool { return len(decisionEvents(t, js)) >= customers })
+	testwait.Eventually(t, 10*time.Second, "decisions", func() bool { return len(decisionEvents(t, js)) >= customers })
 	time.Sleep(300 * time.Millisecond)
 	seen := map[string]int{}
 	for _, ev := range decisionEvents(t, js) {
@@ -476,7 +465,7 @@ func TestLift(t *testing.T) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
 	req := map[string]string{"sasl_username": "cust-a"}
-	waitFor(t, 5*time.Second, "A cut off", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), req), "DEFER_IF_PERMIT 4.7.1") })
+	testwait.Eventually(t, 5*time.Second, "A cut off", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), req), "DEFER_IF_PERMIT 4.7.1") })
 	ev, err := enforcement.Lift(context.Background(), l.kv, l.pub, enforcement.Customer("cust-a"), "ops", "false positive",
 		schemas.Source{Worker: "mailmon-cli", Host: "test"}, time.Now())
 	if err != nil {
@@ -486,9 +475,9 @@ func TestLift(t *testing.T) {
 		t.Error(err)
 	}
 	if got := ask(t, l.policy.Addr(), req); got != "DUNNO" {
-		waitFor(t, time.Second, "DUNNO after lift", func() bool { return ask(t, l.policy.Addr(), req) == "DUNNO" })
+		testwait.Eventually(t, time.Second, "DUNNO after lift", func() bool { return ask(t, l.policy.Addr(), req) == "DUNNO" })
 	}
-	waitFor(t, 5*time.Second, "resolved notice", func() bool {
+	testwait.Eventually(t, 5*time.Second, "resolved notice", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[len(as)-1].Status == schemas.AlertResolved
 	})

@@ -26,6 +26,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/peertest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/notifier"
 	"github.com/mailmon/mailmon/services/peers"
 	"github.com/mailmon/mailmon/services/policyservice"
@@ -139,16 +140,16 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 	for _, m := range forged {
 		submit(m)
 	}
-	waitFor(t, 30*time.Second, "forged complaints stored", func() bool { return len(storedComplaints(t, js)) == len(forged) })
+	testwait.Eventually(t, 30*time.Second, "forged complaints stored", func() bool { return len(storedComplaints(t, js)) == len(forged) })
 	for _, m := range genuine {
 		submit(m)
 	}
-	waitFor(t, 30*time.Second, "cust-a cut off", func() bool {
+	testwait.Eventually(t, 30*time.Second, "cust-a cut off", func() bool {
 		_, _, found, _ := enforcement.Get(context.Background(), kv, enforcement.Customer("cust-a"), time.Now())
 		return found
 	})
 
-	waitFor(t, 30*time.Second, "every complaint stored", func() bool { return len(storedComplaints(t, js)) == len(forged)+len(genuine) })
+	testwait.Eventually(t, 30*time.Second, "every complaint stored", func() bool { return len(storedComplaints(t, js)) == len(forged)+len(genuine) })
 	// Every report went through Postfix to the listener; B's are stored,
 	// untrusted, and traced to B (only trust keeps them from counting).
 	byCustomer := map[string][]*schemas.ComplaintReceived{}
@@ -183,7 +184,7 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 	}
 	// The evaluator read B's complaints before A's: A's alert reached the
 	// webhook, and nothing about B did.
-	waitFor(t, 10*time.Second, "A's alert at the notifier endpoint", func() bool { return len(l.hook.alerts("customer:cust-a")) > 0 })
+	testwait.Eventually(t, 10*time.Second, "A's alert at the notifier endpoint", func() bool { return len(l.hook.alerts("customer:cust-a")) > 0 })
 	if as := l.hook.alerts("customer:cust-b"); len(as) != 0 {
 		t.Errorf("forged reports raised %d alerts about cust-b: %+v", len(as), as[0])
 	}

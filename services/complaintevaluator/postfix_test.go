@@ -19,6 +19,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/peertest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/notifier"
 	"github.com/mailmon/mailmon/services/peers"
 	"github.com/mailmon/mailmon/services/policyservice"
@@ -77,7 +78,7 @@ func testPostfix(t *testing.T, action string) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, traffic("cust-b", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	waitFor(t, 5*time.Second, "decision", func() bool {
+	testwait.Eventually(t, 5*time.Second, "decision", func() bool {
 		_, _, found, _ := enforcement.Get(context.Background(), kv, enforcement.Customer("cust-a"), time.Now())
 		return found
 	})
@@ -108,14 +109,14 @@ func testPostfix(t *testing.T, action string) {
 	}
 
 	// After the TTL, A's mail flows normally again.
-	waitFor(t, ttl+5*time.Second, "release", func() bool {
+	testwait.Eventually(t, ttl+5*time.Second, "release", func() bool {
 		return ask(t, policy.Addr(), map[string]string{"sender": "x@a.example"}) == "DUNNO"
 	})
 	pf.send(t, "news@a.example", "five@remote.test", "a-after")
 	normal.waitFor(t, "a-after")
 	pf.waitLog(t, "A delivered normally after the release", fmt.Sprintf("to=<five@remote.test>, relay=127.0.0.1[127.0.0.1]:%d", normal.port), "status=sent")
 
-	waitFor(t, 5*time.Second, "alert and resolved notice at the notifier endpoint", func() bool {
+	testwait.Eventually(t, 5*time.Second, "alert and resolved notice at the notifier endpoint", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
 	})
@@ -176,7 +177,7 @@ func (s *sink) has(tag string) bool {
 func (s *sink) waitFor(t *testing.T, tags ...string) {
 	t.Helper()
 	for _, tag := range tags {
-		waitFor(t, 20*time.Second, "message "+tag+" at the sink", func() bool { return s.has(tag) })
+		testwait.Eventually(t, 20*time.Second, "message "+tag+" at the sink", func() bool { return s.has(tag) })
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
 	"github.com/mailmon/mailmon/services/internal/peertest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 const rbldnsdPath = "/usr/sbin/rbldnsd"
@@ -63,17 +64,24 @@ func startRbldnsd(t *testing.T, files map[string]string, zones ...string) *rbldn
 	if err := r.cmd.Start(); err != nil {
 		peertest.Unavailable(t, "rbldnsd does not start: %v", err)
 	}
+	// Cleanups run last-registered first: the output is read after
+	// rbldnsd has exited and stopped writing to it.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rbldnsd output:\n%s", out.String())
+		}
+	})
 	t.Cleanup(func() {
 		r.cmd.Process.Signal(syscall.SIGTERM)
 		r.cmd.Wait()
 	})
 	// Ready when it answers its own test entry.
-	waitFor(t, 10*time.Second, "rbldnsd to answer", func() bool {
+	testwait.Eventually(t, 10*time.Second, "rbldnsd to answer", func() bool {
 		m := new(dns.Msg)
 		m.SetQuestion("2.0.0.127."+strings.Split(zones[0], ":")[0]+".", dns.TypeA)
 		resp, err := dns.Exchange(m, r.addr)
 		return err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0
-	}, func() string { return out.String() })
+	})
 	return r
 }
 
@@ -95,27 +103,12 @@ func (r *rbldnsd) update(t *testing.T, file, content, name string, wantListed bo
 	later := time.Now().Add(2 * time.Second)
 	os.Chtimes(filepath.Join(r.dir, file), later, later)
 	r.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 15*time.Second, "rbldnsd to reload "+file, func() bool {
+	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool {
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
 		resp, err := dns.Exchange(m, r.addr)
 		return err == nil && (resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0) == wantListed
-	}, nil)
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool, detail func() string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			more := ""
-			if detail != nil {
-				more = "\n" + detail()
-			}
-			t.Fatalf("timed out after %s waiting for %s%s", limit, what, more)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
 }
 
 const (

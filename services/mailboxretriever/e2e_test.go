@@ -13,6 +13,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/mailboxretriever/mailhdr"
 	"github.com/mailmon/mailmon/services/mailboxretriever/pop3"
@@ -67,7 +68,7 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "both accounts read", func() bool {
+	testwait.Eventually(t, 10*time.Second, "both accounts read", func() bool {
 		return !rn.r.accounts["alice"].syncedAt().IsZero() && !rn.r.accounts["bob"].syncedAt().IsZero()
 	})
 
@@ -122,7 +123,7 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 			t.Errorf("probe %s (%s) reported missing", m.ProbeID, m.Target)
 		}
 	}
-	waitFor(t, 10*time.Second, "reported probes deleted", func() bool {
+	testwait.Eventually(t, 10*time.Second, "reported probes deleted", func() bool {
 		return dv.MaildirCount("alice", "") == 0 && dv.MaildirCount("alice", "Junk") == 0 && dv.MaildirCount("bob", "") == 0
 	})
 
@@ -142,7 +143,7 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	if len(late) != 1 || late[0].Outcome != schemas.OutcomeAccepted {
 		t.Fatalf("restart round: %+v", late)
 	}
-	waitFor(t, 10*time.Second, "delivery to alice", func() bool { return dv.MaildirCount("alice", "") == 1 })
+	testwait.Eventually(t, 10*time.Second, "delivery to alice", func() bool { return dv.MaildirCount("alice", "") == 1 })
 	startRetriever(t, js, rcfg, nil)
 	evs = received.wait(t, 7, 15*time.Second)
 	if last := evs[len(evs)-1].(*schemas.ProbeReceived); last.ProbeID != late[0].ProbeID || last.Placement != schemas.PlacementInbox {
@@ -166,7 +167,7 @@ func TestPOP3ClientAgainstDovecot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "delivery", func() bool { return dv.MaildirCount("bob", "") == 2 })
+	testwait.Eventually(t, 15*time.Second, "delivery", func() bool { return dv.MaildirCount("bob", "") == 2 })
 	c, err := dialPOP3(t, dv.POP3)
 	if err != nil {
 		t.Fatal(err)

@@ -294,15 +294,3 @@ func (l *eventLog) wait(t *testing.T, n int, timeout time.Duration) []schemas.Ev
 	t.Fatalf("got %d events, want %d within %s:\n%s", len(evs), n, timeout, b.String())
 	return nil
 }
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 // IDLE sees a probe in the inbox and one in the \Junk folder within
@@ -27,7 +28,7 @@ func TestIdleDetectsProbesInInboxAndJunk(t *testing.T) {
 	inbox, spam := schemas.NewID(), schemas.NewID()
 	publishSent(t, js, inbox, "alice@inbox.test", time.Now())
 	publishSent(t, js, spam, "ALICE@inbox.test", time.Now())
-	waitFor(t, 10*time.Second, "the account to be read", func() bool { return !rn.r.accounts["alice"].syncedAt().IsZero() })
+	testwait.Eventually(t, 10*time.Second, "the account to be read", func() bool { return !rn.r.accounts["alice"].syncedAt().IsZero() })
 	time.Sleep(200 * time.Millisecond) // IDLE established
 
 	srv.deliver(t, "INBOX", []byte("From: someone@else.test\r\nSubject: hello\r\n\r\nnot a probe\r\n"))
@@ -61,8 +62,8 @@ func TestIdleDetectsProbesInInboxAndJunk(t *testing.T) {
 	if in.DetectionMs < 0 || in.DetectionMs > 5000 || !in.Deleted {
 		t.Errorf("detection %d ms deleted %v", in.DetectionMs, in.Deleted)
 	}
-	waitFor(t, 5*time.Second, "probes deleted", func() bool { return srv.count(t, "INBOX") == 2 && srv.count(t, "Spam") == 0 })
-	waitFor(t, 5*time.Second, "foreign and tampered counted", func() bool {
+	testwait.Eventually(t, 5*time.Second, "probes deleted", func() bool { return srv.count(t, "INBOX") == 2 && srv.count(t, "Spam") == 0 })
+	testwait.Eventually(t, 5*time.Second, "foreign and tampered counted", func() bool {
 		return rn.counter("ignored", "foreign") == 1 && rn.counter("ignored", "tampered") == 1
 	})
 	time.Sleep(300 * time.Millisecond)
@@ -89,7 +90,7 @@ func TestMissingThenLateWithControlledClock(t *testing.T) {
 	id := schemas.NewID()
 	sent := clock.Now()
 	publishSent(t, js, id, "alice@inbox.test", sent)
-	waitFor(t, 10*time.Second, "the expectation", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the expectation", func() bool {
 		rn.r.mu.Lock()
 		defer rn.r.mu.Unlock()
 		return rn.r.index[id].State == statePending
@@ -141,8 +142,8 @@ func TestUnreadableAccountAlertsAndDeclaresNothingMissing(t *testing.T) {
 	rn := startRetriever(t, js, cfg, clock)
 	id := schemas.NewID()
 	publishSent(t, js, id, "alice@inbox.test", clock.Now())
-	waitFor(t, 10*time.Second, "a failed attempt", func() bool { s, _, _ := rn.r.accounts["alice"].failure(); return !s.IsZero() })
-	waitFor(t, 10*time.Second, "the expectation", func() bool {
+	testwait.Eventually(t, 10*time.Second, "a failed attempt", func() bool { s, _, _ := rn.r.accounts["alice"].failure(); return !s.IsZero() })
+	testwait.Eventually(t, 10*time.Second, "the expectation", func() bool {
 		rn.r.mu.Lock()
 		defer rn.r.mu.Unlock()
 		return rn.r.index[id].State == statePending
@@ -176,7 +177,7 @@ func TestRestartLosesNoPendingProbe(t *testing.T) {
 	first := startRetriever(t, js, cfg, nil)
 	id := schemas.NewID()
 	publishSent(t, js, id, "alice@inbox.test", time.Now())
-	waitFor(t, 10*time.Second, "the expectation", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the expectation", func() bool {
 		first.r.mu.Lock()
 		defer first.r.mu.Unlock()
 		return first.r.index[id].State == statePending
@@ -216,7 +217,7 @@ func TestTwoRetrieversCountOnce(t *testing.T) {
 	a.stop(t)
 	// A restart with delete off finds the probes again and reports nothing.
 	c := startRetriever(t, js, cfg, nil)
-	waitFor(t, 10*time.Second, "a read after restart", func() bool { return !c.r.accounts["alice"].syncedAt().IsZero() })
+	testwait.Eventually(t, 10*time.Second, "a read after restart", func() bool { return !c.r.accounts["alice"].syncedAt().IsZero() })
 	time.Sleep(500 * time.Millisecond)
 	b.stop(t)
 	c.stop(t)
@@ -239,7 +240,7 @@ func TestProbeBeforeItsProbeSent(t *testing.T) {
 	rn := startRetriever(t, js, cfg, nil)
 	id := schemas.NewID()
 	srv.deliver(t, "INBOX", probeMessage(t, id, ""))
-	waitFor(t, 10*time.Second, "the orphan", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the orphan", func() bool {
 		rn.r.mu.Lock()
 		defer rn.r.mu.Unlock()
 		return rn.r.orphans[id] != nil

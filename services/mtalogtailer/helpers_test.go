@@ -197,18 +197,6 @@ func streamCount(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return info.State.Msgs
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // logWriter appends generated Postfix lines to a log file, the way
 // syslog does: one write per line, the file reopened when rotated.
 type logWriter struct {

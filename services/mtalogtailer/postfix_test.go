@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/peertest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/mtalogtailer"
 	"github.com/mailmon/mailmon/services/peers"
 )
@@ -60,7 +61,7 @@ func TestRealPostfix(t *testing.T) {
 	for round := range 3 {
 		send(round)
 	}
-	waitFor(t, 30*time.Second, "the first rounds' events", func() bool { return streamCount(t, js, "DELIVERY") >= 12 })
+	testwait.Eventually(t, 30*time.Second, "the first rounds' events", func() bool { return streamCount(t, js, "DELIVERY") >= 12 })
 	// A first start has no checkpoint and treats rotated files as history;
 	// the crash below must come after the first checkpoint, as it would in
 	// production after the first commit interval.
@@ -68,7 +69,7 @@ func TestRealPostfix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the first checkpoint", func() bool {
+	testwait.Eventually(t, 30*time.Second, "the first checkpoint", func() bool {
 		keys, err := offsets.Keys(context.Background())
 		return err == nil && len(keys) > 0
 	})
@@ -313,7 +314,7 @@ func (p *postfix) deliveryLines(t *testing.T) int {
 // waitLog waits until the log files hold n lines containing s.
 func (p *postfix) waitLog(t *testing.T, s string, n int) {
 	t.Helper()
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d %q lines in the Postfix log", n, s), func() bool { return p.count(t, s) >= n })
+	testwait.Eventually(t, 30*time.Second, fmt.Sprintf("%d %q lines in the Postfix log", n, s), func() bool { return p.count(t, s) >= n })
 }
 
 // logrotate renames the log the way Postfix's own "postfix logrotate"

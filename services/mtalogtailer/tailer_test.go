@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/mtalogtailer"
 )
 
@@ -41,7 +42,7 @@ func TestPublishesDeliveryEvents(t *testing.T) {
 	}
 
 	run := startTailer(t, js, testConfig(path))
-	waitFor(t, 15*time.Second, "7 events and 1 dead letter", func() bool {
+	testwait.Eventually(t, 15*time.Second, "7 events and 1 dead letter", func() bool {
 		return streamCount(t, js, "DELIVERY") >= 7 && streamCount(t, js, "DLQ") >= 1
 	})
 	run.stop(t)
@@ -140,7 +141,7 @@ func TestRestartMidFileCountsEachDeliveryOnce(t *testing.T) {
 				tune = append(tune, mtalogtailer.SimulateCrashes)
 			}
 			first := startTailer(t, js, cfg, tune...)
-			waitFor(t, 30*time.Second, "a third of the events", func() bool { return streamCount(t, js, "DELIVERY") >= 1000 })
+			testwait.Eventually(t, 30*time.Second, "a third of the events", func() bool { return streamCount(t, js, "DELIVERY") >= 1000 })
 			first.stop(t)
 			readBefore := first.counter(t, "mailmon_mta_log_tailer_lines_read_total")
 			published := streamCount(t, js, "DELIVERY")
@@ -149,7 +150,7 @@ func TestRestartMidFileCountsEachDeliveryOnce(t *testing.T) {
 			}
 
 			second := startTailer(t, js, cfg)
-			waitFor(t, 30*time.Second, "every event", func() bool {
+			testwait.Eventually(t, 30*time.Second, "every event", func() bool {
 				return streamCount(t, js, "DELIVERY") >= uint64(len(want))
 			})
 			second.stop(t)
@@ -186,7 +187,7 @@ func TestRotationWhileRunning(t *testing.T) {
 		}
 	}
 	wait := func() {
-		waitFor(t, 30*time.Second, fmt.Sprintf("%d events", len(want)), func() bool { return streamCount(t, js, "DELIVERY") >= uint64(len(want)) })
+		testwait.Eventually(t, 30*time.Second, fmt.Sprintf("%d events", len(want)), func() bool { return streamCount(t, js, "DELIVERY") >= uint64(len(want)) })
 	}
 	write(200)
 	w.rotateRename(5)
@@ -248,7 +249,7 @@ func TestReadsStandardInput(t *testing.T) {
 	// The same log followed as a file gives the same ids: nothing new.
 	cfg = testConfig(path)
 	file := startTailer(t, js, cfg)
-	waitFor(t, 15*time.Second, "the file read", func() bool {
+	testwait.Eventually(t, 15*time.Second, "the file read", func() bool {
 		return file.counter(t, "mailmon_mta_log_tailer_events_published_total") >= float64(len(want))
 	})
 	file.stop(t)

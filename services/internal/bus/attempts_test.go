@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 // Consumers read through bus.Consume have unlimited deliveries and an
@@ -138,7 +139,7 @@ func TestDeliveriesThatWereNotFailuresNeverLoseTheMessage(t *testing.T) {
 				mu.Unlock()
 				return tt.last
 			})
-			waitFor(t, 20*time.Second, "the message to be acked or dead-lettered", func() bool {
+			testwait.Eventually(t, 20*time.Second, "the message to be acked or dead-lettered", func() bool {
 				return metricValue(t, reg, "mailmon_bus_messages_total", worker, "acked")+
 					metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered") == 1
 			})
@@ -211,7 +212,7 @@ consumers:
 		mu.Unlock()
 		return errors.New("webhook answered 503")
 	})
-	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the dead letter", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered") == 1
 	})
 	waitSettled(t, cons)
@@ -269,7 +270,7 @@ func TestShutdownHandsBackMessagesPastTheirAttemptLimit(t *testing.T) {
 		return ctx.Err()
 	})
 	<-started
-	waitFor(t, 10*time.Second, "all three messages delivered to the worker", func() bool {
+	testwait.Eventually(t, 10*time.Second, "all three messages delivered to the worker", func() bool {
 		_, ackPending, _ := consumerState(t, cons)
 		return ackPending == 3
 	})
@@ -328,11 +329,11 @@ func TestDeadLetterPublishFailurePastTheAttemptLimitIsRetriedInPlace(t *testing.
 	// One failure on delivery 1 (nak), then in place on delivery 2, with
 	// retries 50 ms, 500 ms, 500 ms, ... apart: six failures hold the
 	// message well past its AckWait.
-	waitFor(t, 30*time.Second, "dead-letter publishes failing on delivery 1 and in place on delivery 2", func() bool {
+	testwait.Eventually(t, 30*time.Second, "dead-letter publishes failing on delivery 1 and in place on delivery 2", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_letter_failed") >= 6
 	})
 	dlq := createDLQStream(t, js)
-	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the dead letter", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered") == 1
 	})
 	waitSettled(t, cons)
@@ -378,7 +379,7 @@ func TestShutdownDuringDeadLetterRetryHandsTheMessageBack(t *testing.T) {
 		Worker: worker, Stream: alertStream, Durable: "nodlq",
 		Backoff: []time.Duration{50 * time.Millisecond}, DrainTimeout: 200 * time.Millisecond, Metrics: reg,
 	}, permanent)
-	waitFor(t, 20*time.Second, "dead-letter publishes failing in place", func() bool {
+	testwait.Eventually(t, 20*time.Second, "dead-letter publishes failing in place", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_letter_failed") >= 2
 	})
 	must(t, stop(), "consume")
@@ -397,7 +398,7 @@ func TestShutdownDuringDeadLetterRetryHandsTheMessageBack(t *testing.T) {
 	stop = consumeInBackground(t, js, bus.ConsumeOptions{
 		Worker: worker, Stream: alertStream, Durable: "nodlq", Metrics: reg,
 	}, permanent)
-	waitFor(t, 20*time.Second, "the dead letter after the restart", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the dead letter after the restart", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered") == 1
 	})
 	waitSettled(t, cons)

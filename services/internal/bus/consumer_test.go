@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 const worker = "bus-test"
@@ -169,7 +170,7 @@ func TestConsumeOutcomes(t *testing.T) {
 				return metricValue(t, reg, "mailmon_bus_messages_total", worker, "acked") +
 					metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered")
 			}
-			waitFor(t, 15*time.Second, "the message to be acked or dead-lettered", func() bool { return settledOutcomes() == 1 })
+			testwait.Eventually(t, 15*time.Second, "the message to be acked or dead-lettered", func() bool { return settledOutcomes() == 1 })
 			waitSettled(t, cons)
 			// Give a wrong extra redelivery the chance to show up.
 			time.Sleep(300 * time.Millisecond)
@@ -402,7 +403,7 @@ func TestCancelDrainsInFlightMessages(t *testing.T) {
 	// until AckWait (5 s) and are then redelivered. That window is narrow,
 	// but a loaded machine widens it, so it is allowed for, bounded by one
 	// pull's worth.
-	waitFor(t, 20*time.Second, "acks of the drained messages", func() bool {
+	testwait.Eventually(t, 20*time.Second, "acks of the drained messages", func() bool {
 		_, ackPending, _ := consumerState(t, cons)
 		return ackPending == 0
 	})
@@ -498,14 +499,14 @@ func TestDeadLetterPublishFailureKeepsMessage(t *testing.T) {
 	}, func(ctx context.Context, m *bus.Msg) error {
 		return bus.Permanent(errors.New("schema violation"))
 	})
-	waitFor(t, 20*time.Second, "dead-letter publishes failing on both deliveries and in place", func() bool {
+	testwait.Eventually(t, 20*time.Second, "dead-letter publishes failing on both deliveries and in place", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_letter_failed") >= 3
 	})
 	if got := metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered"); got != 0 {
 		t.Fatalf("dead_lettered = %v without a DLQ stream", got)
 	}
 	dlq := createDLQStream(t, js)
-	waitFor(t, 20*time.Second, "the dead letter", func() bool {
+	testwait.Eventually(t, 20*time.Second, "the dead letter", func() bool {
 		return metricValue(t, reg, "mailmon_bus_messages_total", worker, "dead_lettered") == 1
 	})
 	waitSettled(t, cons)

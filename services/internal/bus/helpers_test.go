@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 const (
@@ -100,18 +101,6 @@ func consumeInBackground(t testing.TB, js jetstream.JetStream, opts bus.ConsumeO
 	return stop
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // metricValue returns the value of the counter (or histogram count) name
 // with the given worker and outcome labels, 0 if absent.
 func metricValue(t testing.TB, reg *prometheus.Registry, name, worker, outcome string) float64 {
@@ -157,7 +146,7 @@ func consumerState(t testing.TB, cons jetstream.Consumer) (pending uint64, ackPe
 // awaiting an ack (plain acks are not confirmed, so they land a moment later).
 func waitSettled(t testing.TB, cons jetstream.Consumer) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "consumer to settle", func() bool {
+	testwait.Eventually(t, 10*time.Second, "consumer to settle", func() bool {
 		pending, ackPending, _ := consumerState(t, cons)
 		return pending == 0 && ackPending == 0
 	})

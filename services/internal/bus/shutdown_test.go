@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
 // Messages still buffered when the drain timeout passes are handed back,
@@ -45,7 +46,7 @@ func TestShutdownDeadLettersMessagesOnTheirLastDelivery(t *testing.T) {
 		return ctx.Err()
 	})
 	<-started
-	waitFor(t, 10*time.Second, "all three messages delivered to the worker", func() bool {
+	testwait.Eventually(t, 10*time.Second, "all three messages delivered to the worker", func() bool {
 		_, ackPending, _ := consumerState(t, cons)
 		return ackPending == 3
 	})
