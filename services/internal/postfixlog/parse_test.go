@@ -30,36 +30,36 @@ func TestTimestamps(t *testing.T) {
 		want       time.Time
 		raw        string
 	}{
-		{"3164 padded day", "Mar  2 03:04:05 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 2, 3, 4, 5, 0, time.UTC), "Mar  2 03:04:05"},
-		{"3164 two-digit day", "Feb 28 23:59:59 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 2, 28, 23, 59, 59, 0, time.UTC), "Feb 28 23:59:59"},
-		{"3164 unpadded day", "Mar 7 07:14:19 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 7, 7, 14, 19, 0, time.UTC), "Mar 7 07:14:19"},
-		{"3164 december read in january is last year", "Dec 31 23:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
-			time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), nil, time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC), ""},
-		{"3164 a little after ref is this year", "Jan  2 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
-			time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), nil, time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC), ""},
-		{"3164 a week after ref is last year", "Jan  8 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
-			time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), nil, time.Date(2024, 1, 8, 0, 0, 0, 0, time.UTC), ""},
-		{"3164 far after ref is last year", "Nov  3 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
-			time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), nil, time.Date(2024, 11, 3, 0, 0, 0, 0, time.UTC), ""},
-		{"3164 in a zone", "Jul  4 10:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, minus5,
-			time.Date(2024, 7, 4, 15, 0, 0, 0, time.UTC), ""},
-		{"3164 fraction", "Mar  2 03:04:05.250 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 2, 3, 4, 5, 250e6, time.UTC), "Mar  2 03:04:05.250"},
-		{"iso offset with colon", "2025-03-09T21:15:02.417233+01:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 9, 21, 15, 2, 417233000, plus1), "2025-03-09T21:15:02.417233+01:00"},
-		{"iso offset without colon", "2025-03-09T21:15:02+0100 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 9, 20, 15, 2, 0, time.UTC), "2025-03-09T21:15:02+0100"},
-		{"iso zulu", "2025-03-09T21:15:02Z mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 9, 21, 15, 2, 0, time.UTC), "2025-03-09T21:15:02Z"},
-		{"iso no zone", "2025-03-09T21:15:02 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, minus5,
-			time.Date(2025, 3, 10, 2, 15, 2, 0, time.UTC), "2025-03-09T21:15:02"},
-		{"rfc 5424", "<22>1 2025-03-09T21:15:02.5-05:00 mx1 postfix/qmgr 12 - - 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 10, 2, 15, 2, 500e6, time.UTC), "2025-03-09T21:15:02.5-05:00"},
-		{"rfc 3164 with pri", "<22>Mar  2 03:04:05 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed", ref, nil,
-			time.Date(2025, 3, 2, 3, 4, 5, 0, time.UTC), ""},
+		{name: "3164 padded day", line: "Mar  2 03:04:05 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 2, 3, 4, 5, 0, time.UTC), raw: "Mar  2 03:04:05"},
+		{name: "3164 two-digit day", line: "Feb 28 23:59:59 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 2, 28, 23, 59, 59, 0, time.UTC), raw: "Feb 28 23:59:59"},
+		{name: "3164 unpadded day", line: "Mar 7 07:14:19 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 7, 7, 14, 19, 0, time.UTC), raw: "Mar 7 07:14:19"},
+		{name: "3164 december read in january is last year", line: "Dec 31 23:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), want: time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC)},
+		{name: "3164 a little after ref is this year", line: "Jan  2 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), want: time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC)},
+		{name: "3164 a week after ref is last year", line: "Jan  8 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: time.Date(2025, 1, 1, 0, 5, 0, 0, time.UTC), want: time.Date(2024, 1, 8, 0, 0, 0, 0, time.UTC)},
+		{name: "3164 far after ref is last year", line: "Nov  3 00:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), want: time.Date(2024, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{name: "3164 in a zone", line: "Jul  4 10:00:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, loc: minus5, want: time.Date(2024, 7, 4, 15, 0, 0, 0, time.UTC)},
+		{name: "3164 fraction", line: "Mar  2 03:04:05.250 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 2, 3, 4, 5, 250e6, time.UTC), raw: "Mar  2 03:04:05.250"},
+		{name: "iso offset with colon", line: "2025-03-09T21:15:02.417233+01:00 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 9, 21, 15, 2, 417233000, plus1), raw: "2025-03-09T21:15:02.417233+01:00"},
+		{name: "iso offset without colon", line: "2025-03-09T21:15:02+0100 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 9, 20, 15, 2, 0, time.UTC), raw: "2025-03-09T21:15:02+0100"},
+		{name: "iso zulu", line: "2025-03-09T21:15:02Z mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 9, 21, 15, 2, 0, time.UTC), raw: "2025-03-09T21:15:02Z"},
+		{name: "iso no zone", line: "2025-03-09T21:15:02 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, loc: minus5, want: time.Date(2025, 3, 10, 2, 15, 2, 0, time.UTC), raw: "2025-03-09T21:15:02"},
+		{name: "rfc 5424", line: "<22>1 2025-03-09T21:15:02.5-05:00 mx1 postfix/qmgr 12 - - 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 10, 2, 15, 2, 500e6, time.UTC), raw: "2025-03-09T21:15:02.5-05:00"},
+		{name: "rfc 3164 with pri", line: "<22>Mar  2 03:04:05 mx1 postfix/qmgr[12]: 4B2A1C3D9E: removed",
+			ref: ref, want: time.Date(2025, 3, 2, 3, 4, 5, 0, time.UTC)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -97,11 +97,11 @@ func TestTags(t *testing.T) {
 		tag, instance, service string
 		pid                    int
 	}{
-		{"postfix/smtp[4711]", "postfix", "smtp", 4711},
-		{"postfix-10.1.2.3/smtp[4711]", "postfix-10.1.2.3", "smtp", 4711},
-		{"postfix/submission/smtpd[9]", "postfix", "smtpd", 9},
-		{"postfix-out/amavis/smtp[9]", "postfix-out", "smtp", 9},
-		{"postfix/smtp", "postfix", "smtp", -1},
+		{tag: "postfix/smtp[4711]", instance: "postfix", service: "smtp", pid: 4711},
+		{tag: "postfix-10.1.2.3/smtp[4711]", instance: "postfix-10.1.2.3", service: "smtp", pid: 4711},
+		{tag: "postfix/submission/smtpd[9]", instance: "postfix", service: "smtpd", pid: 9},
+		{tag: "postfix-out/amavis/smtp[9]", instance: "postfix-out", service: "smtp", pid: 9},
+		{tag: "postfix/smtp", instance: "postfix", service: "smtp", pid: -1},
 	}
 	for _, c := range cases {
 		l := mustParse(t, "Mar  2 03:04:05 mx1 "+c.tag+": 4B2A1C3D9E: removed")
@@ -113,13 +113,13 @@ func TestTags(t *testing.T) {
 
 func TestQueueIDs(t *testing.T) {
 	cases := []struct{ msg, qid string }{
-		{"4B2A1C3D9E: removed", "4B2A1C3D9E"},
-		{"7D1E0C: removed", "7D1E0C"},
-		{"3Kx9GqN7wbz1pQv: removed", "3Kx9GqN7wbz1pQv"},
-		{"NOQUEUE: reject: RCPT from a.example[192.0.2.1]: 554 5.7.1 no; from=<> to=<b@example.org> proto=ESMTP helo=<a>", ""},
-		{"warning: something odd", ""},
-		{"statistics: max connection rate 1/60s for (smtp:192.0.2.1) at Mar  2 03:04:05", ""},
-		{"connect from a.example[192.0.2.1]", ""},
+		{msg: "4B2A1C3D9E: removed", qid: "4B2A1C3D9E"},
+		{msg: "7D1E0C: removed", qid: "7D1E0C"},
+		{msg: "3Kx9GqN7wbz1pQv: removed", qid: "3Kx9GqN7wbz1pQv"},
+		{msg: "NOQUEUE: reject: RCPT from a.example[192.0.2.1]: 554 5.7.1 no; from=<> to=<b@example.org> proto=ESMTP helo=<a>", qid: ""},
+		{msg: "warning: something odd", qid: ""},
+		{msg: "statistics: max connection rate 1/60s for (smtp:192.0.2.1) at Mar  2 03:04:05", qid: ""},
+		{msg: "connect from a.example[192.0.2.1]", qid: ""},
 	}
 	for _, c := range cases {
 		l := mustParse(t, "Mar  2 03:04:05 mx1 postfix/qmgr[1]: "+c.msg)
@@ -316,11 +316,11 @@ func TestRemoteNotes(t *testing.T) {
 
 func TestRemoteReply(t *testing.T) {
 	cases := []struct{ in, text, cmd string }{
-		{"host mx.example.org[198.51.100.7] said: 550 5.1.1 <a@example.org>: no such user (in reply to RCPT TO command)", "550 5.1.1 <a@example.org>: no such user", "RCPT TO"},
-		{"host mx.example.org[198.51.100.7] said: 250 ok (in reply to end of DATA command)", "250 ok", "end of DATA"},
-		{"host mx.example.org[198.51.100.7] refused to talk to me: 554 go away", "554 go away", ""},
-		{"connect to mx.example.org[198.51.100.7]:25: Connection timed out", "connect to mx.example.org[198.51.100.7]:25: Connection timed out", ""},
-		{"250 2.0.0 Ok: queued as 44AB", "250 2.0.0 Ok: queued as 44AB", ""},
+		{in: "host mx.example.org[198.51.100.7] said: 550 5.1.1 <a@example.org>: no such user (in reply to RCPT TO command)", text: "550 5.1.1 <a@example.org>: no such user", cmd: "RCPT TO"},
+		{in: "host mx.example.org[198.51.100.7] said: 250 ok (in reply to end of DATA command)", text: "250 ok", cmd: "end of DATA"},
+		{in: "host mx.example.org[198.51.100.7] refused to talk to me: 554 go away", text: "554 go away"},
+		{in: "connect to mx.example.org[198.51.100.7]:25: Connection timed out", text: "connect to mx.example.org[198.51.100.7]:25: Connection timed out"},
+		{in: "250 2.0.0 Ok: queued as 44AB", text: "250 2.0.0 Ok: queued as 44AB"},
 	}
 	for _, c := range cases {
 		text, cmd := RemoteReply(c.in)
