@@ -232,6 +232,7 @@ func (c *compiled) signature(found *matchSet) string {
 // then the reply code (replyReason) decide. Codes missing from Input are
 // looked for in the text (FindCodes).
 func Classify(in Input) Result {
+	in.Text = clipText(in.Text)
 	code, status := in.ReplyCode, in.Status
 	if code == 0 || status == "" {
 		fc, fs := FindCodes(in.Text)

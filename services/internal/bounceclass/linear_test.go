@@ -12,9 +12,9 @@ import (
 // 15 times as long.
 func TestClassifyLinear(t *testing.T) {
 	classify := func(raw []byte) error {
-		code, status, text := ParseReply(string(raw))
+		code, status, text := ParseReply(lineartest.String(raw))
 		Classify(Input{Text: text, ReplyCode: code, Status: status})
-		Classify(Input{Text: string(raw)})
+		Classify(Input{Text: lineartest.String(raw)})
 		return nil
 	}
 	for _, c := range []struct{ name, head, unit string }{

@@ -1,6 +1,9 @@
 package bounceclass
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // ParseReply splits an SMTP reply as MTAs log and DSNs carry it into the reply
 // code, the enhanced status code and the text:
@@ -16,7 +19,7 @@ import "strings"
 // first reply code and enhanced status found in it are returned and text is the
 // whole input, trimmed. code is 0 and status "" when none is found.
 func ParseReply(s string) (code int, status string, text string) {
-	s = strings.TrimSpace(stripDiagType(s))
+	s = strings.TrimSpace(stripDiagType(clipText(s)))
 	rest := s
 	if c, n := replyCodeAt(rest, 0); n > 0 {
 		code = c
@@ -178,4 +181,23 @@ func FindCodes(s string) (code int, status string) {
 		}
 	}
 	return code, status
+}
+
+// MaxTextBytes bounds the reply text read by ParseReply and Classify.
+// RFC 5321 (section 4.5.3.1.5) limits a reply line to 512 octets, and the
+// longest multi-line rejections seen from providers are a few kilobytes;
+// what lies beyond this is no provider's wording, only work for a hostile
+// sender.
+const MaxTextBytes = 64 << 10
+
+// clipText cuts s to MaxTextBytes, at the start of a UTF-8 sequence.
+func clipText(s string) string {
+	if len(s) <= MaxTextBytes {
+		return s
+	}
+	n := MaxTextBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

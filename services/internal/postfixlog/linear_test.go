@@ -73,7 +73,7 @@ func TestParseLinear(t *testing.T) {
 					p := &Parser{Ref: ref}
 					j := NewJoiner(JoinerConfig{})
 					var l Line
-					if p.Parse(string(raw), 1, &l) {
+					if p.Parse(lineartest.String(raw), 1, &l) {
 						j.Add(&l)
 					}
 					return nil
@@ -99,7 +99,7 @@ func TestJoinLinear(t *testing.T) {
 			p := &Parser{Ref: ref}
 			j := NewJoiner(JoinerConfig{})
 			var l Line
-			for i, s := range strings.Split(string(raw), "\n") {
+			for i, s := range strings.Split(lineartest.String(raw), "\n") {
 				if p.Parse(s, int64(i), &l) {
 					j.Add(&l)
 				}

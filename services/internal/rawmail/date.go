@@ -9,6 +9,11 @@ import (
 // zone name.
 const maxZoneComment = 64
 
+// maxDateBytes is the longest text read as a date: RFC 5322's line limit
+// (998 characters). No mail system writes a longer date, and a hostile one
+// would only cost work and memory.
+const maxDateBytes = 998
+
 // ParseDate reads a date as written in mail headers and report fields and
 // returns it in UTC. It accepts RFC 5322 dates (with or without the day of
 // week, seconds or zone), obsolete and named zones (EST, PDT, JST, ...),
@@ -16,8 +21,12 @@ const maxZoneComment = 64
 // 16:51:04 2007"), ISO 8601 / RFC 3339 ("2016-01-19T14:32:40Z",
 // "2016-01-19 14:32:40 +0100"), slashed dates ("2016/04/29", "4/29/2016")
 // and AM/PM clocks. A date with no zone is taken as UTC. It reports false
-// when no plausible date is found.
+// when no plausible date is found, or when s is longer than a header line
+// may be.
 func ParseDate(s string) (time.Time, bool) {
+	if len(s) > maxDateBytes {
+		return time.Time{}, false
+	}
 	var d dateParts
 	d.year, d.month, d.day = -1, -1, -1
 	comment := ""

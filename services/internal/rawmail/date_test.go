@@ -1,6 +1,7 @@
 package rawmail
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,5 +52,18 @@ func TestParseDateRejects(t *testing.T) {
 		if got, ok := ParseDate(in); ok {
 			t.Errorf("ParseDate(%q) = %v, want failure", in, got)
 		}
+	}
+}
+
+// A date may carry comments up to a header line's length; past it the
+// text is no date a mail system wrote and is refused without reading it.
+func TestParseDateLength(t *testing.T) {
+	date := "Tue, 19 Jan 2016 14:32:40 -0500 "
+	fits := date + strings.Repeat("(a)", (maxDateBytes-len(date))/3)
+	if got, ok := ParseDate(fits); !ok || got.Format(time.RFC3339) != "2016-01-19T19:32:40Z" {
+		t.Errorf("a %d-byte date: %v, %v", len(fits), got, ok)
+	}
+	if got, ok := ParseDate(fits + "(a)"); ok {
+		t.Errorf("a %d-byte date was read: %v", len(fits)+3, got)
 	}
 }
