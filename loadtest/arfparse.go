@@ -125,10 +125,7 @@ func arfParse(ctx context.Context, opts arfParseOptions, res *arfParseResult, lo
 	}
 	corpus := opts.corpus
 	if corpus == "" {
-		corpus = os.Getenv("MAILMON_CORPORA")
-	}
-	if corpus == "" {
-		corpus = filepath.Join(root, "..", "shared", "corpora")
+		corpus = corporaDir(root)
 	}
 	dir, endDir, err := tempRunDir("mailmon-arfparse-", opts.keep, &res.KeptDir, log)
 	if err != nil {

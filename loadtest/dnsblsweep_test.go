@@ -60,7 +60,7 @@ func TestDNSBLSweepEndToEnd(t *testing.T) {
 		t.Skip("builds and runs mailmon against rbldnsd")
 	}
 	if _, err := os.Stat(rbldnsdBin); err != nil {
-		t.Skip("rbldnsd not installed")
+		unavailable(t, "rbldnsd: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), []string{"dnsbl-sweep", "-prefix", "10.20.0.0/22", "-domains", "200", "-rounds", "2", "-listed", "0.05", "-timeout", "3m"}, &stdout, &stderr)

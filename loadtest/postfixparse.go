@@ -134,11 +134,7 @@ func runPostfixParseScenario(parent context.Context, o postfixParseOptions, res 
 	}
 	corpus := o.corpus
 	if corpus == "" {
-		if base := os.Getenv("MAILMON_CORPORA"); base != "" {
-			corpus = filepath.Join(base, "postfix", "logs")
-		} else {
-			corpus = filepath.Join(root, "..", "shared", "corpora", "postfix", "logs")
-		}
+		corpus = filepath.Join(corporaDir(root), "postfix", "logs")
 	}
 	data, files, err := readPostfixCorpus(corpus)
 	if err != nil {

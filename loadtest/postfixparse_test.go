@@ -29,6 +29,10 @@ func TestPostfixParseScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds mailmon and runs pflogsumm")
 	}
+	needCorpora(t, "postfix", "logs")
+	if _, err := findPflogsumm(""); err != nil {
+		unavailable(t, "%v", err)
+	}
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), []string{"postfix-parse", "-lines", "60000", "-runs", "1"}, &stdout, &stderr)
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")

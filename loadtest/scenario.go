@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -157,4 +158,13 @@ func writeRepeated(path string, data []byte, repeats int) error {
 // other load on a shared machine weighs on neither side.
 func cpuTime(ps *os.ProcessState) time.Duration {
 	return ps.UserTime() + ps.SystemTime()
+}
+
+// corporaDir is where the real-world corpora live: $MAILMON_CORPORA, else
+// ../shared/corpora beside the repository (they are never copied into it).
+func corporaDir(root string) string {
+	if dir := os.Getenv("MAILMON_CORPORA"); dir != "" {
+		return dir
+	}
+	return filepath.Join(root, "..", "shared", "corpora")
 }

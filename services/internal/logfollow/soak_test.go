@@ -6,12 +6,16 @@ import (
 	"testing"
 )
 
-// TestManySeeds runs the rotation simulation over many seeds when
-// LOGFOLLOW_SEEDS is set (a soak, not part of the normal run).
+// TestManySeeds runs longer rotation simulations than
+// TestRandomRotationsAndCrashes over seeds of their own: two in the normal
+// run, LOGFOLLOW_SEEDS=N for a soak over N.
 func TestManySeeds(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("LOGFOLLOW_SEEDS"))
-	if n == 0 {
-		t.Skip("set LOGFOLLOW_SEEDS=N to soak the simulation over N seeds")
+	n := 2
+	if v := os.Getenv("LOGFOLLOW_SEEDS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("LOGFOLLOW_SEEDS=%q: want a positive number of seeds", v)
+		}
 	}
 	for seed := uint64(100); seed < 100+uint64(n); seed++ {
 		simulate(t, seed, 3000)
