@@ -23,13 +23,10 @@ import (
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/fblingester"
 	"github.com/mailmon/mailmon/services/internal/bus"
-	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
-	"github.com/mailmon/mailmon/services/notifier"
 	"github.com/mailmon/mailmon/services/peers"
-	"github.com/mailmon/mailmon/services/policyservice"
 )
 
 // TestPostfixForgedReportsDecideNothingGenuineOnesCutOff is the loop from
@@ -49,24 +46,7 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 	js, kv := newNATS(t)
 	l := &loop{js: js, kv: kv, pub: nil, hook: newWebhook(t)}
 
-	pcfg := policyservice.DefaultConfig()
-	pcfg.Listen = "127.0.0.1:0"
-	pcfg.CutoffAction = "REJECT"
-	pcfg.Customers.SenderDomains = map[string]string{"a.example": "cust-a", "b.example": "cust-b"}
-	policy, err := policyservice.New(pcfg, settings(t, js, policyservice.WorkerName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runWorker(t, policy)
-	<-policy.Ready()
-	ncfg := notifier.DefaultConfig()
-	ncfg.GroupWait = config.Duration(100 * time.Millisecond)
-	ncfg.Routes = []notifier.Route{{Name: "test", Kind: notifier.KindWebhook, URL: config.Secret(l.hook.srv.URL)}}
-	n, err := notifier.New(ncfg, settings(t, js, notifier.WorkerName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runWorker(t, n)
+	policy := startPolicyAndNotifier(t, l)
 	startEvaluator(t, js, evaluatorConfig(time.Hour, schemas.ActionCutoff))
 
 	// The DKIM keys of the operator and of the attacker, in a real DNS

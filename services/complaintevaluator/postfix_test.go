@@ -45,24 +45,7 @@ func testPostfix(t *testing.T, action string) {
 	pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: "test"})
 	l := &loop{js: js, kv: kv, pub: pub, hook: newWebhook(t)}
 
-	pcfg := policyservice.DefaultConfig()
-	pcfg.Listen = "127.0.0.1:0"
-	pcfg.CutoffAction = "REJECT"
-	pcfg.Customers.SenderDomains = map[string]string{"a.example": "cust-a", "b.example": "cust-b"}
-	policy, err := policyservice.New(pcfg, settings(t, js, policyservice.WorkerName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runWorker(t, policy)
-	<-policy.Ready()
-	ncfg := notifier.DefaultConfig()
-	ncfg.GroupWait = config.Duration(100 * time.Millisecond)
-	ncfg.Routes = []notifier.Route{{Name: "test", Kind: notifier.KindWebhook, URL: config.Secret(l.hook.srv.URL)}}
-	n, err := notifier.New(ncfg, settings(t, js, notifier.WorkerName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runWorker(t, n)
+	policy := startPolicyAndNotifier(t, l)
 	startEvaluator(t, js, evaluatorConfig(ttl, action))
 
 	normal, ndr := startSink(t), startSink(t)
@@ -267,4 +250,30 @@ func (p *postfix) send(t *testing.T, from, to, tag string) {
 	if err := p.trySend(from, to, tag); err != nil {
 		t.Fatalf("send %s from %s: %v\n%s", tag, from, err, p.Log())
 	}
+}
+
+// startPolicyAndNotifier runs the policy service (cut-offs answered REJECT;
+// senders at a.example are cust-a, at b.example cust-b) and a notifier
+// posting every alert to l's webhook.
+func startPolicyAndNotifier(t *testing.T, l *loop) *policyservice.Server {
+	t.Helper()
+	pcfg := policyservice.DefaultConfig()
+	pcfg.Listen = "127.0.0.1:0"
+	pcfg.CutoffAction = "REJECT"
+	pcfg.Customers.SenderDomains = map[string]string{"a.example": "cust-a", "b.example": "cust-b"}
+	policy, err := policyservice.New(pcfg, settings(t, l.js, policyservice.WorkerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, policy)
+	<-policy.Ready()
+	ncfg := notifier.DefaultConfig()
+	ncfg.GroupWait = config.Duration(100 * time.Millisecond)
+	ncfg.Routes = []notifier.Route{{Name: "test", Kind: notifier.KindWebhook, URL: config.Secret(l.hook.srv.URL)}}
+	n, err := notifier.New(ncfg, settings(t, l.js, notifier.WorkerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, n)
+	return policy
 }
