@@ -251,8 +251,14 @@ func ask(t testing.TB, addr net.Addr, attrs map[string]string) string {
 // decisionEvents reads every event in the DECISION stream.
 func decisionEvents(t testing.TB, js jetstream.JetStream) []schemas.Event {
 	t.Helper()
+	return streamEvents(t, js, "DECISION")
+}
+
+// streamEvents reads every event in a stream.
+func streamEvents(t testing.TB, js jetstream.JetStream, stream string) []schemas.Event {
+	t.Helper()
 	ctx := context.Background()
-	st, err := js.Stream(ctx, "DECISION")
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,25 +235,8 @@ func submitReport(addr string, msg []byte) error {
 // storedComplaints reads every complaint in the COMPLAINT stream.
 func storedComplaints(t *testing.T, js jetstream.JetStream) []*schemas.ComplaintReceived {
 	t.Helper()
-	ctx := context.Background()
-	st, err := js.Stream(ctx, "COMPLAINT")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*schemas.ComplaintReceived
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		ev, err := schemas.Decode(m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range streamEvents(t, js, "COMPLAINT") {
 		if c, ok := ev.(*schemas.ComplaintReceived); ok {
 			out = append(out, c)
 		}
