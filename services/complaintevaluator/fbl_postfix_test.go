@@ -3,20 +3,14 @@ package complaintevaluator_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
-	"github.com/miekg/dns"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -51,16 +45,16 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 
 	// The DKIM keys of the operator and of the attacker, in a real DNS
 	// server the ingester asks.
-	zone := startKeyServer(t)
-	operator := zone.newKey(t, "fbl.provider.test")
-	attacker := zone.newKey(t, "attacker.example")
+	zone := dkimtest.Start(t)
+	operator := zone.NewSigner(t, "fbl.provider.test")
+	attacker := zone.NewSigner(t, "attacker.example")
 
 	ring := tracking.Keyring{Current: tracking.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}}
 	fcfg := fblingester.DefaultConfig()
 	fcfg.SMTP.Listen = "127.0.0.1:0"
 	fcfg.SMTP.Addresses = []string{"fbl@reports.example"}
 	fcfg.Trust.Operators = []fblingester.Operator{{DKIMDomain: "fbl.provider.test"}}
-	fcfg.Trust.Resolver = zone.addr
+	fcfg.Trust.Resolver = zone.Addr
 	fcfg.Trace.SourceNetworks = []string{"192.0.2.0/24"}
 	ing, err := fblingester.New(fcfg, fblingester.Tracking{Keyring: &ring}, settings(t, js, fblingester.WorkerName))
 	if err != nil {
@@ -103,13 +97,13 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 	}
 	forged := [][]byte{
 		report("cust-b", "b-1", "x@attacker.example"),
-		attacker.sign(t, report("cust-b", "b-2", "x@attacker.example")),
-		attacker.sign(t, report("cust-b", "b-3", "x@attacker.example")),
+		attacker.Sign(t, report("cust-b", "b-2", "x@attacker.example")),
+		attacker.Sign(t, report("cust-b", "b-3", "x@attacker.example")),
 	}
 	genuine := [][]byte{
-		operator.sign(t, report("cust-a", "a-1", "feedback@fbl.provider.test")),
-		operator.sign(t, report("cust-a", "a-2", "feedback@fbl.provider.test")),
-		operator.sign(t, report("cust-a", "a-3", "feedback@fbl.provider.test")),
+		operator.Sign(t, report("cust-a", "a-1", "feedback@fbl.provider.test")),
+		operator.Sign(t, report("cust-a", "a-2", "feedback@fbl.provider.test")),
+		operator.Sign(t, report("cust-a", "a-3", "feedback@fbl.provider.test")),
 	}
 	submit := func(msg []byte) {
 		t.Helper()
@@ -242,71 +236,4 @@ func storedComplaints(t *testing.T, js jetstream.JetStream) []*schemas.Complaint
 		}
 	}
 	return out
-}
-
-// keyServer is a real DNS server (miekg/dns) on loopback serving DKIM
-// keys.
-type keyServer struct {
-	addr string
-	mu   sync.Mutex
-	txt  map[string]string
-}
-
-func startKeyServer(t *testing.T) *keyServer {
-	t.Helper()
-	s := &keyServer{txt: map[string]string{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = pc.LocalAddr().String()
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		if len(q.Question) == 1 {
-			s.mu.Lock()
-			txt, ok := s.txt[strings.ToLower(q.Question[0].Name)]
-			s.mu.Unlock()
-			if ok && q.Question[0].Qtype == dns.TypeTXT {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{txt}})
-			} else if !ok {
-				m.Rcode = dns.RcodeNameError
-			}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go func() { _ = srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return s
-}
-
-type dkimKey struct {
-	domain string
-	key    ed25519.PrivateKey
-}
-
-func (s *keyServer) newKey(t *testing.T, domain string) *dkimKey {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.txt["s1._domainkey."+domain+"."] = "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
-	s.mu.Unlock()
-	return &dkimKey{domain: domain, key: priv}
-}
-
-func (k *dkimKey) sign(t *testing.T, msg []byte) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	if err := dkim.Sign(&out, bytes.NewReader(msg), &dkim.SignOptions{Domain: k.domain, Selector: "s1", Signer: k.key,
-		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
-		HeaderKeys: []string{"From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"}}); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"testing"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -23,7 +24,7 @@ func BenchmarkAnalyseReport(b *testing.B) {
 	key := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
 	in.trust.lookup = func(context.Context, string) ([]string, error) { return []string{key}, nil }
 	report := reportSpec{reportID: "bench", sourceIP: "192.0.2.10", origID: "o@sender.example", rcpt: "a@provider.test", headers: true}.build()
-	signed := (&signer{domain: "fbl.provider.test", selector: "s", key: priv}).sign(b, report)
+	signed := (&dkimtest.Signer{Domain: "fbl.provider.test", Selector: "s", Key: priv}).Sign(b, report)
 	for _, c := range []struct {
 		name string
 		msg  []byte

@@ -2,6 +2,7 @@ package fblingester
 
 import (
 	"context"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,8 +24,8 @@ func TestPostfixRelaysReports(t *testing.T) {
 		peertest.Unavailable(t, "postfix: %v", err)
 	}
 	n := startRestartableNATS(t)
-	d := startDNS(t)
-	operator := d.newSigner(t, "fbl.provider.test")
+	d := dkimtest.Start(t)
+	operator := d.NewSigner(t, "fbl.provider.test")
 	cfg := trustConfig(d)
 	cfg.PublishTimeout = 3e9
 	r := startIngester(t, cfg, n.js)
@@ -40,7 +41,7 @@ func TestPostfixRelaysReports(t *testing.T) {
 		}
 	})
 
-	report := operator.sign(t, arfReport("pf1", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf1")))
+	report := operator.Sign(t, arfReport("pf1", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf1")))
 	if err := send(pf.Addr(), "feedback@arf.mail.yahoo.com", []string{"fbl@sender.example"}, report); err != nil {
 		t.Fatalf("submit to postfix: %v", err)
 	}
@@ -59,7 +60,7 @@ func TestPostfixRelaysReports(t *testing.T) {
 
 	// NATS down: Postfix hears 451 and keeps the report queued.
 	n.stop()
-	report2 := operator.sign(t, arfReport("pf2", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf2")))
+	report2 := operator.Sign(t, arfReport("pf2", "abuse", "192.0.2.10", sign(t, "acme", "192.0.2.10", "m-pf2")))
 	if err := send(pf.Addr(), "feedback@arf.mail.yahoo.com", []string{"fbl@sender.example"}, report2); err != nil {
 		t.Fatalf("submit to postfix: %v", err)
 	}

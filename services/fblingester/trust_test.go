@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,10 +19,10 @@ import (
 // trustConfig is testConfig with one feedback-loop operator
 // (fbl.provider.test), DKIM keys fetched from the test DNS server, and
 // customer acme signing as sender.example.
-func trustConfig(d *dnsServer) Config {
+func trustConfig(d *dkimtest.Server) Config {
 	cfg := testConfig()
 	cfg.Trust.Operators = []Operator{{DKIMDomain: "fbl.provider.test"}}
-	cfg.Trust.Resolver = d.addr
+	cfg.Trust.Resolver = d.Addr
 	cfg.Trust.DNSTimeout = config.Duration(2 * time.Second)
 	cfg.Trace.DKIMDomains = map[string]string{"sender.example": "acme"}
 	cfg.UnmatchedAlert.MinComplaints = 2
@@ -34,11 +35,11 @@ func trustConfig(d *dnsServer) Config {
 // d= of a quoted header, their Source-IP), and raise no alert however
 // many of them trace to nothing.
 func TestForgedReportsAreStoredUntrusted(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	r := startIngester(t, trustConfig(d), js)
-	d.newSigner(t, "fbl.provider.test")
-	attacker := d.newSigner(t, "attacker.example")
+	d.NewSigner(t, "fbl.provider.test")
+	attacker := d.NewSigner(t, "attacker.example")
 	dkimLine := "DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=s1; h=from; bh=x; b=y"
 
 	var sent []string
@@ -48,7 +49,7 @@ func TestForgedReportsAreStoredUntrusted(t *testing.T) {
 		unsigned := base.build()
 		base.reportID += "-signed"
 		base.origID = "s" + base.origID
-		signed := attacker.sign(t, base.build())
+		signed := attacker.Sign(t, base.build())
 		for _, msg := range [][]byte{unsigned, signed} {
 			if err := send(r.addr, "x@attacker.example", []string{"fbl@sender.example"}, msg); err != nil {
 				t.Fatalf("send: %v", err)
@@ -82,7 +83,7 @@ func TestForgedReportsAreStoredUntrusted(t *testing.T) {
 	}
 	// No DNS query was made for the attacker's key: only operators' keys
 	// are looked up.
-	if n := d.queried("s2026._domainkey.attacker.example"); n != 0 {
+	if n := d.Queried("s2026._domainkey.attacker.example"); n != 0 {
 		t.Errorf("the attacker's key was looked up %d times", n)
 	}
 }
@@ -91,7 +92,7 @@ func TestForgedReportsAreStoredUntrusted(t *testing.T) {
 // customer's genuine mail holds a valid tracking header. A report quoting
 // it traces to the customer, but is not evidence unless its origin is.
 func TestReplayedTrackingHeaderInForgedReportIsUntrusted(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	r := startIngester(t, trustConfig(d), js)
 	msg := reportSpec{reportID: "replay", from: "x@attacker.example", sourceIP: "192.0.2.10", origID: "g1@sender.example",
@@ -114,27 +115,27 @@ func TestReplayedTrackingHeaderInForgedReportIsUntrusted(t *testing.T) {
 // enough. An operator's key that cannot be fetched now is a 451, not an
 // untrusted report.
 func TestOperatorSignedReportIsTrusted(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	cfg := trustConfig(d)
 	cfg.Trust.Operators = append(cfg.Trust.Operators, Operator{DKIMDomain: "mail.provider.test", Senders: []string{"fbl@mail.provider.test"}})
 	r := startIngester(t, cfg, js)
-	operator := d.newSigner(t, "fbl.provider.test")
-	mailbox := d.newSigner(t, "mail.provider.test")
+	operator := d.NewSigner(t, "fbl.provider.test")
+	mailbox := d.NewSigner(t, "mail.provider.test")
 	dkimLine := "DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=s1; h=from; bh=x; b=y"
 
-	genuine := operator.sign(t, reportSpec{reportID: "g1", sourceIP: "192.0.2.10", origID: "o-g1@sender.example",
+	genuine := operator.Sign(t, reportSpec{reportID: "g1", sourceIP: "192.0.2.10", origID: "o-g1@sender.example",
 		rcpt: "reader@provider.test", origDKIM: dkimLine, headers: true}.build())
 	if err := send(r.addr, "feedback@fbl.provider.test", []string{"fbl@sender.example"}, genuine); err != nil {
 		t.Fatal(err)
 	}
 	// A user of the mailbox provider signs with the same d= as its FBL.
-	user := mailbox.sign(t, reportSpec{reportID: "u1", from: "someone@mail.provider.test", sourceIP: "192.0.2.10",
+	user := mailbox.Sign(t, reportSpec{reportID: "u1", from: "someone@mail.provider.test", sourceIP: "192.0.2.10",
 		origID: "o-u1@sender.example", rcpt: "reader@provider.test", origDKIM: dkimLine, headers: true}.build())
 	if err := send(r.addr, "someone@mail.provider.test", []string{"fbl@sender.example"}, user); err != nil {
 		t.Fatal(err)
 	}
-	fbl := mailbox.sign(t, reportSpec{reportID: "f1", from: "fbl@mail.provider.test", sourceIP: "192.0.2.10",
+	fbl := mailbox.Sign(t, reportSpec{reportID: "f1", from: "fbl@mail.provider.test", sourceIP: "192.0.2.10",
 		origID: "o-f1@sender.example", rcpt: "reader@provider.test", origDKIM: dkimLine, headers: true}.build())
 	if err := send(r.addr, "fbl@mail.provider.test", []string{"fbl@sender.example"}, fbl); err != nil {
 		t.Fatal(err)
@@ -159,8 +160,8 @@ func TestOperatorSignedReportIsTrusted(t *testing.T) {
 
 	// The operator's DNS fails: the report is neither stored untrusted
 	// nor lost, the sender is told to retry.
-	d.failFor(operator)
-	again := operator.sign(t, reportSpec{reportID: "g2", sourceIP: "192.0.2.10", origID: "o-g2@sender.example", rcpt: "r@provider.test", headers: true}.build())
+	d.FailFor(operator)
+	again := operator.Sign(t, reportSpec{reportID: "g2", sourceIP: "192.0.2.10", origID: "o-g2@sender.example", rcpt: "r@provider.test", headers: true}.build())
 	err := send(r.addr, "feedback@fbl.provider.test", []string{"fbl@sender.example"}, again)
 	if code := smtpCode(err); code != 451 {
 		t.Errorf("operator key lookup failing: %v, want 451", err)
@@ -174,18 +175,18 @@ func TestOperatorSignedReportIsTrusted(t *testing.T) {
 // in full, its d= traces only if its signature verifies (whoever sent the
 // report); a made-up signature traces nothing.
 func TestOriginalDKIMTracesOnlyWhenItVerifies(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	r := startIngester(t, trustConfig(d), js)
-	customer := d.newSigner(t, "sender.example")
-	operator := d.newSigner(t, "fbl.provider.test")
+	customer := d.NewSigner(t, "sender.example")
+	operator := d.NewSigner(t, "fbl.provider.test")
 
-	signedOrig := customer.sign(t, original("v1@sender.example", "reader@provider.test"))
+	signedOrig := customer.Sign(t, original("v1@sender.example", "reader@provider.test"))
 	madeUp := append([]byte("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=sender.example; s=s2026; h=from; bh=AAAA; b=AAAA\r\n"),
 		original("v2@sender.example", "reader@provider.test")...)
 	msgs := [][]byte{
 		reportSpec{reportID: "body-ok", from: "x@attacker.example", sourceIP: "198.51.100.1", origFull: signedOrig, rcpt: "reader@provider.test"}.build(),
-		operator.sign(t, reportSpec{reportID: "body-bad", sourceIP: "198.51.100.1", origFull: madeUp, rcpt: "reader@provider.test"}.build()),
+		operator.Sign(t, reportSpec{reportID: "body-bad", sourceIP: "198.51.100.1", origFull: madeUp, rcpt: "reader@provider.test"}.build()),
 	}
 	for _, m := range msgs {
 		if err := send(r.addr, "x@example.test", []string{"fbl@sender.example"}, m); err != nil {
@@ -209,7 +210,7 @@ func TestOriginalDKIMTracesOnlyWhenItVerifies(t *testing.T) {
 // with AUTH PLAIN, is evidence; a wrong password is refused 535 and what
 // the client then sends is not.
 func TestReporterNetworkAndAuthenticatedUserAreTrusted(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	cfg := trustConfig(d)
 	cfg.Trust.ReporterNetworks = []string{"127.0.0.0/8"}
@@ -289,7 +290,7 @@ func TestAuthNeedsTLSOffLoopback(t *testing.T) {
 // TestTrustedInputs: an IMAP account or directory marked trusted makes its
 // reports evidence; an unmarked one does not.
 func TestTrustedInputs(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	cfg := trustConfig(d)
 	cfg.SMTP.Listen = ""
@@ -330,10 +331,10 @@ func TestTrustedInputs(t *testing.T) {
 // inputs, is one event; a forged report about the same message sent first
 // does not take the genuine one's id.
 func TestSameComplaintTwiceIsOneEvent(t *testing.T) {
-	d := startDNS(t)
+	d := dkimtest.Start(t)
 	js := startNATS(t)
 	r := startIngester(t, trustConfig(d), js)
-	operator := d.newSigner(t, "fbl.provider.test")
+	operator := d.NewSigner(t, "fbl.provider.test")
 	arrival := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	spec := reportSpec{sourceIP: "192.0.2.10", origID: "dup@sender.example", rcpt: "reader@provider.test", headers: true, arrival: arrival,
 		origDKIM: "DKIM-Signature: v=1; a=rsa-sha256; d=sender.example; s=s1; h=from; bh=x; b=y"}
@@ -345,13 +346,13 @@ func TestSameComplaintTwiceIsOneEvent(t *testing.T) {
 	}
 	first := spec
 	first.reportID = "first"
-	if err := send(r.addr, "feedback@fbl.provider.test", []string{"fbl@sender.example"}, operator.sign(t, first.build())); err != nil {
+	if err := send(r.addr, "feedback@fbl.provider.test", []string{"fbl@sender.example"}, operator.Sign(t, first.build())); err != nil {
 		t.Fatal(err)
 	}
 	second := spec
 	second.reportID = "second"
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "again.eml"), operator.sign(t, second.build()), 0o640); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "again.eml"), operator.Sign(t, second.build()), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.in.ImportFile(context.Background(), filepath.Join(dir, "again.eml"), false); err != nil {
