@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/mailmon/mailmon/services/internal/cli"
+	"github.com/mailmon/mailmon/services/cmd/mailmon/cli"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/services/internal/app"
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/fblingester"
-	"github.com/mailmon/mailmon/services/internal/app"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/services/internal/app"
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 )

@@ -78,8 +78,8 @@ func TestInspectStopsOnSignal(t *testing.T) {
 		total int
 		feed  func(io.WriteCloser)
 	}{
-		{parser: "arf", file: writeMbox(t, dir, filepath.Join("..", "arf", "testdata", "abuse-tracked.eml"), reports), total: reports},
-		{parser: "bounce", file: writeMbox(t, dir, filepath.Join("..", "dsn", "testdata", "postfix-dsn.eml"), reports), total: 2 * reports},
+		{parser: "arf", file: writeMbox(t, dir, filepath.Join("..", "..", "..", "internal", "arf", "testdata", "abuse-tracked.eml"), reports), total: reports},
+		{parser: "bounce", file: writeMbox(t, dir, filepath.Join("..", "..", "..", "internal", "dsn", "testdata", "postfix-dsn.eml"), reports), total: 2 * reports},
 		{parser: "rejection", file: "-", feed: endless("smtp; 550 5.1.1 <a%d@example.com>: Recipient address rejected: User unknown\n")},
 		{parser: "postfix-log", file: "-", feed: endless("Mar 10 09:00:%02d mx1 postfix/smtp[4711]: 3F1A22C0A1: to=<r@example.org>, relay=mx.example.org[192.0.2.7]:25, delay=1, delays=0.1/0/0.5/0.4, dsn=4.7.1, status=deferred (host mx.example.org[192.0.2.7] said: 451 4.7.1 try again later (in reply to RCPT TO command))\n")},
 	}

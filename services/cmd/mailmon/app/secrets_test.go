@@ -58,7 +58,7 @@ func TestExampleConfigRefusesItsPlaceholders(t *testing.T) {
 // The lab config (go tool task run) says lab: true and may keep its
 // placeholder key; the same key without lab: true is refused.
 func TestOnlyALabConfigMayUsePlaceholders(t *testing.T) {
-	const local = "../../../deploy/config/mailmon.local.yaml"
+	const local = "../../../../deploy/config/mailmon.local.yaml"
 	if _, err := Load(local); err != nil {
 		t.Fatalf("the lab config does not load: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestInspectARFCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
-	file := filepath.Join("..", "arf", "testdata", "abuse-tracked.eml")
+	file := filepath.Join("..", "..", "..", "internal", "arf", "testdata", "abuse-tracked.eml")
 	if code := Main(context.Background(), []string{"inspect", "arf", file}, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
@@ -42,7 +42,7 @@ func TestInspectARFCommand(t *testing.T) {
 }
 
 func TestInspectBounceCommand(t *testing.T) {
-	dir := filepath.Join("..", "dsn", "testdata")
+	dir := filepath.Join("..", "..", "..", "internal", "dsn", "testdata")
 	tests := []struct {
 		file  string
 		lines int
@@ -84,7 +84,7 @@ func TestInspectBounceCommand(t *testing.T) {
 func TestInspectMbox(t *testing.T) {
 	var mbox bytes.Buffer
 	for _, f := range []string{"postfix-dsn.eml", "vacation.eml", "yahoo-text.eml"} {
-		raw, err := os.ReadFile(filepath.Join("..", "dsn", "testdata", f))
+		raw, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "dsn", "testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}

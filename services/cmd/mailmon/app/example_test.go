@@ -9,7 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const exampleConfig = "../../../deploy/config/mailmon.example.yaml"
+const exampleConfig = "../../../../deploy/config/mailmon.example.yaml"
 
 // The example config documents every key: a key added to Config without
 // an entry in the example fails here.

@@ -356,7 +356,7 @@ func TestRunEveryWorkerWithItsOwnUser(t *testing.T) {
 			return ""
 		})
 		for _, k := range schemas.Kinds() {
-			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "schemas", "testdata", "events", k.Type+".json"))
+			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "schemas", "testdata", "events", k.Type+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -583,7 +583,7 @@ func TestExternalServerPerWorkerUsers(t *testing.T) {
 func TestClusterExampleConfigHasAUserPerWorker(t *testing.T) {
 	t.Setenv("MAILMON_CLICKHOUSE_PASSWORD", "test")
 	t.Setenv("MAILMON_TRACKING_KEY", "test-key-0123456789-0123456789-0123456789")
-	cfg, err := Load("../../../deploy/cluster/mailmon.cluster.yaml")
+	cfg, err := Load("../../../../deploy/cluster/mailmon.cluster.yaml")
 	if err != nil {
 		t.Fatalf("cluster example does not load: %v", err)
 	}

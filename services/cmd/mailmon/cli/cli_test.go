@@ -24,7 +24,7 @@ func TestCheckConfigExampleIsValidAndRedacted(t *testing.T) {
 		"MAILMON_FBL_IMAP_PASSWORD", "MAILMON_FBL_SMTP_PASSWORD"} {
 		t.Setenv(name, "check-config-test-secret-0123456789abcdef")
 	}
-	code, out, errOut := runMain(t, "check-config", "-config", "../../../deploy/config/mailmon.example.yaml")
+	code, out, errOut := runMain(t, "check-config", "-config", "../../../../deploy/config/mailmon.example.yaml")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/dnssweeper"
-	"github.com/mailmon/mailmon/services/internal/app"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
 )
 

@@ -63,11 +63,11 @@ func TestFBLImportMaildir(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	copyFile(t, "../arf/testdata/abuse-tracked.eml", filepath.Join(dir, "new", "1.eml"))
-	copyFile(t, "../dsn/testdata/postfix-dsn.eml", filepath.Join(dir, "new", "2.eml"))
-	copyFile(t, "../dsn/testdata/vacation.eml", filepath.Join(dir, "cur", "3.eml"))
-	copyFile(t, "../arf/testdata/plain-message.eml", filepath.Join(dir, "cur", "4.eml"))
-	copyFile(t, "../dsn/testdata/vacation.eml", filepath.Join(dir, "tmp", "5.eml")) // still being written: skipped
+	copyFile(t, "../../../internal/arf/testdata/abuse-tracked.eml", filepath.Join(dir, "new", "1.eml"))
+	copyFile(t, "../../../internal/dsn/testdata/postfix-dsn.eml", filepath.Join(dir, "new", "2.eml"))
+	copyFile(t, "../../../internal/dsn/testdata/vacation.eml", filepath.Join(dir, "cur", "3.eml"))
+	copyFile(t, "../../../internal/arf/testdata/plain-message.eml", filepath.Join(dir, "cur", "4.eml"))
+	copyFile(t, "../../../internal/dsn/testdata/vacation.eml", filepath.Join(dir, "tmp", "5.eml")) // still being written: skipped
 	cfg := writeConfig(t, "nats:\n  url: "+ns.ClientURL()+"\n")
 
 	code, out, errOut := runMain(t, "fbl", "import", dir, "-config", cfg)
@@ -128,7 +128,7 @@ func TestFBLImportTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "1.eml")
-	copyFile(t, "../arf/testdata/abuse-tracked.eml", file)
+	copyFile(t, "../../../internal/arf/testdata/abuse-tracked.eml", file)
 	cfg := writeConfig(t, "nats:\n  url: "+ns.ClientURL()+"\n")
 	for _, args := range [][]string{{"-config", cfg}, {"-config", cfg, "-trusted"}} {
 		if code, out, errOut := runMain(t, append([]string{"fbl", "import", file}, args...)...); code != exitOK {
@@ -193,8 +193,8 @@ func TestFBLImportStopsWhenNotStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	copyFile(t, "../dsn/testdata/postfix-dsn.eml", filepath.Join(dir, "1.eml"))
-	copyFile(t, "../arf/testdata/abuse-tracked.eml", filepath.Join(dir, "2.eml"))
+	copyFile(t, "../../../internal/dsn/testdata/postfix-dsn.eml", filepath.Join(dir, "1.eml"))
+	copyFile(t, "../../../internal/arf/testdata/abuse-tracked.eml", filepath.Join(dir, "2.eml"))
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	var out, errOut strings.Builder

@@ -167,7 +167,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files in testd
 // postfixlog, and a line whose values need escaping and exponents.
 func inspectEncodingInput(t *testing.T) string {
 	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join("..", "postfixlog", "testdata", "*.log"))
+	logs, _ := filepath.Glob(filepath.Join("..", "..", "..", "internal", "postfixlog", "testdata", "*.log"))
 	if len(logs) == 0 {
 		t.Fatal("no postfixlog testdata logs")
 	}
