@@ -426,13 +426,8 @@ func fieldsOf(t reflect.Type) (map[string][]int, error) {
 	fields := map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		if tag == "-" {
-			continue
-		}
-		name, flags, _ := strings.Cut(tag, ",")
-		inline := strings.Contains(","+flags+",", ",inline,")
-		if !f.IsExported() && !(f.Anonymous && inline) {
+		name, inline, ok := YAMLKey(f)
+		if !ok {
 			continue
 		}
 		if inline {
@@ -450,9 +445,6 @@ func fieldsOf(t reflect.Type) (map[string][]int, error) {
 				fields[key] = append([]int{i}, index...)
 			}
 			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
 		}
 		if _, dup := fields[name]; dup {
 			return nil, fmt.Errorf("config: key %q appears twice in %v", name, t)

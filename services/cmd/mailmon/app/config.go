@@ -134,20 +134,9 @@ func (c Config) Validate() error {
 			check.Addf(path, "holds a public placeholder (%s…) from mailmon's example config, not a secret: set the real one (the example names its environment variable), or set lab: true on a throwaway machine", config.PlaceholderPrefix)
 		}
 	}
-	check.Nest("log", c.Log.Validate())
-	check.Nest("http", c.HTTP.Validate())
-	check.Nest("nats", c.NATS.Validate())
-	check.Nest("clickhouse", c.ClickHouse.Validate())
-	check.Nest("tracking", c.Tracking.Validate())
-	check.Nest("clickhouse_sink", c.ClickHouseSink.Validate())
-	check.Nest("complaint_evaluator", c.ComplaintEvaluator.Validate())
-	check.Nest("dns_sweeper", c.DNSSweeper.Validate())
-	check.Nest("policy_service", c.PolicyService.Validate())
-	check.Nest("notifier", c.Notifier.Validate())
-	check.Nest("probe_sender", c.ProbeSender.Validate())
-	check.Nest("mailbox_retriever", c.MailboxRetriever.Validate())
-	check.Nest("mta_log_tailer", c.MTALogTailer.Validate())
-	check.Nest("fbl_ingester", c.FBLIngester.Validate())
+	// Every section with a Validate method, under its yaml key: a section
+	// added to Config is checked without being listed here.
+	config.ValidateSections(&check, c)
 	return check.Err()
 }
 
