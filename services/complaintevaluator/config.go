@@ -14,6 +14,13 @@ import (
 // Config is the `complaint_evaluator` section of the mailmon config.
 type Config struct {
 	// Windows are the sliding windows every rate and count is judged over.
+	// Each must be at least 1 h shorter than the DELIVERY and COMPLAINT
+	// streams keep (max_age in pipelines/topology.yaml: 8d and 30d), since a
+	// restart rebuilds them from there: a longer one is refused, it would
+	// inflate rates after every restart. At start the worker also checks
+	// what the server's streams really keep and refuses to run when a
+	// topology not applied by this release keeps less (`mailmon pipelines
+	// apply` fixes it).
 	Windows []config.Duration `yaml:"windows"`
 	// Resolution is the number of buckets a window is counted in: a window
 	// slides in steps of length/resolution.
@@ -23,15 +30,24 @@ type Config struct {
 	// loops); empty counts every delivery. The customer_provider scope
 	// always counts deliveries to its own provider.
 	DenominatorProviders []string `yaml:"denominator_providers"`
-	// Thresholds per scope.
+	// Customer, SourceIP and CustomerProvider are the thresholds per scope,
+	// applied to every window. Rates are fractions (0.003 is 0.3 %) and
+	// count once min_delivered deliveries are in the window; counts of 0 are
+	// off. act: false only alerts at the act level.
 	Customer         Thresholds `yaml:"customer"`
 	SourceIP         Thresholds `yaml:"source_ip"`
 	CustomerProvider Thresholds `yaml:"customer_provider"`
-	// Other triggers.
-	Blocklist      BlocklistRule      `yaml:"blocklist"`
+	// Blocklist triggers on a listing of one of our IPs on a zone of at
+	// least min_weight catalogue weight.
+	Blocklist BlocklistRule `yaml:"blocklist"`
+	// RejectionBurst triggers on min_rejections reputation or blocklist
+	// rejections from one provider to one IP within window
+	// (delivery.attempted classifier categories).
 	RejectionBurst RejectionBurstRule `yaml:"rejection_burst"`
-	ProbeMissing   ProbeMissingRule   `yaml:"probe_missing"`
-	// Decisions: how long, and what Postfix is told.
+	// ProbeMissing triggers when probes from one IP go missing at
+	// min_providers providers within window.
+	ProbeMissing ProbeMissingRule `yaml:"probe_missing"`
+	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
 	// Partitions and Partition split subjects between copies of the
 	// worker: copy Partition (0-based) of Partitions owns the subjects
@@ -61,11 +77,17 @@ type Config struct {
 // window. A rate counts only once the window holds MinDelivered
 // deliveries; a count threshold of 0 is off.
 type Thresholds struct {
-	WarnRate     float64 `yaml:"warn_rate"`
-	ActRate      float64 `yaml:"act_rate"`
-	MinDelivered uint64  `yaml:"min_delivered"`
-	WarnCount    uint64  `yaml:"warn_count"`
-	ActCount     uint64  `yaml:"act_count"`
+	// WarnRate alerts, and ActRate decides, when complaints over deliveries
+	// in a window reach it (a fraction: 0.003 is 0.3 %).
+	WarnRate float64 `yaml:"warn_rate"`
+	ActRate  float64 `yaml:"act_rate"`
+	// MinDelivered is how many deliveries a window must hold before its
+	// rate counts.
+	MinDelivered uint64 `yaml:"min_delivered"`
+	// WarnCount and ActCount do the same for the number of complaints in a
+	// window, whatever the deliveries; 0 is off.
+	WarnCount uint64 `yaml:"warn_count"`
+	ActCount  uint64 `yaml:"act_count"`
 	// Act makes the act thresholds decide; false only alerts.
 	Act bool `yaml:"act"`
 	// Action is what a decision does: "cutoff" or "reroute".
@@ -75,32 +97,49 @@ type Thresholds struct {
 // BlocklistRule alerts on a listing of one of our IPs on a zone whose
 // catalogue weight is at least MinWeight.
 type BlocklistRule struct {
-	Enabled   bool    `yaml:"enabled"`
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// MinWeight is the least catalogue weight of a zone whose listing
+	// counts.
 	MinWeight float64 `yaml:"min_weight"`
-	Act       bool    `yaml:"act"`
-	Action    string  `yaml:"action"`
+	// Act makes a listing decide; false only alerts.
+	Act bool `yaml:"act"`
+	// Action is what a decision does: "cutoff" or "reroute".
+	Action string `yaml:"action"`
 }
 
 // RejectionBurstRule alerts when one provider rejects at least
 // MinRejections deliveries from one IP within Window, counting only
 // delivery attempts whose classifier category is in Categories.
 type RejectionBurstRule struct {
-	Enabled       bool            `yaml:"enabled"`
-	Window        config.Duration `yaml:"window"`
-	MinRejections uint64          `yaml:"min_rejections"`
-	Categories    []string        `yaml:"categories"`
-	Act           bool            `yaml:"act"`
-	Action        string          `yaml:"action"`
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// Window is the period rejections are counted over.
+	Window config.Duration `yaml:"window"`
+	// MinRejections is how many rejections in Window trigger the rule.
+	MinRejections uint64 `yaml:"min_rejections"`
+	// Categories are the classifier categories of delivery.attempted that
+	// count as rejections.
+	Categories []string `yaml:"categories"`
+	// Act makes a burst decide; false only alerts.
+	Act bool `yaml:"act"`
+	// Action is what a decision does: "cutoff" or "reroute".
+	Action string `yaml:"action"`
 }
 
 // ProbeMissingRule alerts when probes from one IP went missing at at
 // least MinProviders providers within Window.
 type ProbeMissingRule struct {
-	Enabled      bool            `yaml:"enabled"`
-	Window       config.Duration `yaml:"window"`
-	MinProviders int             `yaml:"min_providers"`
-	Act          bool            `yaml:"act"`
-	Action       string          `yaml:"action"`
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// Window is the period missing probes are counted over.
+	Window config.Duration `yaml:"window"`
+	// MinProviders is how many providers must miss probes from one IP.
+	MinProviders int `yaml:"min_providers"`
+	// Act makes missing probes decide; false only alerts.
+	Act bool `yaml:"act"`
+	// Action is what a decision does: "cutoff" or "reroute".
+	Action string `yaml:"action"`
 }
 
 // Decisions sets how long decisions last and what they tell Postfix.

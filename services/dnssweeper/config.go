@@ -72,6 +72,9 @@ type SeenIPsConfig struct {
 
 // AuditConfig controls the `dns.audit` pass.
 type AuditConfig struct {
+	// Enabled publishes dns.audit for our sending IPs (PTR, forward-confirmed
+	// rDNS) and domains (SPF present, valid, authorising each sending IP;
+	// DKIM keys; DMARC policy; MX), each finding with a severity.
 	Enabled bool `yaml:"enabled"`
 	// Interval is the time between audit passes; the first runs at start.
 	Interval config.Duration `yaml:"interval"`

@@ -187,6 +187,8 @@ type Operator struct {
 
 // SMTPUser is one account of the listener's AUTH PLAIN.
 type SMTPUser struct {
+	// Username and Password are the AUTH PLAIN credentials; the password is
+	// a secret, never logged.
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password"`
 }

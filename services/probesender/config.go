@@ -75,10 +75,13 @@ type Config struct {
 
 // DKIMConfig is the optional DKIM signature.
 type DKIMConfig struct {
-	Domain   string `yaml:"domain"`
+	// Domain signs every probe when set (d=; relaxed/relaxed, the signature
+	// covers the tracking header).
+	Domain string `yaml:"domain"`
+	// Selector names the key: <selector>._domainkey.<domain>.
 	Selector string `yaml:"selector"`
-	// PrivateKey is the PEM key (PKCS#1 or PKCS#8, RSA or Ed25519); use
-	// ${env:NAME}. Or PrivateKeyFile.
+	// PrivateKey is the PEM key (PKCS#1 or PKCS#8, RSA or Ed25519), inline
+	// from the environment with ${env:NAME}; or PrivateKeyFile.
 	PrivateKey     config.Secret `yaml:"private_key"`
 	PrivateKeyFile string        `yaml:"private_key_file"`
 }

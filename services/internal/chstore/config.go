@@ -20,8 +20,10 @@ import (
 type Config struct {
 	// Addr is the native-protocol address (host:port). The HTTP protocol
 	// is not supported: ClickHouse 18.16 rejects clickhouse-go's handshake.
-	Addr     string        `yaml:"addr"`
-	Database string        `yaml:"database"`
+	Addr string `yaml:"addr"`
+	// Database holds mailmon's tables; migrations create it.
+	Database string `yaml:"database"`
+	// Username and Password log in to the server.
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password"`
 	// DialTimeout bounds connecting; ReadTimeout bounds waiting for a
@@ -29,7 +31,8 @@ type Config struct {
 	// cannot handle hangs until it expires.
 	DialTimeout config.Duration `yaml:"dial_timeout"`
 	ReadTimeout config.Duration `yaml:"read_timeout"`
-	// RetentionDays is how many days of events are kept.
+	// RetentionDays is how many days of events are kept: day partitions
+	// older than this are dropped.
 	RetentionDays int `yaml:"retention_days"`
 	// Local runs a clickhouse-server child process for a single machine.
 	Local LocalConfig `yaml:"local"`
@@ -38,10 +41,15 @@ type Config struct {
 // LocalConfig is the `clickhouse.local` section: whether mailmon starts
 // its own clickhouse-server, and where.
 type LocalConfig struct {
-	Enabled  bool   `yaml:"enabled"`
-	Dir      string `yaml:"dir"`
-	TCPPort  int    `yaml:"tcp_port"`
-	HTTPPort int    `yaml:"http_port"`
+	// Enabled starts Debian's clickhouse-server as a child process (the
+	// local default for `go tool task run`); addr is then ignored.
+	Enabled bool `yaml:"enabled"`
+	// Dir holds the local server's data and configuration.
+	Dir string `yaml:"dir"`
+	// TCPPort and HTTPPort are the local server's native and HTTP ports, on
+	// loopback.
+	TCPPort  int `yaml:"tcp_port"`
+	HTTPPort int `yaml:"http_port"`
 }
 
 // Defaults.

@@ -28,14 +28,20 @@ const (
 
 // Code is the catalogue's reading of one return code (or prefix of codes).
 type Code struct {
-	Class   Class  `yaml:"class"`
+	// Class is listed or error.
+	Class Class `yaml:"class"`
+	// Meaning is the operator's reading of the code, shown with a listing.
 	Meaning string `yaml:"meaning"`
 }
 
 // TestEntries are the names a zone must and must not list (RFC 5782
 // section 5). For an ip zone they are addresses, for a domain zone names.
 type TestEntries struct {
-	Listed    []string `yaml:"listed"`
+	// Listed are entries the zone must list: default 127.0.0.2 (test for
+	// domain zones).
+	Listed []string `yaml:"listed"`
+	// NotListed are entries it must not list: default 127.0.0.1 (invalid for
+	// domain zones).
 	NotListed []string `yaml:"not_listed"`
 }
 

@@ -105,6 +105,8 @@ func (h *Health) Ready(ctx context.Context) map[string]error {
 
 // HTTPConfig is the listen address of the metrics and health server.
 type HTTPConfig struct {
+	// Addr serves /metrics, /healthz and /readyz. Loopback by default;
+	// `-http.addr` overrides it. Empty disables the server.
 	Addr string `yaml:"addr"`
 	// Pprof adds Go's profiler under /debug/pprof/. It shows internals, so
 	// it is off unless asked for.

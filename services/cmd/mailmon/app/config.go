@@ -31,48 +31,123 @@ type Config struct {
 	Lab bool `yaml:"lab"`
 	// DataDir holds local state: the embedded NATS store and, when enabled,
 	// the local ClickHouse server's data.
-	DataDir    string         `yaml:"data_dir"`
-	Log        obs.LogConfig  `yaml:"log"`
-	HTTP       obs.HTTPConfig `yaml:"http"`
-	NATS       NATSConfig     `yaml:"nats"`
+	DataDir string `yaml:"data_dir"`
+	// Log sets the format and level of the log on standard error.
+	Log obs.LogConfig `yaml:"log"`
+	// HTTP serves /metrics (Prometheus), /healthz (alive) and /readyz
+	// (NATS and ClickHouse reachable).
+	HTTP obs.HTTPConfig `yaml:"http"`
+	// NATS is the bus every worker talks through, and its credentials.
+	NATS NATSConfig `yaml:"nats"`
+	// ClickHouse is where events are stored for dashboards.
 	ClickHouse chstore.Config `yaml:"clickhouse"`
-	Tracking   TrackingConfig `yaml:"tracking"`
+	// Tracking holds the keys that sign the X-Mailmon-Track header on probes
+	// and customer mail, and verify it on complaints and bounces.
+	Tracking TrackingConfig `yaml:"tracking"`
 
-	ClickHouseSink     clickhousesink.Config     `yaml:"clickhouse_sink"`
+	// ClickHouseSink stores every event stream in ClickHouse through the
+	// clickhouse-sink durable consumers; server, database and retention are
+	// the clickhouse section. Messages are acked only after ClickHouse
+	// confirmed the batch.
+	ClickHouseSink clickhousesink.Config `yaml:"clickhouse_sink"`
+	// ComplaintEvaluator judges complaint rates (complaint.received over
+	// delivery.attempted with status sent) per customer, sending IP and
+	// customer x provider, and the other triggers below; writes decisions to
+	// the KV bucket enforcement (read by the policy service) and publishes
+	// decision and alert events. State is rebuilt from the streams at every
+	// start.
 	ComplaintEvaluator complaintevaluator.Config `yaml:"complaint_evaluator"`
-	DNSSweeper         dnssweeper.Config         `yaml:"dns_sweeper"`
-	PolicyService      policyservice.Config      `yaml:"policy_service"`
-	Notifier           notifier.Config           `yaml:"notifier"`
-	ProbeSender        probesender.Config        `yaml:"probe_sender"`
-	MailboxRetriever   mailboxretriever.Config   `yaml:"mailbox_retriever"`
-	MTALogTailer       mtalogtailer.Config       `yaml:"mta_log_tailer"`
-	FBLIngester        fblingester.Config        `yaml:"fbl_ingester"`
+	// DNSSweeper sweeps our IPs and domains against DNS blocklists: every
+	// zone is self-tested first (a zone that fails is "unknown" for the
+	// sweep, never "clean"), only certain listings count (error codes such
+	// as Spamhaus' 127.255.255.254 and answers from NXDOMAIN-rewriting
+	// resolvers are errors), events are published on transitions. Run one
+	// dns-sweeper.
+	DNSSweeper dnssweeper.Config `yaml:"dns_sweeper"`
+	// PolicyService answers Postfix's check_policy_service from the KV
+	// bucket enforcement. Postfix: smtpd_recipient_restrictions =
+	// check_policy_service inet:127.0.0.1:10040, ... (see
+	// services/policyservice/README.md).
+	PolicyService policyservice.Config `yaml:"policy_service"`
+	// Notifier sends the alerts of mailmon.alert.> to webhooks; never
+	// through the MTA being monitored.
+	Notifier notifier.Config `yaml:"notifier"`
+	// ProbeSender sends one tagged probe per (source, target) every
+	// interval, through each of our outgoing paths, and publishes
+	// mailmon.probe.sent for each (a refused one too, with its reply
+	// classified: 4xx tempfail, 5xx refused). Needs tracking.key to sign the
+	// X-Mailmon-Track header.
+	ProbeSender probesender.Config `yaml:"probe_sender"`
+	// MailboxRetriever reads the seed mailboxes and publishes
+	// mailmon.probe.received, .missing and .late; knows what to expect from
+	// mailmon.probe.sent (durable consumer mailbox-retriever, KV bucket
+	// probe_pending, so pending probes survive restarts). Needs tracking.key
+	// to verify probes.
+	MailboxRetriever mailboxretriever.Config `yaml:"mailbox_retriever"`
+	// MTALogTailer follows the MTA logs and publishes one
+	// mailmon.delivery.attempted per recipient attempt (and per NOQUEUE
+	// reject), classified by the reply text. Positions are checkpointed in
+	// the KV bucket tailer_offsets only after JetStream confirmed the events
+	// before them; lines read again after a crash republish the same event
+	// ids, which are dropped. Postfix must log the tracking header:
+	// header_checks with "/^X-Mailmon-Track:/ WARN" (verified with the
+	// tracking keys).
+	MTALogTailer mtalogtailer.Config `yaml:"mta_log_tailer"`
+	// FBLIngester receives feedback-loop reports (ARF, JMRP, Yahoo CFL) and
+	// bounces (DSN and text bounces) and publishes
+	// mailmon.complaint.received, mailmon.authfailure.received (RFC 6591
+	// auth-failure reports: never complaints) and one
+	// mailmon.bounce.received per failed recipient. A message is
+	// acknowledged (SMTP 250, mailbox delete, file moved) only once its
+	// events are stored by JetStream; a message no parser understands is
+	// stored in mailmon.dlq.fbl-ingester with the reason, then acknowledged.
+	FBLIngester fblingester.Config `yaml:"fbl_ingester"`
 }
 
 // NATSConfig says how to reach NATS. With no URL, mailmon runs an embedded
 // server with JetStream on file storage (the single-machine default).
 type NATSConfig struct {
-	URL       string        `yaml:"url"`
+	// URL empty runs an embedded NATS server with JetStream in this process
+	// (one machine). Otherwise a comma-separated list of servers of a
+	// cluster.
+	URL string `yaml:"url"`
+	// User, Password, Token and CredsFile are the shared authentication, for
+	// every user without an entry in Users (simple setups): one of
+	// user/password, token or creds_file.
 	User      string        `yaml:"user"`
 	Password  config.Secret `yaml:"password"`
 	Token     config.Secret `yaml:"token"`
 	CredsFile string        `yaml:"creds_file"`
-	// Users gives each worker (and admin, enforcement-cli) its own
-	// credentials on an external server; see natsauth.go.
+	// Users gives least privilege on an external server: each worker
+	// connects as its own user (its name), limited to its subjects, durables
+	// and buckets (pipelines/access.yaml; deploy/cluster/accounts.conf is the
+	// matching server side). Keys: a worker's name, admin (applies the
+	// topology at start and in `mailmon pipelines apply`), enforcement-cli
+	// (`mailmon enforcement lift`), subscriber. Each sets one of password,
+	// password_file or creds_file; user defaults to the key. A process needs
+	// only the entries of the workers it runs, plus admin if it should apply
+	// the topology. Once users is set, users missing from it fall back to the
+	// shared user above, or fail to connect when there is none. The embedded
+	// server (url empty) takes no users: it generates a password per user,
+	// mode 0600, under <data_dir>/nats/credentials/<user>.
 	Users map[string]NATSUser `yaml:"users"`
-	// Replicas of every stream, consumer and bucket: 1 on one server, 3 in
-	// a cluster.
-	Replicas       int             `yaml:"replicas"`
+	// Replicas of every stream, consumer and KV bucket: 1 for one server, 3
+	// in a cluster (see deploy/cluster/).
+	Replicas int `yaml:"replicas"`
+	// ConnectTimeout bounds connecting to the server.
 	ConnectTimeout config.Duration `yaml:"connect_timeout"`
-	Embedded       EmbeddedNATS    `yaml:"embedded"`
+	// Embedded is the in-process server, used only when url is empty.
+	Embedded EmbeddedNATS `yaml:"embedded"`
 }
 
 // EmbeddedNATS configures the in-process server used when NATS.URL is empty.
 type EmbeddedNATS struct {
-	// StoreDir defaults to <data_dir>/nats.
+	// StoreDir holds the JetStream data; empty means <data_dir>/nats.
 	StoreDir string `yaml:"store_dir"`
 	// Listen lets other processes (subscribers, a second mailmon) connect;
-	// empty keeps the server in-process only.
+	// empty keeps the server in-process only. Nobody connects without a user
+	// and its generated password (<data_dir>/nats/credentials/<user>); other
+	// services use the subscriber user.
 	Listen string `yaml:"listen"`
 	// MaxStore caps JetStream file storage; zero leaves the server default.
 	MaxStore config.ByteSize `yaml:"max_store"`
@@ -80,8 +155,11 @@ type EmbeddedNATS struct {
 
 // TrackingConfig holds the keys that sign and verify the tracking header.
 type TrackingConfig struct {
+	// Key signs new headers and verifies them. The secret is at least 32
+	// bytes.
 	Key TrackingKey `yaml:"key"`
-	// PreviousKeys still verify during a key rotation.
+	// PreviousKeys still verify during a rotation (sign with the new key
+	// first, retire an old one after max_age).
 	PreviousKeys []TrackingKey `yaml:"previous_keys"`
 	// MaxAge rejects headers older than this (0 accepts any age): complaints
 	// arrive days or weeks after the message was sent.
@@ -90,7 +168,9 @@ type TrackingConfig struct {
 
 // TrackingKey is one signing key and the id written into the header.
 type TrackingKey struct {
-	ID     string        `yaml:"id"`
+	// ID is written into the header, so a verifier knows which key signed.
+	ID string `yaml:"id"`
+	// Secret is the HMAC key: at least 32 bytes.
 	Secret config.Secret `yaml:"secret"`
 }
 

@@ -25,7 +25,8 @@ import (
 // The embedded server ignores these: it generates its own passwords.
 type NATSUser struct {
 	// User is the NATS user name; empty means the key.
-	User     string        `yaml:"user"`
+	User string `yaml:"user"`
+	// Password is the user's password, from the environment.
 	Password config.Secret `yaml:"password"`
 	// PasswordFile holds the password (a trailing newline is ignored), so a
 	// process that runs one worker holds only that worker's secret.
