@@ -235,7 +235,8 @@ func (s *Source) parsePackage(pkg string) (map[string]*ast.StructType, error) {
 	fset := token.NewFileSet()
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+		// Test files count too: a package's tests may declare config structs.
+		if e.IsDir() || !strings.HasSuffix(name, ".go") {
 			continue
 		}
 		src, err := os.ReadFile(filepath.Join(dir, name))
