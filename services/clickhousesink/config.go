@@ -21,6 +21,7 @@ type Config struct {
 	// MaxPending caps the messages the sink holds unacknowledged at once,
 	// across all streams and tables; it stops pulling at the cap. This is
 	// what bounds memory while ClickHouse is down.
+	// At least batch_rows.
 	MaxPending int `yaml:"max_pending"`
 	// FetchBatch is how many messages the pull subscription keeps buffered
 	// ahead of the batches, and the most taken in one step.
@@ -41,6 +42,8 @@ type Config struct {
 	InsertTimeout config.Duration `yaml:"insert_timeout"`
 	// RetryMin and RetryMax bound the exponential backoff between attempts
 	// to insert a batch that failed.
+	// The same batch is retried, and a dead letter that could not be stored
+	// too; JetStream keeps the messages meanwhile.
 	RetryMin config.Duration `yaml:"retry_min"`
 	RetryMax config.Duration `yaml:"retry_max"`
 	// RejectAfter is how many times ClickHouse may refuse the same rows
@@ -49,12 +52,15 @@ type Config struct {
 	// batch in two; a single row refused that often is dead-lettered. The
 	// sink counts this itself: the consumers have no delivery limit, since
 	// JetStream's count grows with every shutdown and AckWait expiry too.
+	// Such a row is dead-lettered with the reason "rejected: …", and the rest
+	// of the batch is stored.
 	RejectAfter int `yaml:"reject_after"`
 	// ShutdownTimeout bounds the final flush at shutdown; what is not
 	// stored by then is handed back to JetStream unacknowledged.
 	ShutdownTimeout config.Duration `yaml:"shutdown_timeout"`
 	// RetentionInterval is how often day partitions older than
 	// clickhouse.retention_days are dropped.
+	// Once at start, on servers with TTL support, a table TTL is set as well.
 	RetentionInterval config.Duration `yaml:"retention_interval"`
 	// LagInterval is how often the consumers' pending counts are sampled
 	// for the lag metric.

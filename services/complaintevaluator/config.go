@@ -43,9 +43,11 @@ type Config struct {
 	// RejectionBurst triggers on min_rejections reputation or blocklist
 	// rejections from one provider to one IP within window
 	// (delivery.attempted classifier categories).
+	// Its window must fit in the DELIVERY stream's retention, like windows.
 	RejectionBurst RejectionBurstRule `yaml:"rejection_burst"`
 	// ProbeMissing triggers when probes from one IP go missing at
 	// min_providers providers within window.
+	// Its window must fit in the PROBE stream's retention, like windows.
 	ProbeMissing ProbeMissingRule `yaml:"probe_missing"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
@@ -147,13 +149,15 @@ type Decisions struct {
 	// First is the length of a first offence.
 	First config.Duration `yaml:"first"`
 	// Repeat are the lengths of the second, third, ... offence within
-	// Memory; the last entry repeats; 0 lasts until lifted by hand.
+	// Memory; the last entry repeats; 0 lasts until lifted by hand
+	// (`mailmon enforcement lift`).
 	Repeat []config.Duration `yaml:"repeat"`
 	// Memory is how long an offence counts towards escalation. At most the
 	// DECISION stream's max_age, from which offences are rebuilt.
+	// It must be at least 1 h shorter than the DECISION stream keeps (90d).
 	Memory config.Duration `yaml:"memory"`
 	// CutoffAction is the Postfix action of a cut-off: "DEFER_IF_PERMIT"
-	// (the sender retries after the release) or "REJECT".
+	// (4.x.x, the sender retries after the release) or "REJECT" (5.x.x).
 	CutoffAction string `yaml:"cutoff_action"`
 	// CutoffStatus is the enhanced status code of a cut-off's answer; its
 	// class must match the action (4.x.x for DEFER_IF_PERMIT).

@@ -16,9 +16,15 @@ type Config struct {
 	// Resolver is the DNS server every query goes to, host:port: your own
 	// recursive resolver (public ones are refused by Spamhaus and others),
 	// or a blocklist's server when all zones live there.
+	// Spamhaus and Barracuda refuse public resolvers such as 8.8.8.8 and
+	// 1.1.1.1.
 	Resolver string `yaml:"resolver"`
 	// Zones names the catalogue zones to sweep; empty sweeps the default
 	// ones (see services/internal/dnsbl/zones.yaml).
+	// The default ones are Spamhaus ZEN and DBL, Barracuda, SpamCop,
+	// Mailspike, PSBL and UCEPROTECT levels 1-3. A retired zone (SORBS, shut
+	// down in 2024) is swept only if named here, with a warning at start; so
+	// is a public resolver combined with zones that refuse one.
 	Zones []string `yaml:"zones"`
 	// CustomZones adds zones to the catalogue, or replaces built-in ones of
 	// the same name (a zone here is swept only if Zones names it, or Zones
@@ -26,10 +32,14 @@ type Config struct {
 	CustomZones []dnsbl.Zone `yaml:"custom_zones"`
 	// DQSKey is a Spamhaus Data Query Service key; zones with a dqs_zone
 	// are then asked as <key>.<dqs_zone>, which works from any resolver.
+	// With a key, Spamhaus ZEN and DBL are asked as <key>.zen.dq.spamhaus.net
+	// and <key>.dbl.dq.spamhaus.net. Never logged.
 	DQSKey config.Secret `yaml:"dqs_key"`
 
 	// IPs, CIDRs and Domains are the targets: our sending IPs, our IP
 	// blocks (every address is swept), and our sending domains.
+	// IPv6 addresses are asked as nibbles; domains are checked on domain zones
+	// and audited.
 	IPs     []string `yaml:"ips"`
 	CIDRs   []string `yaml:"cidrs"`
 	Domains []string `yaml:"domains"`
@@ -40,11 +50,14 @@ type Config struct {
 	SeenIPs SeenIPsConfig `yaml:"seen_ips"`
 
 	// Interval is the time from the start of one sweep to the next.
+	// The first sweep runs at start.
 	Interval config.Duration `yaml:"interval"`
 	// Concurrency is the number of queries in flight.
 	Concurrency int `yaml:"concurrency"`
 	// ZoneRate caps the queries per second sent about each zone; 0 means
 	// unlimited (for your own rbldnsd or a local mirror).
+	// Public lists throttle heavy users (Spamhaus then answers
+	// 127.255.255.255).
 	ZoneRate float64 `yaml:"zone_rate"`
 	// Timeout bounds one query attempt; Retries are extra attempts after a
 	// timeout, a network error or SERVFAIL.

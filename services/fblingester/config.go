@@ -40,9 +40,12 @@ type Config struct {
 	// Providers maps domains (of the report's sender, its Reporting-MTA,
 	// or a bounced recipient) to provider names, over the built-in table.
 	// A domain also matches its subdomains.
+	// The built-in table knows Yahoo, AOL, Outlook, Gmail and the other big
+	// providers.
 	Providers map[string]string `yaml:"providers"`
-	// UnmatchedAlert raises an alert when too many complaints trace to
-	// nothing of ours.
+	// UnmatchedAlert raises an alert (mailmon.alert.raised, rule
+	// unmatched_complaints) when more than threshold of the counted, trusted
+	// complaints in window traced to nothing of ours.
 	UnmatchedAlert UnmatchedAlertConfig `yaml:"unmatched_alert"`
 	// PublishTimeout bounds the wait for JetStream to store one message's
 	// events; past it the sender is told to retry (SMTP 451).
@@ -56,17 +59,20 @@ type Config struct {
 type SMTPConfig struct {
 	// Listen is host:port; empty disables the listener. The listener also
 	// stays off while no address or domain is configured.
+	// Put it behind the MX, or expose it deliberately.
 	Listen string `yaml:"listen"`
 	// Hostname is the name in the greeting and EHLO answer.
 	Hostname string `yaml:"hostname"`
 	// Addresses are the recipient addresses accepted (e.g. fbl@example.net).
 	Addresses []string `yaml:"addresses"`
 	// Domains accept every recipient at these domains (e.g. the domain of
-	// our bounce return path). Any other recipient is refused: no relaying.
+	// our bounce return path). Any other recipient is refused with 550
+	// 5.7.1: no relaying.
 	Domains []string `yaml:"domains"`
 	// MaxRecipients per message; more are refused with 452.
 	MaxRecipients int `yaml:"max_recipients"`
-	// MaxConnections open at once; another connection is answered 421.
+	// MaxConnections open at once; another connection is answered 421 and
+	// closed.
 	MaxConnections int `yaml:"max_connections"`
 	// ReadTimeout and WriteTimeout bound each read and write on a
 	// connection.
@@ -163,6 +169,7 @@ type TrustConfig struct {
 	// SMTPUsers may authenticate (AUTH PLAIN) to the listener; what they
 	// deliver is trusted. AUTH is offered over TLS only, or on a loopback
 	// listener.
+	// Without smtp.tls_cert_file they work only on a loopback listener.
 	SMTPUsers []SMTPUser `yaml:"smtp_users"`
 	// Resolver is the DNS server (host:port) asked for DKIM keys; empty
 	// uses the system's resolvers. A local validating resolver is best.

@@ -83,6 +83,9 @@ type FileConfig struct {
 // map names to addresses.
 type SourceIPConfig struct {
 	// Rules are tried in order; the first whose set fields all match wins.
+	// Postfix does not log its bind address: map the syslog names of the
+	// instances and transports that bind one (master.cf "-o syslog_name=..."
+	// with "-o smtp_bind_address=...") to it. Empty fields match anything.
 	Rules []SourceIPRule `yaml:"rules"`
 	// FromName takes an IP address written in the instance or transport
 	// name, e.g. "postfix-10.1.2.3/smtp" or "postfix/smtp-10.1.2.3", when
@@ -113,6 +116,8 @@ type SourceIPRule struct {
 // ProviderConfig extends the built-in provider table.
 type ProviderConfig struct {
 	// Builtin enables the built-in table of the big mailbox providers.
+	// It knows Gmail, Outlook, Yahoo, AOL, iCloud, GMX, WEB.DE, Mail.ru,
+	// Yandex, Comcast, AT&T, Orange, T-Online and many more.
 	Builtin bool `yaml:"builtin"`
 	// Domains maps a recipient domain to a provider; it also matches
 	// subdomains. Entries here win over the built-in table.

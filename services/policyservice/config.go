@@ -26,6 +26,7 @@ type Config struct {
 	// CutoffText overrides the text of a cut-off's answer; empty uses the
 	// decision's. The enhanced status code in front is made to match the
 	// action's class (4.x.x defers, 5.x.x rejects).
+	// Printable ASCII only.
 	CutoffText string `yaml:"cutoff_text"`
 	// RerouteNexthop is the next hop of the FILTER answer of a reroute:
 	// "FILTER <transport>:<nexthop>". Empty lets Postfix pick it
@@ -39,8 +40,10 @@ type Config struct {
 	// Postfix closes its own after smtpd_policy_service_max_idle (300s).
 	IdleTimeout config.Duration `yaml:"idle_timeout"`
 	// MaxConnections caps concurrent client connections.
+	// More are closed at once.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxAttributes and MaxLineBytes bound one request.
+	// A request over them closes the connection.
 	MaxAttributes int `yaml:"max_attributes"`
 	MaxLineBytes  int `yaml:"max_line_bytes"`
 	// StaleAfter: while there is no live watch of the bucket (NATS
@@ -48,9 +51,11 @@ type Config struct {
 	// decisions are enforced for this long; after that the state is stale
 	// and OnStale says what is answered.
 	StaleAfter config.Duration `yaml:"stale_after"`
-	// OnStale is what a stale state answers: OnStaleEnforceUnexpired keeps
-	// enforcing each record until its own until; OnStaleFailOpen answers
-	// DUNNO to everything. Either way an alert is raised.
+	// OnStale is what a stale state answers: "enforce_unexpired" keeps
+	// enforcing each record until its own until (pair it with Postfix's
+	// smtpd_policy_service_default_action = DEFER_IF_PERMIT); "fail_open"
+	// answers DUNNO to everything (pair it with default_action = DUNNO).
+	// Either way an alert is raised. See the policy service's README.
 	OnStale string `yaml:"on_stale"`
 	// AllowedActions are the Postfix actions a record may make the service
 	// answer: the cut-off actions (REJECT, DEFER_IF_PERMIT, DEFER, HOLD,
@@ -67,6 +72,8 @@ type Config struct {
 	// that it starts and enforces while NATS is unreachable. Empty under
 	// mailmon's runtime means <data_dir>/policy-service/enforcement.json
 	// (see WithDataDir); "off" keeps no snapshot.
+	// It is rewritten atomically, mode 0600, after every change, and read at
+	// start.
 	SnapshotFile string `yaml:"snapshot_file"`
 	// SnapshotMaxBytes bounds the snapshot, written and read.
 	SnapshotMaxBytes config.ByteSize `yaml:"snapshot_max_bytes"`
@@ -78,6 +85,8 @@ type Config struct {
 	// Providers maps a provider name to more recipient domains (and their
 	// subdomains), for customer × provider decisions, on top of the
 	// built-in table the other workers use too.
+	// Provider names are the ones the mta-log-tailer gives deliveries: gmail,
+	// outlook, yahoo, aol, icloud ...
 	Providers map[string][]string `yaml:"providers"`
 	// IPAttributes are the request attributes matched against ip:
 	// decisions, e.g. client_address (the customer's server relaying

@@ -51,6 +51,7 @@ type Config struct {
 	// FromName is the display name of the From header.
 	FromName string `yaml:"from_name"`
 	// Customer is the customer name signed into the tracking header.
+	// The mailbox-retriever accepts only probes of this customer.
 	Customer string `yaml:"customer"`
 	// Concurrency bounds the submissions in flight at once.
 	Concurrency int `yaml:"concurrency"`
@@ -69,7 +70,8 @@ type Config struct {
 	DKIM DKIMConfig `yaml:"dkim"`
 	// Sources are our outgoing paths.
 	Sources []Source `yaml:"sources"`
-	// Targets are the seed addresses, one per provider mailbox.
+	// Targets are the seed addresses, one per provider mailbox; the
+	// mailbox-retriever holds their credentials.
 	Targets []Target `yaml:"targets"`
 }
 
@@ -90,7 +92,8 @@ type DKIMConfig struct {
 type Source struct {
 	// Name identifies the path in events (route) and metrics.
 	Name string `yaml:"name"`
-	// Type is "smtp" (a relay) or "sendmail" (the local command).
+	// Type is "smtp" (a relay: one of our outgoing MTAs) or "sendmail" (the
+	// local sendmail command).
 	Type string `yaml:"type"`
 	// Addr is the relay's host:port.
 	Addr string `yaml:"addr"`
@@ -105,6 +108,8 @@ type Source struct {
 	// default; use tls_ca_file for private CAs instead.
 	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 	// Username and Password enable SMTP AUTH.
+	// Empty username: no SMTP AUTH. With tls "none", AUTH is refused unless
+	// the relay is on loopback.
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password"`
 	// AuthMechanism is "plain" (default) or "login".

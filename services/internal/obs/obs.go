@@ -110,6 +110,7 @@ type HTTPConfig struct {
 	Addr string `yaml:"addr"`
 	// Pprof adds Go's profiler under /debug/pprof/. It shows internals, so
 	// it is off unless asked for.
+	// Keep it off where the address is reachable by others.
 	Pprof bool `yaml:"pprof"`
 }
 

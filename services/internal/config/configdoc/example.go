@@ -97,6 +97,10 @@ func (g *generator) value(v reflect.Value, depth int, full bool) (*yaml.Node, er
 			if err != nil {
 				return nil, err
 			}
+			if item.Kind == yaml.MappingNode && len(item.Content) > 0 {
+				// The first key's comment goes above the "- ", not after it.
+				item.HeadComment, item.Content[0].HeadComment = item.Content[0].HeadComment, ""
+			}
 			n.Content = append(n.Content, item)
 		}
 		return n, nil
