@@ -3,7 +3,6 @@ package clickhousesink_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,12 +88,7 @@ type runningSink struct {
 func startSink(t *testing.T, js jetstream.JetStream, cfg clickhousesink.Config, ch chstore.Config) *runningSink {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := clickhousesink.New(cfg, ch, worker.Settings{
-		Logger:    slog.New(slog.DiscardHandler),
-		Metrics:   reg,
-		JetStream: js,
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: clickhousesink.WorkerName}),
-	})
+	s, err := clickhousesink.New(cfg, worker.Settings{Metrics: reg, JetStream: js, ClickHouse: ch})
 	if err != nil {
 		t.Fatal(err)
 	}

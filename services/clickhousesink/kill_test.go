@@ -16,10 +16,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailmon/mailmon/services/clickhousesink"
-	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/chtest"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -53,11 +51,10 @@ func runSinkChild() int {
 		fmt.Fprintln(os.Stderr, "sink child:", err)
 		return 1
 	}
-	s, err := clickhousesink.New(testConfig(), chConfig(os.Getenv(childEnvCH), os.Getenv(childEnvDatabase)), worker.Settings{
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Metrics:   prometheus.NewRegistry(),
-		JetStream: js,
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: clickhousesink.WorkerName}),
+	s, err := clickhousesink.New(testConfig(), worker.Settings{
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		JetStream:  js,
+		ClickHouse: chConfig(os.Getenv(childEnvCH), os.Getenv(childEnvDatabase)),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sink child:", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -52,25 +52,22 @@ type Sink struct {
 }
 
 // New checks the configuration and builds a sink; nothing is connected
-// until Run. ch is the shared `clickhouse` section: server, database and
-// retention.
-func New(cfg Config, ch chstore.Config, s worker.Settings) (*Sink, error) {
-	var problems []string
-	if err := cfg.Validate(); err != nil {
-		problems = append(problems, "clickhouse_sink: "+err.Error())
+// until Run. The server, database and retention come from the shared
+// `clickhouse` section in s.ClickHouse.
+func New(cfg Config, s worker.Settings) (*Sink, error) {
+	var check config.Check
+	check.Nest("clickhouse_sink", cfg.Validate())
+	check.Nest("clickhouse", s.ClickHouse.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if err := ch.Validate(); err != nil {
-		problems = append(problems, "clickhouse: "+err.Error())
-	}
-	if s.JetStream == nil {
-		problems = append(problems, "settings: JetStream is required")
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("clickhouse-sink: %s", strings.Join(problems, "; "))
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	top, err := pipelines.Default()
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse-sink: %w", err)
+		return nil, err
 	}
 	var streams []string
 	for _, c := range top.Consumers {
@@ -79,7 +76,7 @@ func New(cfg Config, ch chstore.Config, s worker.Settings) (*Sink, error) {
 		}
 	}
 	if len(streams) == 0 {
-		return nil, fmt.Errorf("clickhouse-sink: the topology declares no %s consumer", Durable)
+		return nil, fmt.Errorf("the topology declares no %s consumer", Durable)
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
@@ -87,7 +84,7 @@ func New(cfg Config, ch chstore.Config, s worker.Settings) (*Sink, error) {
 	}
 	sink := &Sink{
 		cfg:     cfg,
-		ch:      ch,
+		ch:      s.ClickHouse,
 		js:      s.JetStream,
 		pub:     s.Publisher,
 		log:     s.Logger,
@@ -96,12 +93,6 @@ func New(cfg Config, ch chstore.Config, s worker.Settings) (*Sink, error) {
 		streams: streams,
 		budget:  newBudget(cfg.MaxPending, m.held),
 		tables:  map[string]*table{},
-	}
-	if sink.log == nil {
-		sink.log = slog.New(slog.DiscardHandler)
-	}
-	if sink.pub == nil {
-		sink.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
 	}
 	for _, k := range schemas.Kinds() {
 		sink.tables[k.Type] = &table{sink: sink, kind: k, query: schemas.InsertQuery(k), in: make(chan []held)}
@@ -125,9 +116,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	s.conn = conn
 	defer conn.Close()
-	if s.set.Health != nil {
-		s.set.Health.Register(WorkerName, func(ctx context.Context) error { return conn.Ping(ctx) })
-	}
+	s.set.Health.Register(WorkerName, func(ctx context.Context) error { return conn.Ping(ctx) })
 	s.setTTL(ctx)
 
 	consumers := make([]jetstream.Consumer, len(s.streams))
@@ -138,14 +127,14 @@ func (s *Sink) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("clickhouse-sink: consumer %s on stream %s (apply the pipelines first): %w", Durable, stream, err)
+			return fmt.Errorf("consumer %s on stream %s (apply the pipelines first): %w", Durable, stream, err)
 		}
 		// A limited consumer drops a message after that many deliveries,
 		// and every nak at shutdown and every AckWait expiry (a crash, a
 		// slow insert) is one: the message would leave with neither a row
 		// nor a dead letter. The sink counts refusals itself instead.
 		if md := c.CachedInfo().Config.MaxDeliver; md > 0 {
-			return fmt.Errorf("clickhouse-sink: consumer %s on stream %s has max_deliver %d; the sink needs unlimited deliveries (-1, as pipelines/topology.yaml declares) so no message is dropped without a row or a dead letter: apply the pipelines", Durable, stream, md)
+			return fmt.Errorf("consumer %s on stream %s has max_deliver %d; the sink needs unlimited deliveries (-1, as pipelines/topology.yaml declares) so no message is dropped without a row or a dead letter: apply the pipelines", Durable, stream, md)
 		}
 		consumers[i] = c
 		ackWait := c.CachedInfo().Config.AckWait
@@ -224,7 +213,7 @@ func (s *Sink) connect(ctx context.Context) (driver.Conn, error) {
 				if ctx.Err() != nil {
 					return nil, nil
 				}
-				return nil, fmt.Errorf("clickhouse-sink: %w", err)
+				return nil, err
 			}
 			return conn, nil
 		}
@@ -346,7 +335,7 @@ func (s *Sink) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	const collectWait = 20 * time.Millisecond
 	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(s.cfg.FetchBatch, int(s.cfg.FetchBytes)), jetstream.PullExpiry(bus.PullExpiry))
 	if err != nil {
-		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
+		return fmt.Errorf("pulling from %s: %w", stream, err)
 	}
 	defer s.giveBackBuffered(it)
 	delay := s.cfg.RetryMin.Std()
@@ -454,7 +443,7 @@ func (s *Sink) fetchFailed(stream string, err error) error {
 	s.metrics.fetchErrors.WithLabelValues(stream).Inc()
 	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrMsgIteratorClosed) ||
 		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("clickhouse-sink: pulling from %s: %w", stream, err)
+		return fmt.Errorf("pulling from %s: %w", stream, err)
 	}
 	s.log.Warn("pull failed; retrying", "stream", stream, "error", err)
 	return nil

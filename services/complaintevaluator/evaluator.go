@@ -50,30 +50,27 @@ type Evaluator struct {
 	ready  chan struct{}
 }
 
-// Option adjusts an Evaluator for tests.
-type Option func(*Evaluator)
-
-// WithClock replaces time.Now.
-func WithClock(now func() time.Time) Option { return func(e *Evaluator) { e.now = now } }
-
 // New checks the configuration and builds the worker; nothing is
 // connected until Run.
-func New(cfg Config, s worker.Settings, opts ...Option) (*Evaluator, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: complaint_evaluator: %w", WorkerName, err)
+func New(cfg Config, s worker.Settings) (*Evaluator, error) {
+	var check config.Check
+	check.Nest("complaint_evaluator", cfg.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if s.JetStream == nil {
-		return nil, fmt.Errorf("%s: settings: JetStream is required", WorkerName)
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	top, err := pipelines.Default()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", WorkerName, err)
+		return nil, err
 	}
 	streams := map[string]string{}
 	for _, subj := range append(signalSubjects, "mailmon.decision.>") {
 		st, ok := top.StreamFor(subj)
 		if !ok {
-			return nil, fmt.Errorf("%s: no stream captures %s", WorkerName, subj)
+			return nil, fmt.Errorf("no stream captures %s", subj)
 		}
 		streams[subj] = st.Name
 	}
@@ -87,16 +84,10 @@ func New(cfg Config, s worker.Settings, opts ...Option) (*Evaluator, error) {
 		log:     s.Logger,
 		set:     s,
 		metrics: m,
-		now:     time.Now,
+		now:     s.Now,
 		streams: streams,
 		queue:   make(chan Output, 4096),
 		ready:   make(chan struct{}),
-	}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
-	for _, o := range opts {
-		o(e)
 	}
 	e.engine = NewEngine(cfg, s.Source)
 	e.pub = &eventPublisher{settings: s}
@@ -116,7 +107,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("%s: bucket %s (apply the pipelines first): %w", WorkerName, enforcement.Bucket, err)
+		return fmt.Errorf("bucket %s (apply the pipelines first): %w", enforcement.Bucket, err)
 	}
 	if err := e.checkServerRetention(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -124,16 +115,14 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	if e.set.Health != nil {
-		e.set.Health.Register(WorkerName, func(context.Context) error {
-			select {
-			case <-e.ready:
-				return nil
-			default:
-				return errors.New("rebuilding state from the streams")
-			}
-		})
-	}
+	e.set.Health.Register(WorkerName, func(context.Context) error {
+		select {
+		case <-e.ready:
+			return nil
+		default:
+			return errors.New("rebuilding state from the streams")
+		}
+	})
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -177,7 +166,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return e.stopCause(ctx)
 		}
-		return fmt.Errorf("%s: reconcile with bucket: %w", WorkerName, err)
+		return fmt.Errorf("reconcile with bucket: %w", err)
 	}
 	// 3. Signals over the longest window, counted after each subject's
 	// last decision.
@@ -229,7 +218,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 // stopCause returns nil on a clean shutdown and the failure otherwise.
 func (e *Evaluator) stopCause(ctx context.Context) error {
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: %w", WorkerName, err)
+		return err
 	}
 	return nil
 }

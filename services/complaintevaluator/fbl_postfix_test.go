@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
+	"github.com/mailmon/mailmon/services/internal/worker"
 
 	"github.com/emersion/go-smtp"
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,7 +58,9 @@ func TestPostfixForgedReportsDecideNothingGenuineOnesCutOff(t *testing.T) {
 	fcfg.Trust.Operators = []fblingester.Operator{{DKIMDomain: "fbl.provider.test"}}
 	fcfg.Trust.Resolver = zone.Addr
 	fcfg.Trace.SourceNetworks = []string{"192.0.2.0/24"}
-	ing, err := fblingester.New(fcfg, fblingester.Tracking{Keyring: &ring}, settings(t, js, fblingester.WorkerName))
+	fset := settings(t, js, fblingester.WorkerName)
+	fset.Tracking = worker.Tracking{Keyring: &ring}
+	ing, err := fblingester.New(fcfg, fset)
 	if err != nil {
 		t.Fatal(err)
 	}

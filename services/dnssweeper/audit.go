@@ -190,7 +190,7 @@ func (s *Sweeper) Audit(ctx context.Context) error {
 		published++
 	}
 	if err := s.pub.Flush(ctx); err != nil {
-		return fmt.Errorf("dns-sweeper: audit %s: %w", auditID, err)
+		return fmt.Errorf("audit %s: %w", auditID, err)
 	}
 	s.log.Info("audit done", "audit_id", auditID, "ips", len(ips), "domains", len(domains), "events", published)
 	return nil
@@ -208,7 +208,7 @@ func (s *Sweeper) publishAudit(ctx context.Context, ev *schemas.DNSAudit, findin
 		return err
 	}
 	if err := s.pub.PublishAsync(ctx, ev); err != nil {
-		return fmt.Errorf("dns-sweeper: publish audit of %s: %w", ev.Target, err)
+		return fmt.Errorf("publish audit of %s: %w", ev.Target, err)
 	}
 	s.metrics.audits.Inc()
 	return nil

@@ -138,7 +138,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (*schemas.DNSBLChecked, error) {
 	}
 	sum.DurationMs = sum.Time.Sub(sum.StartedAt).Milliseconds()
 	if err := s.pub.Publish(ctx, sum); err != nil {
-		return nil, fmt.Errorf("dns-sweeper: publish sweep summary: %w", err)
+		return nil, fmt.Errorf("publish sweep summary: %w", err)
 	}
 	s.metrics.sweeps.Inc()
 	s.metrics.sweepSeconds.Observe(finished.Sub(started).Seconds())
@@ -154,7 +154,7 @@ func (s *Sweeper) putJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if _, err := s.kv.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("dns-sweeper: store %s: %w", key, err)
+		return fmt.Errorf("store %s: %w", key, err)
 	}
 	return nil
 }
@@ -286,7 +286,7 @@ func (p *processor) finish() error {
 	}
 	if p.failed != nil {
 		p.s.metrics.sweepFailures.Inc()
-		return fmt.Errorf("dns-sweeper: sweep %s: %w", p.sweepID, p.failed)
+		return fmt.Errorf("sweep %s: %w", p.sweepID, p.failed)
 	}
 	return nil
 }

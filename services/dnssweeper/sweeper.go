@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
@@ -67,19 +68,19 @@ type Sweeper struct {
 // New checks the configuration and builds a sweeper; nothing is connected
 // until Run.
 func New(cfg Config, s worker.Settings) (*Sweeper, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("dns-sweeper: dns_sweeper: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	var check config.Check
+	check.Nest("dns_sweeper", cfg.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if s.JetStream == nil {
-		return nil, errors.New("dns-sweeper: settings: JetStream is required")
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	log := s.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	zones, warnings, err := dnsbl.Default().With(cfg.CustomZones).Select(cfg.Zones)
 	if err != nil {
-		return nil, fmt.Errorf("dns-sweeper: %w", err)
+		return nil, err
 	}
 	for _, w := range warnings {
 		log.Warn("dns_sweeper.zones: " + w)
@@ -88,20 +89,17 @@ func New(cfg Config, s worker.Settings) (*Sweeper, error) {
 	client := NewClient(cfg.Resolver, ClientOptions{Timeout: cfg.Timeout.Std(), Retries: cfg.Retries, TCPFallback: cfg.TCPFallback, MaxIdle: cfg.Concurrency + 4})
 	checker, err := NewChecker(client, zones, cfg.DQSKey.Reveal(), cfg.ZoneRate, cfg.FetchTXT)
 	if err != nil {
-		return nil, fmt.Errorf("dns-sweeper: %w", err)
+		return nil, err
 	}
 	static, err := staticTargets(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dns-sweeper: %w", err)
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
-		return nil, fmt.Errorf("dns-sweeper: %w", err)
+		return nil, err
 	}
 	pub := s.Publisher
-	if pub == nil {
-		pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
-	}
 	sw := &Sweeper{
 		cfg:      cfg,
 		set:      s,
@@ -116,14 +114,12 @@ func New(cfg Config, s worker.Settings) (*Sweeper, error) {
 		zoneRec:  map[string]*zoneRecord{},
 		seen:     map[string]*seenRecord{},
 	}
-	if s.Health != nil {
-		s.Health.Register(WorkerName, func(context.Context) error {
-			if !sw.ready.Load() {
-				return errors.New("loading state from KV bucket " + Bucket)
-			}
-			return nil
-		})
-	}
+	s.Health.Register(WorkerName, func(context.Context) error {
+		if !sw.ready.Load() {
+			return errors.New("loading state from KV bucket " + Bucket)
+		}
+		return nil
+	})
 	return sw, nil
 }
 
@@ -256,12 +252,12 @@ func (s *Sweeper) load(ctx context.Context) error {
 func (s *Sweeper) loadState(ctx context.Context) error {
 	kv, err := s.set.JetStream.KeyValue(ctx, Bucket)
 	if err != nil {
-		return fmt.Errorf("dns-sweeper: KV bucket %s (apply the pipelines first): %w", Bucket, err)
+		return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	s.kv = kv
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("dns-sweeper: read KV bucket %s: %w", Bucket, err)
+		return fmt.Errorf("read KV bucket %s: %w", Bucket, err)
 	}
 	defer w.Stop()
 	bad := 0

@@ -5,10 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"testing"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 )
 
 // BenchmarkAnalyseReport measures what checking a report's origin costs:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // analyser builds an ingester that can analyse messages without NATS: one
@@ -26,7 +27,7 @@ func analyser(tb testing.TB) *Ingester {
 	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	in := &Ingester{cfg: cfg, m: m, providers: newProviders(nil), source: schemas.Source{Worker: WorkerName, Host: "fuzz"},
 		now: func() time.Time { return now }}
-	in.tracer = newTracer(cfg.Trace, Tracking{Keyring: &testRing}, in.now)
+	in.tracer = newTracer(cfg.Trace, worker.Tracking{Keyring: &testRing}, in.now)
 	in.trust = newTrustPolicy(cfg.Trust)
 	in.trust.lookup = func(context.Context, string) ([]string, error) {
 		return nil, &net.DNSError{Err: "no such key", IsNotFound: true}

@@ -71,7 +71,7 @@ type running struct {
 func startIngester(t *testing.T, cfg Config, js jetstream.JetStream) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	in, err := New(cfg, Tracking{Keyring: &testRing}, worker.Settings{JetStream: js, Metrics: reg, Source: schemas.Source{Worker: WorkerName, Host: "test"}})
+	in, err := New(cfg, worker.Settings{JetStream: js, Metrics: reg, Source: schemas.Source{Worker: WorkerName, Host: "test"}, Tracking: worker.Tracking{Keyring: &testRing}})
 	if err != nil {
 		t.Fatal(err)
 	}

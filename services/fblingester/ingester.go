@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -52,34 +52,28 @@ type Ingester struct {
 
 // New checks the configuration and builds an ingester; nothing listens or
 // is read until Run.
-func New(cfg Config, track Tracking, s worker.Settings) (*Ingester, error) {
-	var problems []string
-	if err := cfg.Validate(); err != nil {
-		problems = append(problems, "fbl_ingester: "+err.Error())
-	}
-	if track.Keyring != nil {
-		if err := track.Keyring.Validate(); err != nil {
-			problems = append(problems, "tracking: "+err.Error())
-		}
-	}
-	if s.JetStream == nil {
-		problems = append(problems, "settings: JetStream is required")
-	}
+func New(cfg Config, s worker.Settings) (*Ingester, error) {
+	var check config.Check
+	check.Nest("fbl_ingester", cfg.Validate())
 	var tlsCfg *tls.Config
 	if cfg.SMTP.TLSCertFile != "" && cfg.SMTP.TLSKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.SMTP.TLSCertFile, cfg.SMTP.TLSKeyFile)
 		if err != nil {
-			problems = append(problems, "fbl_ingester: smtp: tls: "+err.Error())
+			check.Addf("fbl_ingester.smtp.tls_cert_file", "%v", err)
 		} else {
 			tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s: %s", WorkerName, strings.Join(problems, "; "))
+	if err := check.Err(); err != nil {
+		return nil, err
+	}
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
-		return nil, fmt.Errorf("%s: metrics: %w", WorkerName, err)
+		return nil, err
 	}
 	in := &Ingester{
 		cfg:       cfg,
@@ -88,24 +82,15 @@ func New(cfg Config, track Tracking, s worker.Settings) (*Ingester, error) {
 		m:         m,
 		providers: newProviders(cfg.Providers),
 		source:    s.Source,
-		now:       time.Now,
+		now:       s.Now,
 		tls:       tlsCfg,
 		addrs:     map[string]bool{},
 		domains:   map[string]bool{},
 		listening: make(chan struct{}),
 		failing:   map[string]error{},
 	}
-	in.tracer = newTracer(cfg.Trace, track, func() time.Time { return in.now() })
+	in.tracer = newTracer(cfg.Trace, s.Tracking, func() time.Time { return in.now() })
 	in.trust = newTrustPolicy(cfg.Trust)
-	if in.log == nil {
-		in.log = slog.New(slog.DiscardHandler)
-	}
-	if in.source.Host == "" {
-		in.source.Host, _ = os.Hostname()
-	}
-	if in.source.Worker == "" {
-		in.source.Worker = WorkerName
-	}
 	// A publisher of our own: its AckTimeout is the publish timeout, so a
 	// sender waiting on DATA hears 451 in bounded time when NATS is away.
 	in.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, AckTimeout: cfg.PublishTimeout.Std(), Metrics: s.Metrics})
@@ -132,16 +117,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if in.tracer.track.Keyring == nil {
 		in.log.Warn("no tracking key configured: tracking headers cannot be verified and are ignored")
 	}
-	if in.set.Health != nil {
-		in.set.Health.Register(WorkerName, in.ready)
-	}
+	in.set.Health.Register(WorkerName, in.ready)
 	var wg sync.WaitGroup
 	var srv *smtp.Server
 	if in.smtpEnabled() {
 		ln, err := net.Listen("tcp", in.cfg.SMTP.Listen)
 		if err != nil {
 			close(in.listening)
-			return fmt.Errorf("%s: smtp listen: %w", WorkerName, err)
+			return fmt.Errorf("smtp listen: %w", err)
 		}
 		in.listenAddr = ln.Addr().String()
 		srv = in.newSMTPServer()

@@ -2,13 +2,13 @@ package fblingester
 
 import (
 	"context"
-	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/dkimtest"
 	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/peers"
 )

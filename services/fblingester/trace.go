@@ -7,18 +7,10 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/arf"
 	"github.com/mailmon/mailmon/services/internal/provider"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
-
-// Tracking is how the tracking header is verified: the keyring (nil when
-// the deployment has no tracking key; every header is then refused) and
-// the oldest header accepted (0: any age).
-type Tracking struct {
-	Keyring *tracking.Keyring
-	MaxAge  time.Duration
-}
 
 // Tracking header verdicts, as counted in metrics.
 const (
@@ -60,14 +52,14 @@ func (t *tracer) signsFor(d string) bool { return provider.Match(t.dkim, d) != "
 
 // tracer ties reports to customers and IPs.
 type tracer struct {
-	track    Tracking
+	track    worker.Tracking
 	dkim     map[string]string
 	msgID    map[string]string
 	networks []netip.Prefix
 	now      func() time.Time
 }
 
-func newTracer(cfg TraceConfig, track Tracking, now func() time.Time) *tracer {
+func newTracer(cfg TraceConfig, track worker.Tracking, now func() time.Time) *tracer {
 	t := &tracer{track: track, dkim: lowerKeys(cfg.DKIMDomains), msgID: lowerKeys(cfg.MessageIDDomains), now: now}
 	for _, n := range cfg.SourceNetworks {
 		if p, err := parseNetwork(n); err == nil { // checked by Validate
@@ -91,18 +83,16 @@ func (t *tracer) trace(k keys) traced {
 	}
 	if strings.TrimSpace(k.trackingHeader) != "" {
 		out.headerVerd = trackInvalid
-		if t.track.Keyring != nil {
-			if f, err := t.track.Keyring.Verify(k.trackingHeader, t.now(), t.track.MaxAge); err == nil {
-				out.headerVerd = trackValid
-				out.method = schemas.TraceTrackingHeader
-				out.customer = f.Customer
-				out.trackingID = f.MessageID
-				out.sourceIP = ourIP
-				if a, err := netip.ParseAddr(f.Source); err == nil {
-					out.sourceIP = a.Unmap().String()
-				}
-				return out
+		if f, err := t.track.Verify(k.trackingHeader, t.now()); err == nil {
+			out.headerVerd = trackValid
+			out.method = schemas.TraceTrackingHeader
+			out.customer = f.Customer
+			out.trackingID = f.MessageID
+			out.sourceIP = ourIP
+			if a, err := netip.ParseAddr(f.Source); err == nil {
+				out.sourceIP = a.Unmap().String()
 			}
+			return out
 		}
 	}
 	dkimDomains := k.verifiedDKIM

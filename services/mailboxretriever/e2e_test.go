@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/testwait"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -61,9 +60,9 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 		{Name: "alice-discard", Provider: "dovecot", Address: "alice@inbox.test", Headers: map[string]string{"X-Probe-Discard": "yes"}},
 		{Name: "bob-pop3", Provider: "dovecot", Address: "bob@inbox.test", Variants: []string{probesender.VariantListUnsubscribe}},
 	}
-	sender, err := probesender.New(scfg, testRing, worker.Settings{
+	sender, err := probesender.New(scfg, worker.Settings{
 		JetStream: js, Source: schemas.Source{Worker: probesender.WorkerName, Host: "test"},
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: probesender.WorkerName}),
+		Tracking: worker.Tracking{Keyring: &testRing},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +131,9 @@ func TestEndToEndPostfixDovecot(t *testing.T) {
 	restartCfg := scfg
 	restartCfg.Sources = scfg.Sources[:1]
 	restartCfg.Targets = scfg.Targets[:1]
-	again, err := probesender.New(restartCfg, testRing, worker.Settings{
+	again, err := probesender.New(restartCfg, worker.Settings{
 		JetStream: js, Source: schemas.Source{Worker: probesender.WorkerName, Host: "test"},
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: probesender.WorkerName}),
+		Tracking: worker.Tracking{Keyring: &testRing},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func (r *Retriever) identify(h mailhdr.Header) (string, string) {
 	if v == "" {
 		return "", "foreign"
 	}
-	f, err := r.ring.Verify(v, r.now(), r.maxAge)
+	f, err := r.track.Verify(v, r.now())
 	switch {
 	case err == nil:
 	case errors.Is(err, tracking.ErrTampered):

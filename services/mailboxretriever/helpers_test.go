@@ -188,15 +188,16 @@ func (rn *running) counter(name string, labels ...string) float64 {
 func startRetriever(t *testing.T, js jetstream.JetStream, cfg Config, clock *fakeClock) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	r, err := New(cfg, testRing, 0, worker.Settings{
+	set := worker.Settings{
 		JetStream: js, Metrics: reg, Source: schemas.Source{Worker: WorkerName, Host: "test"},
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: WorkerName}),
-	})
-	if err != nil {
-		t.Fatal(err)
+		Tracking: worker.Tracking{Keyring: &testRing},
 	}
 	if clock != nil {
-		r.now = clock.Now
+		set.Now = clock.Now
+	}
+	r, err := New(cfg, set)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{r: r, reg: reg, cancel: cancel, done: make(chan struct{})}

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -34,8 +34,7 @@ const alertRule = "seed_account_unreadable"
 // Retriever is the mailbox-retriever worker.
 type Retriever struct {
 	cfg     Config
-	ring    tracking.Keyring
-	maxAge  time.Duration
+	track   worker.Tracking
 	js      jetstream.JetStream
 	pub     *bus.Publisher
 	log     *slog.Logger
@@ -60,35 +59,31 @@ type Retriever struct {
 	ready   chan struct{} // closed when the index holds the bucket's contents
 }
 
-// New checks the configuration and builds a retriever. ring verifies the
-// tracking header; maxAge is tracking.max_age.
-func New(cfg Config, ring tracking.Keyring, maxAge time.Duration, s worker.Settings) (*Retriever, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("mailbox_retriever: %w", err)
+// New checks the configuration and builds a retriever. s.Tracking
+// verifies the tracking header; its keyring is required once there are
+// accounts to read.
+func New(cfg Config, s worker.Settings) (*Retriever, error) {
+	var check config.Check
+	check.Nest("mailbox_retriever", cfg.Validate())
+	if len(cfg.Accounts) > 0 && s.Tracking.Keyring == nil {
+		check.Addf("tracking.key", "required to verify probes")
 	}
-	if len(cfg.Accounts) > 0 {
-		if err := ring.Validate(); err != nil {
-			return nil, fmt.Errorf("mailbox-retriever needs tracking.key to verify probes: %w", err)
-		}
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if s.JetStream == nil {
-		return nil, errors.New("mailbox-retriever: settings: JetStream is required")
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	r := &Retriever{
-		cfg: cfg, ring: ring, maxAge: maxAge, js: s.JetStream, pub: s.Publisher, log: s.Logger,
+		cfg: cfg, track: s.Tracking, js: s.JetStream, pub: s.Publisher, log: s.Logger,
 		source: s.Source, metrics: m, set: s,
 		accounts: map[string]*account{}, bySeed: map[string]*account{},
-		now: time.Now, index: map[string]indexed{}, orphans: map[string]func(){}, ready: make(chan struct{}),
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.pub == nil {
-		r.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
+		now: s.Now, index: map[string]indexed{}, orphans: map[string]func(){}, ready: make(chan struct{}),
 	}
 	for _, ac := range cfg.Accounts {
 		ac = ac.withDefaults()
@@ -118,23 +113,21 @@ func (r *Retriever) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("mailbox-retriever: KV bucket %s (apply the pipelines first): %w", Bucket, err)
+		return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	r.kv = kv
-	if r.set.Health != nil {
-		r.set.Health.Register(WorkerName, func(context.Context) error {
-			var down []string
-			for _, a := range r.order {
-				if !a.healthy() {
-					down = append(down, a.cfg.Name)
-				}
+	r.set.Health.Register(WorkerName, func(context.Context) error {
+		var down []string
+		for _, a := range r.order {
+			if !a.healthy() {
+				down = append(down, a.cfg.Name)
 			}
-			if len(down) > 0 {
-				return fmt.Errorf("seed accounts not readable: %s", strings.Join(down, ", "))
-			}
-			return nil
-		})
-	}
+		}
+		if len(down) > 0 {
+			return fmt.Errorf("seed accounts not readable: %s", strings.Join(down, ", "))
+		}
+		return nil
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bounceclass"
 	"github.com/mailmon/mailmon/services/internal/logfollow"
 	"github.com/mailmon/mailmon/services/internal/postfixlog"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // deliveryEvents turns a delivery record into its events: one, or for an
@@ -119,7 +120,7 @@ func (t *Tailer) verify(value string, at time.Time, ft *fileTailer) trackResult 
 	if at.IsZero() {
 		at = time.Now()
 	}
-	tr := verifyTracking(t.track.Keyring, value, at, t.track.MaxAge)
+	tr := verifyTracking(t.track, value, at)
 	t.metrics.tracking.WithLabelValues(tr.status).Inc()
 	if tr.status == schemas.TrackingInvalid && ft.samples.due("tracking") {
 		// The reason only: the header value itself may be forged junk.
@@ -134,7 +135,7 @@ func trackingReason(err error) string {
 		err  error
 		name string
 	}{
-		{errNoKeys, "no_keys"},
+		{worker.ErrNoTrackingKey, "no_keys"},
 		{tracking.ErrMalformed, "malformed"},
 		{tracking.ErrVersion, "version"},
 		{tracking.ErrUnknownKey, "unknown_key"},

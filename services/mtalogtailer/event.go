@@ -13,6 +13,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/postfixlog"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // eventID derives an event's id from where its line is: the file (by its
@@ -52,14 +53,11 @@ type trackResult struct {
 // verifyTracking checks a logged header value with the keyring, at the
 // log line's time (so reading an old log again decides the same way). A
 // nil keyring cannot verify anything: a present header is then invalid.
-func verifyTracking(ring *tracking.Keyring, value string, at time.Time, maxAge time.Duration) trackResult {
+func verifyTracking(track worker.Tracking, value string, at time.Time) trackResult {
 	if strings.TrimSpace(value) == "" {
 		return trackResult{status: schemas.TrackingMissing}
 	}
-	if ring == nil {
-		return trackResult{status: schemas.TrackingInvalid, err: errNoKeys}
-	}
-	f, err := ring.Verify(value, at, maxAge)
+	f, err := track.Verify(value, at)
 	if err != nil {
 		return trackResult{status: schemas.TrackingInvalid, err: err}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
-	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -77,12 +76,12 @@ func startTailer(t *testing.T, js jetstream.JetStream, cfg mtalogtailer.Config, 
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	ring := testKeyring
-	tl, err := mtalogtailer.New(cfg, mtalogtailer.Tracking{Keyring: &ring}, worker.Settings{
+	tl, err := mtalogtailer.New(cfg, worker.Settings{
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Metrics:   reg,
 		JetStream: js,
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: mtalogtailer.WorkerName}),
 		Source:    schemas.Source{Worker: mtalogtailer.WorkerName, Host: "test-host"},
+		Tracking:  worker.Tracking{Keyring: &ring},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -9,15 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -28,21 +27,11 @@ const WorkerName = "mta-log-tailer"
 // pipelines/topology.yaml).
 const Bucket = "tailer_offsets"
 
-var errNoKeys = errors.New("no tracking keys configured")
-
-// Tracking is how the tracking header is verified: the keyring (nil when
-// the deployment has no tracking key; every header is then "invalid") and
-// the oldest header accepted (0: any age).
-type Tracking struct {
-	Keyring *tracking.Keyring
-	MaxAge  time.Duration
-}
-
 // Tailer is the mta-log-tailer worker. Build it with New and start it with
 // Run.
 type Tailer struct {
 	cfg       Config
-	track     Tracking
+	track     worker.Tracking
 	set       worker.Settings
 	log       *slog.Logger
 	metrics   *metrics
@@ -64,26 +53,20 @@ type Tailer struct {
 
 // New checks the configuration and builds a tailer; nothing is read until
 // Run.
-func New(cfg Config, track Tracking, s worker.Settings) (*Tailer, error) {
-	var problems []string
-	if err := cfg.Validate(); err != nil {
-		problems = append(problems, "mta_log_tailer: "+err.Error())
+func New(cfg Config, s worker.Settings) (*Tailer, error) {
+	var check config.Check
+	check.Nest("mta_log_tailer", cfg.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if track.Keyring != nil {
-		if err := track.Keyring.Validate(); err != nil {
-			problems = append(problems, "tracking: "+err.Error())
-		}
-	}
-	if s.JetStream == nil {
-		problems = append(problems, "settings: JetStream is required")
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%s: %s", WorkerName, strings.Join(problems, "; "))
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	zone, _ := loadZone(cfg.TimeZone) // checked by Validate
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
-		return nil, fmt.Errorf("%s: metrics: %w", WorkerName, err)
+		return nil, err
 	}
 	kind, err := schemas.KindOf(&schemas.DeliveryAttempted{})
 	if err != nil {
@@ -91,7 +74,7 @@ func New(cfg Config, track Tracking, s worker.Settings) (*Tailer, error) {
 	}
 	t := &Tailer{
 		cfg:       cfg,
-		track:     track,
+		track:     s.Tracking,
 		set:       s,
 		log:       s.Logger,
 		metrics:   m,
@@ -102,15 +85,6 @@ func New(cfg Config, track Tracking, s worker.Settings) (*Tailer, error) {
 		kind:      kind,
 		stdin:     os.Stdin,
 		failing:   map[string]error{},
-	}
-	if t.log == nil {
-		t.log = slog.New(slog.DiscardHandler)
-	}
-	if t.host == "" {
-		t.host, _ = os.Hostname()
-	}
-	if t.set.Source.Worker == "" {
-		t.set.Source = schemas.Source{Worker: WorkerName, Host: t.host}
 	}
 	return t, nil
 }
@@ -135,13 +109,11 @@ func (t *Tailer) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("%s: key-value bucket %s (apply the pipelines first): %w", WorkerName, Bucket, err)
+			return fmt.Errorf("key-value bucket %s (apply the pipelines first): %w", Bucket, err)
 		}
 		break
 	}
-	if t.set.Health != nil {
-		t.set.Health.Register(WorkerName, t.ready)
-	}
+	t.set.Health.Register(WorkerName, t.ready)
 	var wg sync.WaitGroup
 	for _, f := range t.cfg.Files {
 		ft := t.newFileTailer(f, kv)

@@ -261,7 +261,7 @@ func TestRunNeedsTheBucket(t *testing.T) {
 	if err := js.DeleteKeyValue(context.Background(), mtalogtailer.Bucket); err != nil {
 		t.Fatal(err)
 	}
-	tl, err := mtalogtailer.New(testConfig(filepath.Join(t.TempDir(), "x.log")), mtalogtailer.Tracking{}, workerSettings(js))
+	tl, err := mtalogtailer.New(testConfig(filepath.Join(t.TempDir(), "x.log")), workerSettings(js))
 	if err != nil {
 		t.Fatal(err)
 	}

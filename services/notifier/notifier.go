@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
@@ -54,41 +55,26 @@ type group struct {
 	err    error
 }
 
-// Option adjusts a Notifier for tests.
-type Option func(*Notifier)
-
-// WithHTTPClient replaces the HTTP client (its Timeout is kept if set).
-func WithHTTPClient(c *http.Client) Option {
-	return func(n *Notifier) {
-		for _, s := range n.senders {
-			s.client = c
-		}
-	}
-}
-
 // New checks the configuration and builds the worker.
-func New(cfg Config, s worker.Settings, opts ...Option) (*Notifier, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: notifier: %w", WorkerName, err)
+func New(cfg Config, s worker.Settings) (*Notifier, error) {
+	var check config.Check
+	check.Nest("notifier", cfg.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if s.JetStream == nil {
-		return nil, fmt.Errorf("%s: settings: JetStream is required", WorkerName)
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: time.Now,
+	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now,
 		groups: map[string]*group{}, sent: map[string]sentMark{}, delivered: map[string]map[string]bool{}}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
 	client := &http.Client{Timeout: cfg.Timeout.Std()}
 	for _, r := range cfg.Routes {
 		n.senders = append(n.senders, &sender{route: r, client: client})
-	}
-	for _, o := range opts {
-		o(n)
 	}
 	return n, nil
 }
@@ -96,7 +82,7 @@ func New(cfg Config, s worker.Settings, opts ...Option) (*Notifier, error) {
 // Run consumes mailmon.alert.> through the durable consumer `notifier`
 // until ctx ends, then drains.
 func (n *Notifier) Run(ctx context.Context) error {
-	err := bus.Consume(ctx, n.set.JetStream, bus.ConsumeOptions{
+	return bus.Consume(ctx, n.set.JetStream, bus.ConsumeOptions{
 		Worker:      WorkerName,
 		Stream:      Stream,
 		Durable:     WorkerName,
@@ -108,10 +94,6 @@ func (n *Notifier) Run(ctx context.Context) error {
 		Logger:    n.log,
 		Metrics:   n.set.Metrics,
 	}, n.handle)
-	if err != nil {
-		return fmt.Errorf("%s: %w", WorkerName, err)
-	}
-	return nil
 }
 
 // handle takes one alert: it is dropped if too old or already sent,

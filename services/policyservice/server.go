@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/provider"
@@ -90,34 +91,25 @@ type prefixCustomer struct {
 	customer string
 }
 
-// Option adjusts a Server for tests.
-type Option func(*Server)
-
-// WithClock replaces time.Now for answers, expiry and staleness.
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
-
 // New checks the configuration and builds the worker; nothing listens
 // until Run.
-func New(cfg Config, s worker.Settings, opts ...Option) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: policy_service: %w", WorkerName, err)
+func New(cfg Config, s worker.Settings) (*Server, error) {
+	var check config.Check
+	check.Nest("policy_service", cfg.Validate())
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
-	if s.JetStream == nil {
-		return nil, fmt.Errorf("%s: settings: JetStream is required", WorkerName)
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{cfg: cfg, set: s, log: s.Logger, metrics: m, now: time.Now, domains: map[string]string{},
+	srv := &Server{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, domains: map[string]string{},
 		ready: make(chan struct{}), alertCtx: context.Background(), invalid: map[string]uint64{},
 		snapshotDirty: make(chan struct{}, 1)}
-	if srv.log == nil {
-		srv.log = slog.New(slog.DiscardHandler)
-	}
-	for _, o := range opts {
-		o(srv)
-	}
 	for cidr, customer := range cfg.Customers.ClientAddresses {
 		p, _ := parsePrefix(cidr)
 		srv.prefixes = append(srv.prefixes, prefixCustomer{p, customer})
@@ -169,7 +161,7 @@ func (s *Server) State() *State { return s.state }
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("%s: listen: %w", WorkerName, err)
+		return fmt.Errorf("listen: %w", err)
 	}
 	return s.Serve(ctx, ln)
 }
@@ -212,9 +204,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if path := s.cfg.snapshotPath(); path != "" {
 		wg.Go(func() { s.keepSnapshot(ctx, path) })
 	}
-	if s.set.Health != nil {
-		s.set.Health.Register(WorkerName, s.readiness)
-	}
+	s.set.Health.Register(WorkerName, s.readiness)
 	s.log.Info("policy service listening", "addr", ln.Addr().String())
 	s.serving.Store(true)
 	close(s.ready)
@@ -240,7 +230,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				continue
 			}
 			s.log.Error("accept failed; the policy service stops", "error", err)
-			return fmt.Errorf("%s: accept: %w", WorkerName, err)
+			return fmt.Errorf("accept: %w", err)
 		}
 		retry = 5 * time.Millisecond
 		select {

@@ -42,8 +42,9 @@ func testSettings(js jetstream.JetStream) worker.Settings {
 }
 
 // start runs a policy service on a fresh embedded NATS with the topology
-// applied; edit adjusts the config first.
-func start(t *testing.T, edit func(*Config), opts ...Option) *env {
+// applied; edit adjusts the config first, and a clock, when given, replaces
+// time.Now.
+func start(t *testing.T, edit func(*Config), clock ...func() time.Time) *env {
 	t.Helper()
 	ns, _, js := natstest.Start(t)
 	ctx := context.Background()
@@ -65,7 +66,11 @@ func start(t *testing.T, edit func(*Config), opts ...Option) *env {
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := New(cfg, testSettings(js), opts...)
+	set := testSettings(js)
+	if len(clock) > 0 {
+		set.Now = clock[0]
+	}
+	srv, err := New(cfg, set)
 	if err != nil {
 		t.Fatal(err)
 	}

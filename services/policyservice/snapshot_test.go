@@ -66,7 +66,7 @@ func TestStartsFromSnapshotWithoutNATS(t *testing.T) {
 	withSnapshot := func(c *Config) { c.SnapshotFile = snap }
 
 	// A first run with NATS writes the snapshot.
-	first := start(t, withSnapshot, WithClock(clk.now))
+	first := start(t, withSnapshot, clk.now)
 	<-first.srv.State().Synced()
 	first.put(t, record(enforcement.Customer("cust-a"), schemas.ActionCutoff, clk.now().Add(time.Hour)))
 	first.put(t, record(enforcement.Customer("cust-b"), schemas.ActionCutoff, clk.now().Add(10*time.Minute)))
@@ -96,7 +96,8 @@ func TestStartsFromSnapshotWithoutNATS(t *testing.T) {
 	set.Health = health
 	cfg := first.srv.cfg
 	cfg.AnswerTimeout = config.Duration(20 * time.Millisecond)
-	srv, err := New(cfg, set, WithClock(clk.now))
+	set.Now = clk.now
+	srv, err := New(cfg, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestOnStale(t *testing.T) {
 			e := start(t, func(c *Config) {
 				c.OnStale = tc.onStale
 				c.StaleAfter = config.Duration(time.Minute)
-			}, WithClock(clk.now))
+			}, clk.now)
 			<-e.srv.State().Synced()
 			e.put(t, record(enforcement.Customer("cust-a"), schemas.ActionCutoff, clk.now().Add(time.Hour)))
 			e.put(t, record(enforcement.Customer("cust-b"), schemas.ActionCutoff, clk.now().Add(5*time.Minute)))

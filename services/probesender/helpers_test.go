@@ -20,9 +20,11 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
+	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // fakeMX is an in-process go-smtp server that records what it receives
@@ -217,6 +219,12 @@ func selfSigned(t *testing.T) (*tls.Config, string) {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}}, path
+}
+
+// testSettings are a sender's settings on js with the test keyring.
+func testSettings(js jetstream.JetStream) worker.Settings {
+	ring := testRing()
+	return worker.Settings{JetStream: js, Source: testSource, Tracking: worker.Tracking{Keyring: &ring}}
 }
 
 func testRing() tracking.Keyring {

@@ -9,7 +9,6 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/natstest"
-	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
 // Run sends a round every interval, publishes a valid probe.sent for every
@@ -29,7 +28,7 @@ func TestRunSendsRoundsAndPublishes(t *testing.T) {
 	cfg := testConfig([]Source{src}, []Target{seed, {Name: "outlook-1", Provider: "outlook", Address: "seed@outlook.test"}})
 	cfg.Interval = config.Duration(300 * time.Millisecond)
 	cfg.Jitter = config.Duration(100 * time.Millisecond)
-	s, err := New(cfg, testRing(), worker.Settings{JetStream: js, Source: testSource})
+	s, err := New(cfg, testSettings(js))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/bounceclass"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -30,7 +30,7 @@ const WorkerName = "probe-sender"
 // Sender is the probe-sender worker.
 type Sender struct {
 	cfg      Config
-	ring     tracking.Keyring
+	ring     *tracking.Keyring
 	pub      *bus.Publisher
 	log      *slog.Logger
 	source   schemas.Source
@@ -45,16 +45,20 @@ type Sender struct {
 	roundMu  sync.Mutex
 }
 
-// New checks the configuration and builds a sender. ring signs the
-// tracking header (the shared `tracking` section).
-func New(cfg Config, ring tracking.Keyring, s worker.Settings) (*Sender, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("probe_sender: %w", err)
+// New checks the configuration and builds a sender. s.Tracking's keyring
+// signs the tracking header; it is required once there are probes to send.
+func New(cfg Config, s worker.Settings) (*Sender, error) {
+	var check config.Check
+	check.Nest("probe_sender", cfg.Validate())
+	if len(cfg.Targets) > 0 && len(cfg.Sources) > 0 && s.Tracking.Keyring == nil {
+		check.Addf("tracking.key", "required to sign probes")
 	}
-	if len(cfg.Targets) > 0 && len(cfg.Sources) > 0 {
-		if err := ring.Validate(); err != nil {
-			return nil, fmt.Errorf("probe-sender needs tracking.key to sign probes: %w", err)
-		}
+	if err := check.Err(); err != nil {
+		return nil, err
+	}
+	s, err := s.Complete(WorkerName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(s.Metrics)
 	if err != nil {
@@ -62,19 +66,13 @@ func New(cfg Config, ring tracking.Keyring, s worker.Settings) (*Sender, error) 
 	}
 	snd := &Sender{
 		cfg:     cfg,
-		ring:    ring,
+		ring:    s.Tracking.Keyring,
 		pub:     s.Publisher,
 		log:     s.Logger,
 		source:  s.Source,
 		metrics: m,
 		tlsCfgs: map[string]*tls.Config{},
-		now:     time.Now,
-	}
-	if snd.log == nil {
-		snd.log = slog.New(slog.DiscardHandler)
-	}
-	if snd.pub == nil && s.JetStream != nil {
-		snd.pub = bus.NewPublisher(s.JetStream, bus.PublisherOptions{Worker: WorkerName, Metrics: s.Metrics})
+		now:     s.Now,
 	}
 	snd.limiter = newLimiter(cfg.DefaultRatePerMinute, cfg.ProviderRatePerMinute, func() time.Time { return snd.now() })
 	host, _ := os.Hostname()
@@ -112,9 +110,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		s.log.Warn("no probe sources or targets configured; idle")
 		<-ctx.Done()
 		return nil
-	}
-	if s.pub == nil {
-		return errors.New("probe-sender: no publisher (JetStream missing from settings)")
 	}
 	interval := s.cfg.Interval.Std()
 	ticker := time.NewTicker(interval)

@@ -21,7 +21,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/config"
-	"github.com/mailmon/mailmon/services/internal/worker"
+	"github.com/mailmon/mailmon/services/internal/natstest"
 )
 
 const config10s = config.Duration(10 * time.Second)
@@ -30,7 +30,8 @@ var seed = Target{Name: "gmail-1", Provider: "gmail", Address: "seed@inbox.test"
 
 func newSender(t *testing.T, cfg Config) *Sender {
 	t.Helper()
-	s, err := New(cfg, testRing(), worker.Settings{Source: testSource})
+	_, _, js := natstest.Start(t)
+	s, err := New(cfg, testSettings(js))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 	defer rt.Close()
 
 	host, _ := os.Hostname()
+	track, err := TrackingSettings(cfg.Tracking)
+	if err != nil {
+		return err
+	}
 	runners := make([]worker.Runner, 0, len(opts.Workers))
 	for _, d := range opts.Workers {
 		log := logger.With("worker", d.Name)
@@ -54,12 +58,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 			return fmt.Errorf("%s: %w", d.Name, err)
 		}
 		r, err := d.Build(cfg, worker.Settings{
-			Logger:    log,
-			Metrics:   rt.Metrics,
-			Health:    rt.Health,
-			JetStream: js,
-			Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: d.Name, Metrics: rt.Metrics}),
-			Source:    schemas.Source{Worker: d.Name, Host: host},
+			Logger:     log,
+			Metrics:    rt.Metrics,
+			Health:     rt.Health,
+			JetStream:  js,
+			Publisher:  bus.NewPublisher(js, bus.PublisherOptions{Worker: d.Name, Metrics: rt.Metrics}),
+			Source:     schemas.Source{Worker: d.Name, Host: host},
+			Tracking:   track,
+			ClickHouse: rt.ClickHouseConfig(),
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.Name, err)
@@ -116,4 +122,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 		return cause
 	}
 	return nil
+}
+
+// TrackingSettings builds the keyring once for every worker; without a key
+// configured it is nil, and the workers that need one say so.
+func TrackingSettings(c TrackingConfig) (worker.Tracking, error) {
+	track := worker.Tracking{MaxAge: c.MaxAge.Std()}
+	if c.Key.ID == "" {
+		return track, nil
+	}
+	ring, err := c.Keyring()
+	if err != nil {
+		return worker.Tracking{}, fmt.Errorf("tracking: %w", err)
+	}
+	track.Keyring = &ring
+	return track, nil
 }

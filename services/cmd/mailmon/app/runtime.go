@@ -53,6 +53,8 @@ type Runtime struct {
 	// worker that hits one lacks a grant in pipelines/access.yaml.
 	permissionViolations *prometheus.CounterVec
 	localCH              *chstore.LocalServer
+	// localCHAddr is the local ClickHouse server's address once started.
+	localCHAddr string
 	// natsMayBeDown: see StartOptions.NATSMayBeDown.
 	natsMayBeDown bool
 }
@@ -267,6 +269,7 @@ func (rt *Runtime) startClickHouse(ctx context.Context) error {
 			return err
 		}
 		rt.localCH = srv
+		rt.localCHAddr = srv.Addr()
 		c.Addr = srv.Addr()
 		rt.Logger.Info("local clickhouse started", "dir", abs, "addr", c.Addr)
 	}
@@ -282,6 +285,16 @@ func (rt *Runtime) startClickHouse(ctx context.Context) error {
 	rt.Logger.Info("clickhouse migrations applied", "new", len(applied), "database", c.Database)
 	rt.Health.Register("clickhouse", func(ctx context.Context) error { return conn.Ping(ctx) })
 	return nil
+}
+
+// ClickHouseConfig is the shared `clickhouse` section as workers use it:
+// with the local server's address when this runtime started one.
+func (rt *Runtime) ClickHouseConfig() chstore.Config {
+	c := rt.Config.ClickHouse
+	if rt.localCHAddr != "" {
+		c.Addr = rt.localCHAddr
+	}
+	return c
 }
 
 // Close drains every NATS connection (the workers have stopped by then)

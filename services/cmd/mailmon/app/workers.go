@@ -42,7 +42,7 @@ var definitions = []Definition{
 		Summary:         "store every event stream in ClickHouse (batched, at-least-once, deduplicated by id)",
 		NeedsClickHouse: true,
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			return clickhousesink.New(cfg.ClickHouseSink, cfg.ClickHouse, s)
+			return clickhousesink.New(cfg.ClickHouseSink, s)
 		},
 	},
 	{
@@ -78,46 +78,28 @@ var definitions = []Definition{
 		Name:    probesender.WorkerName,
 		Summary: "send tagged probes from each outgoing path to seed mailboxes every interval, timing the SMTP transaction",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			ring, _ := cfg.Tracking.Keyring() // New reports a missing key when it has probes to sign
-			return probesender.New(cfg.ProbeSender, ring, s)
+			return probesender.New(cfg.ProbeSender, s)
 		},
 	},
 	{
 		Name:    mailboxretriever.WorkerName,
 		Summary: "read seed mailboxes (IMAP IDLE, POP3) and report each probe received, missing or late, with placement and verdicts",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			ring, _ := cfg.Tracking.Keyring() // New reports a missing key when it has accounts to read
-			return mailboxretriever.New(cfg.MailboxRetriever, ring, cfg.Tracking.MaxAge.Std(), s)
+			return mailboxretriever.New(cfg.MailboxRetriever, s)
 		},
 	},
 	{
 		Name:    fblingester.WorkerName,
 		Summary: "receive ARF complaint reports and bounces (SMTP listener, IMAP pull, directory import); publish complaint, auth-failure and bounce events before answering 250",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			track := fblingester.Tracking{MaxAge: cfg.Tracking.MaxAge.Std()}
-			if cfg.Tracking.Key.ID != "" {
-				ring, err := cfg.Tracking.Keyring()
-				if err != nil {
-					return nil, fmt.Errorf("tracking: %w", err)
-				}
-				track.Keyring = &ring
-			}
-			return fblingester.New(cfg.FBLIngester, track, s)
+			return fblingester.New(cfg.FBLIngester, s)
 		},
 	},
 	{
 		Name:    mtalogtailer.WorkerName,
 		Summary: "follow Postfix/Exim logs (rotation-safe, checkpointed) and publish one classified delivery.attempted per recipient attempt",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			track := mtalogtailer.Tracking{MaxAge: cfg.Tracking.MaxAge.Std()}
-			if cfg.Tracking.Key.ID != "" {
-				ring, err := cfg.Tracking.Keyring()
-				if err != nil {
-					return nil, fmt.Errorf("tracking: %w", err)
-				}
-				track.Keyring = &ring
-			}
-			return mtalogtailer.New(cfg.MTALogTailer, track, s)
+			return mtalogtailer.New(cfg.MTALogTailer, s)
 		},
 	},
 }

@@ -114,7 +114,11 @@ func importer(cfg app.Config, js jetstream.JetStream, errOut io.Writer) (*fbling
 	if err != nil {
 		return nil, err
 	}
-	r, err := defs[0].Build(cfg, worker.Settings{JetStream: js, Logger: obs.NewLogger(cfg.Log, errOut).With("worker", fblingester.WorkerName)})
+	track, err := app.TrackingSettings(cfg.Tracking)
+	if err != nil {
+		return nil, err
+	}
+	r, err := defs[0].Build(cfg, worker.Settings{JetStream: js, Tracking: track, Logger: obs.NewLogger(cfg.Log, errOut).With("worker", fblingester.WorkerName)})
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
-	"github.com/mailmon/mailmon/schemas/tracking"
-	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/probesender"
 )
@@ -51,7 +49,10 @@ func probeCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		}
 		*wait += time.Minute
 	}
-	ring, err := cfg.Tracking.Keyring()
+	track, err := app.TrackingSettings(cfg.Tracking)
+	if err == nil && track.Keyring == nil {
+		err = worker.ErrNoTrackingKey
+	}
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon probe now: tracking.key: %v\n", err)
 		return exitUsage
@@ -62,17 +63,12 @@ func probeCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return exitFailure
 	}
 	defer nc.Close()
-	return probeNow(ctx, js, cfg.ProbeSender, ring, *wait, out, errOut)
+	return probeNow(ctx, js, cfg.ProbeSender, track, *wait, out, errOut)
 }
 
 // probeNow is `mailmon probe now` once connected.
-func probeNow(ctx context.Context, js jetstream.JetStream, cfg probesender.Config, ring tracking.Keyring, wait time.Duration, out, errOut io.Writer) int {
-	host, _ := os.Hostname()
-	sender, err := probesender.New(cfg, ring, worker.Settings{
-		JetStream: js,
-		Publisher: bus.NewPublisher(js, bus.PublisherOptions{Worker: probesender.WorkerName}),
-		Source:    schemas.Source{Worker: probesender.WorkerName, Host: host},
-	})
+func probeNow(ctx context.Context, js jetstream.JetStream, cfg probesender.Config, track worker.Tracking, wait time.Duration, out, errOut io.Writer) int {
+	sender, err := probesender.New(cfg, worker.Settings{JetStream: js, Tracking: track})
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon probe now: %v\n", err)
 		return exitUsage

@@ -17,6 +17,7 @@ import (
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/worker"
 	"github.com/mailmon/mailmon/services/probesender"
 )
 
@@ -87,7 +88,7 @@ func TestProbeNowPrintsResults(t *testing.T) {
 	cfg.Concurrency = 1
 	ring := tracking.Keyring{Current: tracking.Key{ID: "k", Secret: []byte("0123456789abcdef0123456789abcdef")}}
 	var out, errOut bytes.Buffer
-	code := probeNow(context.Background(), js, cfg, ring, 10*time.Second, &out, &errOut)
+	code := probeNow(context.Background(), js, cfg, worker.Tracking{Keyring: &ring}, 10*time.Second, &out, &errOut)
 	if code != exitFailure {
 		t.Errorf("exit %d, want %d (one probe missing)\n%s%s", code, exitFailure, out.String(), errOut.String())
 	}
