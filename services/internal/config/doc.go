@@ -21,7 +21,9 @@
 //     misspelled key silently keeping its default is how a monitor ends up
 //     monitoring nothing. Values of the wrong type are problems too.
 //  5. Validate. If the root struct has a Validate() error method it runs
-//     last; sections build their problems with Check and nest them.
+//     last; sections build their problems with Check and nest them, and
+//     the root calls ValidateSections to run every section's Validate
+//     under its yaml key, so a new section needs no list entry.
 //
 // Every problem from steps 2 to 5 is collected, not just the first, and
 // returned as one Problems error listing "path: message (line N)" per line,
