@@ -70,8 +70,8 @@ type Config struct {
 	RerouteTransports []string `yaml:"reroute_transports"`
 	// SnapshotFile is where the service keeps its copy of the bucket, so
 	// that it starts and enforces while NATS is unreachable. Empty under
-	// mailmon's runtime means <data_dir>/policy-service/enforcement.json
-	// (see WithDataDir); "off" keeps no snapshot.
+	// mailmon's runtime means <data_dir>/policy-service/enforcement.json;
+	// "off" keeps no snapshot.
 	// It is rewritten atomically, mode 0600, after every change, and read at
 	// start.
 	SnapshotFile string `yaml:"snapshot_file"`

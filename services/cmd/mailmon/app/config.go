@@ -26,8 +26,9 @@ import (
 type Config struct {
 	// Lab marks a throwaway machine (the demo of `go tool task run`): only
 	// there may secrets hold the public placeholders of the example and lab
-	// configs (config.PlaceholderPrefix). Anywhere else they are refused,
-	// since anyone who read the repository knows them.
+	// configs (values starting example-only-). Anywhere else they are
+	// refused, since anyone who read the repository knows them. Never true
+	// in production.
 	Lab bool `yaml:"lab"`
 	// DataDir holds local state: the embedded NATS store and, when enabled,
 	// the local ClickHouse server's data.

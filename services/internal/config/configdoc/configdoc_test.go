@@ -153,3 +153,29 @@ func TestTableAndReplaceTable(t *testing.T) {
 		t.Error("a README without markers was accepted")
 	}
 }
+
+func TestRenameFieldsReadsGoNamesAsKeys(t *testing.T) {
+	keys := map[string]string{"IPs": "ips", "CIDRs": "cidrs", "Domains": "domains", "RetryMin": "retry_min",
+		"Memory": "memory", "TLSCAFile": "tls_ca_file", "Postfix": "postfix"}
+	for _, c := range []struct{ in, want string }{
+		{"IPs, CIDRs and Domains are the targets: our sending IPs.", "ips, cidrs and domains are the targets: our sending IPs."},
+		{"Repeat counts within Memory; see RetryMin.", "Repeat counts within memory; see retry_min."},
+		{"Offences are kept. Memory decides how long.", "Offences are kept. Memory decides how long."},
+		{"Adds a CA; prefer TLSCAFile.", "Adds a CA; prefer tls_ca_file."},
+		{"Postfix closes its own; Domains below.", "postfix closes its own; domains below."},
+		{"Nothing else closes. Postfix does.", "Nothing else closes. Postfix does."},
+	} {
+		if got := renameFields(c.in, keys, keys); got != c.want {
+			t.Errorf("renameFields(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRenameFieldsLeavesSectionNamesInText(t *testing.T) {
+	keys := map[string]string{"ClickHouse": "clickhouse", "BatchRows": "batch_rows"}
+	inText := map[string]string{"BatchRows": "batch_rows"}
+	got := renameFields("ClickHouse stores rows once ClickHouse confirmed BatchRows.", keys, inText)
+	if want := "clickhouse stores rows once ClickHouse confirmed batch_rows."; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

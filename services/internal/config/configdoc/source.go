@@ -133,29 +133,26 @@ func (s *Source) Fields(t reflect.Type) ([]Field, error) {
 		}
 	}
 	var fields []Field
-	// Names of sibling values (not sections) read as their keys anywhere in
-	// a comment; a section's name (NATS, ClickHouse) is as often the
-	// product's, so it is renamed only where it opens its own comment.
-	keys := map[string]string{}
+	// keys renames every field where a comment opens with it; inText only
+	// the values, not the sections, in the rest of a comment, since a
+	// section's name (ClickHouse, NATS) is as often the product's.
+	keys, inText := map[string]string{}, map[string]string{}
 	for i := range t.NumField() {
 		rf := t.Field(i)
 		key, inline, ok := config.YAMLKey(rf)
 		if !ok {
 			continue
 		}
+		keys[rf.Name] = key
 		if isScalar(rf.Type) || rf.Type.Kind() != reflect.Struct {
-			keys[rf.Name] = key
+			inText[rf.Name] = key
 		}
 		c := byName[rf.Name]
 		fields = append(fields, Field{Index: i, Key: key, Inline: inline, GoName: rf.Name, Doc: c.doc, Line: c.line, Shared: c.shared})
 	}
 	for i, f := range fields {
-		doc := flatten(f.Doc)
-		if rest, ok := strings.CutPrefix(doc, f.GoName+" "); ok && !f.Shared {
-			doc = f.Key + " " + rest
-		}
-		fields[i].Doc = renameFields(doc, keys)
-		fields[i].Line = renameFields(flatten(f.Line), keys)
+		fields[i].Doc = renameFields(flatten(f.Doc), keys, inText)
+		fields[i].Line = renameFields(flatten(f.Line), keys, inText)
 	}
 	return fields, nil
 }
@@ -189,17 +186,70 @@ func flatten(text string) string {
 	return strings.Join(paragraphs, "\n\n")
 }
 
-var goIdentifier = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*\b`)
+var (
+	goIdentifier = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*\b`)
+	// subjectList is the names a comment opens with: "RetryMin and
+	// RetryMax bound ...", "IPs, CIDRs and Domains are ...".
+	subjectList = regexp.MustCompile(`^[A-Z][A-Za-z0-9]*(?:(?:, | and | or |, and )[A-Z][A-Za-z0-9]*)*\b`)
+	// acronym is a name that is all capitals (IPs, IPv6, URL, CIDRs).
+	acronym = regexp.MustCompile(`^[A-Z]+(?:s|v[46])?$`)
+)
 
 // renameFields replaces the Go names of the struct's fields by their YAML
-// keys.
-func renameFields(text string, keys map[string]string) string {
-	return goIdentifier.ReplaceAllStringFunc(text, func(word string) string {
+// keys: every name of keys the comment opens with, and in the rest of the
+// text the names of inText that cannot be ordinary words – compound names (RetryMin) anywhere,
+// and single words (Memory) inside a sentence. An all-capitals name (IPs,
+// URL) is left alone past the opening: in prose it is more often the word.
+func renameFields(text string, keys, inText map[string]string) string {
+	opening := subjectList.FindString(text)
+	renamedOpening := goIdentifier.ReplaceAllStringFunc(opening, func(word string) string {
 		if key, ok := keys[word]; ok {
 			return key
 		}
 		return word
 	})
+	// Only rename the opening when every name in it is a field: "Postfix
+	// closes ..." opens with a word, not a key.
+	openingNames := goIdentifier.FindAllString(opening, -1)
+	allFields := len(openingNames) > 0
+	for _, name := range openingNames {
+		if _, ok := keys[name]; !ok {
+			allFields = false
+		}
+	}
+	rest := text
+	if allFields {
+		rest = text[len(opening):]
+	} else {
+		renamedOpening = ""
+	}
+	var b strings.Builder
+	b.WriteString(renamedOpening)
+	last := 0
+	for _, loc := range goIdentifier.FindAllStringIndex(rest, -1) {
+		word := rest[loc[0]:loc[1]]
+		key, ok := inText[word]
+		if !ok || acronym.MatchString(word) || (!compound(word) && startsSentence(rest[:loc[0]], b.Len() == 0 && loc[0] == 0)) {
+			continue
+		}
+		b.WriteString(rest[last:loc[0]])
+		b.WriteString(key)
+		last = loc[1]
+	}
+	b.WriteString(rest[last:])
+	return b.String()
+}
+
+// compound reports a name of more than one word (RetryMin, TLSCAFile).
+func compound(name string) bool {
+	return strings.IndexFunc(name[1:], func(r rune) bool { return r >= 'A' && r <= 'Z' }) >= 0
+}
+
+// startsSentence reports whether a word preceded by before opens a
+// sentence (or the text).
+func startsSentence(before string, atStart bool) bool {
+	trimmed := strings.TrimRight(before, " ")
+	return atStart || trimmed == "" || strings.HasSuffix(trimmed, ".") || strings.HasSuffix(trimmed, ":")
 }
 
 // structType finds the declaration of t in its package's source.
