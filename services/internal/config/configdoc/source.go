@@ -15,6 +15,7 @@ package configdoc
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/mailmon/mailmon/services/internal/config"
@@ -281,6 +283,15 @@ func (s *Source) parsePackage(pkg string) (map[string]*ast.StructType, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configdoc: %w", err)
 	}
+	// Non-test files first: a type an external test package declares under
+	// the same name must not shadow the package's own.
+	isTest := func(e os.DirEntry) int {
+		if strings.HasSuffix(e.Name(), "_test.go") {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(entries, func(a, b os.DirEntry) int { return cmp.Compare(isTest(a), isTest(b)) })
 	types := map[string]*ast.StructType{}
 	fset := token.NewFileSet()
 	for _, e := range entries {
@@ -307,6 +318,9 @@ func (s *Source) parsePackage(pkg string) (map[string]*ast.StructType, error) {
 			}
 			for _, spec := range gen.Specs {
 				ts := spec.(*ast.TypeSpec)
+				if _, seen := types[ts.Name.Name]; seen {
+					continue
+				}
 				if st, ok := ts.Type.(*ast.StructType); ok {
 					types[ts.Name.Name] = st
 				}
