@@ -34,7 +34,7 @@ type fixtureServer struct {
 type fixtureItem struct {
 	// Name names the item.
 	Name string `yaml:"name"`
-	// Tags label it.
+	// Tags label it, e.g. <kind>=<value> | more.
 	Tags []string `yaml:"tags"`
 }
 
@@ -133,7 +133,7 @@ func TestTableAndReplaceTable(t *testing.T) {
 	}
 	for _, want := range []string{
 		"| `server.addr` | `\"\"` | addr is host:port. |\n",
-		"| `items[].tags` | `[]` | tags label it. |\n",
+		"| `items[].tags` | `[]` | tags label it, e.g. &lt;kind&gt;=&lt;value&gt; \\| more. |\n",
 		"| `level` | `info` | debug or info |\n",
 		"| `retry_min` | `1s` | retry_min and retry_max bound the backoff. |\n",
 	} {

@@ -53,7 +53,7 @@ func tableRows(b *strings.Builder, src *Source, v reflect.Value, prefix string) 
 			case reflect.Slice:
 				next = path + "[]."
 			case reflect.Map:
-				next = path + ".<" + "name" + ">."
+				next = path + ".<key>."
 			}
 			if f.Inline {
 				next = prefix
@@ -119,9 +119,13 @@ func defaultText(v reflect.Value) string {
 	return "`" + strings.ReplaceAll(text, "|", `\|`) + "`"
 }
 
+// cell makes a comment one Markdown table cell: paragraphs joined, pipes
+// escaped, and angle brackets written as entities so that "<data_dir>"
+// is shown, not taken for an HTML tag.
 func cell(text string) string {
 	text = strings.ReplaceAll(text, "\n\n", " ")
-	return strings.ReplaceAll(text, "|", `\|`)
+	text = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "|", `\|`).Replace(text)
+	return text
 }
 
 // ReplaceTable puts table between the markers in readme. A README without
