@@ -3,6 +3,7 @@ package complaintevaluator
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailmon/mailmon/pipelines"
@@ -49,6 +50,23 @@ type Config struct {
 	// min_providers providers within window.
 	// Its window must fit in the PROBE stream's retention, like windows.
 	ProbeMissing ProbeMissingRule `yaml:"probe_missing"`
+	// ProbeMissingProvider alerts when one provider did not deliver the
+	// last `for` probes of one source (its sending IP, or its route name
+	// when the route has no known IP); resolved by the next probe of that
+	// source the provider delivers.
+	ProbeMissingProvider ProbeMissingProviderRule `yaml:"probe_missing_provider"`
+	// ProbeSendFailed alerts when our own MTA (the probe's relay or the
+	// sendmail command) did not accept the last `for` probes of one source;
+	// resolved by the next probe of that source it accepts.
+	ProbeSendFailed ProbeSendFailedRule `yaml:"probe_send_failed"`
+	// ProbeInSpam alerts when at least `spam` of the last `of` probes of one
+	// source that reached one provider were filed as spam; resolved when
+	// fewer are.
+	ProbeInSpam ProbeInSpamRule `yaml:"probe_in_spam"`
+	// DNSHygiene alerts on the findings of the dns-sweeper's DNS audit, one
+	// alert per check and target; resolved by the first audit of that
+	// target that no longer reports it.
+	DNSHygiene DNSHygieneRule `yaml:"dns_hygiene"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
 	// Partitions and Partition split subjects between copies of the
@@ -104,6 +122,12 @@ type BlocklistRule struct {
 	// MinWeight is the least catalogue weight of a zone whose listing
 	// counts.
 	MinWeight float64 `yaml:"min_weight"`
+	// Domains alerts on listings of our domains too (domain blocklists);
+	// they only alert, whatever act says.
+	Domains bool `yaml:"domains"`
+	// Severity is the severity of listing alerts: "info", "warning" or
+	// "critical".
+	Severity string `yaml:"severity"`
 	// Act makes a listing decide; false only alerts.
 	Act bool `yaml:"act"`
 	// Action is what a decision does: "cutoff" or "reroute".
@@ -144,6 +168,59 @@ type ProbeMissingRule struct {
 	Action string `yaml:"action"`
 }
 
+// ProbeMissingProviderRule alerts when one provider misses For probes of
+// one source in a row.
+type ProbeMissingProviderRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// For is how many probes in a row must be missing at the provider.
+	For int `yaml:"for"`
+	// Severity is the alert's severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
+// ProbeSendFailedRule alerts when our own MTA refuses or fails For probes
+// of one source in a row.
+type ProbeSendFailedRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// For is how many probes in a row must fail.
+	For int `yaml:"for"`
+	// Outcomes are the probe.sent outcomes that count as failures:
+	// "refused" (5xx), "tempfail" (4xx), "error" (no SMTP verdict: connect,
+	// timeout, TLS or the sendmail command).
+	Outcomes []string `yaml:"outcomes"`
+	// Severity is the alert's severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
+// ProbeInSpamRule alerts when Spam of the last Of probes of one source at
+// one provider were filed as spam.
+type ProbeInSpamRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// Spam is how many of the last `of` received probes must be in spam.
+	Spam int `yaml:"spam"`
+	// Of is how many received probes are looked at.
+	Of int `yaml:"of"`
+	// Severity is the alert's severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
+// DNSHygieneRule alerts on DNS audit findings.
+type DNSHygieneRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// Checks maps each dns.audit check that alerts (ptr, fcrdns, spf,
+	// spf_authorizes_ip, dkim, dmarc, mx) to the least finding severity
+	// that alerts ("info", "warning" or "critical"); checks not listed
+	// never alert. The audit reports a sending IP that SPF does not
+	// authorise as a warning.
+	Checks map[string]string `yaml:"checks"`
+	// Severity is the alerts' severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
 // Decisions sets how long decisions last and what they tell Postfix.
 type Decisions struct {
 	// First is the length of a first offence.
@@ -182,10 +259,17 @@ func DefaultConfig() Config {
 		Customer:         th(true, schemas.ActionCutoff),
 		SourceIP:         th(false, schemas.ActionReroute),
 		CustomerProvider: th(true, schemas.ActionReroute),
-		Blocklist:        BlocklistRule{Enabled: true, MinWeight: 1, Action: schemas.ActionReroute},
+		Blocklist:        BlocklistRule{Enabled: true, MinWeight: 1, Domains: true, Severity: schemas.AlertCritical, Action: schemas.ActionReroute},
 		RejectionBurst: RejectionBurstRule{Enabled: true, Window: config.Duration(15 * time.Minute), MinRejections: 50,
 			Categories: []string{"blocked_ip_or_blocklist"}, Action: schemas.ActionReroute},
-		ProbeMissing: ProbeMissingRule{Enabled: true, Window: config.Duration(time.Hour), MinProviders: 2, Action: schemas.ActionReroute},
+		ProbeMissing:         ProbeMissingRule{Enabled: true, Window: config.Duration(time.Hour), MinProviders: 2, Action: schemas.ActionReroute},
+		ProbeMissingProvider: ProbeMissingProviderRule{Enabled: true, For: 2, Severity: schemas.AlertCritical},
+		ProbeSendFailed: ProbeSendFailedRule{Enabled: true, For: 2,
+			Outcomes: []string{schemas.OutcomeRefused, schemas.OutcomeTempfail, schemas.OutcomeError}, Severity: schemas.AlertCritical},
+		ProbeInSpam: ProbeInSpamRule{Enabled: true, Spam: 3, Of: 5, Severity: schemas.AlertWarning},
+		DNSHygiene: DNSHygieneRule{Enabled: true, Severity: schemas.AlertCritical, Checks: map[string]string{
+			"ptr": schemas.SeverityCritical, "fcrdns": schemas.SeverityCritical, "spf": schemas.SeverityCritical,
+			"spf_authorizes_ip": schemas.SeverityWarning, "dkim": schemas.SeverityCritical, "dmarc": schemas.SeverityCritical}},
 		Decisions: Decisions{
 			First:        config.Duration(6 * time.Hour),
 			Repeat:       []config.Duration{config.Duration(24 * time.Hour), config.Duration(7 * 24 * time.Hour), 0},
@@ -303,7 +387,9 @@ func (c Config) Validate() error {
 	check.Nest("customer_provider", c.CustomerProvider.validate())
 	if c.Blocklist.Enabled {
 		checkAction(&check, "blocklist.action", c.Blocklist.Action)
+		checkSeverity(&check, "blocklist.severity", c.Blocklist.Severity)
 	}
+	c.validateAlertRules(&check)
 	if c.RejectionBurst.Enabled {
 		if c.RejectionBurst.Window <= 0 {
 			check.Addf("rejection_burst.window", "must be positive")
@@ -456,5 +542,61 @@ func (c Config) thresholds(scope string) Thresholds {
 		return c.SourceIP
 	default:
 		return c.CustomerProvider
+	}
+}
+
+// validateAlertRules checks the rules that only alert.
+func (c Config) validateAlertRules(check *config.Check) {
+	if r := c.ProbeMissingProvider; r.Enabled {
+		if r.For < 1 || r.For > maxKeptIDs {
+			check.Addf("probe_missing_provider.for", "must be 1..%d, got %d", maxKeptIDs, r.For)
+		}
+		checkSeverity(check, "probe_missing_provider.severity", r.Severity)
+	}
+	if r := c.ProbeSendFailed; r.Enabled {
+		if r.For < 1 || r.For > maxKeptIDs {
+			check.Addf("probe_send_failed.for", "must be 1..%d, got %d", maxKeptIDs, r.For)
+		}
+		if len(r.Outcomes) == 0 {
+			check.Addf("probe_send_failed.outcomes", "at least one outcome is required")
+		}
+		for i, o := range r.Outcomes {
+			if !slices.Contains([]string{schemas.OutcomeRefused, schemas.OutcomeTempfail, schemas.OutcomeError}, o) {
+				check.Addf(fmt.Sprintf("probe_send_failed.outcomes[%d]", i), "must be refused, tempfail or error, got %q", o)
+			}
+		}
+		checkSeverity(check, "probe_send_failed.severity", r.Severity)
+	}
+	if r := c.ProbeInSpam; r.Enabled {
+		if r.Of < 1 || r.Of > maxKeptIDs {
+			check.Addf("probe_in_spam.of", "must be 1..%d, got %d", maxKeptIDs, r.Of)
+		}
+		if r.Spam < 1 || r.Spam > r.Of {
+			check.Addf("probe_in_spam.spam", "must be 1..of (%d), got %d", r.Of, r.Spam)
+		}
+		checkSeverity(check, "probe_in_spam.severity", r.Severity)
+	}
+	if r := c.DNSHygiene; r.Enabled {
+		if len(r.Checks) == 0 {
+			check.Addf("dns_hygiene.checks", "at least one check is required")
+		}
+		for name, least := range r.Checks {
+			if !slices.Contains(auditChecks, name) {
+				check.Addf("dns_hygiene.checks."+name, "unknown check; the audit's checks are %s", strings.Join(auditChecks, ", "))
+			}
+			if least != schemas.SeverityInfo && least != schemas.SeverityWarning && least != schemas.SeverityCritical {
+				check.Addf("dns_hygiene.checks."+name, "must be info, warning or critical, got %q", least)
+			}
+		}
+		checkSeverity(check, "dns_hygiene.severity", r.Severity)
+	}
+}
+
+// auditChecks are the checks a dns.audit event reports.
+var auditChecks = []string{"ptr", "fcrdns", "spf", "spf_authorizes_ip", "dkim", "dmarc", "mx"}
+
+func checkSeverity(check *config.Check, path, severity string) {
+	if !slices.Contains([]string{schemas.AlertInfo, schemas.AlertWarning, schemas.AlertCritical}, severity) {
+		check.Addf(path, "must be info, warning or critical, got %q", severity)
 	}
 }

@@ -79,6 +79,8 @@ type Engine struct {
 	Hold   bool
 	lastGC time.Time
 	stats  Stats
+	// alerts is the state of the rules that only alert (alertrules.go).
+	alerts alertState
 }
 
 // Stats counts what the engine saw.
@@ -119,6 +121,7 @@ func NewEngine(cfg Config, src schemas.Source) *Engine {
 		delivery:  newIDSet(cfg.DedupeWindow.Std()),
 		decisions: map[string]time.Time{},
 		ended:     map[string]time.Time{},
+		alerts:    newAlertState(cfg.DedupeWindow.Std()),
 	}
 }
 
@@ -165,8 +168,22 @@ func (e *Engine) Observe(ev schemas.Event, now time.Time, backlog bool) []Output
 		return e.deliveryAttempted(ev, now)
 	case *schemas.DNSBLListed:
 		return e.listed(ev, now)
+	case *schemas.DNSBLDelisted:
+		return e.delistingAlert(ev, now)
+	case *schemas.DNSAudit:
+		return e.audit(ev, now)
 	case *schemas.ProbeMissing:
-		return e.probeMissing(ev, now)
+		return append(e.probeMissingAt(ev, now), e.probeMissing(ev, now)...)
+	case *schemas.ProbeSent:
+		return e.probeSent(ev, now)
+	case *schemas.ProbeReceived:
+		return e.probeReceived(ev, now)
+	case *schemas.AlertRaised:
+		// Our own alerts, read back at start: what is firing.
+		if e.Replaying {
+			e.alertSeen(ev)
+		}
+		return nil
 	case *schemas.DecisionCutoff, *schemas.DecisionReroute:
 		rec, _ := enforcement.FromEvent(ev)
 		return e.decisionSeen(rec, now)
@@ -295,6 +312,13 @@ func (e *Engine) deliveryAttempted(ev *schemas.DeliveryAttempted, now time.Time)
 }
 
 func (e *Engine) listed(ev *schemas.DNSBLListed, now time.Time) []Output {
+	// The listing alert (firing per target with its zones, resolved when
+	// the last zone delists) goes out whether or not the rule acts; a
+	// decision adds its own alert.
+	out := e.listingAlert(ev, now)
+	if !e.cfg.Blocklist.Act {
+		return out
+	}
 	ip := ev.SourceIP
 	if ip == "" && ev.TargetKind == schemas.TargetIP {
 		ip = ev.Target
@@ -302,18 +326,18 @@ func (e *Engine) listed(ev *schemas.DNSBLListed, now time.Time) []Output {
 	r := e.cfg.Blocklist
 	if !r.Enabled || ip == "" || ev.Weight < r.MinWeight {
 		e.stats.Ignored++
-		return nil
+		return out
 	}
 	s := enforcement.SourceIP(ip)
 	if !e.Owns(s) {
-		return nil
+		return out
 	}
 	e.stats.Listings++
 	st := e.state(s)
 	// A listing is a transition, judged once when it happens: replayed
 	// listings and listings older than the longest window are history.
 	if e.Replaying || !ev.Time.After(st.since) || now.Sub(ev.Time) > e.cfg.longestWindow() {
-		return nil
+		return out
 	}
 	f := Finding{Rule: RuleBlocklist, Level: LevelAct, Key: ev.Zone, Threshold: r.MinWeight,
 		Evidence: [][2]string{{"zone", ev.Zone}, {"list", ev.List}, {"weight", strconv.FormatFloat(ev.Weight, 'g', -1, 64)}, {"answer_codes", strings.Join(ev.AnswerCodes, ",")}},
@@ -321,7 +345,7 @@ func (e *Engine) listed(ev *schemas.DNSBLListed, now time.Time) []Output {
 	if ev.TXT != "" {
 		f.Evidence = append(f.Evidence, [2]string{"txt", ev.TXT})
 	}
-	out := e.conclude(st, f, r.Act, r.Action, []string{ev.ID}, now)
+	out = append(out, e.conclude(st, f, r.Act, r.Action, []string{ev.ID}, now)...)
 	// Every listing is news: let the next one alert again.
 	delete(st.alerted, f.Rule+"/"+f.Key)
 	return out
@@ -647,7 +671,7 @@ func (e *Engine) EvaluateAll(now time.Time) []Output {
 			out = append(out, e.judgeMissing(st, now)...)
 		}
 	}
-	return out
+	return append(out, e.settleAll(now)...)
 }
 
 // ActiveRecords lists the decisions in force, for reconciliation.
@@ -695,6 +719,7 @@ func (e *Engine) gc(now time.Time) {
 	}
 	e.complaint.prune(now)
 	e.delivery.prune(now)
+	e.alerts.signals.prune(now)
 }
 
 // Subjects is the number of subjects held.

@@ -531,6 +531,7 @@ func TestProbeMissingRule(t *testing.T) {
 	cfg := testConfig()
 	cfg.ProbeMissing.MinProviders = 2
 	cfg.ProbeMissing.Act = true
+	cfg.ProbeMissingProvider.Enabled = false
 	e := NewEngine(cfg, src)
 	missing := func(provider string) *schemas.ProbeMissing {
 		return &schemas.ProbeMissing{Header: schemas.Header{ID: nextID(), Type: schemas.TypeProbeMissing, Time: c.now()},

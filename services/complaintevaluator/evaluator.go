@@ -30,7 +30,11 @@ var signalSubjects = []string{
 	schemas.SubjectComplaintReceived,
 	schemas.SubjectDeliveryAttempted,
 	schemas.SubjectDNSBLListed,
+	schemas.SubjectDNSBLDelisted,
+	schemas.SubjectDNSAudit,
 	schemas.SubjectProbeMissing,
+	schemas.SubjectProbeSent,
+	schemas.SubjectProbeReceived,
 }
 
 // Evaluator is the complaint-evaluator worker.
@@ -67,7 +71,7 @@ func New(cfg Config, s worker.Settings) (*Evaluator, error) {
 		return nil, err
 	}
 	streams := map[string]string{}
-	for _, subj := range append(signalSubjects, "mailmon.decision.>") {
+	for _, subj := range append(signalSubjects, "mailmon.decision.>", schemas.SubjectAlertRaised) {
 		st, ok := top.StreamFor(subj)
 		if !ok {
 			return nil, fmt.Errorf("no stream captures %s", subj)
@@ -153,11 +157,21 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	decisionsCaught := make(chan struct{})
 	wg.Go(func() {
 		start := started.Add(-e.cfg.Decisions.Memory.Std())
-		if err := e.follow(ctx, "mailmon.decision.>", start, decisionsCaught); err != nil {
+		if err := e.follow(ctx, "mailmon.decision.>", start, decisionsCaught, false); err != nil {
 			cancel(err)
 		}
 	})
-	if !waitAll(ctx, decisionsCaught) {
+	// 1b. Our own alerts, the whole ALERT stream, up to now: what the
+	// alert rules last published per dedupe key (what is firing), which
+	// the replay below is compared with. Not followed live: the engine
+	// knows what it publishes from then on.
+	alertsCaught := make(chan struct{})
+	wg.Go(func() {
+		if err := e.follow(ctx, schemas.SubjectAlertRaised, time.Time{}, alertsCaught, true); err != nil {
+			cancel(err)
+		}
+	})
+	if !waitAll(ctx, decisionsCaught, alertsCaught) {
 		return e.stopCause(ctx)
 	}
 	// 2. The bucket: a decision stored but whose event never went out is
@@ -176,7 +190,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		done := make(chan struct{})
 		caught = append(caught, done)
 		wg.Go(func() {
-			if err := e.follow(ctx, subj, start, done); err != nil {
+			if err := e.follow(ctx, subj, start, done, false); err != nil {
 				cancel(err)
 			}
 		})
@@ -244,16 +258,17 @@ func (e *Evaluator) enqueue(ctx context.Context, out []Output) {
 	}
 }
 
-// follow reads subject from start with an ordered consumer (no durable
-// state: every start reads the windows again) and feeds the engine. It
-// closes caught when it has read what the stream held when it started.
-func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time, caught chan struct{}) error {
+// follow reads subject from start (zero: the whole stream) with an
+// ordered consumer (no durable state: every start reads the windows again)
+// and feeds the engine. It closes caught when it has read what the stream
+// held when it started, and returns then if untilCaught.
+func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time, caught chan struct{}, untilCaught bool) error {
 	stream := e.streams[subject]
-	cons, err := e.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-	})
+	consCfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !start.IsZero() {
+		consCfg.DeliverPolicy, consCfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cons, err := e.js.OrderedConsumer(ctx, stream, consCfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -273,6 +288,10 @@ func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time,
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
 		backlog = false
 		close(caught)
+		if untilCaught {
+			iter.Stop()
+			return nil
+		}
 	}
 	isDecision := subject == "mailmon.decision.>"
 	isDelivery := subject == schemas.SubjectDeliveryAttempted
@@ -309,6 +328,10 @@ func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time,
 		if backlog && pending == 0 {
 			backlog = false
 			close(caught)
+			if untilCaught {
+				iter.Stop()
+				return nil
+			}
 		}
 	}
 }
