@@ -47,6 +47,8 @@ func commands() []command {
 		{"dnsbl", "dnsbl check IP|DOMAIN: ask every blocklist zone now, one result per zone", dnsblCmd},
 		{"fbl", "fbl import DIR|FILE: feed reports and bounces from a maildir, .eml files or a file to the fbl-ingester once", fblCmd},
 		{"probe", "probe now: send one round of probes at once and print the results as they arrive", probeCmd},
+		{"silence", "silence add MATCHER... -for 2h -comment TEXT|list|expire ID: hold back matching alerts' notifications", silenceCmd},
+		{"check", "check probes|alerts: Nagios/Icinga plugin checks (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)", checkCmd},
 		{"version", "print the version", versionCmd},
 	}
 	for _, d := range app.Workers() {
