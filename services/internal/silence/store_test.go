@@ -129,7 +129,9 @@ func TestStoreAddRefusesWhatCannotBeStored(t *testing.T) {
 		"already ended": func(s *Silence) { s.StartsAt, s.EndsAt = t0.Add(-2*time.Hour), t0.Add(-time.Hour) },
 		"empty span":    func(s *Silence) { s.StartsAt, s.EndsAt = t0.Add(time.Hour), t0.Add(time.Hour) },
 		"too long":      func(s *Silence) { s.EndsAt = t0.Add(MaxDuration + time.Minute) },
-		"far future":    func(s *Silence) { s.StartsAt, s.EndsAt = t0.Add(MaxDuration+time.Hour), t0.Add(MaxDuration+2*time.Hour) },
+		"far future": func(s *Silence) {
+			s.StartsAt, s.EndsAt = t0.Add(MaxDuration+time.Hour), t0.Add(MaxDuration+2*time.Hour)
+		},
 	} {
 		sil := base
 		change(&sil)
