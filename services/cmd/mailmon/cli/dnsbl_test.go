@@ -12,7 +12,8 @@ import (
 
 // startBlocklist serves bl.test on 127.0.0.1:0: the RFC 5782 test entry,
 // 192.0.2.99 listed with a TXT reason, 192.0.2.77 answered with an error
-// code; everything else NXDOMAIN.
+// code; and low.test: its test entry and 192.0.2.55 listed; everything
+// else NXDOMAIN.
 func startBlocklist(t *testing.T) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -20,9 +21,11 @@ func startBlocklist(t *testing.T) string {
 		t.Fatal(err)
 	}
 	answers := map[string]string{
-		"2.0.0.127.bl.test.":  "127.0.0.2",
-		"99.2.0.192.bl.test.": "127.0.0.4",
-		"77.2.0.192.bl.test.": "127.255.255.254",
+		"2.0.0.127.bl.test.":   "127.0.0.2",
+		"99.2.0.192.bl.test.":  "127.0.0.4",
+		"77.2.0.192.bl.test.":  "127.255.255.254",
+		"2.0.0.127.low.test.":  "127.0.0.2",
+		"55.2.0.192.low.test.": "127.0.0.2",
 	}
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
@@ -78,8 +81,13 @@ dns_sweeper:
 	}
 	for _, tt := range tests {
 		code, out, errOut := runMain(t, "dnsbl", "check", tt.target, "-config", path)
-		if code != 0 {
-			t.Fatalf("%s: exit %d: %s", tt.target, code, errOut)
+		// The exit status is the Nagios state in every format.
+		wantCode := map[string]int{"listed": 2, "not_listed": 0, "error": 3, "unknown": 3}[tt.want["bl.test"]]
+		if tt.want["bl.test"] == "not_applicable" {
+			wantCode = 3 // dbl.test failed its self-test
+		}
+		if code != wantCode {
+			t.Fatalf("%s: exit %d, want %d: %s", tt.target, code, wantCode, errOut)
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		got := map[string]string{}
@@ -98,13 +106,95 @@ dns_sweeper:
 		}
 	}
 	code, out, _ := runMain(t, "dnsbl", "check", "-format", "table", "-config", path, "192.0.2.99")
-	if code != 0 || !strings.HasPrefix(out, "ZONE") || !strings.Contains(out, "listed") {
+	if code != 2 || !strings.HasPrefix(out, "ZONE") || !strings.Contains(out, "listed") {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"dnsbl"}, {"dnsbl", "check"}, {"dnsbl", "check", "not an ip!"}, {"dnsbl", "check", "192.0.2.1", "-format", "xml", "-config", path},
 		{"dnsbl", "check", "192.0.2.1", "-zones", "nope.example", "-config", path}} {
-		if code, _, _ := runMain(t, args...); code != exitUsage {
-			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		// Usage and config problems are UNKNOWN to a Nagios caller.
+		if code, _, _ := runMain(t, args...); code != 3 {
+			t.Errorf("%v: exit %d, want 3", args, code)
 		}
+	}
+}
+
+// -format nagios: one plugin line (state, message, performance data), a
+// line per listing or unknown zone, and the exit status of the state.
+func TestDNSBLCheckAsANagiosPlugin(t *testing.T) {
+	addr := startBlocklist(t)
+	path := writeConfig(t, fmt.Sprintf(`
+dns_sweeper:
+  resolver: %s
+  zones: [bl.test, low.test, dbl.test]
+  custom_zones:
+    - name: bl.test
+      kind: ip
+      weight: 2
+      delist_url: https://bl.test/remove/{target}
+      codes:
+        127.0.0.4: {class: listed, meaning: spam source}
+        127.255.255.254: {class: error, meaning: query via public/open resolver}
+    - {name: low.test, kind: ip, weight: 0.5}
+    - {name: dbl.test, kind: domain}
+    - {name: dead.test, kind: ip, weight: 1}
+  timeout: 500ms
+`, addr))
+	// dead.test has no test entry on the server: it fails its self-test.
+	withDead := "bl.test,low.test,dead.test"
+	tests := []struct {
+		name string
+		args []string
+		code int
+		line string // the first line, exactly
+		long []string
+	}{
+		{"listed nowhere", []string{"192.0.2.1"}, 0,
+			"DNSBL OK - 192.0.2.1 listed on 0 of 2 zones | listed=0;;1;0;2 unknown=0;;;0;2 zones=2;;;0;", nil},
+		{"listed on a heavy zone", []string{"192.0.2.99"}, 2,
+			"DNSBL CRITICAL - 192.0.2.99 listed on 1 of 2 zones (bl.test) | listed=1;;1;0;2 unknown=0;;;0;2 zones=2;;;0;",
+			[]string{"CRITICAL: listed on bl.test (bl.test, weight 2) 127.0.0.4: spam source - delist: https://bl.test/remove/192.0.2.99"}},
+		{"listed on a light zone only", []string{"192.0.2.55"}, 1,
+			"DNSBL WARNING - 192.0.2.55 listed on 1 of 2 zones (low.test) | listed=1;;1;0;2 unknown=0;;;0;2 zones=2;;;0;", nil},
+		{"a light listing under -warning-weight is OK", []string{"192.0.2.55", "-warning-weight", "0.6"}, 0,
+			"DNSBL OK - 192.0.2.55 listed on 1 of 2 zones (low.test) | listed=1;;1;0;2 unknown=0;;;0;2 zones=2;;;0;", nil},
+		{"-critical-weight lowered", []string{"192.0.2.55", "-critical-weight", "0.5"}, 2,
+			"DNSBL CRITICAL - 192.0.2.55 listed on 1 of 2 zones (low.test) | listed=1;;1;0;2 unknown=0;;;0;2 zones=2;;;0;", nil},
+		{"an error answer and nothing listed", []string{"192.0.2.77"}, 3,
+			"DNSBL UNKNOWN - 192.0.2.77 not listed on 1 of 2 zones; 1 could not be checked (bl.test) | listed=0;;1;0;2 unknown=1;;;0;2 zones=2;;;0;",
+			[]string{"UNKNOWN: bl.test could not be checked (error)"}},
+		{"a failed self-test and nothing listed", []string{"192.0.2.1", "-zones", withDead}, 3,
+			"DNSBL UNKNOWN - 192.0.2.1 not listed on 2 of 3 zones; 1 could not be checked (dead.test) | listed=0;;1;0;3 unknown=1;;;0;3 zones=3;;;0;", nil},
+		{"listed beats unknown", []string{"192.0.2.99", "-zones", withDead}, 2,
+			"DNSBL CRITICAL - 192.0.2.99 listed on 1 of 3 zones (bl.test); 1 could not be checked | listed=1;;1;0;3 unknown=1;;;0;3 zones=3;;;0;", nil},
+		{"a bad target is UNKNOWN on the plugin line", []string{"not an ip!"}, 3, "DNSBL UNKNOWN - ", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"dnsbl", "check"}, tt.args...)
+			args = append(args, "-format", "nagios", "-config", path)
+			code, out, errOut := runMain(t, args...)
+			first, rest, _ := strings.Cut(out, "\n")
+			if code != tt.code || !strings.HasPrefix(first, tt.line) || (strings.HasSuffix(tt.line, ";") && first != tt.line) {
+				t.Fatalf("exit %d, first line\n  %s\nwant exit %d,\n  %s\nstderr: %s", code, first, tt.code, tt.line, errOut)
+			}
+			for _, l := range tt.long {
+				if !strings.Contains(rest, l) {
+					t.Errorf("long output lacks %q:\n%s", l, rest)
+				}
+			}
+		})
+	}
+}
+
+func TestPluginTextKeepsTheLineIntact(t *testing.T) {
+	r := pluginResult{service: "DNSBL", state: stateCritical, message: "listed | perf=1\nFAKE OK",
+		long: []string{"txt: spam|source\r\nOK - all good"}, perf: []perfValue{perfInt("listed", 1, "", "1", 2)}}
+	var b strings.Builder
+	if code := r.write(&b); code != 2 {
+		t.Errorf("exit %d", code)
+	}
+	want := "DNSBL CRITICAL - listed / perf=1 FAKE OK | listed=1;;1;0;2\ntxt: spam/source  OK - all good\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
 	}
 }
