@@ -21,13 +21,16 @@ const (
 	RuleProbeSendFailed      = "probe_send_failed"
 	RuleProbeInSpam          = "probe_in_spam"
 	RuleDNSHygiene           = "dns_hygiene"
+	RuleProbeLate            = "probe_late"
+	RuleStillRejected        = "listed_but_delisted_still_rejected"
 	// RuleBlocklist (rules.go) names the listing alerts of IPs and
 	// domains too.
 )
 
 // trackedRules are the rules whose alerts the engine reads back from the
 // ALERT stream at start, to know what is firing.
-var trackedRules = []string{RuleProbeMissingProvider, RuleProbeSendFailed, RuleProbeInSpam, RuleDNSHygiene, RuleBlocklist}
+var trackedRules = []string{RuleProbeMissingProvider, RuleProbeSendFailed, RuleProbeInSpam, RuleDNSHygiene, RuleBlocklist,
+	RuleProbeLate, RuleStillRejected}
 
 // maxKeptIDs bounds the sample event ids and the remembered misses of one
 // condition: a provider missing for weeks must not grow without limit.
@@ -98,7 +101,11 @@ type alertState struct {
 	streaks   map[string]*streak
 	listings  map[string]map[string]zoneListing
 	spam      map[string]*placements
-	signals   *idSet
+	latency   map[string][]latencySample
+	// delisted holds, per IP subject, when the last zone listing it
+	// delisted it (listed_but_delisted_still_rejected).
+	delisted map[string]delisting
+	signals  *idSet
 }
 
 func newAlertState(dedupe time.Duration) alertState {
@@ -108,6 +115,8 @@ func newAlertState(dedupe time.Duration) alertState {
 		streaks:   map[string]*streak{},
 		listings:  map[string]map[string]zoneListing{},
 		spam:      map[string]*placements{},
+		latency:   map[string][]latencySample{},
+		delisted:  map[string]delisting{},
 		signals:   newIDSet(dedupe),
 	}
 }
@@ -388,6 +397,7 @@ func (e *Engine) listingAlert(ev *schemas.DNSBLListed, now time.Time) []Output {
 		zones = map[string]zoneListing{}
 		e.alerts.listings[key] = zones
 	}
+	delete(e.alerts.delisted, subject)
 	zones[ev.Zone] = zoneListing{list: ev.List, weight: ev.Weight, delistURL: ev.DelistURL, txt: ev.TXT,
 		answerCodes: slices.Clone(ev.AnswerCodes), eventID: ev.ID}
 	c := e.listingCondition(key, subject, ev.DNSBLLookup, zones)
@@ -418,9 +428,13 @@ func (e *Engine) delistingAlert(ev *schemas.DNSBLDelisted, now time.Time) []Outp
 	}
 	key := dedupeKey(RuleBlocklist, subject, "")
 	zones := e.alerts.listings[key]
+	_, wasListed := zones[ev.Zone]
 	delete(zones, ev.Zone)
 	if len(zones) == 0 {
 		delete(e.alerts.listings, key)
+		if wasListed || e.alerts.published[key].status == schemas.AlertFiring {
+			e.alerts.delisted[subject] = delisting{at: ev.Time, zone: ev.Zone, list: ev.List}
+		}
 	}
 	c := e.listingCondition(key, subject, ev.DNSBLLookup, zones)
 	if c.firing {
@@ -611,6 +625,7 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 		delete(e.alerts.streaks, key)
 		delete(e.alerts.listings, key)
 		delete(e.alerts.spam, key)
+		delete(e.alerts.latency, key)
 		delete(e.alerts.conds, key)
 		return
 	}
@@ -705,6 +720,10 @@ func (e *Engine) ruleEnabled(rule string) bool {
 		return e.cfg.DNSHygiene.Enabled
 	case RuleBlocklist:
 		return e.cfg.Blocklist.Enabled
+	case RuleProbeLate:
+		return e.cfg.ProbeLate.Enabled
+	case RuleStillRejected:
+		return e.cfg.StillRejected.Enabled
 	}
 	return false
 }
@@ -740,3 +759,138 @@ func cut(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// gc forgets latencies older than probe_late's window and delistings older
+// than listed_but_delisted_still_rejected's within.
+func (a *alertState) gc(now time.Time, cfg Config) {
+	a.signals.prune(now)
+	cutoff := now.Add(-cfg.ProbeLate.Window.Std())
+	for k, samples := range a.latency {
+		samples = slices.DeleteFunc(samples, func(s latencySample) bool { return s.at.Before(cutoff) })
+		if len(samples) == 0 {
+			delete(a.latency, k)
+		} else {
+			a.latency[k] = samples
+		}
+	}
+	for k, d := range a.delisted {
+		if now.Sub(d.at) > cfg.StillRejected.Within.Std() {
+			delete(a.delisted, k)
+		}
+	}
+}
+
+// maxLatencySamples bounds the latencies kept per provider for probe_late.
+const maxLatencySamples = 10000
+
+// latencySample is one probe's delivery latency.
+type latencySample struct {
+	at time.Time
+	ms int64
+	id string
+}
+
+// probeLatency judges probe_late: the 95th percentile of the latencies of
+// the probes a provider delivered within the window (received on time or
+// late), whatever their source.
+func (e *Engine) probeLatency(route schemas.ProbeRoute, id string, at time.Time, latencyMs int64, now time.Time) []Output {
+	r := e.cfg.ProbeLate
+	provider := providerOf(route)
+	if !r.Enabled || provider == "" {
+		return nil
+	}
+	subject := "provider:" + provider
+	// The event was counted once already by the rules of its source; this
+	// rule keeps its own record of ids.
+	if !e.ownsAlertSubject(subject) || !e.newSignal(id+"/latency", now) {
+		return nil
+	}
+	key := dedupeKey(RuleProbeLate, subject, "")
+	samples := append(e.alerts.latency[key], latencySample{at: at, ms: latencyMs, id: id})
+	cutoff := now.Add(-r.Window.Std())
+	samples = slices.DeleteFunc(samples, func(s latencySample) bool { return s.at.Before(cutoff) })
+	if len(samples) > maxLatencySamples {
+		samples = samples[len(samples)-maxLatencySamples:]
+	}
+	e.alerts.latency[key] = samples
+	if len(samples) < r.MinProbes {
+		return nil // too few to judge: the condition stays as it was
+	}
+	ms := make([]int64, len(samples))
+	for i, s := range samples {
+		ms[i] = s.ms
+	}
+	slices.Sort(ms)
+	p95 := time.Duration(ms[(len(ms)*95+99)/100-1]) * time.Millisecond
+	c := &condition{rule: RuleProbeLate, subject: subject, dedupeKey: key, severity: r.Severity, provider: provider,
+		firing: p95 > r.Threshold.Std()}
+	c.evidence = [][2]string{{"p95", formatDuration(p95.Round(time.Second))}, {"threshold", formatDuration(r.Threshold.Std())},
+		{"probes", strconv.Itoa(len(samples))}, {"window", formatDuration(r.Window.Std())}}
+	if c.firing {
+		c.summary = fmt.Sprintf("%s: 95 %% of probes took up to %s over %s (limit %s, %d probes)", subject,
+			formatDuration(p95.Round(time.Second)), formatDuration(r.Window.Std()), formatDuration(r.Threshold.Std()), len(samples))
+		for _, s := range samples[max(len(samples)-maxKeptIDs, 0):] {
+			if time.Duration(s.ms)*time.Millisecond > r.Threshold.Std() {
+				c.eventIDs = append(c.eventIDs, s.id)
+			}
+		}
+	} else {
+		c.summary = fmt.Sprintf("%s: probe latency back under %s (95th percentile %s)", subject, formatDuration(r.Threshold.Std()), formatDuration(p95.Round(time.Second)))
+	}
+	return e.settle(c, now)
+}
+
+// delisting is the time the last zone listing a target delisted it.
+type delisting struct {
+	at         time.Time
+	zone, list string
+}
+
+// stillRejected judges listed_but_delisted_still_rejected on one delivery
+// attempt: a blocklist rejection of an IP well after its last delisting
+// fires (per IP and provider); a delivery the provider accepts resolves.
+func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []Output {
+	r := e.cfg.StillRejected
+	if !r.Enabled || ev.SourceIP == "" || (len(e.alerts.delisted) == 0 && len(e.alerts.conds) == 0) {
+		return nil
+	}
+	subject := "ip:" + ev.SourceIP
+	provider := ev.Provider
+	if provider == "" {
+		provider = ev.RecipientDomain
+	}
+	key := dedupeKey(RuleStillRejected, subject, "provider:"+provider)
+	if ev.Status == schemas.StatusSent {
+		c := e.alerts.conds[key]
+		if c == nil || !c.firing || !e.ownsAlertSubject(subject) {
+			return nil
+		}
+		resolved := *c
+		resolved.firing = false
+		resolved.summary = fmt.Sprintf("%s: %s accepts our mail again", subject, provider)
+		resolved.eventIDs = []string{ev.ID}
+		return e.settle(&resolved, now)
+	}
+	d, ok := e.alerts.delisted[subject]
+	if !ok || ev.Status == schemas.StatusExpired || !slices.Contains(r.Categories, ev.Category) || !e.ownsAlertSubject(subject) {
+		return nil
+	}
+	since := ev.Time.Sub(d.at)
+	if since < r.After.Std() || since > r.Within.Std() {
+		return nil
+	}
+	ago := formatDuration(since.Truncate(time.Minute))
+	if since >= time.Hour {
+		ago = formatDuration(since.Truncate(time.Hour)) // "25h" reads better than "1504m"
+	}
+	c := &condition{rule: RuleStillRejected, subject: subject, dedupeKey: key, severity: r.Severity, firing: true,
+		sourceIP: ev.SourceIP, provider: provider, eventIDs: []string{ev.ID}}
+	if prev := e.alerts.conds[key]; prev != nil && prev.firing {
+		c.eventIDs = append(lastN(prev.eventIDs, maxKeptIDs-1), ev.ID)
+	}
+	c.summary = fmt.Sprintf("%s: %s still rejects it for a blocklist %s after %s (%s) delisted it: %s", subject, provider,
+		ago, d.zone, d.list, cut(ev.Reply, 300))
+	c.evidence = [][2]string{{"provider", provider}, {"delisted_zone", d.zone}, {"delisted_at", d.at.UTC().Format(time.RFC3339)},
+		{"since_delisting", ago}, {"category", ev.Category}, {"reply", cut(ev.Reply, 500)}}
+	return e.settle(c, now)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/config"
 )
 
 // alertsIn returns the alerts among outputs.
@@ -467,4 +468,78 @@ func TestAlertRulesPartitions(t *testing.T) {
 	if alerts != 20 {
 		t.Errorf("%d listing alerts from two partitions, want 20 (each once)", alerts)
 	}
+}
+
+func TestProbeLateRule(t *testing.T) {
+	c := &clock{t: t0}
+	cfg := alertConfig()
+	cfg.ProbeLate.MinProbes = 4
+	cfg.ProbeLate.Threshold = config.Duration(10 * time.Minute)
+	cfg.ProbeLate.Window = config.Duration(time.Hour)
+	e := NewEngine(cfg, src)
+	// Latency is arrival minus sending; receivedProbe sets it from the
+	// two times. Probes from two sources count together: the rule is per
+	// provider.
+	recv := func(ip string, latency time.Duration) schemas.Event {
+		return receivedProbe(ip, "mta", "yahoo", schemas.PlacementInbox, c.now().Add(-latency), c.now())
+	}
+	late := func(latency time.Duration) schemas.Event {
+		return &schemas.ProbeLate{Header: schemas.Header{ID: nextID(), Type: schemas.TypeProbeLate, Time: c.now()},
+			ProbeRoute: probeRoute("192.0.2.1", "mta", "yahoo"), ProbeSeed: schemas.ProbeSeed{Target: "t", SeedAddress: "s@yahoo.test"},
+			ProbeFiling: schemas.ProbeFiling{Account: "a", Protocol: schemas.ProtocolIMAP, Placement: schemas.PlacementInbox, Folder: "INBOX"},
+			MessageID:   "m", SentAt: c.now().Add(-latency), ArrivedAt: c.now(), LatencyMs: latency.Milliseconds(), DeadlineMs: 600000,
+			LateByMs: (latency - 10*time.Minute).Milliseconds()}
+	}
+	as := runSteps(t, e, c, []step{
+		{"slow 1: too few to judge", recv("192.0.2.1", 30*time.Minute), ""},
+		{"fast", recv("192.0.2.2", time.Minute), ""},
+		{"fast", recv("192.0.2.1", time.Minute), ""},
+		{"4 probes, p95 is the slow one: fires", recv("192.0.2.2", time.Minute), schemas.AlertFiring},
+		{"a late probe: still firing, no repeat", late(40 * time.Minute), ""},
+	})
+	if a := as[0]; a.DedupeKey != "probe_late/provider:yahoo" || a.Provider != "yahoo" || evidence(a, "p95") != "30m" || a.Severity != schemas.AlertWarning {
+		t.Errorf("late alert %+v %v", a, a.EvidenceValues)
+	}
+	// An hour on, the slow ones left the window: fast probes resolve it.
+	c.advance(time.Hour)
+	fast := []step{{"fast", recv("192.0.2.1", time.Minute), ""}, {"fast", recv("192.0.2.1", time.Minute), ""},
+		{"fast", recv("192.0.2.1", time.Minute), ""}, {"fast: 4 in the window, resolved", recv("192.0.2.1", time.Minute), schemas.AlertResolved},
+		{"fast: nothing more", recv("192.0.2.1", time.Minute), ""}}
+	runSteps(t, e, c, fast)
+}
+
+func TestStillRejectedRule(t *testing.T) {
+	c := &clock{t: t0}
+	cfg := alertConfig()
+	cfg.RejectionBurst.Enabled = false
+	e := NewEngine(cfg, src) // after 24h, within 7d
+	const ip = "192.0.2.50"
+	rejected := func(provider string) schemas.Event {
+		d := delivery("acme", ip, provider, schemas.StatusBounced, c.now())
+		d.Category, d.Reply = "blocked_ip_or_blocklist", "554 5.7.1 Service unavailable; client host blocked using zen.example"
+		return d
+	}
+	accepted := func(provider string) schemas.Event {
+		return delivery("acme", ip, provider, schemas.StatusSent, c.now())
+	}
+	runSteps(t, e, c, []step{
+		{"rejected before any listing: not this rule", rejected("outlook"), ""},
+		{"listed", listedOn(schemas.TargetIP, ip, "zen.example", 2, c.now()), schemas.AlertFiring},
+		{"delisted", delistedFrom(schemas.TargetIP, ip, "zen.example", 2, c.now()), schemas.AlertResolved},
+		{"rejected right after the delisting: caches take a while", rejected("outlook"), ""},
+	})
+	c.advance(25 * time.Hour)
+	as := runSteps(t, e, c, []step{
+		{"rejected a day later: fires", rejected("outlook"), schemas.AlertFiring},
+		{"rejected again: no repeat", rejected("outlook"), ""},
+		{"another provider accepts: nothing", accepted("gmail"), ""},
+		{"the provider accepts: resolved", accepted("outlook"), schemas.AlertResolved},
+		{"accepted again: nothing", accepted("outlook"), ""},
+	})
+	if a := as[0]; a.DedupeKey != "listed_but_delisted_still_rejected/ip:192.0.2.50/provider:outlook" || evidence(a, "delisted_zone") != "zen.example" ||
+		evidence(a, "since_delisting") != "25h" || !strings.Contains(a.Summary, "client host blocked") {
+		t.Errorf("still rejected alert %+v %v", a, a.EvidenceValues)
+	}
+	c.advance(7 * 24 * time.Hour)
+	runSteps(t, e, c, []step{{"a week later the delisting is not blamed", rejected("outlook"), ""}})
 }

@@ -67,6 +67,18 @@ type Config struct {
 	// alert per check and target; resolved by the first audit of that
 	// target that no longer reports it.
 	DNSHygiene DNSHygieneRule `yaml:"dns_hygiene"`
+	// ProbeLate alerts when the 95th percentile of the delivery latency of
+	// the probes one provider received within window exceeds threshold;
+	// resolved when it no longer does. Its window must fit in the PROBE
+	// stream's retention, like windows.
+	ProbeLate ProbeLateRule `yaml:"probe_late"`
+	// StillRejected (listed_but_delisted_still_rejected) alerts when a
+	// provider still rejects one of our IPs with a blocklist reason more
+	// than `after` after the last zone listing it delisted it (the
+	// provider's cached reputation); resolved by the next delivery from
+	// that IP the provider accepts. Its within must fit in the DNS stream's
+	// retention, like windows.
+	StillRejected StillRejectedRule `yaml:"listed_but_delisted_still_rejected"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
 	// Partitions and Partition split subjects between copies of the
@@ -207,6 +219,39 @@ type ProbeInSpamRule struct {
 	Severity string `yaml:"severity"`
 }
 
+// ProbeLateRule alerts on the 95th percentile of probe latency at one
+// provider.
+type ProbeLateRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// Window is the period whose received probes are looked at.
+	Window config.Duration `yaml:"window"`
+	// Threshold is the latency the 95th percentile must exceed.
+	Threshold config.Duration `yaml:"threshold"`
+	// MinProbes is how many received probes the window must hold before it
+	// is judged.
+	MinProbes int `yaml:"min_probes"`
+	// Severity is the alert's severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
+// StillRejectedRule alerts on blocklist rejections that outlast the
+// listing.
+type StillRejectedRule struct {
+	// Enabled turns the rule on.
+	Enabled bool `yaml:"enabled"`
+	// After is how long after the delisting a blocklist rejection counts.
+	After config.Duration `yaml:"after"`
+	// Within is how long a delisting is remembered: rejections later than
+	// that are not blamed on it.
+	Within config.Duration `yaml:"within"`
+	// Categories are the classifier categories of delivery.attempted that
+	// count as blocklist rejections.
+	Categories []string `yaml:"categories"`
+	// Severity is the alert's severity: "info", "warning" or "critical".
+	Severity string `yaml:"severity"`
+}
+
 // DNSHygieneRule alerts on DNS audit findings.
 type DNSHygieneRule struct {
 	// Enabled turns the rule on.
@@ -270,6 +315,10 @@ func DefaultConfig() Config {
 		DNSHygiene: DNSHygieneRule{Enabled: true, Severity: schemas.AlertCritical, Checks: map[string]string{
 			"ptr": schemas.SeverityCritical, "fcrdns": schemas.SeverityCritical, "spf": schemas.SeverityCritical,
 			"spf_authorizes_ip": schemas.SeverityWarning, "dkim": schemas.SeverityCritical, "dmarc": schemas.SeverityCritical}},
+		ProbeLate: ProbeLateRule{Enabled: true, Window: config.Duration(time.Hour), Threshold: config.Duration(10 * time.Minute),
+			MinProbes: 5, Severity: schemas.AlertWarning},
+		StillRejected: StillRejectedRule{Enabled: true, After: config.Duration(24 * time.Hour), Within: config.Duration(7 * 24 * time.Hour),
+			Categories: []string{"blocked_ip_or_blocklist"}, Severity: schemas.AlertWarning},
 		Decisions: Decisions{
 			First:        config.Duration(6 * time.Hour),
 			Repeat:       []config.Duration{config.Duration(24 * time.Hour), config.Duration(7 * 24 * time.Hour), 0},
@@ -303,10 +352,12 @@ const retentionMargin = time.Hour
 // window over 7 d of deliveries and 30 d of complaints inflates the rate
 // about fourfold after every restart.
 var rebuiltFrom = map[string][]string{
-	"windows":                {schemas.SubjectComplaintReceived, schemas.SubjectDeliveryAttempted},
-	"rejection_burst.window": {schemas.SubjectDeliveryAttempted},
-	"probe_missing.window":   {schemas.SubjectProbeMissing},
-	"decisions.memory":       {schemas.SubjectDecisionCutoff, schemas.SubjectDecisionReroute, schemas.SubjectDecisionLift},
+	"windows":                                   {schemas.SubjectComplaintReceived, schemas.SubjectDeliveryAttempted},
+	"rejection_burst.window":                    {schemas.SubjectDeliveryAttempted},
+	"probe_missing.window":                      {schemas.SubjectProbeMissing},
+	"probe_late.window":                         {schemas.SubjectProbeReceived},
+	"listed_but_delisted_still_rejected.within": {schemas.SubjectDNSBLDelisted, schemas.SubjectDeliveryAttempted},
+	"decisions.memory":                          {schemas.SubjectDecisionCutoff, schemas.SubjectDecisionReroute, schemas.SubjectDecisionLift},
 }
 
 // checkRetention refuses a window (at path) that the streams of its
@@ -357,6 +408,12 @@ func (c Config) rebuildWindows() []rebuildWindow {
 	}
 	if c.ProbeMissing.Enabled && c.ProbeMissing.Window > 0 {
 		out = append(out, rebuildWindow{"probe_missing.window", "probe_missing.window", c.ProbeMissing.Window})
+	}
+	if c.ProbeLate.Enabled && c.ProbeLate.Window > 0 {
+		out = append(out, rebuildWindow{"probe_late.window", "probe_late.window", c.ProbeLate.Window})
+	}
+	if c.StillRejected.Enabled && c.StillRejected.Within > 0 {
+		out = append(out, rebuildWindow{"listed_but_delisted_still_rejected.within", "listed_but_delisted_still_rejected.within", c.StillRejected.Within})
 	}
 	if c.Decisions.Memory > 0 {
 		out = append(out, rebuildWindow{"decisions.memory", "decisions.memory", c.Decisions.Memory})
@@ -531,6 +588,12 @@ func (c Config) longestWindow() time.Duration {
 	if c.ProbeMissing.Enabled {
 		w = max(w, c.ProbeMissing.Window.Std())
 	}
+	if c.ProbeLate.Enabled {
+		w = max(w, c.ProbeLate.Window.Std())
+	}
+	if c.StillRejected.Enabled {
+		w = max(w, c.StillRejected.Within.Std())
+	}
 	return w
 }
 
@@ -575,6 +638,30 @@ func (c Config) validateAlertRules(check *config.Check) {
 			check.Addf("probe_in_spam.spam", "must be 1..of (%d), got %d", r.Of, r.Spam)
 		}
 		checkSeverity(check, "probe_in_spam.severity", r.Severity)
+	}
+	if r := c.ProbeLate; r.Enabled {
+		if r.Window <= 0 {
+			check.Addf("probe_late.window", "must be positive")
+		}
+		if r.Threshold <= 0 {
+			check.Addf("probe_late.threshold", "must be positive")
+		}
+		if r.MinProbes < 1 || r.MinProbes > maxLatencySamples {
+			check.Addf("probe_late.min_probes", "must be 1..%d, got %d", maxLatencySamples, r.MinProbes)
+		}
+		checkSeverity(check, "probe_late.severity", r.Severity)
+	}
+	if r := c.StillRejected; r.Enabled {
+		if r.After <= 0 {
+			check.Addf("listed_but_delisted_still_rejected.after", "must be positive")
+		}
+		if r.Within <= r.After {
+			check.Addf("listed_but_delisted_still_rejected.within", "must be longer than after (%s)", r.After)
+		}
+		if len(r.Categories) == 0 {
+			check.Addf("listed_but_delisted_still_rejected.categories", "at least one category is required")
+		}
+		checkSeverity(check, "listed_but_delisted_still_rejected.severity", r.Severity)
 	}
 	if r := c.DNSHygiene; r.Enabled {
 		if len(r.Checks) == 0 {

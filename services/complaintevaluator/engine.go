@@ -177,7 +177,9 @@ func (e *Engine) Observe(ev schemas.Event, now time.Time, backlog bool) []Output
 	case *schemas.ProbeSent:
 		return e.probeSent(ev, now)
 	case *schemas.ProbeReceived:
-		return e.probeReceived(ev, now)
+		return append(e.probeReceived(ev, now), e.probeLatency(ev.ProbeRoute, ev.ID, ev.Time, ev.LatencyMs, now)...)
+	case *schemas.ProbeLate:
+		return e.probeLatency(ev.ProbeRoute, ev.ID, ev.Time, ev.LatencyMs, now)
 	case *schemas.AlertRaised:
 		// Our own alerts, read back at start: what is firing.
 		if e.Replaying {
@@ -263,7 +265,7 @@ func (e *Engine) deliveryAttempted(ev *schemas.DeliveryAttempted, now time.Time)
 		return nil
 	}
 	e.stats.Deliveries++
-	var out []Output
+	out := e.stillRejected(ev, now)
 	switch {
 	case ev.Status == schemas.StatusSent:
 		for _, s := range e.subjectsOf(ev.Customer, ev.SourceIP, ev.Provider) {
@@ -719,7 +721,7 @@ func (e *Engine) gc(now time.Time) {
 	}
 	e.complaint.prune(now)
 	e.delivery.prune(now)
-	e.alerts.signals.prune(now)
+	e.alerts.gc(now, e.cfg)
 }
 
 // Subjects is the number of subjects held.

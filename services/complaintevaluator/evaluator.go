@@ -35,6 +35,7 @@ var signalSubjects = []string{
 	schemas.SubjectProbeMissing,
 	schemas.SubjectProbeSent,
 	schemas.SubjectProbeReceived,
+	schemas.SubjectProbeLate,
 }
 
 // Evaluator is the complaint-evaluator worker.
