@@ -74,7 +74,7 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 		groups: map[string]*group{}, sent: map[string]sentMark{}, delivered: map[string]map[string]bool{}}
 	client := &http.Client{Timeout: cfg.Timeout.Std()}
 	for _, r := range cfg.Routes {
-		n.senders = append(n.senders, &sender{route: r, client: client})
+		n.senders = append(n.senders, &sender{route: r, client: client, now: s.Now})
 	}
 	return n, nil
 }

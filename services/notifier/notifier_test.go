@@ -283,7 +283,7 @@ func (e *env) logString() string {
 func TestConfigValidate(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Routes = []Route{
-		{Name: "a", Kind: "email", URL: "ftp://x"},
+		{Name: "a", Kind: "pager", URL: "ftp://x"},
 		{Name: "a", Kind: KindSlack, URL: "https://hooks.example/x", MinSeverity: "loud", Token: "t", Username: "u"},
 	}
 	err := cfg.Validate()

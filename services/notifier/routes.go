@@ -47,10 +47,15 @@ func (e permanentError) Unwrap() error { return e.err }
 type sender struct {
 	route  Route
 	client *http.Client
+	// now is the notifier's clock (an email's Date header).
+	now func() time.Time
 }
 
 // send posts one notification once.
 func (s *sender) send(ctx context.Context, n Notification) error {
+	if s.route.Kind == KindEmail {
+		return s.sendEmail(ctx, n)
+	}
 	body, target, err := s.encode(n)
 	if err != nil {
 		return permanentError{err}
