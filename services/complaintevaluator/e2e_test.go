@@ -295,7 +295,7 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 	// One complaint in 200 is 0.5 % (act at 0.3 %); B gets one in 1000... none.
 	published := time.Now()
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	took := testwait.Eventually(t, 5*time.Second, "A refused", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), reqA), "REJECT") })
+	took := testwait.Eventually(t, 30*time.Second, "A refused", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), reqA), "REJECT") })
 	t.Logf("complaint to enforcement: %s", took)
 	if got := ask(t, l.policy.Addr(), reqA); !strings.HasPrefix(got, "REJECT 5.7.1 ") {
 		t.Errorf("A's answer %q: want REJECT with a 5.7.1 code", got)
@@ -315,7 +315,7 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 	if held := time.Since(published); held < ttl {
 		t.Errorf("released after %s, before the TTL %s", held, ttl)
 	}
-	testwait.Eventually(t, 5*time.Second, "release event", func() bool {
+	testwait.Eventually(t, 30*time.Second, "release event", func() bool {
 		for _, ev := range decisionEvents(t, l.js) {
 			if r, ok := ev.(*schemas.DecisionRelease); ok && r.DecisionID == rec.DecisionID {
 				return true
@@ -323,7 +323,7 @@ func TestEnforcementLoopCutoff(t *testing.T) {
 		}
 		return false
 	})
-	testwait.Eventually(t, 5*time.Second, "firing and resolved notices", func() bool {
+	testwait.Eventually(t, 30*time.Second, "firing and resolved notices", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
 	})
@@ -351,7 +351,7 @@ func TestEnforcementLoopReroute(t *testing.T) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
 	req := map[string]string{"sasl_username": "cust-a", "recipient": "r@yahoo.com"}
-	testwait.Eventually(t, 5*time.Second, "A rerouted", func() bool { return ask(t, l.policy.Addr(), req) == "FILTER ndr:" })
+	testwait.Eventually(t, 30*time.Second, "A rerouted", func() bool { return ask(t, l.policy.Addr(), req) == "FILTER ndr:" })
 	if got := ask(t, l.policy.Addr(), map[string]string{"sasl_username": "cust-b"}); got != "DUNNO" {
 		t.Errorf("B: %q", got)
 	}
@@ -389,7 +389,7 @@ func TestRestartRebuildsWithoutDoubleCounting(t *testing.T) {
 	// restarts.
 	startEvaluator(t, js, cfg)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	testwait.Eventually(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
+	testwait.Eventually(t, 30*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
 	c, ok := decisionEvents(t, js)[0].(*schemas.DecisionCutoff)
 	if !ok || c.Complaints != 3 || c.Delivered != 1000 {
 		t.Errorf("decision %+v", decisionEvents(t, js)[0])
@@ -405,11 +405,11 @@ func TestReleaseAfterDowntime(t *testing.T) {
 	_, stop := startEvaluator(t, js, cfg)
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	testwait.Eventually(t, 5*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
+	testwait.Eventually(t, 30*time.Second, "decision", func() bool { return len(decisionEvents(t, js)) == 1 })
 	stop()
 	time.Sleep(1500 * time.Millisecond)
 	startEvaluator(t, js, cfg)
-	testwait.Eventually(t, 5*time.Second, "release", func() bool { return len(decisionEvents(t, js)) == 2 })
+	testwait.Eventually(t, 30*time.Second, "release", func() bool { return len(decisionEvents(t, js)) == 2 })
 	evs := decisionEvents(t, js)
 	c := evs[0].(*schemas.DecisionCutoff)
 	r, ok := evs[1].(*schemas.DecisionRelease)
@@ -471,7 +471,7 @@ func TestLift(t *testing.T) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
 	req := map[string]string{"sasl_username": "cust-a"}
-	testwait.Eventually(t, 5*time.Second, "A cut off", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), req), "DEFER_IF_PERMIT 4.7.1") })
+	testwait.Eventually(t, 30*time.Second, "A cut off", func() bool { return strings.HasPrefix(ask(t, l.policy.Addr(), req), "DEFER_IF_PERMIT 4.7.1") })
 	ev, err := enforcement.Lift(context.Background(), l.kv, l.pub, enforcement.Customer("cust-a"), "ops", "false positive",
 		schemas.Source{Worker: "mailmon-cli", Host: "test"}, time.Now())
 	if err != nil {
@@ -483,7 +483,7 @@ func TestLift(t *testing.T) {
 	if got := ask(t, l.policy.Addr(), req); got != "DUNNO" {
 		testwait.Eventually(t, time.Second, "DUNNO after lift", func() bool { return ask(t, l.policy.Addr(), req) == "DUNNO" })
 	}
-	testwait.Eventually(t, 5*time.Second, "resolved notice", func() bool {
+	testwait.Eventually(t, 30*time.Second, "resolved notice", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[len(as)-1].Status == schemas.AlertResolved
 	})

@@ -61,7 +61,7 @@ func testPostfix(t *testing.T, action string) {
 	l.publish(t, traffic("cust-a", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, traffic("cust-b", 200, time.Now().Add(-time.Minute))...)
 	l.publish(t, complaint("cust-a", "yahoo", time.Now()))
-	testwait.Eventually(t, 5*time.Second, "decision", func() bool {
+	testwait.Eventually(t, 30*time.Second, "decision", func() bool {
 		_, _, found, _ := enforcement.Get(context.Background(), kv, enforcement.Customer("cust-a"), time.Now())
 		return found
 	})
@@ -99,7 +99,7 @@ func testPostfix(t *testing.T, action string) {
 	normal.waitFor(t, "a-after")
 	pf.waitLog(t, "A delivered normally after the release", fmt.Sprintf("to=<five@remote.test>, relay=127.0.0.1[127.0.0.1]:%d", normal.port), "status=sent")
 
-	testwait.Eventually(t, 5*time.Second, "alert and resolved notice at the notifier endpoint", func() bool {
+	testwait.Eventually(t, 30*time.Second, "alert and resolved notice at the notifier endpoint", func() bool {
 		as := l.hook.alerts("customer:cust-a")
 		return len(as) >= 2 && as[0].Status == schemas.AlertFiring && as[len(as)-1].Status == schemas.AlertResolved
 	})
