@@ -273,7 +273,9 @@ func TestPullsStayWithinTheServersMaxPending(t *testing.T) {
 	cfg := testConfig()
 	cfg.FetchBatch, cfg.FetchBytes = 5000, 192<<10
 	startSink(t, js, cfg, chConfig(shared.Addr(), database))
-	waitStored(t, conn, perTable(t, events), 45*time.Second)
+	// The wait outlasts AckWait, so that on a loaded machine a redelivery
+	// fails below, where it is named, instead of here as a bare timeout.
+	waitStored(t, conn, perTable(t, events), 150*time.Second)
 	assertDrained(t, js)
 	for _, stream := range sinkStreams(t) {
 		cons, err := js.Consumer(context.Background(), stream, clickhousesink.Durable)
