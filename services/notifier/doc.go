@@ -1,6 +1,6 @@
 // Package notifier is the notifier worker: it delivers mailmon's alerts
-// (mailmon.alert.>) to people through webhooks, never through the MTA
-// being monitored.
+// (mailmon.alert.>) to people through webhooks and e-mail, never through
+// the MTA being monitored.
 //
 // It reads the ALERT stream through the durable consumer `notifier`. An
 // alert joins its subject's group; group_wait after the group's first
@@ -16,9 +16,11 @@
 // is logged and the alert dropped for that route.
 //
 // Routes: a generic JSON webhook (Notification), a Slack-compatible
-// incoming webhook ({"text": ...}) and the Alertmanager API v2
+// incoming webhook ({"text": ...}), the Alertmanager API v2
 // (POST /api/v2/alerts; labels alertname, dedupe_key, subject, severity,
-// so a resolved notice closes its alert through endsAt). URLs, tokens and
+// so a resolved notice closes its alert through endsAt) and e-mail: one
+// plain-text message per notification through an SMTP relay of the
+// operator's (email.go; never the MTA being monitored). URLs, tokens and
 // passwords are config.Secret: they never appear in logs or errors.
 //
 // Dedupe marks live in memory: after a restart a condition still firing

@@ -158,6 +158,8 @@ func (s *relaySession) Logout() error { return nil }
 type testPKI struct {
 	caFile string
 	server *tls.Config
+	// certPEM and keyPEM are the relay's, for a real relay's config.
+	certPEM, keyPEM []byte
 }
 
 func newTestPKI(t testing.TB) testPKI {
@@ -195,12 +197,13 @@ func newTestPKI(t testing.TB) testPKI {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pair, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testPKI{caFile: caFile, server: &tls.Config{Certificates: []tls.Certificate{pair}}}
+	return testPKI{caFile: caFile, server: &tls.Config{Certificates: []tls.Certificate{pair}}, certPEM: certPEM, keyPEM: keyPEM}
 }
 
 var emailClock = time.Date(2026, 12, 7, 16, 30, 0, 0, time.UTC)
