@@ -103,21 +103,24 @@ type alertState struct {
 	spam      map[string]*placements
 	latency   map[string][]latencySample
 	// delisted holds, per IP subject, when the last zone listing it
-	// delisted it (listed_but_delisted_still_rejected).
-	delisted map[string]delisting
-	signals  *idSet
+	// delisted it, and stillRejected the keys firing, for
+	// listed_but_delisted_still_rejected.
+	delisted      map[string]delisting
+	stillRejected map[string]struct{}
+	signals       *idSet
 }
 
 func newAlertState(dedupe time.Duration) alertState {
 	return alertState{
-		conds:     map[string]*condition{},
-		published: map[string]publishedAlert{},
-		streaks:   map[string]*streak{},
-		listings:  map[string]map[string]zoneListing{},
-		spam:      map[string]*placements{},
-		latency:   map[string][]latencySample{},
-		delisted:  map[string]delisting{},
-		signals:   newIDSet(dedupe),
+		conds:         map[string]*condition{},
+		published:     map[string]publishedAlert{},
+		streaks:       map[string]*streak{},
+		listings:      map[string]map[string]zoneListing{},
+		spam:          map[string]*placements{},
+		latency:       map[string][]latencySample{},
+		delisted:      map[string]delisting{},
+		stillRejected: map[string]struct{}{},
+		signals:       newIDSet(dedupe),
 	}
 }
 
@@ -626,6 +629,7 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 		delete(e.alerts.listings, key)
 		delete(e.alerts.spam, key)
 		delete(e.alerts.latency, key)
+		delete(e.alerts.stillRejected, key)
 		delete(e.alerts.conds, key)
 		return
 	}
@@ -668,6 +672,8 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 			s.failedSent = append(s.failedSent, time.Time{})
 		}
 		e.alerts.streaks[key] = s
+	case RuleStillRejected:
+		e.alerts.stillRejected[key] = struct{}{}
 	case RuleProbeInSpam:
 		n, _ := strconv.Atoi(evidence["spam"])
 		p := &placements{sourceIP: a.SourceIP, provider: a.Provider, ids: slices.Clone(a.EventIDs)}
@@ -699,7 +705,7 @@ func (e *Engine) settleAll(now time.Time) []Output {
 		if c == nil {
 			continue
 		}
-		if c.firing && !e.ruleEnabled(c.rule) {
+		if c.firing && !e.judges(c) {
 			c.firing = false
 			c.summary = fmt.Sprintf("%s: rule %s turned off", c.subject, c.rule)
 		}
@@ -708,8 +714,10 @@ func (e *Engine) settleAll(now time.Time) []Output {
 	return out
 }
 
-func (e *Engine) ruleEnabled(rule string) bool {
-	switch rule {
+// judges says whether the rule of c is on for its subject (a domain
+// listing needs blocklist.domains too).
+func (e *Engine) judges(c *condition) bool {
+	switch c.rule {
 	case RuleProbeMissingProvider:
 		return e.cfg.ProbeMissingProvider.Enabled
 	case RuleProbeSendFailed:
@@ -719,7 +727,7 @@ func (e *Engine) ruleEnabled(rule string) bool {
 	case RuleDNSHygiene:
 		return e.cfg.DNSHygiene.Enabled
 	case RuleBlocklist:
-		return e.cfg.Blocklist.Enabled
+		return e.cfg.Blocklist.Enabled && (e.cfg.Blocklist.Domains || !strings.HasPrefix(c.subject, "domain:"))
 	case RuleProbeLate:
 		return e.cfg.ProbeLate.Enabled
 	case RuleStillRejected:
@@ -851,7 +859,8 @@ type delisting struct {
 // fires (per IP and provider); a delivery the provider accepts resolves.
 func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []Output {
 	r := e.cfg.StillRejected
-	if !r.Enabled || ev.SourceIP == "" || (len(e.alerts.delisted) == 0 && len(e.alerts.conds) == 0) {
+	// Every delivery passes here: most return before building a key.
+	if !r.Enabled || ev.SourceIP == "" || (len(e.alerts.delisted) == 0 && len(e.alerts.stillRejected) == 0) {
 		return nil
 	}
 	subject := "ip:" + ev.SourceIP
@@ -861,8 +870,12 @@ func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []O
 	}
 	key := dedupeKey(RuleStillRejected, subject, "provider:"+provider)
 	if ev.Status == schemas.StatusSent {
+		if _, firing := e.alerts.stillRejected[key]; !firing {
+			return nil
+		}
 		c := e.alerts.conds[key]
-		if c == nil || !c.firing || !e.ownsAlertSubject(subject) {
+		delete(e.alerts.stillRejected, key)
+		if c == nil || !c.firing {
 			return nil
 		}
 		resolved := *c
@@ -892,5 +905,6 @@ func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []O
 		ago, d.zone, d.list, cut(ev.Reply, 300))
 	c.evidence = [][2]string{{"provider", provider}, {"delisted_zone", d.zone}, {"delisted_at", d.at.UTC().Format(time.RFC3339)},
 		{"since_delisting", ago}, {"category", ev.Category}, {"reply", cut(ev.Reply, 500)}}
+	e.alerts.stillRejected[key] = struct{}{}
 	return e.settle(c, now)
 }

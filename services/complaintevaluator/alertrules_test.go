@@ -543,3 +543,48 @@ func TestStillRejectedRule(t *testing.T) {
 	c.advance(7 * 24 * time.Hour)
 	runSteps(t, e, c, []step{{"a week later the delisting is not blamed", rejected("outlook"), ""}})
 }
+
+// Seeds of the rules not in TestAlertRulesRebuild: a firing alert read
+// back is resolved by the event that ends it, and turning domains off
+// resolves the domain listings.
+func TestAlertRulesSeedsResolve(t *testing.T) {
+	c := &clock{t: t0}
+	cfg := alertConfig()
+	cfg.RejectionBurst.Enabled = false
+	first := NewEngine(cfg, src)
+	const ip = "192.0.2.60"
+	rejected := delivery("acme", ip, "outlook", schemas.StatusBounced, t0.Add(30*time.Hour))
+	rejected.Category = "blocked_ip_or_blocklist"
+	var published []*schemas.AlertRaised
+	for _, ev := range []schemas.Event{
+		listedOn(schemas.TargetIP, ip, "zen.example", 2, t0), delistedFrom(schemas.TargetIP, ip, "zen.example", 2, t0), rejected,
+		listedOn(schemas.TargetDomain, "example.org", "dbl.example", 2, t0),
+	} {
+		published = append(published, alertsIn(feed(first, c.now(), ev))...)
+	}
+	if len(published) != 4 {
+		t.Fatalf("first run: %d alerts, want listing, delisting, still rejected, domain listing", len(published))
+	}
+	restarted := func(cfg Config) *Engine {
+		e := NewEngine(cfg, src)
+		e.Replaying = true
+		for _, a := range published {
+			e.Observe(a, c.now(), true)
+		}
+		e.Replaying = false
+		return e
+	}
+	e := restarted(cfg)
+	if out := e.EvaluateAll(c.now()); len(out) != 0 {
+		t.Fatalf("seeded engine published %v", kinds(out))
+	}
+	as := alertsIn(feed(e, c.now(), delivery("acme", ip, "outlook", schemas.StatusSent, c.now())))
+	if len(as) != 1 || as[0].Rule != RuleStillRejected || as[0].Status != schemas.AlertResolved {
+		t.Fatalf("accepted after a seed: %+v", as)
+	}
+	cfg.Blocklist.Domains = false
+	as = alertsIn(restarted(cfg).EvaluateAll(c.now()))
+	if len(as) != 1 || as[0].DedupeKey != "blocklist/domain:example.org" || as[0].Status != schemas.AlertResolved {
+		t.Fatalf("domains turned off: %+v", as)
+	}
+}
