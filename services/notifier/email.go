@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailmon/mailmon/services/internal/config"
 )
@@ -362,8 +363,17 @@ func shellWord(s string) string {
 // control characters (CR, LF, NUL, ...), format characters (bidi
 // overrides, zero-width marks) and line or paragraph separators become
 // spaces; runs of spaces collapse; and text longer than max runes is cut,
-// ending in "…". It reads s once.
+// ending in "…". It reads at most 16 bytes per rune of max, so its work
+// does not grow with s: what lies beyond (after a long run of spaces) is
+// cut too.
 func oneLine(s string, max int) string {
+	cut := false
+	if limit := 16*max + 64; len(s) > limit {
+		for limit > 0 && !utf8.RuneStart(s[limit]) {
+			limit--
+		}
+		s, cut = s[:limit], true
+	}
 	var b strings.Builder
 	n := 0
 	pendingSpace := false
@@ -374,7 +384,7 @@ func oneLine(s string, max int) string {
 		}
 		if n >= max || (pendingSpace && n+1 >= max) {
 			b.WriteString("…")
-			break
+			return b.String()
 		}
 		if pendingSpace {
 			b.WriteByte(' ')
@@ -383,6 +393,9 @@ func oneLine(s string, max int) string {
 		}
 		b.WriteRune(r) // an invalid byte comes out as U+FFFD
 		n++
+	}
+	if cut {
+		b.WriteString("…")
 	}
 	return b.String()
 }

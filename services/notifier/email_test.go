@@ -33,6 +33,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lineartest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
@@ -811,4 +812,32 @@ func FuzzEmailMessage(f *testing.F) {
 			t.Errorf("subject %q", s)
 		}
 	})
+}
+
+// TestEmailMessageLinear: an alert of any size makes a bounded message, in
+// time that does not grow with the alert's text (each field is read up to
+// its bound).
+func TestEmailMessageLinear(t *testing.T) {
+	from, _ := parseEmailAddress("mailmon <alerts@mailmon.test>")
+	to, _ := parseEmailAddress("ops@example.test")
+	for _, unit := range []string{" \r\n", "ü\u202e", "a", "\xff"} {
+		lineartest.Run(t, lineartest.Case{
+			Name:  fmt.Sprintf("fields of %q", unit),
+			Build: func(size int) []byte { return lineartest.Repeat("", unit, "", size) },
+			Parse: func(raw []byte) error {
+				s := lineartest.String(raw)
+				a := &schemas.AlertRaised{Rule: s, Status: schemas.AlertFiring, Severity: schemas.AlertCritical, Subject: s,
+					Summary: s, Customer: s, DecisionID: s, EvidenceNames: []string{s, s}, EvidenceValues: []string{s, s},
+					// The dedupe key is only hashed (SHA-256, linear by
+					// construction): kept short so the ratio measures the text.
+					DedupeKey: "k"}
+				msg := emailMessage(from, []*mail.Address{to}, Notification{Receiver: "r", GroupKey: s, Status: a.Status,
+					Alerts: []*schemas.AlertRaised{a}}, emailClock)
+				if len(msg) > 64<<10 {
+					return fmt.Errorf("a message of %d bytes", len(msg))
+				}
+				return nil
+			},
+		})
+	}
 }
