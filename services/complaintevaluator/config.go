@@ -38,8 +38,10 @@ type Config struct {
 	Customer         Thresholds `yaml:"customer"`
 	SourceIP         Thresholds `yaml:"source_ip"`
 	CustomerProvider Thresholds `yaml:"customer_provider"`
-	// Blocklist triggers on a listing of one of our IPs on a zone of at
-	// least min_weight catalogue weight.
+	// Blocklist triggers on a listing of one of our IPs (and, with domains,
+	// of our domains) on a zone of at least min_weight catalogue weight: an
+	// alert per target, whose zones are its members, resolved when the last
+	// zone delists it; with act, an IP listing also decides.
 	Blocklist BlocklistRule `yaml:"blocklist"`
 	// RejectionBurst triggers on min_rejections reputation or blocklist
 	// rejections from one provider to one IP within window

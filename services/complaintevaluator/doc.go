@@ -27,6 +27,30 @@
 // at the warn level alerts once per crossing; at the act level it decides
 // when its rule acts, and alerts otherwise.
 //
+// # Alert rules
+//
+// The rules of alertrules.go only alert, each about one fingerprint (its
+// dedupe key: rule, subject, and provider or check where they apply):
+// a provider missing a source's probes in a row, our own MTA refusing
+// them, probes filed as spam, a provider's probe latency, listings of our
+// IPs and domains (the zones are the members of one alert per target),
+// DNS audit findings, and a provider still rejecting an IP for a
+// blocklist well after its delisting. Each keeps its own memory (streaks,
+// zones, placements, latencies), derives a condition from it, and the
+// engine publishes an alert only when the condition differs from the
+// last alert published under its key: firing when it starts, again when
+// its severity or members change, resolved when it ends. Where the
+// existing rules conclude per crossing, these track a state, so that every
+// firing alert is eventually resolved.
+//
+// Their state is rebuilt from the streams too. At start the evaluator
+// reads its own alerts from the ALERT stream: the last one per key says
+// what was published, and a firing one seeds its rule's memory (a
+// listing's zones, a streak), so a condition whose evidence is older than
+// the replay is neither forgotten nor published again. The signals are
+// then replayed with Replaying set, which updates the conditions without
+// publishing, and EvaluateAll publishes only the differences.
+//
 // Engine (engine.go) is the whole logic with no I/O and no clock: every
 // method takes the time, so the unit tests drive it with a controlled
 // clock, and the worker (evaluator.go) only moves events in and carries
@@ -63,8 +87,10 @@
 //     in force per subject, the point each subject's evidence restarts;
 //  2. the bucket, to republish a decision stored but never announced (a
 //     crash between the two steps) and to remove a key a lift left behind;
-//  3. the complaint, delivery, listing and missing-probe subjects over the
-//     longest window, counting only events after each subject's last
+//  3. the ALERT stream, whole: the alerts this worker published, for the
+//     alert rules;
+//  4. the complaint, delivery, listing, DNS audit and probe subjects over
+//     the longest window, counting only events after each subject's last
 //     decision.
 //
 // Nothing is judged until all of them caught up; then every subject is
