@@ -51,6 +51,10 @@ const (
 	maxSampleEvents = 10
 	// maxThreadRefs bounds the References header (one per dedupe key).
 	maxThreadRefs = 10
+	// maxBodyBytes is the size past which no further alert or evidence
+	// line is added to the body (one more line may end it), so a large
+	// group makes a message every relay takes.
+	maxBodyBytes = 128 << 10
 )
 
 // validateEmail checks an email route's keys; config.Validate calls it for
@@ -286,7 +290,7 @@ func emailBody(n Notification) string {
 		fmt.Fprintf(&b, "%d alerts about %s.\n\n", len(n.Alerts), oneLine(n.GroupKey, maxFieldRunes))
 	}
 	for i, a := range n.Alerts {
-		if i == maxAlertsShown {
+		if i == maxAlertsShown || b.Len() >= maxBodyBytes {
 			fmt.Fprintf(&b, "... and %d more alerts about %s, not shown.\n", len(n.Alerts)-i, oneLine(n.GroupKey, maxFieldRunes))
 			break
 		}
@@ -311,7 +315,7 @@ func emailBody(n Notification) string {
 		if len(a.EvidenceNames) > 0 {
 			b.WriteString("Evidence:\n")
 			for j, name := range a.EvidenceNames {
-				if j == maxEvidenceShown {
+				if j == maxEvidenceShown || b.Len() >= maxBodyBytes {
 					fmt.Fprintf(&b, "  ... %d more\n", len(a.EvidenceNames)-j)
 					break
 				}

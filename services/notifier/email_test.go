@@ -841,3 +841,31 @@ func TestEmailMessageLinear(t *testing.T) {
 		})
 	}
 }
+
+// A group of many large alerts still makes a message of bounded size that
+// says what it left out.
+func TestEmailMessageSizeIsBounded(t *testing.T) {
+	from, _ := parseEmailAddress("mailmon <alerts@mailmon.test>")
+	to, _ := parseEmailAddress("ops@example.test")
+	big := strings.Repeat("ü", 2*maxFieldRunes)
+	n := Notification{Receiver: "ops-mail", GroupKey: "customer:acme", Status: schemas.AlertFiring}
+	for range 64 {
+		a := richAlert(schemas.AlertFiring, schemas.AlertCritical)
+		a.Summary = big
+		a.EvidenceNames, a.EvidenceValues = nil, nil
+		for range 100 {
+			a.EvidenceNames = append(a.EvidenceNames, big)
+			a.EvidenceValues = append(a.EvidenceValues, big)
+		}
+		n.Alerts = append(n.Alerts, a)
+	}
+	data := emailMessage(from, []*mail.Address{to}, n, emailClock)
+	if len(data) > 3*(maxBodyBytes+16<<10) { // quoted-printable triples at most
+		t.Errorf("a message of %d bytes", len(data))
+	}
+	_, body := readEmail(t, data)
+	if !strings.Contains(body, "more alerts about customer:acme, not shown.") {
+		t.Errorf("the body does not say what it left out")
+	}
+	t.Logf("64 alerts of 100 evidence pairs: %d bytes, body %d bytes", len(data), len(body))
+}
