@@ -74,12 +74,11 @@ type Config struct {
 	// resolved when it no longer does. Its window must fit in the PROBE
 	// stream's retention, like windows.
 	ProbeLate ProbeLateRule `yaml:"probe_late"`
-	// StillRejected (listed_but_delisted_still_rejected) alerts when a
-	// provider still rejects one of our IPs with a blocklist reason more
-	// than `after` after the last zone listing it delisted it (the
-	// provider's cached reputation); resolved by the next delivery from
-	// that IP the provider accepts. Its within must fit in the DNS stream's
-	// retention, like windows.
+	// StillRejected alerts when a provider still rejects one of our IPs
+	// with a blocklist reason more than `after` after the last zone listing
+	// it delisted it (the provider's cached reputation); resolved by the
+	// next delivery from that IP the provider accepts. Its within must fit
+	// in the DNS and DELIVERY streams' retention, like windows.
 	StillRejected StillRejectedRule `yaml:"listed_but_delisted_still_rejected"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
