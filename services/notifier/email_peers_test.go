@@ -2,8 +2,10 @@ package notifier
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"mime/quotedprintable"
+	"net/http"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -45,8 +47,11 @@ func TestEmailReachesAMailboxThroughPostfix(t *testing.T) {
 			"smtpd_tls_key_file":       "$config_directory/relay.key",
 			// The Received header says whether the message came over TLS.
 			"smtpd_tls_received_header": "yes",
+			// Two recipients the relay refuses, for good and for now.
+			"smtpd_recipient_restrictions": "check_recipient_access texthash:$config_directory/recipients, permit_mynetworks, reject_unauth_destination",
 		},
-		Files: map[string]string{"relay.crt": string(pki.certPEM), "relay.key": string(pki.keyPEM)},
+		Files: map[string]string{"relay.crt": string(pki.certPEM), "relay.key": string(pki.keyPEM),
+			"recipients": "gone@" + dv.Domain + " 550 5.1.1 no such user\nlater@" + dv.Domain + " 450 4.2.1 mailbox busy\n"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +106,31 @@ func TestEmailReachesAMailboxThroughPostfix(t *testing.T) {
 	}
 	if threads[0] == "" || threads[0] != threads[1] {
 		t.Errorf("threads %q", threads)
+	}
+
+	// Postfix's own refusals come back as errors quoting its reply; the
+	// route's other recipient gets no copy either.
+	for _, c := range []struct {
+		rcpt      string
+		reply     string
+		temporary bool
+	}{
+		{"gone@", "550 5.1.1 ", false},
+		{"later@", "450 4.2.1 ", true},
+	} {
+		r := route
+		r.To = []string{"ops@" + dv.Domain, c.rcpt + dv.Domain}
+		s := &sender{route: r, client: &http.Client{Timeout: 30 * time.Second}, now: time.Now}
+		err := s.send(t.Context(), Notification{Receiver: "ops-mail", GroupKey: "customer:acme", Status: schemas.AlertFiring,
+			Alerts: []*schemas.AlertRaised{richAlert(schemas.AlertFiring, schemas.AlertCritical)}})
+		var re *RelayError
+		if !errors.As(err, &re) || re.Step != "rcpt "+c.rcpt+dv.Domain || re.Temporary() != c.temporary || !strings.Contains(err.Error(), c.reply) {
+			t.Errorf("to %s: %v", c.rcpt, err)
+		}
+	}
+	time.Sleep(time.Second) // a copy would be delivered by now
+	if n := len(maildirMessages(t, inbox)); n != 2 {
+		t.Errorf("%d messages in the mailbox after the refusals, want still 2", n)
 	}
 }
 
