@@ -95,6 +95,10 @@ func exampleValues() Config {
 			Username:    "mailmon",
 			Password:    "${env:MAILMON_ALERTMANAGER_PASSWORD:-example-only-alertmanager-password}",
 			MinSeverity: "info"},
+		{Name: "noc-mail", Kind: notifier.KindEmail,
+			SMTPAddr: "relay.example.net:25", TLS: "starttls", HeloName: "mailmon.example.net",
+			From: "mailmon <alerts@example.net>", To: []string{"noc@example.net"},
+			MinSeverity: "critical"},
 	}
 
 	c.ProbeSender.From = "probe@example.net"
