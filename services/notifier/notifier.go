@@ -1,11 +1,13 @@
 package notifier
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,27 +34,29 @@ type Notifier struct {
 	metrics *metrics
 	senders []*sender
 	now     func() time.Time
+	state   store
+
+	// subjects serialises the flushes of one subject, so two groups about
+	// one subject never judge the same fingerprints at once.
+	subjects keyedMutex
+	// flushCtx ends the flushes still running once Consume has drained.
+	flushCtx context.Context
+	flushes  sync.WaitGroup
 
 	mu     sync.Mutex
 	groups map[string]*group
-	// sent: dedupe key → the status last sent and when.
-	sent map[string]sentMark
-	// delivered: alert id → routes it reached, so a notification retried
-	// after a partial failure does not repeat it where it arrived.
-	delivered map[string]map[string]bool
-	lastPrune time.Time
 }
 
-type sentMark struct {
-	status string
-	at     time.Time
-}
-
+// group is the alerts about one subject collected within group_wait.
 type group struct {
-	key    string
-	alerts []*schemas.AlertRaised
-	done   chan struct{}
-	err    error
+	key     string
+	members []*member
+}
+
+// member is one alert of a group and the handler waiting for it.
+type member struct {
+	alert *schemas.AlertRaised
+	done  chan error
 }
 
 // New checks the configuration and builds the worker.
@@ -70,11 +74,10 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now,
-		groups: map[string]*group{}, sent: map[string]sentMark{}, delivered: map[string]map[string]bool{}}
+	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, groups: map[string]*group{}}
 	client := &http.Client{Timeout: cfg.Timeout.Std()}
 	for _, r := range cfg.Routes {
-		n.senders = append(n.senders, &sender{route: r, client: client, now: s.Now})
+		n.senders = append(n.senders, &sender{route: r, client: client})
 	}
 	return n, nil
 }
@@ -82,23 +85,41 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 // Run consumes mailmon.alert.> through the durable consumer `notifier`
 // until ctx ends, then drains.
 func (n *Notifier) Run(ctx context.Context) error {
+	kv, err := n.set.JetStream.KeyValue(ctx, Bucket)
+	if err != nil {
+		return fmt.Errorf("open bucket %s (apply the pipelines first): %w", Bucket, err)
+	}
+	n.state = store{kv: kv}
+	flushCtx, stopFlushes := context.WithCancel(context.WithoutCancel(ctx))
+	n.flushCtx = flushCtx
+	defer func() {
+		stopFlushes()
+		n.flushes.Wait()
+	}()
+	backoff := make([]time.Duration, len(n.cfg.Redelivery))
+	for i, d := range n.cfg.Redelivery {
+		backoff[i] = d.Std()
+	}
 	return bus.Consume(ctx, n.set.JetStream, bus.ConsumeOptions{
 		Worker:      WorkerName,
 		Stream:      Stream,
 		Durable:     WorkerName,
 		Concurrency: n.cfg.Concurrency,
 		// A notification can take attempts × (timeout + retry_max); the bus
-		// keeps the waiting messages alive with in-progress signals.
-		Backoff:   []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute},
+		// keeps the waiting messages alive with in-progress signals. After
+		// that the message comes back after the redelivery delays until
+		// max_age gives it up.
+		Backoff:   backoff,
 		Publisher: n.set.Publisher,
 		Logger:    n.log,
 		Metrics:   n.set.Metrics,
 	}, n.handle)
 }
 
-// handle takes one alert: it is dropped if too old or already sent,
-// otherwise it joins its subject's group and returns once the group was
-// delivered (nil: ack) or failed (error: redelivered later).
+// handle takes one alert: it joins its subject's group and returns once
+// the group was flushed: nil (ack) when every route that needed the
+// alert took it and the state says so, an error (redelivered later) when a
+// route failed, a permanent one (dead letter) once max_age is past.
 func (n *Notifier) handle(ctx context.Context, m *bus.Msg) error {
 	ev, err := schemas.Decode(m.Data)
 	if err == nil {
@@ -113,100 +134,243 @@ func (n *Notifier) handle(ctx context.Context, m *bus.Msg) error {
 		n.metrics.alerts.WithLabelValues("invalid").Inc()
 		return bus.Permanent(fmt.Errorf("%s is not an alert", ev.EventHeader().Type))
 	}
-	g := n.join(a)
-	if g == nil {
+	if len(n.senders) == 0 {
+		n.metrics.alerts.WithLabelValues(outcomeUnrouted).Inc()
 		return nil
 	}
+	done := n.join(a)
 	select {
-	case <-g.done:
-		return g.err
+	case err := <-done:
+		return err
 	case <-ctx.Done():
+		// The flush goes on; the redelivered copy finds what it did.
 		return ctx.Err()
 	}
 }
 
-// join adds a to its group, starting the group's timer if it is new; nil
-// means a is dropped (too old or a repeat).
-func (n *Notifier) join(a *schemas.AlertRaised) *group {
-	now := n.now()
+// join adds a to its subject's group, starting the group's timer if the
+// group is new, and returns where a's result will come.
+func (n *Notifier) join(a *schemas.AlertRaised) <-chan error {
+	m := &member{alert: a, done: make(chan error, 1)}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.prune(now)
-	if now.Sub(a.Time) > n.cfg.MaxAge.Std() {
-		n.metrics.alerts.WithLabelValues("too_old").Inc()
-		return nil
-	}
-	if last, ok := n.sent[a.DedupeKey]; ok && last.status == a.Status && now.Sub(last.at) < n.cfg.RepeatInterval.Std() {
-		n.metrics.alerts.WithLabelValues("repeat").Inc()
-		return nil
-	}
 	g := n.groups[a.Subject]
 	if g == nil {
-		g = &group{key: a.Subject, done: make(chan struct{})}
+		g = &group{key: a.Subject}
 		n.groups[a.Subject] = g
-		time.AfterFunc(n.cfg.GroupWait.Std(), func() { n.flush(g) })
+		n.flushes.Add(1)
+		time.AfterFunc(n.cfg.GroupWait.Std(), func() {
+			defer n.flushes.Done()
+			n.flush(g)
+		})
 	}
-	for _, b := range g.alerts {
-		if b.ID == a.ID {
-			return g // the same alert delivered twice while grouping
-		}
-		if b.DedupeKey == a.DedupeKey && b.Status == a.Status {
-			n.metrics.alerts.WithLabelValues("repeat").Inc()
-			return g
-		}
-	}
-	// A firing alert and its resolution may share a group: both go out,
-	// in order, and the notification's status is firing.
-	g.alerts = append(g.alerts, a)
-	n.metrics.alerts.WithLabelValues("accepted").Inc()
-	return g
+	g.members = append(g.members, m)
+	return m.done
 }
 
-// flush sends a group to every route.
+// Outcomes of an alert, the label of mailmon_notifier_alerts_total.
+const (
+	outcomeNotified      = "notified"      // at least one route took it
+	outcomeRepeat        = "repeat"        // no route needed it: unchanged, a duplicate or stale
+	outcomeHeld          = "held"          // a resolution of a firing no route was told of
+	outcomeUnrouted      = "unrouted"      // no route takes it
+	outcomeTooOld        = "too_old"       // due on a route but older than max_age: dead letter
+	outcomeUndeliverable = "undeliverable" // a route failed until max_age: dead letter
+	outcomeRetry         = "retry"         // a route or the state failed: redelivered later
+)
+
+// routeWork is what one route is sent in one flush, and its state after.
+type routeWork struct {
+	sender *sender
+	alerts []*schemas.AlertRaised
+	// after is the route's state per fingerprint once it took alerts
+	// (and the held resolutions it keeps without a send).
+	after map[string]routeState
+	// sends is true when alerts is not empty.
+	sends bool
+}
+
+// flush judges a group's alerts against each route's state, sends each
+// route what is news to it, writes the state of the routes that took
+// their notification, and answers every waiting handler.
 func (n *Notifier) flush(g *group) {
 	n.mu.Lock()
 	if n.groups[g.key] == g {
 		delete(n.groups, g.key)
 	}
-	alerts := g.alerts
 	n.mu.Unlock()
+	unlock := n.subjects.lock(g.key)
+	defer unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n.cfg.Attempts)*(n.cfg.Timeout.Std()+n.cfg.RetryMax.Std()))
+	ctx, cancel := context.WithTimeout(n.flushCtx, time.Duration(n.cfg.Attempts)*(n.cfg.Timeout.Std()+n.cfg.RetryMax.Std())+time.Minute)
 	defer cancel()
-	var errs []error
-	for _, s := range n.senders {
-		if err := n.deliver(ctx, s, g.key, alerts); err != nil {
-			errs = append(errs, err)
+
+	// Oldest first, so a firing and its resolution in one group go out in
+	// that order.
+	members := slices.Clone(g.members)
+	slices.SortStableFunc(members, func(a, b *member) int { return a.alert.Time.Compare(b.alert.Time) })
+
+	results := make(map[*member]*result, len(members))
+	records := map[string]*record{}
+	for _, m := range members {
+		results[m] = &result{}
+		fp := fingerprintOf(m.alert)
+		if _, ok := records[fp]; ok {
+			continue
+		}
+		rec, err := n.state.load(ctx, fp)
+		if err != nil {
+			results[m].fail(err)
+			continue
+		}
+		records[fp] = rec
+	}
+
+	now := n.now()
+	work := make([]*routeWork, len(n.senders))
+	for i, s := range n.senders {
+		w := &routeWork{sender: s, after: map[string]routeState{}}
+		work[i] = w
+		for _, m := range members {
+			a, res := m.alert, results[m]
+			fp := fingerprintOf(a)
+			rec := records[fp]
+			if rec == nil {
+				continue // its state could not be read: retried
+			}
+			rs, ok := w.after[fp]
+			if !ok {
+				rs = rec.Routes[s.route.Name]
+			}
+			if !s.route.accepts(a, rs) {
+				continue
+			}
+			res.routed = true
+			after, send, reason := rs.next(a, now, n.cfg.RepeatInterval.Std())
+			res.note(reason)
+			if len(send) > 0 && now.Sub(send[0].Time) > n.cfg.MaxAge.Std() {
+				// Due, but too old to page anyone about: a dead letter,
+				// not a silent ack.
+				res.tooOld(fmt.Errorf("route %s: the alert is older than max_age (%s) and was not sent", s.route.Name, n.cfg.MaxAge))
+				n.metrics.undeliverable.WithLabelValues(s.route.Name).Inc()
+				continue
+			}
+			w.after[fp] = after
+			if len(send) > 0 {
+				w.alerts = append(w.alerts, send...)
+				w.sends = true
+				res.routes = append(res.routes, s.route.Name)
+			}
 		}
 	}
-	g.err = errors.Join(errs...)
-	if g.err == nil {
-		n.mu.Lock()
-		now := n.now()
-		for _, a := range alerts {
-			n.sent[a.DedupeKey] = sentMark{status: a.Status, at: now}
+
+	for _, w := range work {
+		if !w.sends {
+			continue
 		}
-		n.mu.Unlock()
+		err := n.deliver(ctx, w.sender, g.key, w.alerts)
+		if err == nil {
+			continue
+		}
+		w.after = nil // nothing of it is written
+		late := n.now()
+		for _, m := range members {
+			if slices.Contains(results[m].routes, w.sender.route.Name) {
+				if late.Sub(m.alert.Time) > n.cfg.MaxAge.Std() {
+					n.metrics.undeliverable.WithLabelValues(w.sender.route.Name).Inc()
+					results[m].undeliverable(fmt.Errorf("undeliverable within max_age (%s): %w", n.cfg.MaxAge, err))
+				} else {
+					results[m].fail(err)
+				}
+			}
+		}
 	}
-	close(g.done)
+
+	// Write the state of the routes that took their notification; then
+	// answer. A crash between a send and this write repeats that send.
+	dirty := map[string]bool{}
+	for _, w := range work {
+		for fp, rs := range w.after {
+			rec := records[fp]
+			if old, ok := rec.Routes[w.sender.route.Name]; ok && equalState(old, rs) {
+				continue
+			}
+			rec.Routes[w.sender.route.Name] = rs
+			dirty[fp] = true
+		}
+	}
+	stateErr := map[string]error{}
+	for fp := range dirty {
+		if err := n.state.save(ctx, records[fp]); err != nil {
+			stateErr[fp] = err
+		}
+	}
+	for _, m := range members {
+		res := results[m]
+		if err := stateErr[fingerprintOf(m.alert)]; err != nil {
+			res.fail(err)
+		}
+		n.metrics.alerts.WithLabelValues(res.outcome()).Inc()
+		m.done <- res.err()
+	}
 }
 
-// deliver sends to one route the alerts it takes and has not received,
-// with retries.
+// result gathers what happened to one alert in a flush.
+type result struct {
+	routed    bool     // some route takes it
+	routes    []string // routes it was sent to
+	reasons   []string
+	transient []error
+	permanent []error
+	gaveUp    bool // a route failed until max_age
+}
+
+func (r *result) note(reason string)      { r.reasons = append(r.reasons, reason) }
+func (r *result) fail(err error)          { r.transient = append(r.transient, err) }
+func (r *result) tooOld(err error)        { r.permanent = append(r.permanent, err) }
+func (r *result) undeliverable(err error) { r.permanent = append(r.permanent, err); r.gaveUp = true }
+
+// err is the handler's answer: a retry while any route can still take the
+// alert within max_age, a dead letter when the only failures are past it.
+func (r *result) err() error {
+	if len(r.transient) > 0 {
+		return errors.Join(r.transient...)
+	}
+	if len(r.permanent) > 0 {
+		return bus.Permanent(errors.Join(r.permanent...))
+	}
+	return nil
+}
+
+func (r *result) outcome() string {
+	switch {
+	case len(r.transient) > 0:
+		return outcomeRetry
+	case r.gaveUp:
+		return outcomeUndeliverable
+	case len(r.permanent) > 0:
+		return outcomeTooOld
+	case len(r.routes) > 0:
+		return outcomeNotified
+	case !r.routed:
+		return outcomeUnrouted
+	case slices.Contains(r.reasons, reasonHeld):
+		return outcomeHeld
+	}
+	return outcomeRepeat
+}
+
+func equalState(a, b routeState) bool {
+	return a.Status == b.Status && a.Severity == b.Severity && slices.Equal(a.Members, b.Members) &&
+		a.NotifiedAt.Equal(b.NotifiedAt) && a.AlertID == b.AlertID && a.AlertTime.Equal(b.AlertTime) &&
+		(a.Held == nil) == (b.Held == nil) && (a.Held == nil || a.Held.ID == b.Held.ID)
+}
+
+// deliver sends one notification to one route, with attempts spaced by
+// exponential backoff.
 func (n *Notifier) deliver(ctx context.Context, s *sender, key string, alerts []*schemas.AlertRaised) error {
-	var todo []*schemas.AlertRaised
-	n.mu.Lock()
+	note := Notification{Receiver: s.route.Name, GroupKey: key, Status: schemas.AlertResolved, Alerts: alerts}
 	for _, a := range alerts {
-		if s.route.accepts(a) && !n.delivered[a.ID][s.route.Name] {
-			todo = append(todo, a)
-		}
-	}
-	n.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
-	}
-	note := Notification{Receiver: s.route.Name, GroupKey: key, Status: schemas.AlertResolved, Alerts: todo}
-	for _, a := range todo {
 		if a.Status != schemas.AlertResolved {
 			note.Status = schemas.AlertFiring
 		}
@@ -219,23 +383,12 @@ func (n *Notifier) deliver(ctx context.Context, s *sender, key string, alerts []
 		n.metrics.sendSeconds.WithLabelValues(s.route.Name).Observe(time.Since(start).Seconds())
 		if err == nil {
 			n.metrics.sent.WithLabelValues(s.route.Name, note.Status).Inc()
-			n.mu.Lock()
-			for _, a := range todo {
-				if n.delivered[a.ID] == nil {
-					n.delivered[a.ID] = map[string]bool{}
-				}
-				n.delivered[a.ID][s.route.Name] = true
-			}
-			n.mu.Unlock()
 			return nil
 		}
 		n.metrics.sendErrors.WithLabelValues(s.route.Name).Inc()
-		var perm permanentError
-		if errors.As(err, &perm) {
-			// Retrying cannot help (a bad URL or a 4xx): log and give up
-			// on this route for these alerts, rather than hold them forever.
-			n.log.Error("route refused the notification; dropped for this route", "route", s.route.Name, "subject", key, "error", err)
-			return nil
+		var status statusError
+		if errors.As(err, &status) && (status.code == http.StatusUnauthorized || status.code == http.StatusForbidden) {
+			n.metrics.authFailures.WithLabelValues(s.route.Name).Inc()
 		}
 		if attempt == n.cfg.Attempts {
 			break
@@ -243,55 +396,87 @@ func (n *Notifier) deliver(ctx context.Context, s *sender, key string, alerts []
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return fmt.Errorf("route %s: %w", s.route.Name, ctx.Err())
+			return fmt.Errorf("route %s: %w", s.route.Name, cmp.Or(context.Cause(ctx), err))
 		}
 		delay = min(delay*2, n.cfg.RetryMax.Std())
 	}
-	n.log.Warn("route unreachable; the alerts will be retried", "route", s.route.Name, "subject", key, "error", err)
+	var status statusError
+	if errors.As(err, &status) && status.code >= 400 && status.code < 500 && status.code != http.StatusTooManyRequests {
+		// A 4xx will not go away by itself (a revoked token, a deleted
+		// webhook): loud, though it is retried like a 5xx until max_age.
+		n.log.Error("route refuses notifications; retrying until max_age", "route", s.route.Name, "status", status.code, "subject", key)
+	} else {
+		n.log.Warn("route unreachable; the alerts will be retried", "route", s.route.Name, "subject", key, "error", err)
+	}
 	return fmt.Errorf("route %s: %w", s.route.Name, err)
 }
 
-// prune forgets dedupe marks and delivery records older than the repeat
-// interval.
-func (n *Notifier) prune(now time.Time) {
-	if now.Sub(n.lastPrune) < time.Minute {
-		return
+// keyedMutex is a mutex per key, kept only while someone holds or waits
+// for it.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
 	}
-	n.lastPrune = now
-	keep := n.cfg.RepeatInterval.Std()
-	for k, m := range n.sent {
-		if now.Sub(m.at) > keep {
-			delete(n.sent, k)
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
 		}
-	}
-	if len(n.delivered) > 100_000 {
-		clear(n.delivered)
+		k.mu.Unlock()
 	}
 }
 
 type metrics struct {
-	alerts      *prometheus.CounterVec
-	sent        *prometheus.CounterVec
-	sendErrors  *prometheus.CounterVec
-	sendSeconds *prometheus.HistogramVec
+	alerts        *prometheus.CounterVec
+	sent          *prometheus.CounterVec
+	sendErrors    *prometheus.CounterVec
+	sendSeconds   *prometheus.HistogramVec
+	undeliverable *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "mailmon", "notifier"
 	m := &metrics{
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "alerts_total", Help: "Alerts consumed, by outcome (accepted, repeat, too_old, invalid)."}, []string{"outcome"}),
+			Name: "alerts_total", Help: "Alerts handled, by outcome (notified, repeat, held, unrouted, too_old, undeliverable, retry, invalid)."}, []string{"outcome"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "notifications_sent_total", Help: "Notifications a route accepted, by route and status."}, []string{"route", "status"}),
 		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "send_errors_total", Help: "Failed sends (each attempt), by route."}, []string{"route"}),
 		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "send_seconds", Help: "Time of one send attempt, by route.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"route"}),
+		undeliverable: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "alerts_undeliverable_total", Help: "Alerts a route did not take within max_age of their time, dead-lettered, by route."}, []string{"route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "route_auth_failures_total", Help: "Send attempts a route refused with 401 or 403 (a credential to fix), by route."}, []string{"route"}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.alerts = obs.Register(r, m.alerts)
 	m.sent = obs.Register(r, m.sent)
 	m.sendErrors = obs.Register(r, m.sendErrors)
 	m.sendSeconds = obs.Register(r, m.sendSeconds)
+	m.undeliverable = obs.Register(r, m.undeliverable)
+	m.authFailures = obs.Register(r, m.authFailures)
 	return m, r.Err()
 }

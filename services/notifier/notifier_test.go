@@ -75,39 +75,53 @@ func (h *hook) wait(t *testing.T, n int) []received {
 }
 
 type env struct {
-	js    jetstream.JetStream
-	pub   *bus.Publisher
-	log   *bytes.Buffer
-	logMu *sync.Mutex
+	js      jetstream.JetStream
+	pub     *bus.Publisher
+	log     *bytes.Buffer
+	logMu   *sync.Mutex
+	metrics *prometheus.Registry
+	stop    func()
 }
 
+// run starts a NATS server with the topology applied and a notifier on it.
 func run(t *testing.T, cfg Config) *env {
 	t.Helper()
 	_, _, js := natstest.Start(t)
-	ctx := context.Background()
 	top, _ := pipelines.Default()
-	if err := top.Apply(ctx, js, pipelines.ApplyOptions{}); err != nil {
+	if err := top.Apply(context.Background(), js, pipelines.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return start(t, js, cfg, nil)
+}
+
+// start runs a notifier on js until the test ends or stop is called; now
+// is its clock (nil: time.Now).
+func start(t *testing.T, js jetstream.JetStream, cfg Config, now func() time.Time) *env {
+	t.Helper()
 	var logBuf bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logBuf, mu: &logMu}, nil))
 	pub := bus.NewPublisher(js, bus.PublisherOptions{Worker: "test"})
-	n, err := New(cfg, worker.Settings{Logger: logger, Metrics: prometheus.NewRegistry(), JetStream: js, Publisher: pub,
+	reg := prometheus.NewRegistry()
+	n, err := New(cfg, worker.Settings{Logger: logger, Metrics: reg, JetStream: js, Publisher: pub, Now: now,
 		Source: schemas.Source{Worker: WorkerName, Host: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return &env{js: js, pub: pub, log: &logBuf, logMu: &logMu}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &env{js: js, pub: pub, log: &logBuf, logMu: &logMu, metrics: reg, stop: stop}
 }
 
 type lockedWriter struct {
@@ -126,6 +140,7 @@ func testConfig(routes ...Route) Config {
 	cfg.GroupWait = config.Duration(150 * time.Millisecond)
 	cfg.RetryMin = config.Duration(10 * time.Millisecond)
 	cfg.RetryMax = config.Duration(50 * time.Millisecond)
+	cfg.Redelivery = []config.Duration{config.Duration(20 * time.Millisecond)}
 	cfg.Routes = routes
 	return cfg
 }
@@ -257,23 +272,6 @@ func TestRetriesWithBackoffAndKeepsSecrets(t *testing.T) {
 	}
 }
 
-func TestPermanentFailureIsDropped(t *testing.T) {
-	h := newHook(t, 400)
-	e := run(t, testConfig(Route{Name: "strict", Kind: KindWebhook, URL: config.Secret(h.srv.URL)}))
-	e.publish(t, alert("customer:acme", "complaint_rate", schemas.AlertFiring, schemas.AlertCritical))
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.logString(), "route refused the notification") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged:\n%s", e.logString())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if got := len(h.got()); got != 0 {
-		t.Errorf("a 400 was retried: %d more requests", got)
-	}
-}
-
 func (e *env) logString() string {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()
@@ -286,11 +284,12 @@ func TestConfigValidate(t *testing.T) {
 		{Name: "a", Kind: "pager", URL: "ftp://x"},
 		{Name: "a", Kind: KindSlack, URL: "https://hooks.example/x", MinSeverity: "loud", Token: "t", Username: "u"},
 	}
+	cfg.Redelivery = []config.Duration{config.Duration(time.Second), 0}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no problems")
 	}
-	for _, want := range []string{"routes[0].kind", "routes[0].url", "routes[1].name", "routes[1].min_severity", "routes[1].token", "routes[1].password"} {
+	for _, want := range []string{"routes[0].kind", "routes[0].url", "routes[1].name", "routes[1].min_severity", "routes[1].token", "routes[1].password", "redelivery[1]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("problems do not mention %s:\n%v", want, err)
 		}

@@ -29,40 +29,73 @@ type Notification struct {
 	Alerts []*schemas.AlertRaised `json:"alerts"`
 }
 
-// accepts reports whether the route takes alert a.
-func (r Route) accepts(a *schemas.AlertRaised) bool {
-	if r.MinSeverity != "" && severityRank(a.Severity) < severityRank(r.MinSeverity) {
+// accepts reports whether the route takes alert a, given what it was told
+// of a's fingerprint so far (rs). Rules, customers and providers are
+// allow-lists (empty takes all). min_severity holds back a firing below
+// it, unless the route was told the condition fires: then a change of
+// severity, even down, is news to it. A resolution is never held back by
+// severity: it goes where its firing went.
+func (r Route) accepts(a *schemas.AlertRaised, rs routeState) bool {
+	if len(r.Rules) > 0 && !slices.Contains(r.Rules, a.Rule) {
 		return false
 	}
-	return len(r.Rules) == 0 || slices.Contains(r.Rules, a.Rule)
+	if len(r.Customers) > 0 && !slices.Contains(r.Customers, a.Customer) {
+		return false
+	}
+	if len(r.Providers) > 0 && !r.takesProviderOf(a) {
+		return false
+	}
+	if a.Status == schemas.AlertResolved || rs.Status == schemas.AlertFiring {
+		return true
+	}
+	return r.MinSeverity == "" || severityRank(a.Severity) >= severityRank(r.MinSeverity)
 }
 
-// permanentError is a failure retrying cannot fix (a 4xx other than 429).
-type permanentError struct{ err error }
+// takesProviderOf reports whether a is about one of the route's providers:
+// its provider, or one of the providers it names as members.
+func (r Route) takesProviderOf(a *schemas.AlertRaised) bool {
+	if p := providerOf(a); p != "" && slices.Contains(r.Providers, p) {
+		return true
+	}
+	for _, m := range membersOf(a) {
+		if p, ok := strings.CutPrefix(m, "provider:"); ok && slices.Contains(r.Providers, p) {
+			return true
+		}
+	}
+	return false
+}
 
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
+// statusError is a route's answer other than 2xx. Every status is retried
+// until max_age: a 4xx usually means a credential or a URL to fix, which
+// an operator does while the alert waits.
+type statusError struct{ code int }
+
+func (e statusError) Error() string { return fmt.Sprintf("http status %d", e.code) }
 
 // sender posts notifications to one route.
 type sender struct {
 	route  Route
 	client *http.Client
-	// now is the notifier's clock (an email's Date header).
-	now func() time.Time
 }
 
-// send posts one notification once.
+// send delivers one notification once, the way the route's kind does.
 func (s *sender) send(ctx context.Context, n Notification) error {
-	if s.route.Kind == KindEmail {
-		return s.sendEmail(ctx, n)
+	switch s.route.Kind {
+	case KindWebhook, KindSlack, KindAlertmanager:
+		return s.post(ctx, n)
 	}
+	return fmt.Errorf("route kind %q cannot send", s.route.Kind)
+}
+
+// post sends one notification as an HTTP POST once.
+func (s *sender) post(ctx context.Context, n Notification) error {
 	body, target, err := s.encode(n)
 	if err != nil {
-		return permanentError{err}
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return permanentError{errors.New("bad url")} // never quote it: it may hold a credential
+		return errors.New("bad url") // never quote it: it may hold a credential
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mailmon-notifier")
@@ -83,14 +116,10 @@ func (s *sender) send(ctx context.Context, n Notification) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return fmt.Errorf("http status %d", resp.StatusCode)
-	default:
-		return permanentError{fmt.Errorf("http status %d", resp.StatusCode)}
 	}
+	return statusError{resp.StatusCode}
 }
 
 func (s *sender) encode(n Notification) (body []byte, target string, err error) {
