@@ -105,8 +105,11 @@ type alertState struct {
 	// delisted holds, per IP subject, when the last zone listing it
 	// delisted it, and stillRejected the keys firing, for
 	// listed_but_delisted_still_rejected.
-	delisted      map[string]delisting
-	stillRejected map[string]struct{}
+	delisted map[string]delisting
+	// stillRejected maps the keys firing to the time of the rejection that
+	// fired (or of the alert read back): only a delivery accepted after it
+	// resolves, whatever order the DELIVERY and ALERT streams are read in.
+	stillRejected map[string]time.Time
 	signals       *idSet
 }
 
@@ -119,7 +122,7 @@ func newAlertState(dedupe time.Duration) alertState {
 		spam:          map[string]*placements{},
 		latency:       map[string][]latencySample{},
 		delisted:      map[string]delisting{},
-		stillRejected: map[string]struct{}{},
+		stillRejected: map[string]time.Time{},
 		signals:       newIDSet(dedupe),
 	}
 }
@@ -673,7 +676,7 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 		}
 		e.alerts.streaks[key] = s
 	case RuleStillRejected:
-		e.alerts.stillRejected[key] = struct{}{}
+		e.alerts.stillRejected[key] = a.Time
 	case RuleProbeInSpam:
 		n, _ := strconv.Atoi(evidence["spam"])
 		p := &placements{sourceIP: a.SourceIP, provider: a.Provider, ids: slices.Clone(a.EventIDs)}
@@ -870,7 +873,8 @@ func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []O
 	}
 	key := dedupeKey(RuleStillRejected, subject, "provider:"+provider)
 	if ev.Status == schemas.StatusSent {
-		if _, firing := e.alerts.stillRejected[key]; !firing {
+		since, firing := e.alerts.stillRejected[key]
+		if !firing || !ev.Time.After(since) {
 			return nil
 		}
 		c := e.alerts.conds[key]
@@ -905,6 +909,8 @@ func (e *Engine) stillRejected(ev *schemas.DeliveryAttempted, now time.Time) []O
 		ago, d.zone, d.list, cut(ev.Reply, 300))
 	c.evidence = [][2]string{{"provider", provider}, {"delisted_zone", d.zone}, {"delisted_at", d.at.UTC().Format(time.RFC3339)},
 		{"since_delisting", ago}, {"category", ev.Category}, {"reply", cut(ev.Reply, 500)}}
-	e.alerts.stillRejected[key] = struct{}{}
+	if _, firing := e.alerts.stillRejected[key]; !firing {
+		e.alerts.stillRejected[key] = ev.Time
+	}
 	return e.settle(c, now)
 }

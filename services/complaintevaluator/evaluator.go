@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,7 +160,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	decisionsCaught := make(chan struct{})
 	wg.Go(func() {
 		start := started.Add(-e.cfg.Decisions.Memory.Std())
-		if err := e.follow(ctx, "mailmon.decision.>", start, decisionsCaught, false); err != nil {
+		if err := e.follow(ctx, []string{"mailmon.decision.>"}, start, decisionsCaught, false); err != nil {
 			cancel(err)
 		}
 	})
@@ -168,7 +170,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	// knows what it publishes from then on.
 	alertsCaught := make(chan struct{})
 	wg.Go(func() {
-		if err := e.follow(ctx, schemas.SubjectAlertRaised, time.Time{}, alertsCaught, true); err != nil {
+		if err := e.follow(ctx, []string{schemas.SubjectAlertRaised}, time.Time{}, alertsCaught, true); err != nil {
 			cancel(err)
 		}
 	})
@@ -184,14 +186,16 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		return fmt.Errorf("reconcile with bucket: %w", err)
 	}
 	// 3. Signals over the longest window, counted after each subject's
-	// last decision.
+	// last decision. One consumer per stream, so the events of one stream
+	// are judged in the order it holds them (a delisting after its
+	// listing, a received probe after the missing ones before it).
 	start := started.Add(-e.cfg.longestWindow())
 	var caught []chan struct{}
-	for _, subj := range signalSubjects {
+	for _, subjects := range e.signalsByStream() {
 		done := make(chan struct{})
 		caught = append(caught, done)
 		wg.Go(func() {
-			if err := e.follow(ctx, subj, start, done, false); err != nil {
+			if err := e.follow(ctx, subjects, start, done, false); err != nil {
 				cancel(err)
 			}
 		})
@@ -259,13 +263,33 @@ func (e *Evaluator) enqueue(ctx context.Context, out []Output) {
 	}
 }
 
-// follow reads subject from start (zero: the whole stream) with an
-// ordered consumer (no durable state: every start reads the windows again)
-// and feeds the engine. It closes caught when it has read what the stream
-// held when it started, and returns then if untilCaught.
-func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time, caught chan struct{}, untilCaught bool) error {
-	stream := e.streams[subject]
-	consCfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+// signalsByStream groups signalSubjects by the stream that holds them, in
+// the order they are listed.
+func (e *Evaluator) signalsByStream() [][]string {
+	var groups [][]string
+	index := map[string]int{}
+	for _, subj := range signalSubjects {
+		stream := e.streams[subj]
+		i, ok := index[stream]
+		if !ok {
+			i = len(groups)
+			index[stream] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], subj)
+	}
+	return groups
+}
+
+// follow reads subjects, all of one stream, from start (zero: the whole
+// stream) with an ordered consumer (no durable state: every start reads
+// the windows again) and feeds the engine. It closes caught when it has
+// read what the stream held when it started, and returns then if
+// untilCaught.
+func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Time, caught chan struct{}, untilCaught bool) error {
+	stream := e.streams[subjects[0]]
+	subject := strings.Join(subjects, ",") // for errors
+	consCfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !start.IsZero() {
 		consCfg.DeliverPolicy, consCfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
@@ -294,8 +318,8 @@ func (e *Evaluator) follow(ctx context.Context, subject string, start time.Time,
 			return nil
 		}
 	}
-	isDecision := subject == "mailmon.decision.>"
-	isDelivery := subject == schemas.SubjectDeliveryAttempted
+	isDecision := slices.Contains(subjects, "mailmon.decision.>")
+	isDelivery := slices.Contains(subjects, schemas.SubjectDeliveryAttempted)
 	for {
 		msg, err := iter.Next()
 		if err != nil {
