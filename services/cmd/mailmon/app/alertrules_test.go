@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -334,6 +335,25 @@ func TestPromQLMetricNames(t *testing.T) {
 	for _, bad := range []string{`x{a="b}`, `sum(x[5m)`, `"a string"`} {
 		if _, err := promQLMetricNames(bad); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// The rule file is valid for Prometheus and its alerts fire on the series
+// deploy/prometheus/alerts_test.yml feeds them (and only then), checked by
+// Prometheus's own promtool where it is installed (Debian's prometheus
+// package; not a dependency of the build).
+func TestAlertRulesPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus)")
+	}
+	dir := filepath.Dir(alertRulesPath)
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
