@@ -14,6 +14,7 @@ const (
 	KindWebhook      = "webhook"
 	KindSlack        = "slack"
 	KindAlertmanager = "alertmanager"
+	KindEmail        = "email"
 )
 
 // Config is the `notifier` section of the mailmon config.
@@ -55,14 +56,17 @@ type Route struct {
 	// Name identifies the route in logs and metrics.
 	Name string `yaml:"name"`
 	// Kind is "webhook" (generic JSON), "slack" (Slack-compatible incoming
-	// webhook) or "alertmanager" (Alertmanager API v2; url is the base,
-	// e.g. http://alertmanager:9093).
+	// webhook), "alertmanager" (Alertmanager API v2; url is the base,
+	// e.g. http://alertmanager:9093) or "email" (a plain-text message
+	// through an SMTP relay: smtp_addr, from, to).
 	Kind string `yaml:"kind"`
 	// URL is a secret: Slack-style webhook URLs carry their credential.
 	URL config.Secret `yaml:"url"`
 	// Token is sent as "Authorization: Bearer <token>" when set.
 	Token config.Secret `yaml:"token"`
-	// Username and Password are sent as basic auth when set.
+	// Username and Password are sent as basic auth when set; an email
+	// route logs in to its relay with them (SMTP AUTH PLAIN, or LOGIN when
+	// the relay offers only that).
 	Username string        `yaml:"username"`
 	Password config.Secret `yaml:"password"`
 	// MinSeverity drops alerts below it: info, warning or critical.
@@ -76,6 +80,34 @@ type Route struct {
 	// (the alert's provider, or one of the providers it lists); empty
 	// takes all.
 	Providers []string `yaml:"providers"`
+
+	// SMTPAddr is an email route's relay, host:port (e.g.
+	// smtp.example.net:587). Alerts go through a relay of their own, not
+	// through the MTA mailmon watches.
+	SMTPAddr string `yaml:"smtp_addr"`
+	// TLS is how an email route protects its connection: "starttls"
+	// (default), "implicit" (TLS from the first byte, port 465) or "none",
+	// which is refused unless smtp_addr is a loopback address.
+	TLS string `yaml:"tls"`
+	// TLSServerName is the name the relay's certificate is checked against;
+	// the host of smtp_addr when empty.
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSCAFile is a PEM bundle of the CAs that sign the relay's
+	// certificate, for a private CA; the system's roots when empty.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// From is an email route's sender, e.g. "mailmon <alerts@example.net>";
+	// also the envelope sender.
+	From string `yaml:"from"`
+	// To are an email route's recipients (at most 50); each message goes to
+	// all of them at once.
+	To []string `yaml:"to"`
+	// HeloName is the name an email route greets its relay with (EHLO);
+	// this machine's host name when empty.
+	HeloName string `yaml:"helo_name"`
+	// Timeout bounds an email route's whole SMTP exchange, from the
+	// connect to the relay's reply to the message; the notifier's timeout
+	// when 0.
+	Timeout config.Duration `yaml:"timeout"`
 }
 
 // DefaultConfig groups for 2 s, repeats after 4 h, tries each route 5
@@ -134,10 +166,12 @@ func (c Config) Validate() error {
 			check.Addf(p+".name", "%q is used twice", r.Name)
 		}
 		names[r.Name] = true
-		if !slices.Contains([]string{KindWebhook, KindSlack, KindAlertmanager}, r.Kind) {
-			check.Addf(p+".kind", "must be webhook, slack or alertmanager, got %q", r.Kind)
+		if !slices.Contains([]string{KindWebhook, KindSlack, KindAlertmanager, KindEmail}, r.Kind) {
+			check.Addf(p+".kind", "must be webhook, slack, alertmanager or email, got %q", r.Kind)
 		}
-		if u, err := url.Parse(r.URL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if r.Kind == KindEmail {
+			check.Nest(p, r.validateEmail())
+		} else if u, err := url.Parse(r.URL.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			check.Addf(p+".url", "must be an http(s) URL")
 		}
 		if r.MinSeverity != "" && !slices.Contains(severities, r.MinSeverity) {

@@ -77,7 +77,7 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, groups: map[string]*group{}}
 	client := &http.Client{Timeout: cfg.Timeout.Std()}
 	for _, r := range cfg.Routes {
-		n.senders = append(n.senders, &sender{route: r, client: client})
+		n.senders = append(n.senders, &sender{route: r, client: client, now: s.Now})
 	}
 	return n, nil
 }

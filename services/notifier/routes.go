@@ -76,6 +76,8 @@ func (e statusError) Error() string { return fmt.Sprintf("http status %d", e.cod
 type sender struct {
 	route  Route
 	client *http.Client
+	// now is the notifier's clock (an email's Date header).
+	now func() time.Time
 }
 
 // send delivers one notification once, the way the route's kind does.
@@ -83,6 +85,8 @@ func (s *sender) send(ctx context.Context, n Notification) error {
 	switch s.route.Kind {
 	case KindWebhook, KindSlack, KindAlertmanager:
 		return s.post(ctx, n)
+	case KindEmail:
+		return s.sendEmail(ctx, n)
 	}
 	return fmt.Errorf("route kind %q cannot send", s.route.Kind)
 }
