@@ -148,7 +148,7 @@ func listNames(names []string, max int) string {
 }
 
 const checkUsage = `usage: mailmon check probes [-window 1h] [-warning 20] [-critical 50] [-config FILE]
-       mailmon check alerts [-window 24h] [-warning 1] [-critical 1] [-rule PREFIX] [-silenced] [-config FILE]
+       mailmon check alerts [-window 720h] [-warning 1] [-critical 1] [-rule PREFIX] [-silenced] [-config FILE]
 
 Nagios/Icinga plugins: one status line with performance data, then details;
 exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for usage and config
@@ -160,10 +160,12 @@ probes   the probe results of the last -window, per route × provider: the
          share of probes that failed (refused or failed at our own relay,
          or missing at the provider) in the worst pair; -warning and
          -critical are percentages. No probe sent at all is CRITICAL.
-alerts   the alerts firing now (the last status per alert over -window):
-         CRITICAL when at least -critical critical ones fire, WARNING when
-         at least -warning warning-or-critical ones do. Silenced alerts are
-         left out unless -silenced.`
+alerts   the alerts firing now (the last status per alert over -window,
+         by default all the ALERT stream keeps: an alert stays firing until
+         its resolved event, however long ago it fired): CRITICAL when at
+         least -critical critical ones fire, WARNING when at least -warning
+         warning-or-critical ones do. Silenced alerts are left out unless
+         -silenced.`
 
 func checkCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {

@@ -14,7 +14,9 @@ import (
 
 func checkAlertsCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	const service = "ALERTS"
-	f := newCheckFlags("alerts", errOut, 24*time.Hour)
+	// The ALERT stream's max_age: a long listing fired once, weeks ago,
+	// and still fires until its resolved event.
+	f := newCheckFlags("alerts", errOut, 720*time.Hour)
 	warn := f.fs.Int("warning", 1, "WARNING when at least this many warning or critical alerts fire (0: never)")
 	crit := f.fs.Int("critical", 1, "CRITICAL when at least this many critical alerts fire (0: never)")
 	rule := f.fs.String("rule", "", "only alerts whose rule starts with this, e.g. probe_ or dnsbl_listed")

@@ -154,7 +154,7 @@ func TestCheckProbes(t *testing.T) {
 func TestCheckAlerts(t *testing.T) {
 	rt, cfg := startMailmon(t)
 	if code, line, _ := checkRun(t, "check", "alerts", "-config", cfg); code != 0 ||
-		line != "ALERTS OK - no alert firing (last 24h0m0s) | firing=0;;;0; critical=0;;1;0; warning=0;1;;0; info=0;;;0; silenced=0;;;0;" {
+		line != "ALERTS OK - no alert firing (last 720h0m0s) | firing=0;;;0; critical=0;;1;0; warning=0;1;;0; info=0;;;0; silenced=0;;;0;" {
 		t.Fatalf("no alerts: exit %d, %q", code, line)
 	}
 	evaluator := publisher(t, rt, "complaint-evaluator")
