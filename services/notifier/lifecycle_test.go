@@ -20,6 +20,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
@@ -503,4 +504,50 @@ func deadLetters(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
 		out = append(out, m)
 	}
 	return out
+}
+
+// A firing alert that an active silence matches is not notified, but
+// counted and logged; once the silence ended the condition is news again.
+func TestSilencedAlertsAreCountedNotNotified(t *testing.T) {
+	t0 := time.Now().UTC()
+	clock := &testClock{now: t0}
+	js := startJetStream(t)
+	silences, err := silence.Open(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silences.Close()
+	matcher, err := silence.ParseMatcher("subject=customer:acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sil, err := silences.Add(context.Background(), silence.Silence{Matchers: []silence.Matcher{matcher}, EndsAt: t0.Add(2 * time.Hour),
+		Comment: "relay maintenance", CreatedBy: "test"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t, 0, nil, nil)
+	e := start(t, js, testConfig(Route{Name: "ops", Kind: KindWebhook, URL: config.Secret(rcv.srv.URL)}), clock.Now)
+
+	muted := at(t0, "complaint_rate", "customer:acme", schemas.AlertFiring, schemas.AlertCritical)
+	other := at(t0, "complaint_rate", "customer:other", schemas.AlertFiring, schemas.AlertCritical)
+	e.publish(t, muted, other)
+	settle(t, js)
+	if rcv.times(muted.ID) != 0 || rcv.times(other.ID) != 1 {
+		t.Fatalf("silenced alert delivered %d times, the other %d; want 0 and 1", rcv.times(muted.ID), rcv.times(other.ID))
+	}
+	if got := counter(t, e.metrics, "mailmon_notifier_alerts_total", "outcome", outcomeSilenced); got != 1 {
+		t.Errorf("silenced counted %v, want 1", got)
+	}
+	if log := e.logString(); !strings.Contains(log, "alert silenced") || !strings.Contains(log, sil.ID) {
+		t.Errorf("no log line naming the silence:\n%s", log)
+	}
+
+	clock.Advance(2*time.Hour + time.Second)
+	after := at(clock.Now(), "complaint_rate", "customer:acme", schemas.AlertFiring, schemas.AlertCritical)
+	e.publish(t, after)
+	settle(t, js)
+	if rcv.times(after.ID) != 1 {
+		t.Errorf("after the silence ended the firing was delivered %d times, want 1", rcv.times(after.ID))
+	}
 }

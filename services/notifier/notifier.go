@@ -17,6 +17,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -35,6 +36,8 @@ type Notifier struct {
 	senders []*sender
 	now     func() time.Time
 	state   store
+	// silences holds back the firing alerts they match.
+	silences *silence.Store
 
 	// subjects serialises the flushes of one subject, so two groups about
 	// one subject never judge the same fingerprints at once.
@@ -90,6 +93,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 		return fmt.Errorf("open bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	n.state = store{kv: kv}
+	if n.silences, err = silence.Open(ctx, n.set.JetStream); err != nil {
+		return err
+	}
+	defer n.silences.Close()
 	flushCtx, stopFlushes := context.WithCancel(context.WithoutCancel(ctx))
 	n.flushCtx = flushCtx
 	defer func() {
@@ -177,6 +184,7 @@ const (
 	outcomeTooOld        = "too_old"       // due on a route but older than max_age: dead letter
 	outcomeUndeliverable = "undeliverable" // a route failed until max_age: dead letter
 	outcomeRetry         = "retry"         // a route or the state failed: redelivered later
+	outcomeSilenced      = "silenced"      // a firing an active silence holds back
 )
 
 // routeWork is what one route is sent in one flush, and its state after.
@@ -227,12 +235,18 @@ func (n *Notifier) flush(g *group) {
 	}
 
 	now := n.now()
+	for _, m := range members {
+		n.holdIfSilenced(m.alert, results[m], now)
+	}
 	work := make([]*routeWork, len(n.senders))
 	for i, s := range n.senders {
 		w := &routeWork{sender: s, after: map[string]routeState{}}
 		work[i] = w
 		for _, m := range members {
 			a, res := m.alert, results[m]
+			if res.silenced {
+				continue
+			}
 			fp := fingerprintOf(a)
 			rec := records[fp]
 			if rec == nil {
@@ -315,8 +329,24 @@ func (n *Notifier) flush(g *group) {
 	}
 }
 
+// holdIfSilenced marks a firing alert that an active silence matches: it
+// goes to no route. A resolution is never held back by a silence: it
+// goes where its firing went, so no receiver keeps a firing alert that
+// ended during maintenance (and one whose firing was silenced was told
+// nothing, so is told nothing now).
+func (n *Notifier) holdIfSilenced(a *schemas.AlertRaised, res *result, now time.Time) {
+	if a.Status != schemas.AlertFiring {
+		return
+	}
+	if sil, ok := n.silences.Silenced(a, now); ok {
+		res.silenced = true
+		n.log.Info("alert silenced", "silence", sil.ID, "rule", a.Rule, "subject", a.Subject, "alert", a.ID, "until", sil.EndsAt)
+	}
+}
+
 // result gathers what happened to one alert in a flush.
 type result struct {
+	silenced  bool     // an active silence holds it back
 	routed    bool     // some route takes it
 	routes    []string // routes it was sent to
 	reasons   []string
@@ -346,6 +376,8 @@ func (r *result) outcome() string {
 	switch {
 	case len(r.transient) > 0:
 		return outcomeRetry
+	case r.silenced:
+		return outcomeSilenced
 	case r.gaveUp:
 		return outcomeUndeliverable
 	case len(r.permanent) > 0:
@@ -459,7 +491,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "mailmon", "notifier"
 	m := &metrics{
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "alerts_total", Help: "Alerts handled, by outcome (notified, repeat, held, unrouted, too_old, undeliverable, retry, invalid)."}, []string{"outcome"}),
+			Name: "alerts_total", Help: "Alerts handled, by outcome (notified, repeat, held, silenced, unrouted, too_old, undeliverable, retry, invalid)."}, []string{"outcome"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "notifications_sent_total", Help: "Notifications a route accepted, by route and status."}, []string{"route", "status"}),
 		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
