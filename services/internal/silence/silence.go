@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -50,6 +51,9 @@ const (
 	LabelSourceIP        = "source_ip"
 	LabelRecipientDomain = "recipient_domain"
 )
+
+// severities are the values schemas.AlertRaised.Severity takes.
+var severities = []string{schemas.AlertInfo, schemas.AlertWarning, schemas.AlertCritical}
 
 // Labels lists every label name, in the order they are documented.
 var Labels = []string{LabelRule, LabelSubject, LabelSeverity, LabelCustomer, LabelProvider, LabelSourceIP, LabelRecipientDomain}
@@ -106,6 +110,10 @@ func (m Matcher) Validate() error {
 	}
 	if len(m.Value) > MaxValueBytes {
 		return fmt.Errorf("matcher %s: value longer than %d bytes", m.Name, MaxValueBytes)
+	}
+	if m.Name == LabelSeverity && !strings.HasSuffix(m.Value, "*") && !slices.Contains(severities, m.Value) {
+		// A misspelt severity would silently mute nothing.
+		return fmt.Errorf("matcher severity: %q is not one of %s", truncate(m.Value), strings.Join(severities, ", "))
 	}
 	for i := 0; i < len(m.Value); i++ {
 		c := m.Value[i]

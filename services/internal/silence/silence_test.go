@@ -64,11 +64,16 @@ func TestParseMatcher(t *testing.T) {
 	if err != nil || m != (Matcher{"provider", "gmail"}) {
 		t.Fatalf("%+v %v", m, err)
 	}
+	for _, ok := range []string{"severity=critical", "severity=warning", "severity=info", "severity=*"} {
+		if _, err := ParseMatcher(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
 	if m, err := ParseMatcher("subject=customer:acme/provider:gmail"); err != nil || m.Value != "customer:acme/provider:gmail" {
 		t.Errorf("a value with = and / : %+v %v", m, err)
 	}
 	for _, bad := range []string{"provider", "=gmail", "zone=x", "provider=", "provider=gm*il", "provider=**", "provider=g mail",
-		"provider=gmail\n", "comment=x", "provider=" + strings.Repeat("a", MaxValueBytes+1), "provider=gmäil"} {
+		"provider=gmail\n", "comment=x", "severity=crit", "provider=" + strings.Repeat("a", MaxValueBytes+1), "provider=gmäil"} {
 		if _, err := ParseMatcher(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
