@@ -4,16 +4,25 @@
 //
 // It reads the ALERT stream through the durable consumer `notifier`. An
 // alert joins its subject's group; group_wait after the group's first
-// alert the group goes out as one notification to every route that takes
-// it (min_severity, rules). An alert whose dedupe key and status were sent
-// within repeat_interval is dropped, so a condition pages once; its
-// resolution (status resolved, same dedupe key — e.g. a decision's
-// release) is sent as news. A message is acknowledged only once its group
-// reached every route; a route that fails is retried attempts times with
-// exponential backoff, and then the alert goes back to JetStream and comes
-// again later (routes that already took it are skipped). A route that
-// answers 4xx (other than 429) cannot be helped by retrying: the failure
-// is logged and the alert dropped for that route.
+// alert, each alert is judged, per route, against what that route was
+// told of the alert's condition (its fingerprint: rule, dedupe key, and
+// the provider when only the alert names it). A route is told of a first
+// firing, a change of severity, a new member (a zone or provider the
+// condition now spans), a resolution of a firing it was told of, and of
+// an unchanged firing again only after repeat_interval; a resolution of a
+// firing it was never told of is held, and sent after that firing if the
+// firing turns up late. What each route was told is in the KV bucket
+// notifier_state (state.go), written after the route took the
+// notification; the message is acked after the write. So a restart
+// neither repeats nor forgets, and a crash between a send and its write
+// repeats that one notification.
+//
+// A route that fails — any status, 4xx included — is retried attempts
+// times with exponential backoff, then the message goes back to JetStream
+// and returns after the redelivery delays. Once the notifier's clock is
+// max_age past the alert's time, the alert is dead-lettered and counted
+// (alerts_undeliverable_total): never acked unsent. Silences (package
+// silence) hold back firing alerts, never resolutions.
 //
 // Routes: a generic JSON webhook (Notification), a Slack-compatible
 // incoming webhook ({"text": ...}), the Alertmanager API v2
@@ -22,7 +31,4 @@
 // plain-text message per notification through an SMTP relay of the
 // operator's (email.go; never the MTA being monitored). URLs, tokens and
 // passwords are config.Secret: they never appear in logs or errors.
-//
-// Dedupe marks live in memory: after a restart a condition still firing
-// may be notified once more.
 package notifier
