@@ -501,9 +501,9 @@ func (f *effector) apply(ctx context.Context, o Output) error {
 		if err := f.e.pub.publish(ctx, o.Record.Event()); err != nil {
 			return err
 		}
-		return f.e.pub.publish(ctx, o.Alert)
+		return f.publishAlert(ctx, o.Alert)
 	case OutAlert:
-		return f.e.pub.publish(ctx, o.Alert)
+		return f.publishAlert(ctx, o.Alert)
 	case OutRelease:
 		if err := f.remove(ctx, *o.Record); err != nil {
 			return err
@@ -513,7 +513,7 @@ func (f *effector) apply(ctx context.Context, o Output) error {
 		}
 		f.e.metrics.releases.Inc()
 		f.e.log.Info("released", "subject", o.Record.Subject, "decision_id", o.Record.DecisionID)
-		return f.e.pub.publish(ctx, o.Alert)
+		return f.publishAlert(ctx, o.Alert)
 	case OutLifted:
 		if err := f.remove(ctx, *o.Record); err != nil {
 			return err
@@ -521,8 +521,17 @@ func (f *effector) apply(ctx context.Context, o Output) error {
 		if o.Alert == nil {
 			return nil
 		}
-		return f.e.pub.publish(ctx, o.Alert)
+		return f.publishAlert(ctx, o.Alert)
 	}
+	return nil
+}
+
+// publishAlert publishes a and counts it by rule and status.
+func (f *effector) publishAlert(ctx context.Context, a *schemas.AlertRaised) error {
+	if err := f.e.pub.publish(ctx, a); err != nil {
+		return err
+	}
+	f.e.metrics.alerts.WithLabelValues(a.Rule, a.Status).Inc()
 	return nil
 }
 
@@ -531,7 +540,7 @@ func (f *effector) apply(ctx context.Context, o Output) error {
 func (f *effector) alertWithRetry(ctx context.Context, o Output) error {
 	delay := f.e.cfg.RetryMin.Std()
 	for {
-		err := f.e.pub.publish(ctx, o.Alert)
+		err := f.publishAlert(ctx, o.Alert)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -638,6 +647,7 @@ type metrics struct {
 	subjects      prometheus.Gauge
 	replaySeconds prometheus.Gauge
 	holds         prometheus.Counter
+	alerts        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -657,6 +667,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "replay_seconds", Help: "How long rebuilding the state from the streams took at start."}),
 		holds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "judgment_holds_total", Help: "Times complaint judgments were deferred because deliveries lagged more than max_delivery_lag."}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "alerts_total", Help: "Alerts published, by rule and status (firing, resolved)."}, []string{"rule", "status"}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.events = obs.Register(r, m.events)
@@ -666,6 +678,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.subjects = obs.Register(r, m.subjects)
 	m.replaySeconds = obs.Register(r, m.replaySeconds)
 	m.holds = obs.Register(r, m.holds)
+	m.alerts = obs.Register(r, m.alerts)
 	return m, r.Err()
 }
 
