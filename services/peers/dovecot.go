@@ -24,8 +24,17 @@ type DovecotConfig struct {
 	Domain string
 	// Users are the local parts of the accounts, all with Password.
 	Users []string
+	// Addresses are more accounts, as full addresses in any domain, with
+	// the same Password: one instance can hold the mailboxes of several
+	// domains (the lab's providers). Their mail is stored under
+	// Dir/mail/DOMAIN/LOCALPART.
+	Addresses []string
 	// Password is every user's password; "secret" if empty.
 	Password string
+	// IMAPPort is the IMAP port on 127.0.0.1; 0 picks a free one. A
+	// long-lived instance (the lab) uses a fixed one its clients are
+	// configured with.
+	IMAPPort int
 }
 
 // Dovecot is a running private Dovecot: IMAP, POP3 and LMTP on 127.0.0.1,
@@ -150,6 +159,9 @@ func (d *Dovecot) start(ctx context.Context, cfg DovecotConfig) error {
 		return err
 	}
 	d.IMAP, d.POP3, d.LMTP = ports[0], ports[1], ports[2]
+	if cfg.IMAPPort != 0 {
+		d.IMAP = cfg.IMAPPort
+	}
 	conf := filepath.Join(d.Dir, "dovecot.conf")
 	if err := writeFile(conf, fmt.Sprintf(dovecotConf, d.Dir, d.IMAP, d.POP3, d.LMTP, d.Domain)); err != nil {
 		return err
@@ -157,6 +169,15 @@ func (d *Dovecot) start(ctx context.Context, cfg DovecotConfig) error {
 	var passwd strings.Builder
 	for _, u := range cfg.Users {
 		fmt.Fprintf(&passwd, "%s@%s:{PLAIN}%s\n", u, d.Domain, cfg.Password)
+	}
+	for _, a := range cfg.Addresses {
+		local, domain, ok := strings.Cut(a, "@")
+		// The address becomes a passwd-file line and a path: nothing that
+		// could end the line, split a field or leave the mail directory.
+		if !ok || local == "" || domain == "" || strings.ContainsAny(a, ":/\\\r\n\t ") || strings.Contains(a, "..") {
+			return fmt.Errorf("dovecot address %q: want local@domain without spaces, colons, slashes or ..", a)
+		}
+		fmt.Fprintf(&passwd, "%s:{PLAIN}%s\n", a, cfg.Password)
 	}
 	if err := writeFile(filepath.Join(d.Dir, "users"), passwd.String()); err != nil {
 		return err
@@ -245,15 +266,32 @@ func (d *Dovecot) stopChild() error {
 	return fmt.Errorf("dovecot (pid %d) ignored SIGTERM for %s and was killed", d.cmd.Process.Pid, StopTimeout)
 }
 
-// maildir is a user's Maildir.
+// maildir is a user's Maildir: a local part of Domain, or a full address
+// of Addresses.
 func (d *Dovecot) maildir(user string) string {
-	return filepath.Join(d.Dir, "mail", d.Domain, user, "Maildir")
+	if local, domain, ok := strings.Cut(user, "@"); ok {
+		return MaildirOf(d.Dir, domain, local)
+	}
+	return MaildirOf(d.Dir, d.Domain, user)
+}
+
+// MaildirOf is where a Dovecot started with Dir dir stores the mail of
+// local@domain, so another process (the lab's status command) can count
+// it without logging in.
+func MaildirOf(dir, domain, local string) string {
+	return filepath.Join(dir, "mail", domain, local, "Maildir")
 }
 
 // MaildirCount counts the messages in a user's folder ("" is INBOX),
-// straight from the Maildir, without IMAP.
+// straight from the Maildir, without IMAP. user is a local part of the
+// Domain or a full address of Addresses.
 func (d *Dovecot) MaildirCount(user, folder string) int {
-	dir := d.maildir(user)
+	return CountMaildir(d.maildir(user), folder)
+}
+
+// CountMaildir counts the messages in a Maildir's folder ("" is INBOX).
+func CountMaildir(maildir, folder string) int {
+	dir := maildir
 	if folder != "" {
 		dir = filepath.Join(dir, "."+folder)
 	}

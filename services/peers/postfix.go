@@ -38,6 +38,10 @@ type PostfixConfig struct {
 	// Files are written into the config directory before the start, by
 	// name (header_checks, maps).
 	Files map[string]string
+	// SMTPPort is the port of the smtpd on 127.0.0.1; 0 picks a free one.
+	// A long-lived instance (the lab) uses a fixed one its clients are
+	// configured with.
+	SMTPPort int
 }
 
 // Postfix is a running private Postfix instance.
@@ -192,6 +196,9 @@ func (p *Postfix) start(ctx context.Context, cfg PostfixConfig) error {
 		return err
 	}
 	p.SMTP = ports[0]
+	if cfg.SMTPPort != 0 {
+		p.SMTP = cfg.SMTPPort
+	}
 	base := mainCF(p.Dir)
 	// Nothing listens on the second port: mail for other domains stays
 	// queued unless the caller names a relayhost.
