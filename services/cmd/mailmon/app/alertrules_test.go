@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 )
@@ -343,12 +344,12 @@ func TestPromQLMetricNames(t *testing.T) {
 
 // The rule file is valid for Prometheus and its alerts fire on the series
 // deploy/prometheus/alerts_test.yml feeds them (and only then), checked by
-// Prometheus's own promtool where it is installed (Debian's prometheus
-// package; not a dependency of the build).
+// Prometheus's own promtool (Debian's prometheus package, installed by
+// go tool task deps).
 func TestAlertRulesPassPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
+		peertest.Unavailable(t, "promtool not installed (Debian package prometheus; go tool task deps installs it)")
 	}
 	dir := filepath.Dir(alertRulesPath)
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {

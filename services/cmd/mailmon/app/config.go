@@ -124,7 +124,8 @@ type NATSConfig struct {
 	// and buckets (pipelines/access.yaml; deploy/cluster/accounts.conf is the
 	// matching server side). Keys: a worker's name, admin (applies the
 	// topology at start and in `mailmon pipelines apply`), enforcement-cli
-	// (`mailmon enforcement lift`), subscriber. Each sets one of password,
+	// (`mailmon enforcement lift`), silence-cli (`mailmon silence`),
+	// check-cli (`mailmon check`, read-only), subscriber. Each sets one of password,
 	// password_file or creds_file; user defaults to the key. A process needs
 	// only the entries of the workers it runs, plus admin if it should apply
 	// the topology. Once users is set, users missing from it fall back to the
