@@ -537,8 +537,15 @@ func (e *Engine) audit(ev *schemas.DNSAudit, now time.Time) []Output {
 			firing: len(messages) > 0, sourceIP: sourceIP, eventIDs: []string{ev.ID}}
 		c.evidence = [][2]string{{"check", check}, {"audit_id", ev.AuditID}}
 		if c.firing {
-			c.summary = fmt.Sprintf("%s: DNS %s: %s", subject, check, strings.Join(messages, "; "))
-			for _, m := range messages {
+			// One finding per sending IP can make hundreds (SPF of a big
+			// pool): quote a few and count the rest.
+			quoted := messages[:min(len(messages), maxQuotedFindings)]
+			c.summary = fmt.Sprintf("%s: DNS %s: %s", subject, check, strings.Join(quoted, "; "))
+			if more := len(messages) - len(quoted); more > 0 {
+				c.summary += fmt.Sprintf(" (and %d more)", more)
+			}
+			c.evidence = append(c.evidence, [2]string{"findings", strconv.Itoa(len(messages))})
+			for _, m := range quoted {
 				c.evidence = append(c.evidence, [2]string{"finding", m})
 			}
 		} else {
@@ -548,6 +555,9 @@ func (e *Engine) audit(ev *schemas.DNSAudit, now time.Time) []Output {
 	}
 	return out
 }
+
+// maxQuotedFindings is how many findings of one check an alert quotes.
+const maxQuotedFindings = 5
 
 // severityRank orders dns.audit and alert severities.
 var severityRank = map[string]int{schemas.SeverityOK: 0, schemas.SeverityInfo: 1, schemas.SeverityWarning: 2, schemas.SeverityCritical: 3}

@@ -331,6 +331,21 @@ func TestDNSHygieneRule(t *testing.T) {
 	if len(out) != 1 || out[0].Status != schemas.AlertResolved || !strings.HasSuffix(out[0].DedupeKey, "check:dkim") {
 		t.Fatalf("dkim fixed: %+v", out)
 	}
+	// Hundreds of sending IPs SPF does not authorise: one alert that quotes
+	// a few of them.
+	many := [][2]string{{"dmarc", ok}}
+	for range 300 {
+		many = append(many, [2]string{"spf", crit})
+	}
+	out = alertsIn(feed(e, c.now(), auditOf(schemas.TargetDomain, domain, c.now(), many...)))
+	if len(out) != 3 { // dmarc resolved, spf firing, spf_authorizes_ip resolved
+		t.Fatalf("many findings: %d alerts", len(out))
+	}
+	for _, a := range out {
+		if strings.HasSuffix(a.DedupeKey, "check:spf") && (evidence(a, "findings") != "300" || len(a.EvidenceNames) != 3+maxQuotedFindings || len(a.Summary) > 400) {
+			t.Errorf("many findings: %d evidence, summary of %d bytes", len(a.EvidenceNames), len(a.Summary))
+		}
+	}
 }
 
 func TestProbeInSpamRule(t *testing.T) {
