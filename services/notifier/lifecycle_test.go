@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -549,5 +550,33 @@ func TestSilencedAlertsAreCountedNotNotified(t *testing.T) {
 	settle(t, js)
 	if rcv.times(after.ID) != 1 {
 		t.Errorf("after the silence ended the firing was delivered %d times, want 1", rcv.times(after.ID))
+	}
+}
+
+// The state keeps one held resolution per route: its copy is bounded
+// whatever the alert carried, so an entry stays far below a KV value's
+// limit.
+func TestHeldResolutionIsBounded(t *testing.T) {
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = schemas.NewID()
+	}
+	big := at(time.Now(), "blocklist", "ip:192.0.2.1", schemas.AlertResolved, schemas.AlertCritical,
+		"txt", strings.Repeat("é", 100_000), "zones", strings.Repeat("z,", 50_000))
+	big.EventIDs = ids
+	big.Summary = strings.Repeat("s", 100_000)
+	after, _, reason := routeState{}.next(big, time.Now(), time.Hour)
+	if reason != reasonHeld {
+		t.Fatalf("reason %s, want %s", reason, reasonHeld)
+	}
+	data, err := json.Marshal(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 16<<10 {
+		t.Errorf("held resolution takes %d bytes of state", len(data))
+	}
+	if after.Held.ID != big.ID || !utf8.ValidString(evidence(after.Held, "txt")) {
+		t.Errorf("held copy lost its id or cut a rune")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -135,7 +136,7 @@ func (rs routeState) next(a *schemas.AlertRaised, now time.Time, repeatInterval 
 			if rs.Held != nil && !a.Time.After(rs.Held.Time) {
 				return rs, nil, reasonStale
 			}
-			rs.Held = a
+			rs.Held = heldCopy(a)
 			return rs, nil, reasonHeld
 		}
 		if a.Time.Before(rs.AlertTime) {
@@ -173,6 +174,39 @@ func (rs routeState) next(a *schemas.AlertRaised, now time.Time, repeatInterval 
 		after.Members = union(rs.Members, members)
 	}
 	return after, []*schemas.AlertRaised{a}, reason
+}
+
+// maxHeldIDs and maxHeldText bound the copy of a held resolution kept in
+// the state: one per route, so an entry stays far below a KV value's limit
+// whatever the alert carried.
+const (
+	maxHeldIDs  = 10
+	maxHeldText = 2048
+)
+
+// heldCopy is a resolution as the state keeps it: its sample ids, evidence
+// and summary cut to a bound.
+func heldCopy(a *schemas.AlertRaised) *schemas.AlertRaised {
+	h := *a
+	h.EventIDs = h.EventIDs[:min(len(h.EventIDs), maxHeldIDs)]
+	h.Summary = cutText(h.Summary, maxHeldText)
+	n := min(len(h.EvidenceNames), len(h.EvidenceValues), 32)
+	h.EvidenceNames, h.EvidenceValues = make([]string, n), make([]string, n)
+	for i := range n {
+		h.EvidenceNames[i], h.EvidenceValues[i] = cutText(a.EvidenceNames[i], 128), cutText(a.EvidenceValues[i], maxHeldText)
+	}
+	return &h
+}
+
+// cutText cuts s to at most max bytes, on a rune boundary.
+func cutText(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
 }
 
 // hasNew reports whether sorted set b has an element sorted set a lacks.
