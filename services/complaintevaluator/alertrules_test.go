@@ -1,6 +1,7 @@
 package complaintevaluator
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -606,5 +607,62 @@ func TestAlertRulesSeedsResolve(t *testing.T) {
 	as = alertsIn(restarted(cfg).EvaluateAll(c.now()))
 	if len(as) != 1 || as[0].DedupeKey != "blocklist/domain:example.org" || as[0].Status != schemas.AlertResolved {
 		t.Fatalf("domains turned off: %+v", as)
+	}
+}
+
+// Each alert rule's config is checked, every problem under its own key.
+func TestAlertRulesConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		keys []string
+	}{
+		{"defaults", func(*Config) {}, nil},
+		{"a rule turned off is not checked", func(c *Config) { c.ProbeInSpam = ProbeInSpamRule{} }, nil},
+		{"for", func(c *Config) { c.ProbeMissingProvider.For, c.ProbeSendFailed.For = 0, 65 },
+			[]string{"probe_missing_provider.for", "probe_send_failed.for"}},
+		{"severities", func(c *Config) {
+			c.Blocklist.Severity, c.ProbeMissingProvider.Severity, c.ProbeSendFailed.Severity = "page", "", "high"
+			c.ProbeInSpam.Severity, c.DNSHygiene.Severity, c.ProbeLate.Severity, c.StillRejected.Severity = "x", "ok", "none", "fatal"
+		}, []string{"blocklist.severity", "probe_missing_provider.severity", "probe_send_failed.severity", "probe_in_spam.severity",
+			"dns_hygiene.severity", "probe_late.severity", "listed_but_delisted_still_rejected.severity"}},
+		{"outcomes", func(c *Config) { c.ProbeSendFailed.Outcomes = []string{"refused", "accepted"} }, []string{"probe_send_failed.outcomes[1]"}},
+		{"no outcomes", func(c *Config) { c.ProbeSendFailed.Outcomes = nil }, []string{"probe_send_failed.outcomes"}},
+		{"spam of", func(c *Config) { c.ProbeInSpam.Spam, c.ProbeInSpam.Of = 6, 5 }, []string{"probe_in_spam.spam"}},
+		{"checks", func(c *Config) {
+			c.DNSHygiene.Checks = map[string]string{"ptr": "critical", "rdns": "critical", "dmarc": "ok"}
+		}, []string{"dns_hygiene.checks.rdns", "dns_hygiene.checks.dmarc"}},
+		{"late", func(c *Config) { c.ProbeLate.Threshold, c.ProbeLate.MinProbes = 0, 0 }, []string{"probe_late.threshold", "probe_late.min_probes"}},
+		{"still rejected", func(c *Config) {
+			c.StillRejected.After, c.StillRejected.Within, c.StillRejected.Categories = config.Duration(48*time.Hour), config.Duration(24*time.Hour), nil
+		}, []string{"listed_but_delisted_still_rejected.within", "listed_but_delisted_still_rejected.categories"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.set(&cfg)
+			err := cfg.Validate()
+			if len(tc.keys) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var problems config.Problems
+			if !errors.As(err, &problems) {
+				t.Fatalf("error %v is not config.Problems", err)
+			}
+			var paths []string
+			for _, p := range problems {
+				paths = append(paths, p.Path)
+			}
+			for _, k := range tc.keys {
+				if !slices.Contains(paths, k) {
+					t.Errorf("no problem at %s in %v", k, paths)
+				}
+			}
+			if len(paths) != len(tc.keys) {
+				t.Errorf("problems at %v, want only %v", paths, tc.keys)
+			}
+		})
 	}
 }

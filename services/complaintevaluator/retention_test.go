@@ -60,6 +60,8 @@ func TestOtherWindowsAreCheckedAgainstTheirStreams(t *testing.T) {
 		{"rejection_burst.window", "DELIVERY", func(c *Config) { c.RejectionBurst.Window = config.Duration(9 * 24 * time.Hour) }},
 		{"probe_missing.window", "PROBE", func(c *Config) { c.ProbeMissing.Window = config.Duration(8 * 24 * time.Hour) }},
 		{"decisions.memory", "DECISION", func(c *Config) { c.Decisions.Memory = config.Duration(120 * 24 * time.Hour) }},
+		{"probe_late.window", "PROBE", func(c *Config) { c.ProbeLate.Window = config.Duration(7 * 24 * time.Hour) }},
+		{"listed_but_delisted_still_rejected.within", "DELIVERY", func(c *Config) { c.StillRejected.Within = config.Duration(9 * 24 * time.Hour) }},
 	} {
 		cfg := DefaultConfig()
 		tc.set(&cfg)
