@@ -130,3 +130,34 @@ func TestAlertRulesThroughTheWorker(t *testing.T) {
 		}
 	}
 }
+
+// A listing older than every window (the evaluator's clock ten days on)
+// still finds its delisting at a restart: the DNS stream is replayed whole,
+// so the firing alert read back from ALERT is resolved once.
+func TestOldListingResolvedAfterRestart(t *testing.T) {
+	js, kv := newNATS(t)
+	l := &loop{js: js, kv: kv, pub: bus.NewPublisher(js, bus.PublisherOptions{Worker: "test"})}
+	cfg := evaluatorConfig(time.Hour, schemas.ActionCutoff)
+	_, stop := startEvaluator(t, js, cfg)
+	const ip = "192.0.2.45"
+	key := "blocklist/ip:" + ip
+	l.publish(t, listingChange(true, schemas.TargetIP, ip, "zen.example", time.Now()))
+	testwait.Eventually(t, 10*time.Second, "firing", func() bool { return fmt.Sprint(alertLog(t, l)[key]) == "[firing]" })
+	stop()
+	l.publish(t, listingChange(false, schemas.TargetIP, ip, "zen.example", time.Now()))
+
+	s := settings(t, js, complaintevaluator.WorkerName)
+	s.Now = func() time.Time { return time.Now().Add(10 * 24 * time.Hour) }
+	ev, err := complaintevaluator.New(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWorker(t, ev)
+	testwait.Eventually(t, 10*time.Second, "resolved after the restart", func() bool {
+		return fmt.Sprint(alertLog(t, l)[key]) == "[firing resolved]"
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := alertLog(t, l)[key]; len(got) != 2 {
+		t.Errorf("alerts %v, want one firing and one resolved", got)
+	}
+}

@@ -189,13 +189,20 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	// last decision. One consumer per stream, so the events of one stream
 	// are judged in the order it holds them (a delisting after its
 	// listing, a received probe after the missing ones before it).
+	// The DNS stream is read whole: listings and their delistings are few,
+	// and a listing alert read back from ALERT (which keeps as long) must
+	// find its delisting however old the listing is.
 	start := started.Add(-e.cfg.longestWindow())
 	var caught []chan struct{}
 	for _, subjects := range e.signalsByStream() {
 		done := make(chan struct{})
 		caught = append(caught, done)
+		from := start
+		if slices.Contains(subjects, schemas.SubjectDNSBLDelisted) {
+			from = time.Time{}
+		}
 		wg.Go(func() {
-			if err := e.follow(ctx, subjects, start, done, false); err != nil {
+			if err := e.follow(ctx, subjects, from, done, false); err != nil {
 				cancel(err)
 			}
 		})
