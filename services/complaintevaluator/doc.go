@@ -89,9 +89,11 @@
 //     crash between the two steps) and to remove a key a lift left behind;
 //  3. the ALERT stream, whole: the alerts this worker published, for the
 //     alert rules;
-//  4. the complaint, delivery, listing, DNS audit and probe subjects over
-//     the longest window, counting only events after each subject's last
-//     decision.
+//  4. the complaint, delivery and probe subjects over the longest window,
+//     counting only events after each subject's last decision, and the
+//     DNS subjects (listings, delistings, audits) from the start of their
+//     stream; one consumer per stream, so each stream's events are judged
+//     in its order.
 //
 // Nothing is judged until all of them caught up; then every subject is
 // judged once (acting on what happened while the worker was down) and the
