@@ -391,7 +391,7 @@ func (s *streak) good(sent time.Time) {
 	s.count, s.ids, s.failedSent = kept, ids, times
 }
 
-// listed records a zone listing one of our IPs or domains.
+// listingAlert records a zone listing one of our IPs or domains.
 func (e *Engine) listingAlert(ev *schemas.DNSBLListed, now time.Time) []Output {
 	subject, ok := e.listingSubject(ev.DNSBLLookup)
 	if !ok || !e.newSignal(ev.ID, now) {
