@@ -89,7 +89,7 @@ func TestAlertRulesThroughTheWorker(t *testing.T) {
 		return func() bool { return fmt.Sprint(alertLog(t, l)[keys[name]]) == fmt.Sprint(statuses) }
 	}
 	for _, name := range []string{"missing", "send", "ip", "domain", "hygiene"} {
-		testwait.Eventually(t, 10*time.Second, name+" firing", want(name, schemas.AlertFiring))
+		testwait.Eventually(t, 30*time.Second, name+" firing", want(name, schemas.AlertFiring))
 	}
 
 	// A restart with nothing new: nothing is published again.
@@ -106,18 +106,18 @@ func TestAlertRulesThroughTheWorker(t *testing.T) {
 	_, received := probeEvents(route, time.Now())
 	l.publish(t, received, probeSent(route, schemas.OutcomeAccepted, time.Now()),
 		listingChange(true, schemas.TargetIP, ip, "bl.example", time.Now())) // a second zone: a new member
-	testwait.Eventually(t, 10*time.Second, "missing resolved", want("missing", schemas.AlertFiring, schemas.AlertResolved))
-	testwait.Eventually(t, 10*time.Second, "send resolved", want("send", schemas.AlertFiring, schemas.AlertResolved))
-	testwait.Eventually(t, 10*time.Second, "second zone", want("ip", schemas.AlertFiring, schemas.AlertFiring))
+	testwait.Eventually(t, 30*time.Second, "missing resolved", want("missing", schemas.AlertFiring, schemas.AlertResolved))
+	testwait.Eventually(t, 30*time.Second, "send resolved", want("send", schemas.AlertFiring, schemas.AlertResolved))
+	testwait.Eventually(t, 30*time.Second, "second zone", want("ip", schemas.AlertFiring, schemas.AlertFiring))
 	stop()
 	l.publish(t, listingChange(false, schemas.TargetDomain, domain, "dbl.example", time.Now()),
 		stamp(&schemas.DNSAudit{AuditID: "a2", Target: ip, TargetKind: schemas.TargetIP, SourceIP: ip, WorstSeverity: schemas.SeverityOK,
 			FindingChecks: []string{"ptr"}, FindingSeverities: []string{schemas.SeverityOK}, FindingMessages: []string{"PTR mta.example.com"}}, time.Now()))
 	startEvaluator(t, js, cfg)
-	testwait.Eventually(t, 10*time.Second, "domain resolved after the restart", want("domain", schemas.AlertFiring, schemas.AlertResolved))
-	testwait.Eventually(t, 10*time.Second, "hygiene resolved after the restart", want("hygiene", schemas.AlertFiring, schemas.AlertResolved))
+	testwait.Eventually(t, 30*time.Second, "domain resolved after the restart", want("domain", schemas.AlertFiring, schemas.AlertResolved))
+	testwait.Eventually(t, 30*time.Second, "hygiene resolved after the restart", want("hygiene", schemas.AlertFiring, schemas.AlertResolved))
 	l.publish(t, listingChange(false, schemas.TargetIP, ip, "zen.example", time.Now()), listingChange(false, schemas.TargetIP, ip, "bl.example", time.Now()))
-	testwait.Eventually(t, 10*time.Second, "ip resolved", want("ip", schemas.AlertFiring, schemas.AlertFiring, schemas.AlertFiring, schemas.AlertResolved))
+	testwait.Eventually(t, 30*time.Second, "ip resolved", want("ip", schemas.AlertFiring, schemas.AlertFiring, schemas.AlertFiring, schemas.AlertResolved))
 	time.Sleep(300 * time.Millisecond)
 	for name, key := range keys {
 		if got := alertLog(t, l)[key]; len(got) == 0 || got[len(got)-1] != schemas.AlertResolved {
@@ -142,7 +142,7 @@ func TestOldListingResolvedAfterRestart(t *testing.T) {
 	const ip = "192.0.2.45"
 	key := "blocklist/ip:" + ip
 	l.publish(t, listingChange(true, schemas.TargetIP, ip, "zen.example", time.Now()))
-	testwait.Eventually(t, 10*time.Second, "firing", func() bool { return fmt.Sprint(alertLog(t, l)[key]) == "[firing]" })
+	testwait.Eventually(t, 30*time.Second, "firing", func() bool { return fmt.Sprint(alertLog(t, l)[key]) == "[firing]" })
 	stop()
 	l.publish(t, listingChange(false, schemas.TargetIP, ip, "zen.example", time.Now()))
 
@@ -153,7 +153,7 @@ func TestOldListingResolvedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	runWorker(t, ev)
-	testwait.Eventually(t, 10*time.Second, "resolved after the restart", func() bool {
+	testwait.Eventually(t, 30*time.Second, "resolved after the restart", func() bool {
 		return fmt.Sprint(alertLog(t, l)[key]) == "[firing resolved]"
 	})
 	time.Sleep(300 * time.Millisecond)
