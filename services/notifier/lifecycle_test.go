@@ -580,3 +580,15 @@ func TestHeldResolutionIsBounded(t *testing.T) {
 		t.Errorf("held copy lost its id or cut a rune")
 	}
 }
+
+// Two providers' rejection bursts are two conditions: Alertmanager gets
+// each with its provider label, so it does not merge them into one alert
+// that the first resolution would close.
+func TestAlertmanagerLabelsKeepProvidersApart(t *testing.T) {
+	gmail := at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "gmail")
+	yahoo := at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "yahoo")
+	got := alertmanagerAlerts(Notification{Alerts: []*schemas.AlertRaised{gmail, yahoo}})
+	if got[0].Labels["provider"] != "gmail" || got[1].Labels["provider"] != "yahoo" {
+		t.Errorf("labels %v and %v", got[0].Labels, got[1].Labels)
+	}
+}

@@ -185,7 +185,10 @@ func alertmanagerAlerts(n Notification) []amAlert {
 			"severity":   a.Severity,
 			"source":     "mailmon",
 		}
-		for k, v := range map[string]string{"customer": a.Customer, "source_ip": a.SourceIP, "provider": a.Provider} {
+		// The provider, from evidence too: it sets a rejection burst at one
+		// provider apart from one at another (two conditions, fingerprintOf),
+		// so Alertmanager must not merge them.
+		for k, v := range map[string]string{"customer": a.Customer, "source_ip": a.SourceIP, "provider": providerOf(a)} {
 			if v != "" {
 				labels[k] = v
 			}
