@@ -592,3 +592,42 @@ func TestAlertmanagerLabelsKeepProvidersApart(t *testing.T) {
 		t.Errorf("labels %v and %v", got[0].Labels, got[1].Labels)
 	}
 }
+
+// A notifier stopped while one route is down and another took the alert:
+// the next notifier delivers it once to the route that was down and not
+// again to the one that took it.
+func TestRestartDuringAnOutageDeliversOnce(t *testing.T) {
+	var mu sync.Mutex
+	isDown, failed := true, 0
+	down := newReceiver(t, http.StatusBadGateway, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return isDown
+	}, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		failed++
+	})
+	up := newReceiver(t, 0, nil, nil)
+	js := startJetStream(t)
+	cfg := testConfig(Route{Name: "pager", Kind: KindWebhook, URL: config.Secret(down.srv.URL)},
+		Route{Name: "ops", Kind: KindWebhook, URL: config.Secret(up.srv.URL)})
+	first := start(t, js, cfg, nil)
+	a := at(time.Now(), "complaint_rate", "customer:acme", schemas.AlertFiring, schemas.AlertCritical)
+	first.publish(t, a)
+	testwait.Eventually(t, 20*time.Second, "a failed request and the other route's delivery", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed > 0 && up.times(a.ID) == 1
+	})
+	first.stop()
+
+	mu.Lock()
+	isDown = false
+	mu.Unlock()
+	start(t, js, cfg, nil)
+	settle(t, js)
+	if down.times(a.ID) != 1 || up.times(a.ID) != 1 {
+		t.Errorf("after the restart: %d deliveries to the route that was down, %d to the one that was up; want 1 and 1", down.times(a.ID), up.times(a.ID))
+	}
+}
