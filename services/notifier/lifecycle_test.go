@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -409,7 +410,12 @@ func TestWebhookDownTwoHoursLosesNothing(t *testing.T) {
 			t0 := time.Now().UTC()
 			clock := &testClock{now: t0}
 			outageEnds := t0.Add(2 * time.Hour)
-			down := newReceiver(t, status, func() bool { return clock.Now().Before(outageEnds) }, func() { clock.Advance(5 * time.Minute) })
+			var refused atomic.Int64
+			down := newReceiver(t, status, func() bool { return clock.Now().Before(outageEnds) }, func() {
+				refused.Add(1)
+				clock.Advance(5 * time.Minute)
+			})
+			began := time.Now()
 			up := newReceiver(t, 0, nil, nil)
 			js := startJetStream(t)
 			cfg := testConfig(
@@ -428,6 +434,7 @@ func TestWebhookDownTwoHoursLosesNothing(t *testing.T) {
 			if clock.Now().Before(outageEnds) {
 				t.Fatalf("the clock moved only %s", clock.Now().Sub(t0))
 			}
+			t.Logf("an outage of %s on the notifier's clock: %d refused requests, %s of real time", clock.Now().Sub(t0), refused.Load(), time.Since(began).Round(time.Millisecond))
 			for _, a := range alerts {
 				if down.times(a.ID) != 1 {
 					t.Errorf("%s reached the route that was down %d times, want 1", a.Subject, down.times(a.ID))
