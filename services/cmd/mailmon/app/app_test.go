@@ -28,6 +28,9 @@ func testConfig(t *testing.T, dataDir string) Config {
 	cfg.ClickHouse.Local.TCPPort = freePort(t)
 	cfg.ClickHouse.Local.HTTPPort = freePort(t)
 	cfg.ClickHouse.Addr = fmt.Sprintf("127.0.0.1:%d", cfg.ClickHouse.Local.TCPPort)
+	// Listeners on free ports: a mailmon run elsewhere on the machine
+	// holds the default ones.
+	cfg.PolicyService.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

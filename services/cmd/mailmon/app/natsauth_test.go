@@ -30,6 +30,8 @@ func natsOnlyConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.NATS.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg.HTTP.Addr = "" // the default port may be held by a mailmon run elsewhere
+	cfg.PolicyService.Listen = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
