@@ -16,15 +16,23 @@ type sourceIPs struct {
 func (s sourceIPs) lookup(host, program, agent, trackedSource string) string {
 	instance, _, _ := strings.Cut(program, "/")
 	service := program[strings.LastIndexByte(program, '/')+1:]
+	// A master.cf service with -o syslog_name=postfix/<service> (as
+	// Postfix's own master.cf names relay and submission) logs as
+	// "postfix/<service>/smtp": the syslog name's last part is the middle
+	// one, the process name the last.
+	named := service
+	if syslogName, _, ok := cutLast(program, '/'); ok && strings.IndexByte(syslogName, '/') >= 0 {
+		_, named, _ = cutLast(syslogName, '/')
+	}
 	for _, r := range s.cfg.Rules {
 		if (r.Host == "" || strings.EqualFold(r.Host, host)) &&
 			(r.Instance == "" || r.Instance == instance) &&
-			(r.Transport == "" || r.Transport == service || r.Transport == agent) {
+			(r.Transport == "" || r.Transport == service || r.Transport == agent || r.Transport == named) {
 			return r.SourceIP
 		}
 	}
 	if s.cfg.FromName {
-		for _, name := range []string{instance, service, agent} {
+		for _, name := range []string{instance, named, service, agent} {
 			if ip := ipInName(name); ip != "" {
 				return ip
 			}
@@ -50,4 +58,12 @@ func ipInName(name string) string {
 		return ""
 	}
 	return a.Unmap().String()
+}
+
+// cutLast splits s around its last sep.
+func cutLast(s string, sep byte) (before, after string, found bool) {
+	if i := strings.LastIndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }

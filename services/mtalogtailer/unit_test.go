@@ -51,6 +51,7 @@ func TestSourceIPMapping(t *testing.T) {
 			{Instance: "postfix-out1", SourceIP: "198.51.100.1"},
 			{Transport: "smtp-pool2", SourceIP: "198.51.100.2"},
 			{Host: "mx9", Transport: "smtp", SourceIP: "198.51.100.9"},
+			{Transport: "out3", SourceIP: "198.51.100.3"},
 		},
 		FromName:     true,
 		FromTracking: true,
@@ -59,6 +60,9 @@ func TestSourceIPMapping(t *testing.T) {
 	for _, c := range []struct{ host, program, agent, tracked, want string }{
 		{"mx1", "postfix-out1/smtp", "smtp", "", "198.51.100.1"},
 		{"mx1", "postfix/smtp-pool2", "smtp-pool2", "", "198.51.100.2"},
+		// master.cf "out3 ... smtp -o syslog_name=postfix/out3".
+		{"mx1", "postfix/out3/smtp", "smtp", "", "198.51.100.3"},
+		{"mx1", "postfix/smtp-10.4.5.6/smtp", "smtp", "", "10.4.5.6"},
 		{"MX9", "postfix/smtp", "smtp", "", "198.51.100.9"},
 		{"mx1", "postfix-10.1.2.3/smtp", "smtp", "", "10.1.2.3"},
 		{"mx1", "postfix/smtp-2001:db8::25", "smtp-2001:db8::25", "", "2001:db8::25"},

@@ -86,10 +86,15 @@ func mtaConfig(cfg app.Config, dir string, submission, mxPort int) (peers.Postfi
 		return peers.PostfixConfig{}, fmt.Errorf("fbl_ingester.smtp.listen: %w", err)
 	}
 	mx := fmt.Sprintf("[127.0.0.1]:%d", mxPort)
+	// Each pool's smtp client logs under syslog_name postfix/<pool>, as
+	// Postfix's own master.cf names its relay service: the log tailer maps
+	// the name to the pool's IP (mta_log_tailer.source_ips), and every
+	// line stays in the one instance "postfix", so a delivery still finds
+	// its message's tracking header.
 	master := []string{
-		"out2 unix - - n - - smtp -o smtp_bind_address=" + ipOut2 + " -o smtp_helo_name=out2.mailmon.lab -o syslog_name=postfix-out2",
-		"out3 unix - - n - - smtp -o smtp_bind_address=" + ipOut3 + " -o smtp_helo_name=out3.mailmon.lab -o syslog_name=postfix-out3",
-		"ndr unix - - n - - smtp -o smtp_bind_address=" + ipNDR + " -o smtp_helo_name=ndr.mailmon.lab -o syslog_name=postfix-ndr",
+		"out2 unix - - n - - smtp -o smtp_bind_address=" + ipOut2 + " -o smtp_helo_name=out2.mailmon.lab -o syslog_name=postfix/out2",
+		"out3 unix - - n - - smtp -o smtp_bind_address=" + ipOut3 + " -o smtp_helo_name=out3.mailmon.lab -o syslog_name=postfix/out3",
+		"ndr unix - - n - - smtp -o smtp_bind_address=" + ipNDR + " -o smtp_helo_name=ndr.mailmon.lab -o syslog_name=postfix/ndr",
 	}
 	transportOf := map[string]string{ipOut2: "out2", ipOut3: "out3"}
 	for i, s := range cfg.ProbeSender.Sources {
@@ -104,7 +109,7 @@ func mtaConfig(cfg app.Config, dir string, submission, mxPort int) (peers.Postfi
 		if !ok {
 			return peers.PostfixConfig{}, fmt.Errorf("probe_sender.sources[%d].source_ip: the lab's MTA sends from %s or %s, not %q", i, ipOut2, ipOut3, s.SourceIP)
 		}
-		master = append(master, fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o syslog_name=postfix-probe-%s -o content_filter=%s:", port, t, t))
+		master = append(master, fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o content_filter=%s:", port, t))
 	}
 	var senders, transports []string
 	for _, c := range labCustomers {
