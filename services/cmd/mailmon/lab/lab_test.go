@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 // labConfigPath is the lab config `go tool task run` uses.
@@ -61,6 +62,7 @@ func TestLab(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *World, 1)
 	done := make(chan error, 1)
+	labStart := time.Now()
 	go func() {
 		done <- Run(ctx, cfg, Options{
 			Logger:         logger,
@@ -156,15 +158,29 @@ func TestLab(t *testing.T) {
 	}
 	start := time.Now()
 	for _, sig := range signals {
-		took := testwait.Eventually(t, within-time.Since(start)+10*time.Second, sig.what, func() bool {
+		testwait.Eventually(t, within-time.Since(start)+10*time.Second, sig.what, func() bool {
 			if sig.ok(last) {
 				return true
 			}
 			time.Sleep(time.Second) // one query round a second is plenty
 			return sig.ok(read())
 		})
-		t.Logf("%s: after %s", sig.what, (time.Since(start) - 0).Round(time.Second))
-		_ = took
+		t.Logf("%s: after %s", sig.what, time.Since(start).Round(time.Second))
+	}
+	// The alert mail tells the abuse team about the spammer.
+	testwait.Eventually(t, time.Minute, "an alert e-mail about "+SpammerCustomer, func() bool {
+		return mailboxMentions(t, w.Dir, SpammerCustomer)
+	})
+	// A newcomer reads the first minute of the log: nothing in it may look
+	// like a failure unless the lab says it caused it on purpose.
+	for _, l := range strings.Split(logBuf.String(), "\n") {
+		at, ok := logTime(l)
+		if !ok || at.After(labStart.Add(time.Minute)) {
+			continue
+		}
+		if (strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR")) && !strings.Contains(l, "on purpose") {
+			t.Errorf("in the lab's first minute: %s", l)
+		}
 	}
 	// Only the rerouted mail leaves from 127.0.0.4: the other customers'
 	// does not.
@@ -196,6 +212,7 @@ func compress(t *testing.T, cfg *app.Config, dir string) {
 	cfg.NATS.Embedded.Listen = ""
 	cfg.ClickHouse.Local.Dir = dir + "/clickhouse"
 	cfg.ClickHouse.Local.TCPPort, cfg.ClickHouse.Local.HTTPPort = ports[0], ports[1]
+	cfg.ClickHouse.Addr = addr(0)
 	cfg.PolicyService.Listen = addr(2)
 	cfg.FBLIngester.SMTP.Listen = addr(3)
 	cfg.DNSSweeper.Resolver = addr(4)
@@ -263,6 +280,38 @@ func slicesHavePrefix(s, prefix []string) bool {
 		}
 	}
 	return true
+}
+
+// logTime is the time= of a text log line.
+func logTime(line string) (time.Time, bool) {
+	v, ok := strings.CutPrefix(line, "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	v, _, _ = strings.Cut(v, " ")
+	at, err := time.Parse(time.RFC3339Nano, v)
+	return at, err == nil
+}
+
+// mailboxMentions reports whether a message in the abuse mailbox of the
+// lab under dir contains text.
+func mailboxMentions(t *testing.T, dir, text string) bool {
+	local, domain, _ := strings.Cut(AbuseAddress, "@")
+	maildir := peers.MaildirOf(dir+"/dovecot", domain, local)
+	for _, sub := range []string{"new", "cur"} {
+		entries, _ := os.ReadDir(maildir + "/" + sub)
+		for _, e := range entries {
+			b, err := os.ReadFile(maildir + "/" + sub + "/" + e.Name())
+			if err != nil {
+				t.Logf("reading an alert mail: %v", err)
+				continue
+			}
+			if bytes.Contains(b, []byte(text)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // syncBuffer is a bytes.Buffer the workers' goroutines may log to at once.
