@@ -74,6 +74,7 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 	tick := time.NewTicker(opts.Interval / time.Duration(len(labCustomers)))
 	defer tick.Stop()
 	var n, spam int
+	sent := map[string]int{} // per customer, so every customer's mail bounces now and then
 	for {
 		select {
 		case <-ctx.Done():
@@ -81,7 +82,8 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 		case now := <-tick.C:
 			c := labCustomers[n%len(labCustomers)]
 			n++
-			unknown := n%opts.UnknownEvery == 0
+			sent[c.name]++
+			unknown := sent[c.name]%opts.UnknownEvery == 0
 			msg, err := buildCustomerMessage(keys, c, now, unknown)
 			if err != nil {
 				log.Error("lab traffic: building a message failed", "customer", c.name, "error", err)
