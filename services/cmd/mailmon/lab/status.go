@@ -201,11 +201,15 @@ func (s Summary) Print(w io.Writer) {
 			fmt.Fprintf(w, "  %-16s (none yet)\n", title)
 			return
 		}
-		parts := make([]string, 0, len(cs))
-		for _, c := range cs {
-			parts = append(parts, format(c))
+		// Three to a line: short enough to read, few lines.
+		for i := 0; i < len(cs); i += 3 {
+			parts := make([]string, 0, 3)
+			for _, c := range cs[i:min(i+3, len(cs))] {
+				parts = append(parts, format(c))
+			}
+			fmt.Fprintf(w, "  %-16s %s\n", title, strings.Join(parts, ", "))
+			title = ""
 		}
-		fmt.Fprintf(w, "  %-16s %s\n", title, strings.Join(parts, ", "))
 	}
 	line("probes received", s.Probes, func(c Count) string { return fmt.Sprintf("%s %s from %s: %d", c.Keys[0], c.Keys[1], c.Keys[2], c.N) })
 	line("probes missing", s.Missing, func(c Count) string { return fmt.Sprintf("%s from %s: %d", c.Keys[0], c.Keys[1], c.N) })
