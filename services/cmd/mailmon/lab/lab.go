@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
@@ -224,6 +225,9 @@ func Start(ctx context.Context, cfg app.Config, submissionPort int, logger *slog
 		return nil, err
 	}
 	logger.Info("lab: dns started", "addr", w.dns.addr)
+	if err := stopLeftover(filepath.Join(dir, "rbldnsd", "rbldnsd.pid"), "rbldnsd", logger); err != nil {
+		return nil, err
+	}
 	if w.rbl, err = startRbldnsd(ctx, filepath.Join(dir, "rbldnsd"), cfg.DNSSweeper.Resolver); err != nil {
 		return nil, err
 	}
@@ -246,6 +250,11 @@ func Start(ctx context.Context, cfg app.Config, submissionPort int, logger *slog
 	mxPort, err := mxPort(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range []string{"mx", "mta"} {
+		if err := stopLeftover(filepath.Join(dir, name, "spool", "pid", "master.pid"), "master", logger); err != nil {
+			return nil, err
+		}
 	}
 	if w.MX, err = peers.StartPostfix(ctx, mxConfig(filepath.Join(dir, "mx"), mxPort, w.Dovecot, w.greylist.addr())); err != nil {
 		return nil, err
@@ -375,3 +384,37 @@ func waitListening(ctx context.Context, addr string) error {
 
 // joinLines writes lines with a final newline, for Postfix tables.
 func joinLines(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+// stopLeftover stops a server that a lab killed before it could stop its
+// servers left running: Postfix daemonizes and rbldnsd drops root (which
+// clears the signal a dying parent sends), so both outlive the lab. pidFile
+// is in the lab's own directory, and the pid must still be comm, so
+// nothing else is signalled; a new start would otherwise find its ports
+// taken.
+func stopLeftover(pidFile, comm string, logger *slog.Logger) error {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return nil
+	}
+	if c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(c)) != comm {
+		return nil // gone, or the pid now belongs to something else
+	}
+	logger.Info("lab: stopping the "+comm+" an earlier lab left running", "pid_file", pidFile, "pid", pid)
+	proc, err := os.FindProcess(pid)
+	if err == nil {
+		err = proc.Signal(syscall.SIGTERM)
+	}
+	if err != nil {
+		return fmt.Errorf("stop the %s left running (pid %d): %w", comm, pid, err)
+	}
+	for deadline := time.Now().Add(peers.StopTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(st), ") Z ") {
+			return nil
+		}
+	}
+	return fmt.Errorf("the %s left running (pid %d) did not stop", comm, pid)
+}

@@ -60,7 +60,7 @@ func startRbldnsd(ctx context.Context, dir, addr string) (*rbldnsd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(rbldnsdBin, "-n", "-b", host+"/"+port, "-w", dir, "-t", "60", "-c", "5s",
+	cmd := exec.Command(rbldnsdBin, "-n", "-b", host+"/"+port, "-w", dir, "-p", filepath.Join(dir, "rbldnsd.pid"), "-t", "60", "-c", "5s",
 		rblZone+":ip4set:rbl.zone")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = procAttr()
