@@ -199,10 +199,15 @@ func (e *Engine) probeSent(ev *schemas.ProbeSent, now time.Time) []Output {
 		if reply == "" {
 			reply = ev.Error
 		}
+		// The failed probe's provider is probe_provider, not provider: the
+		// condition is the source's whatever the probe was for, and the
+		// notifier takes a provider evidence as part of an alert's identity
+		// (and routes and silences by it), so the resolution, which names
+		// no provider, would not end the firing it was told of.
 		s.fail(ev.Time, ev.ID, ev.ProbeID, [][2]string{
 			{"route", ev.Route}, {"submission", ev.Submission}, {"relay", ev.Relay}, {"outcome", ev.Outcome},
 			{"failed_phase", ev.FailedPhase}, {"reply_code", strconv.Itoa(int(ev.ReplyCode))},
-			{"enhanced_status", ev.EnhancedStatus}, {"reply", cut(reply, 300)}, {"provider", ev.Provider},
+			{"enhanced_status", ev.EnhancedStatus}, {"reply", cut(reply, 300)}, {"probe_provider", ev.Provider},
 		})
 	default:
 		return nil
