@@ -88,12 +88,20 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 // Run consumes mailmon.alert.> through the durable consumer `notifier`
 // until ctx ends, then drains.
 func (n *Notifier) Run(ctx context.Context) error {
+	// A stop while starting (a restart right after a start) is a stop, not
+	// a failure the process should exit non-zero for.
 	kv, err := n.set.JetStream.KeyValue(ctx, Bucket)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("open bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	n.state = store{kv: kv}
 	if n.silences, err = silence.Open(ctx, n.set.JetStream); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer n.silences.Close()
