@@ -1,0 +1,207 @@
+package app
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/mailmon/mailmon/services/internal/peertest"
+	"github.com/mailmon/mailmon/services/internal/testwait"
+)
+
+// e2eDNS is the test's authoritative DNS server for our sending IPs and
+// domain (the dns-sweeper's audit resolver), on a loopback UDP port. Its
+// records change while it runs: a name without records answers NXDOMAIN.
+type e2eDNS struct {
+	addr string
+	mu   sync.Mutex
+	rrs  map[string][]dns.RR // by lower-case FQDN
+}
+
+func startE2EDNS(t *testing.T) *e2eDNS {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &e2eDNS{addr: pc.LocalAddr().String(), rrs: map[string][]dns.RR{}}
+	srv := &dns.Server{PacketConn: pc, Handler: d}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return d
+}
+
+func (d *e2eDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	if len(req.Question) == 1 {
+		q := req.Question[0]
+		d.mu.Lock()
+		rrs, known := d.rrs[strings.ToLower(q.Name)]
+		for _, rr := range rrs {
+			if rr.Header().Rrtype == q.Qtype {
+				m.Answer = append(m.Answer, dns.Copy(rr))
+			}
+		}
+		d.mu.Unlock()
+		if !known {
+			m.Rcode = dns.RcodeNameError
+		}
+	}
+	w.WriteMsg(m)
+}
+
+// set replaces the records of one type at name; none removes them.
+func (d *e2eDNS) set(name string, rrtype uint16, rrs ...dns.RR) {
+	name = strings.ToLower(dns.Fqdn(name))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept := slices.DeleteFunc(d.rrs[name], func(rr dns.RR) bool { return rr.Header().Rrtype == rrtype })
+	kept = append(kept, rrs...)
+	if len(kept) == 0 {
+		delete(d.rrs, name)
+		return
+	}
+	d.rrs[name] = kept
+}
+
+func (d *e2eDNS) hdr(name string, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: dns.Fqdn(name), Rrtype: rrtype, Class: dns.ClassINET, Ttl: 60}
+}
+
+// setPTR publishes ip's PTR record; an empty name removes it.
+func (d *e2eDNS) setPTR(ip, name string) {
+	rev, err := dns.ReverseAddr(ip)
+	if err != nil {
+		panic(err) // the test's own constants
+	}
+	if name == "" {
+		d.set(rev, dns.TypePTR)
+		return
+	}
+	d.set(rev, dns.TypePTR, &dns.PTR{Hdr: d.hdr(rev, dns.TypePTR), Ptr: dns.Fqdn(name)})
+}
+
+func (d *e2eDNS) setA(name, ip string) {
+	d.set(name, dns.TypeA, &dns.A{Hdr: d.hdr(name, dns.TypeA), A: net.ParseIP(ip)})
+}
+
+func (d *e2eDNS) setTXT(name, text string) {
+	d.set(name, dns.TypeTXT, &dns.TXT{Hdr: d.hdr(name, dns.TypeTXT), Txt: []string{text}})
+}
+
+// rbldnsdBin is Debian's rbldnsd, installed by go tool task deps.
+const rbldnsdBin = "/usr/sbin/rbldnsd"
+
+// e2eRbldnsd is a real rbldnsd serving two zones on a loopback UDP port:
+// bl.test (ip4set, bl.zone) and dbl.test (dnset, dbl.zone), each with its
+// RFC 5782 test entry, so the dns-sweeper's self-test passes.
+type e2eRbldnsd struct {
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+
+	mu     sync.Mutex
+	listed map[string][]string // zone file → listed entries
+}
+
+// The zone files' heads: the default answer and TXT, then the test entry.
+var e2eZoneHeads = map[string]string{
+	"bl.zone":  ":127.0.0.2:Listed in the e2e blocklist: $\n127.0.0.2\n",
+	"dbl.zone": ":127.0.1.2:Domain listed in the e2e DBL: $\ntest\n",
+}
+
+func startE2ERbldnsd(t *testing.T, dir string) *e2eRbldnsd {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &e2eRbldnsd{dir: dir, listed: map[string][]string{}}
+	for file := range e2eZoneHeads {
+		r.writeZone(t, file)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = pc.LocalAddr().String()
+	pc.Close()
+	var out bytes.Buffer
+	r.cmd = exec.Command(rbldnsdBin, "-n", "-b", strings.Replace(r.addr, ":", "/", 1), "-w", dir, "-t", "60", "-c", "1s",
+		"bl.test:ip4set:bl.zone", "dbl.test:dnset:dbl.zone")
+	r.cmd.Stdout, r.cmd.Stderr = &out, &out
+	if err := r.cmd.Start(); err != nil {
+		peertest.Unavailable(t, "rbldnsd does not start: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rbldnsd output:\n%s", out.String())
+		}
+	})
+	t.Cleanup(func() {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		r.cmd.Wait()
+	})
+	testwait.Eventually(t, 15*time.Second, "rbldnsd to answer its test entry", func() bool { return r.answers("2.0.0.127.bl.test") })
+	return r
+}
+
+func (r *e2eRbldnsd) writeZone(t *testing.T, file string) {
+	t.Helper()
+	content := e2eZoneHeads[file] + strings.Join(r.listed[file], "\n") + "\n"
+	path := filepath.Join(r.dir, file)
+	writePeerFile(t, path, content)
+	// rbldnsd compares modification times at one-second resolution: a
+	// rewrite within the same second would go unnoticed.
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// answers reports whether rbldnsd lists name.
+func (r *e2eRbldnsd) answers(name string) bool {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	resp, err := dns.Exchange(m, r.addr)
+	return err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0
+}
+
+// setListed adds target to a zone file or removes it, makes rbldnsd
+// reload, and waits until it answers accordingly.
+func (r *e2eRbldnsd) setListed(t *testing.T, file, target string, listed bool) {
+	t.Helper()
+	r.mu.Lock()
+	r.listed[file] = slices.DeleteFunc(r.listed[file], func(e string) bool { return e == target })
+	if listed {
+		r.listed[file] = append(r.listed[file], target)
+	}
+	r.writeZone(t, file)
+	r.mu.Unlock()
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	query := target + ".dbl.test"
+	if file == "bl.zone" {
+		rev, err := dns.ReverseAddr(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		query = strings.TrimSuffix(rev, "in-addr.arpa.") + "bl.test"
+	}
+	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool { return r.answers(query) == listed })
+}
