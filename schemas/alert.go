@@ -59,4 +59,9 @@ type AlertRaised struct {
 	// EvidenceValues holds the value of each name in evidence_names (e.g.
 	// "0.0042").
 	EvidenceValues []string `json:"evidence_values,omitempty" parallel:"evidence"`
+
+	// Silenced is true when an active silence (mailmon silence add)
+	// matched the alert as it was raised: it is recorded like any other,
+	// and the notifier tells no route about it.
+	Silenced bool `json:"silenced,omitempty"`
 }

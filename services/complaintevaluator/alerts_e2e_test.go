@@ -1,6 +1,7 @@
 package complaintevaluator_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/complaintevaluator"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/testwait"
 )
 
@@ -159,5 +161,41 @@ func TestOldListingResolvedAfterRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := alertLog(t, l)[key]; len(got) != 2 {
 		t.Errorf("alerts %v, want one firing and one resolved", got)
+	}
+}
+
+// An alert raised while a silence matches it is recorded with silenced
+// set; one the silence does not match is not.
+func TestAlertsRaisedDuringASilenceAreMarked(t *testing.T) {
+	js, kv := newNATS(t)
+	ctx := context.Background()
+	silences, err := silence.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silences.Close()
+	if _, err := silences.Add(ctx, silence.Silence{
+		Matchers: []silence.Matcher{{Name: "rule", Value: "blocklist"}, {Name: "source_ip", Value: "192.0.2.45"}},
+		EndsAt:   time.Now().Add(time.Hour), Comment: "planned delisting work", CreatedBy: "test",
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	l := &loop{js: js, kv: kv, pub: bus.NewPublisher(js, bus.PublisherOptions{Worker: "test"})}
+	_, stop := startEvaluator(t, js, evaluatorConfig(time.Hour, schemas.ActionCutoff))
+	defer stop()
+	now := time.Now()
+	l.publish(t, listingChange(true, schemas.TargetIP, "192.0.2.45", "zen.example", now),
+		listingChange(true, schemas.TargetIP, "192.0.2.46", "zen.example", now))
+	silenced := map[string]bool{}
+	testwait.Eventually(t, 30*time.Second, "both listing alerts", func() bool {
+		for _, ev := range streamEvents(t, js, "ALERT") {
+			if a, ok := ev.(*schemas.AlertRaised); ok && a.Status == schemas.AlertFiring {
+				silenced[a.SourceIP] = a.Silenced
+			}
+		}
+		return len(silenced) == 2
+	})
+	if !silenced["192.0.2.45"] || silenced["192.0.2.46"] {
+		t.Fatalf("silenced by source IP = %v, want only 192.0.2.45 (the silence's) marked", silenced)
 	}
 }

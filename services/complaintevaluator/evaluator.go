@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/obs"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -50,6 +51,10 @@ type Evaluator struct {
 	metrics *metrics
 	now     func() time.Time
 	streams map[string]string // subject → stream
+
+	// silences marks the alerts raised during a silence; nil when they
+	// cannot be read.
+	silences *silence.Store
 
 	mu     sync.Mutex
 	engine *Engine
@@ -121,6 +126,10 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return nil
 		}
 		return err
+	}
+	e.silences = silence.OpenForStamping(ctx, e.js, e.log)
+	if e.silences != nil {
+		defer e.silences.Close()
 	}
 	e.set.Health.Register(WorkerName, func(context.Context) error {
 		select {
@@ -535,6 +544,7 @@ func (f *effector) apply(ctx context.Context, o Output) error {
 
 // publishAlert publishes a and counts it by rule and status.
 func (f *effector) publishAlert(ctx context.Context, a *schemas.AlertRaised) error {
+	f.e.silences.Stamp(a, f.e.now())
 	if err := f.e.pub.publish(ctx, a); err != nil {
 		return err
 	}

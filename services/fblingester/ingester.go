@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -45,6 +46,10 @@ type Ingester struct {
 	// off); listenAddr is then its address.
 	listening  chan struct{}
 	listenAddr string
+
+	// silences marks the alerts raised during a silence; nil when they
+	// cannot be read (and in `mailmon fbl import`, which raises none).
+	silences *silence.Store
 
 	mu      sync.Mutex
 	failing map[string]error // input name → its last pull's error
@@ -118,6 +123,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		in.log.Warn("no tracking key configured: tracking headers cannot be verified and are ignored")
 	}
 	in.set.Health.Register(WorkerName, in.ready)
+	in.silences = silence.OpenForStamping(ctx, in.set.JetStream, in.log)
+	if in.silences != nil {
+		defer in.silences.Close()
+	}
 	var wg sync.WaitGroup
 	var srv *smtp.Server
 	if in.smtpEnabled() {

@@ -101,6 +101,7 @@ func (in *Ingester) observeComplaint(ctx context.Context, ev *schemas.ComplaintR
 	if transition == schemas.AlertResolved {
 		a.Severity = schemas.AlertInfo
 	}
+	in.silences.Stamp(a, in.now())
 	_ = schemas.Stamp(a, in.source, in.now())
 	if err := in.pub.Publish(ctx, a); err != nil {
 		in.window.undo(transition)

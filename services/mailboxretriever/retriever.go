@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -50,6 +51,9 @@ type Retriever struct {
 	now func() time.Time
 
 	kv jetstream.KeyValue
+	// silences marks the alerts raised during a silence; nil when they
+	// cannot be read.
+	silences *silence.Store
 
 	mu    sync.Mutex
 	index map[string]indexed
@@ -116,6 +120,10 @@ func (r *Retriever) Run(ctx context.Context) error {
 		return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	r.kv = kv
+	r.silences = silence.OpenForStamping(ctx, r.js, r.log)
+	if r.silences != nil {
+		defer r.silences.Close()
+	}
 	r.set.Health.Register(WorkerName, func(context.Context) error {
 		var down []string
 		for _, a := range r.order {
@@ -434,6 +442,7 @@ func (r *Retriever) publishAlert(ctx context.Context, a *account, status, summar
 		Subject: "account:" + a.cfg.Name, Summary: summary,
 		DedupeKey: WorkerName + ":account:" + a.cfg.Name,
 	}
+	r.silences.Stamp(ev, r.now())
 	if err := schemas.Stamp(ev, r.source, r.now()); err != nil {
 		return false
 	}

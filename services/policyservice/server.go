@@ -24,6 +24,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/enforcement"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/provider"
+	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -40,6 +41,9 @@ const RuleInvalidRecord = "policy_invalid_record"
 
 // Server is the policy-service worker.
 type Server struct {
+	// silences marks the alerts raised during a silence; empty until
+	// they are read (see readSilences).
+	silences atomic.Pointer[silence.Store]
 	cfg      Config
 	set      worker.Settings
 	log      *slog.Logger
@@ -193,6 +197,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.alerts.Wait()
 	}()
 	s.alertCtx = ctx
+	wg.Go(func() { s.readSilences(ctx) })
 	// Accept returns when ctx ends because the listener is closed then.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
@@ -618,6 +623,7 @@ func (s *Server) publishAlert(a *schemas.AlertRaised) {
 	if s.set.Publisher == nil {
 		return
 	}
+	s.silences.Load().Stamp(a, s.now())
 	if err := schemas.Stamp(a, s.set.Source, s.now()); err != nil {
 		s.log.Warn("could not stamp an alert", "rule", a.Rule, "error", err)
 		return
@@ -630,6 +636,25 @@ func (s *Server) publishAlert(a *schemas.AlertRaised) {
 			s.log.Warn("could not publish an alert", "rule", a.Rule, "error", err)
 		}
 	})
+}
+
+// readSilences opens the silences, which mark the alerts raised during
+// one, in the background: the service answers Postfix whether or not NATS
+// is there, and tries again every minute until it is.
+func (s *Server) readSilences(ctx context.Context) {
+	for {
+		if st := silence.OpenForStamping(ctx, s.set.JetStream, s.log); st != nil {
+			s.silences.Store(st)
+			<-ctx.Done()
+			st.Close()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
 }
 
 type metrics struct {

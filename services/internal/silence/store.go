@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -206,6 +207,41 @@ func (s *Store) Silenced(a *schemas.AlertRaised, now time.Time) (Silence, bool) 
 	}
 	return best, found
 }
+
+// Stamp marks a firing alert Silenced when an active silence matches it at
+// now, so the alert's record says it was raised during a silence. Workers
+// that raise alerts call it just before publishing; a nil Store (the
+// bucket could not be read) stamps nothing, and the notifier still checks
+// the silences itself.
+func (s *Store) Stamp(a *schemas.AlertRaised, now time.Time) {
+	if s == nil || a.Status != schemas.AlertFiring {
+		return
+	}
+	if _, ok := s.Silenced(a, now); ok {
+		a.Silenced = true
+	}
+}
+
+// OpenForStamping opens the store for a worker that raises alerts: alerts
+// are still raised when the silences cannot be read (logged, and nil is
+// returned, which stamps nothing), because a missing annotation must never
+// cost an alert.
+func OpenForStamping(ctx context.Context, js jetstream.JetStream, log *slog.Logger) *Store {
+	// Bounded: a worker must not wait on the silences to start raising.
+	openCtx, cancel := context.WithTimeout(ctx, stampOpenTimeout)
+	defer cancel()
+	s, err := Open(openCtx, js)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("silences cannot be read; alerts raised meanwhile are not marked silenced (the notifier still holds them back)", "error", err)
+		}
+		return nil
+	}
+	return s
+}
+
+// stampOpenTimeout bounds OpenForStamping's first load.
+const stampOpenTimeout = 10 * time.Second
 
 // Active returns the silences active at now, soonest ending first.
 func (s *Store) Active(now time.Time) []Silence {

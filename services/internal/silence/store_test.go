@@ -3,12 +3,14 @@ package silence
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/pipelines"
+	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
 )
@@ -257,5 +259,40 @@ func TestStoreWatchSurvivesAReconnect(t *testing.T) {
 	testwait.Eventually(t, 20*time.Second, "the copy learns of the new silence", func() bool { return len(s.List()) == 2 })
 	if _, ok := s.Silenced(alert(), t0.Add(time.Minute)); !ok {
 		t.Error("the silence from before the outage no longer mutes")
+	}
+}
+
+func TestStampMarksOnlyFiringAlertsASilenceMatches(t *testing.T) {
+	js, _ := startBucket(t)
+	s := openStore(t, js)
+	now := time.Now()
+	if _, err := s.Add(context.Background(), Silence{Matchers: []Matcher{{Name: "rule", Value: "probe_*"}},
+		EndsAt: now.Add(time.Hour), Comment: "seed maintenance", CreatedBy: "ops"}, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule, status string
+		want         bool
+	}{
+		{"probe_missing_provider", schemas.AlertFiring, true},
+		{"probe_missing_provider", schemas.AlertResolved, false}, // a resolution is never held back
+		{"blocklist", schemas.AlertFiring, false},
+	} {
+		a := &schemas.AlertRaised{Rule: tc.rule, Status: tc.status, Severity: schemas.AlertCritical, Subject: "ip:192.0.2.1"}
+		s.Stamp(a, now)
+		if a.Silenced != tc.want {
+			t.Errorf("%s %s: silenced %v, want %v", tc.rule, tc.status, a.Silenced, tc.want)
+		}
+	}
+	var none *Store // the silences could not be read
+	a := &schemas.AlertRaised{Rule: "probe_missing_provider", Status: schemas.AlertFiring}
+	none.Stamp(a, now)
+	if a.Silenced {
+		t.Error("a nil store marked an alert")
+	}
+	// A bucket that is not there: the worker carries on, stamping nothing.
+	_, _, bare := natstest.Start(t)
+	if st := OpenForStamping(context.Background(), bare, slog.New(slog.DiscardHandler)); st != nil {
+		t.Error("OpenForStamping returned a store without the bucket")
 	}
 }
