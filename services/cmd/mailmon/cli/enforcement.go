@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -125,19 +126,25 @@ func dialJetStream(cfg app.Config, user string) (*nats.Conn, jetstream.JetStream
 	return nc, js, nil
 }
 
+// writeJSONLines writes one JSON document per line: the -json output of
+// the list commands.
+func writeJSONLines[T any](out io.Writer, items []T) error {
+	enc := json.NewEncoder(out)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func listDecisions(ctx context.Context, kv jetstream.KeyValue, now time.Time, asJSON bool, out io.Writer) error {
 	recs, err := enforcement.List(ctx, kv, now)
 	if err != nil && recs == nil {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(out)
-		for _, r := range recs {
-			if e := enc.Encode(r); e != nil {
-				return e
-			}
-		}
-		return err
+		return errors.Join(writeJSONLines(out, recs), err)
 	}
 	if len(recs) == 0 {
 		fmt.Fprintln(out, "no decisions in force")

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -212,13 +211,7 @@ func printSilences(out io.Writer, list []silence.Silence, now time.Time, all, as
 		rows = append(rows, silenceRow{s, state})
 	}
 	if asJSON {
-		enc := json.NewEncoder(out)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeJSONLines(out, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(out, "no silences")
