@@ -126,7 +126,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		"smtpd_recipient_restrictions": "check_recipient_access texthash:$config_directory/recipients, reject_unauth_destination",
 	}
 	// Our relays: both hand everything to the providers' Postfix.
-	relayMain := func(name string) map[string]string {
+	relayMainCF := func(name string) map[string]string {
 		return map[string]string{"myhostname": name + ".mailmon.test", "relayhost": fmt.Sprintf("[127.0.0.1]:%d", mxPort)}
 	}
 	var mx, relay, flaky *peers.Postfix
@@ -137,10 +137,10 @@ func TestAlertsEndToEnd(t *testing.T) {
 			Main: mxMain, Files: map[string]string{"recipients": ""}})
 	})
 	wg.Go(func() {
-		relay, startErrs[1] = peers.StartPostfix(ctx, peers.PostfixConfig{Dir: filepath.Join(root, "relay"), Main: relayMain("relay")})
+		relay, startErrs[1] = peers.StartPostfix(ctx, peers.PostfixConfig{Dir: filepath.Join(root, "relay"), Main: relayMainCF("relay")})
 	})
 	wg.Go(func() {
-		flaky, startErrs[2] = peers.StartPostfix(ctx, peers.PostfixConfig{Dir: filepath.Join(root, "flaky"), Main: relayMain("flaky")})
+		flaky, startErrs[2] = peers.StartPostfix(ctx, peers.PostfixConfig{Dir: filepath.Join(root, "flaky"), Main: relayMainCF("flaky")})
 	})
 	wg.Wait()
 	for i, p := range []*peers.Postfix{mx, relay, flaky} {
@@ -198,7 +198,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			},
 			recover: func(t *testing.T) {
 				// The same instance again: its directory, queue and port.
-				p, err := peers.StartPostfix(ctx, peers.PostfixConfig{Dir: flaky.Dir, SMTPPort: flakyPort, Main: relayMain("flaky")})
+				p, err := peers.StartPostfix(ctx, peers.PostfixConfig{Dir: flaky.Dir, SMTPPort: flakyPort, Main: relayMainCF("flaky")})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -260,7 +260,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 	}()
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	runCtx, stopMailmon := context.WithTimeout(ctx, 5*time.Minute)
+	runCtx, stopMailmon := context.WithCancel(ctx)
 	defer stopMailmon()
 	runtimeReady := make(chan *Runtime, 1)
 	runDone := make(chan error, 1)
