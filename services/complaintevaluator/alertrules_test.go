@@ -223,6 +223,13 @@ func TestProbeSendFailedRule(t *testing.T) {
 			if want := tc.reply + tc.err; evidence(f, "reply") != want || !strings.Contains(f.Summary, want) {
 				t.Errorf("reply evidence %q, summary %q; want %q", evidence(f, "reply"), f.Summary, want)
 			}
+			// The condition is the source's: a provider in the firing alert
+			// alone would make the notifier take it and its resolution for
+			// two conditions and hold the resolution back.
+			if f.Provider != "" || evidence(f, "provider") != "" || evidence(f, "probe_provider") != "gmail" {
+				t.Errorf("firing alert names provider %q, evidence provider %q, probe_provider %q; want only probe_provider gmail",
+					f.Provider, evidence(f, "provider"), evidence(f, "probe_provider"))
+			}
 		})
 	}
 }
