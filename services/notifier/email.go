@@ -227,7 +227,10 @@ func emailMessage(from *mail.Address, to []*mail.Address, n Notification, now ti
 		recipients[i] = a.String()
 	}
 	writeHeader(&h, "To", strings.Join(recipients, ", "))
-	writeHeader(&h, "Subject", mime.QEncoding.Encode("utf-8", emailSubject(n)))
+	// The Q encoder leaves plain ASCII as it is, so a "=?" from alert text
+	// would reach the reader as the start of an encoded word (RFC 2047
+	// section 5); breaking the pair keeps it literal.
+	writeHeader(&h, "Subject", mime.QEncoding.Encode("utf-8", strings.ReplaceAll(emailSubject(n), "=?", "= ?")))
 	writeHeader(&h, "Message-ID", messageID(n, domain))
 	// Every notification about a condition refers to one thread id derived
 	// from its dedupe key, so a mail client shows the firing and the
