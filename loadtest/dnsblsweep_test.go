@@ -56,9 +56,6 @@ func TestDNSBLAnswerKey(t *testing.T) {
 }
 
 func TestDNSBLSweepEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs mailmon against rbldnsd")
-	}
 	if _, err := os.Stat(rbldnsdBin); err != nil {
 		unavailable(t, "rbldnsd: %v", err)
 	}

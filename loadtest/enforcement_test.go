@@ -21,9 +21,6 @@ func TestParseEnforcementFlags(t *testing.T) {
 }
 
 func TestEnforcementScenarioEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs mailmon")
-	}
 	var stdout, stderr bytes.Buffer
 	code := run(t.Context(), []string{"enforcement", "-customers", "40", "-bad", "5", "-deliveries", "500", "-ttl", "2s", "-timeout", "3m"}, &stdout, &stderr)
 	lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")

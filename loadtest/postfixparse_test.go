@@ -26,9 +26,6 @@ func TestCountLogLines(t *testing.T) {
 // run, every status line comes out as a record, and the JSON line has the
 // figures.
 func TestPostfixParseScenario(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds mailmon and runs pflogsumm")
-	}
 	needCorpora(t, "postfix", "logs")
 	if _, err := findPflogsumm(""); err != nil {
 		unavailable(t, "%v", err)

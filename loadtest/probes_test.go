@@ -74,9 +74,6 @@ func TestProbesScoreCountsLostMisplacedAndDoubled(t *testing.T) {
 // The scenario end to end with a few probes: real Postfix and Dovecot,
 // mailmon built and run, every probe back in the right folder.
 func TestProbesScenarioEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs mailmon against Postfix and Dovecot")
-	}
 	if err := needMailPeers(); err != nil {
 		unavailable(t, "%v", err)
 	}
