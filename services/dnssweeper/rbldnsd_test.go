@@ -1,114 +1,58 @@
 package dnssweeper
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
 	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
-const rbldnsdPath = "/usr/sbin/rbldnsd"
-
-// rbldnsd is Debian's rbldnsd serving zone files from dir on a loopback
-// UDP port (see shared/peers.md section 4).
-type rbldnsd struct {
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
+// rbldnsd is Debian's rbldnsd serving zone files on a loopback UDP port
+// (see shared/peers.md section 4).
+type rbldnsd struct{ *peers.Rbldnsd }
 
 // startRbldnsd writes the zone files and starts rbldnsd with one zone per
-// "name:type:file" spec. It re-reads changed files every second, and at
-// once on reload (SIGHUP).
+// "name:type:file" spec; the first zone's test entry must answer.
 func startRbldnsd(t *testing.T, files map[string]string, zones ...string) *rbldnsd {
 	t.Helper()
-	if _, err := os.Stat(rbldnsdPath); err != nil {
-		peertest.Unavailable(t, "rbldnsd not installed (go tool task deps installs it): %v", err)
-	}
 	dir := t.TempDir()
-	// rbldnsd drops root for the rbldns user, which must read the files.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := &rbldnsd{dir: dir}
-	for name, content := range files {
-		r.write(t, name, content)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
+	// rbldnsd drops root for the rbldns user, which must reach the files.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r.addr = pc.LocalAddr().String()
-	pc.Close()
-	bind := strings.Replace(r.addr, ":", "/", 1)
-	var out bytes.Buffer
-	args := append([]string{"-n", "-b", bind, "-w", dir, "-t", "60", "-c", "1s"}, zones...)
-	r.cmd = exec.Command(rbldnsdPath, args...)
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		peertest.Unavailable(t, "rbldnsd does not start: %v", err)
+	rbl, err := peers.StartRbldnsd(t.Context(), peers.RbldnsdConfig{Dir: dir, Files: files, Zones: zones,
+		Ready: "2.0.0.127." + strings.Split(zones[0], ":")[0]})
+	if err != nil {
+		peertest.Unavailable(t, "rbldnsd: %v", err)
 	}
 	// Cleanups run last-registered first: the output is read after
-	// rbldnsd has exited and stopped writing to it.
+	// rbldnsd has exited.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("rbldnsd output:\n%s", out.String())
+			t.Logf("rbldnsd output:\n%s", rbl.Log())
 		}
 	})
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		r.cmd.Wait()
-	})
-	// Ready when it answers its own test entry.
-	testwait.Eventually(t, 10*time.Second, "rbldnsd to answer", func() bool {
-		m := new(dns.Msg)
-		m.SetQuestion("2.0.0.127."+strings.Split(zones[0], ":")[0]+".", dns.TypeA)
-		resp, err := dns.Exchange(m, r.addr)
-		return err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0
-	})
-	return r
-}
-
-func (r *rbldnsd) write(t *testing.T, name, content string) {
-	t.Helper()
-	path := filepath.Join(r.dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(path, 0o644) // regardless of the umask
+	t.Cleanup(func() { rbl.Stop() })
+	return &rbldnsd{rbl}
 }
 
 // update rewrites a zone file, makes rbldnsd reload it, and waits until
 // name answers as wantListed says.
 func (r *rbldnsd) update(t *testing.T, file, content, name string, wantListed bool) {
 	t.Helper()
-	r.write(t, file, content)
-	// rbldnsd compares modification times at one-second resolution.
-	later := time.Now().Add(2 * time.Second)
-	os.Chtimes(filepath.Join(r.dir, file), later, later)
-	r.cmd.Process.Signal(syscall.SIGHUP)
-	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool {
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
-		resp, err := dns.Exchange(m, r.addr)
-		return err == nil && (resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0) == wantListed
-	})
+	if err := r.Rewrite(file, content); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool { return r.Answers(name) == wantListed })
 }
 
 const (
@@ -154,7 +98,7 @@ func TestRbldnsd(t *testing.T) {
 	r := startRbldnsd(t, map[string]string{"bl.zone": blZone, "dbl.zone": dblZone}, "bl.test:ip4set:bl.zone", "dbl.test:dnset:dbl.zone")
 	b := startBus(t)
 	cfg := DefaultConfig()
-	cfg.Resolver = r.addr
+	cfg.Resolver = r.Addr
 	cfg.CustomZones = rbldnsdZones()
 	cfg.Zones = []string{"bl.test", "dbl.test"}
 	cfg.ZoneRate = 0

@@ -1,15 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +12,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/internal/peertest"
 	"github.com/mailmon/mailmon/services/internal/testwait"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 // e2eDNS is the test's authoritative DNS server for our sending IPs and
@@ -104,16 +100,11 @@ func (d *e2eDNS) setTXT(name, text string) {
 	d.set(name, dns.TypeTXT, &dns.TXT{Hdr: d.hdr(name, dns.TypeTXT), Txt: []string{text}})
 }
 
-// rbldnsdBin is Debian's rbldnsd, installed by go tool task deps.
-const rbldnsdBin = "/usr/sbin/rbldnsd"
-
 // e2eRbldnsd is a real rbldnsd serving two zones on a loopback UDP port:
 // bl.test (ip4set, bl.zone) and dbl.test (dnset, dbl.zone), each with its
 // RFC 5782 test entry, so the dns-sweeper's self-test passes.
 type e2eRbldnsd struct {
-	addr string
-	dir  string
-	cmd  *exec.Cmd
+	*peers.Rbldnsd
 
 	mu     sync.Mutex
 	listed map[string][]string // zone file → listed entries
@@ -127,58 +118,18 @@ var e2eZoneHeads = map[string]string{
 
 func startE2ERbldnsd(t *testing.T, dir string) *e2eRbldnsd {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := &e2eRbldnsd{dir: dir, listed: map[string][]string{}}
-	for file := range e2eZoneHeads {
-		r.writeZone(t, file)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	rbl, err := peers.StartRbldnsd(t.Context(), peers.RbldnsdConfig{Dir: dir, Files: e2eZoneHeads,
+		Zones: []string{"bl.test:ip4set:bl.zone", "dbl.test:dnset:dbl.zone"}, Ready: "2.0.0.127.bl.test"})
 	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = pc.LocalAddr().String()
-	pc.Close()
-	var out bytes.Buffer
-	r.cmd = exec.Command(rbldnsdBin, "-n", "-b", strings.Replace(r.addr, ":", "/", 1), "-w", dir, "-t", "60", "-c", "1s",
-		"bl.test:ip4set:bl.zone", "dbl.test:dnset:dbl.zone")
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		peertest.Unavailable(t, "rbldnsd does not start: %v", err)
+		peertest.Unavailable(t, "rbldnsd: %v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("rbldnsd output:\n%s", out.String())
+			t.Logf("rbldnsd output:\n%s", rbl.Log())
 		}
 	})
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		r.cmd.Wait()
-	})
-	testwait.Eventually(t, 15*time.Second, "rbldnsd to answer its test entry", func() bool { return r.answers("2.0.0.127.bl.test") })
-	return r
-}
-
-func (r *e2eRbldnsd) writeZone(t *testing.T, file string) {
-	t.Helper()
-	content := e2eZoneHeads[file] + strings.Join(r.listed[file], "\n") + "\n"
-	path := filepath.Join(r.dir, file)
-	writePeerFile(t, path, content)
-	// rbldnsd compares modification times at one-second resolution: a
-	// rewrite within the same second would go unnoticed.
-	later := time.Now().Add(2 * time.Second)
-	if err := os.Chtimes(path, later, later); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// answers reports whether rbldnsd lists name.
-func (r *e2eRbldnsd) answers(name string) bool {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
-	resp, err := dns.Exchange(m, r.addr)
-	return err == nil && resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0
+	t.Cleanup(func() { rbl.Stop() })
+	return &e2eRbldnsd{Rbldnsd: rbl, listed: map[string][]string{}}
 }
 
 // setListed adds target to a zone file or removes it, makes rbldnsd
@@ -190,9 +141,9 @@ func (r *e2eRbldnsd) setListed(t *testing.T, file, target string, listed bool) {
 	if listed {
 		r.listed[file] = append(r.listed[file], target)
 	}
-	r.writeZone(t, file)
+	err := r.Rewrite(file, e2eZoneHeads[file]+strings.Join(r.listed[file], "\n")+"\n")
 	r.mu.Unlock()
-	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	query := target + ".dbl.test"
@@ -203,5 +154,5 @@ func (r *e2eRbldnsd) setListed(t *testing.T, file, target string, listed bool) {
 		}
 		query = strings.TrimSuffix(rev, "in-addr.arpa.") + "bl.test"
 	}
-	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool { return r.answers(query) == listed })
+	testwait.Eventually(t, 15*time.Second, "rbldnsd to reload "+file, func() bool { return r.Answers(query) == listed })
 }

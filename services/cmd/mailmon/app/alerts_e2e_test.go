@@ -87,7 +87,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 			peertest.Unavailable(t, "%v", err)
 		}
 	}
-	if _, err := os.Stat(rbldnsdBin); err != nil {
+	if _, err := os.Stat(peers.RbldnsdBin); err != nil {
 		peertest.Unavailable(t, "rbldnsd not installed (go tool task deps installs it): %v", err)
 	}
 	started := time.Now()
@@ -246,7 +246,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	hook := newWebhookRecorder(t)
 	dataDir := t.TempDir()
-	cfg := e2eConfig(t, dataDir, dnsServer.addr, bl.addr, relay.Addr(), fmt.Sprintf("127.0.0.1:%d", flakyPort), dv.IMAP)
+	cfg := e2eConfig(t, dataDir, dnsServer.addr, bl.Addr, relay.Addr(), fmt.Sprintf("127.0.0.1:%d", flakyPort), dv.IMAP)
 	opsMaildir := peers.MaildirOf(dv.Dir, "ops.test", "ops")
 
 	workers, err := SelectWorkers("complaint-evaluator,dns-sweeper,probe-sender,mailbox-retriever")

@@ -113,7 +113,7 @@ type World struct {
 	MX       *peers.Postfix
 	MTA      *peers.Postfix
 	dns      *dnsServer
-	rbl      *rbldnsd
+	rbl      *peers.Rbldnsd
 	greylist *greylist
 	// operatorKey signs the feedback loop's reports; its public half is
 	// published by the lab DNS.
@@ -231,7 +231,7 @@ func Start(ctx context.Context, cfg app.Config, submissionPort int, logger *slog
 	if w.rbl, err = startRbldnsd(ctx, filepath.Join(dir, "rbldnsd"), cfg.DNSSweeper.Resolver); err != nil {
 		return nil, err
 	}
-	logger.Info("lab: rbldnsd started", "zone", rblZone, "addr", cfg.DNSSweeper.Resolver, "pid", w.rbl.cmd.Process.Pid)
+	logger.Info("lab: rbldnsd started", "zone", rblZone, "addr", cfg.DNSSweeper.Resolver, "pid", w.rbl.Pid())
 	if w.greylist, err = startGreylist(); err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (w *World) Stop() error {
 		w.greylist.stop()
 	}
 	if w.rbl != nil {
-		errs = append(errs, w.rbl.stop())
+		errs = append(errs, w.rbl.Stop())
 	}
 	if w.dns != nil {
 		w.dns.stop()

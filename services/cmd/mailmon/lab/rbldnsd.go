@@ -2,24 +2,19 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/mailmon/mailmon/services/peers"
 )
 
-// rbldnsdBin is Debian's rbldnsd.
-const rbldnsdBin = "/usr/sbin/rbldnsd"
-
 func checkRbldnsd() error {
-	if _, err := os.Stat(rbldnsdBin); err != nil {
-		return fmt.Errorf("%s is not installed (go tool task deps installs it)", rbldnsdBin)
+	if _, err := os.Stat(peers.RbldnsdBin); err != nil {
+		return fmt.Errorf("%s is not installed (go tool task deps installs it)", peers.RbldnsdBin)
 	}
 	return nil
 }
@@ -32,78 +27,19 @@ const rblZoneFile = `:127.0.0.2:Listed in the mailmon lab blocklist on purpose: 
 ` + ipOut3 + `
 `
 
-// rbldnsd is a running rbldnsd child serving rblZone over UDP.
-type rbldnsd struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startRbldnsd writes the zone into dir and runs rbldnsd in the
-// foreground on addr (dns_sweeper.resolver), then waits until it answers
-// the self-test entry.
-func startRbldnsd(ctx context.Context, dir, addr string) (*rbldnsd, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host != "127.0.0.1" {
-		return nil, fmt.Errorf("dns_sweeper.resolver %q: the lab's rbldnsd runs on 127.0.0.1:PORT", addr)
-	}
-	// rbldnsd drops root for user rbldns, who must read the zone.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "rbl.zone"), []byte(rblZoneFile), 0o644); err != nil {
-		return nil, err
-	}
-	log, err := os.Create(filepath.Join(dir, "rbldnsd.log"))
+// startRbldnsd serves rblZone from dir on addr (dns_sweeper.resolver) and
+// returns once it answers the self-test entry. Its pid file lets the next
+// lab stop one a killed lab left behind.
+func startRbldnsd(ctx context.Context, dir, addr string) (*peers.Rbldnsd, error) {
+	rev, err := dns.ReverseAddr(selfTestListed)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(rbldnsdBin, "-n", "-b", host+"/"+port, "-w", dir, "-p", filepath.Join(dir, "rbldnsd.pid"), "-t", "60", "-c", "5s",
-		rblZone+":ip4set:rbl.zone")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("start rbldnsd: %w", err)
-	}
-	r := &rbldnsd{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(r.exited)
-	}()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	q := new(dns.Msg)
-	rev, _ := dns.ReverseAddr(selfTestListed)
-	q.SetQuestion(rev[:len(rev)-len("in-addr.arpa.")]+rblZone+".", dns.TypeA)
-	client := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
-	for {
-		if resp, _, err := client.Exchange(q, addr); err == nil && len(resp.Answer) > 0 {
-			return r, nil
-		}
-		select {
-		case <-r.exited:
-			b, _ := os.ReadFile(filepath.Join(dir, "rbldnsd.log"))
-			return nil, fmt.Errorf("rbldnsd exited at start: %s", b)
-		case <-ctx.Done():
-			return nil, errors.Join(fmt.Errorf("rbldnsd on %s does not answer: %w", addr, ctx.Err()), r.stop())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM to rbldnsd's pid and waits, SIGKILL after 10 s.
-func (r *rbldnsd) stop() error {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-		return nil
-	case <-time.After(10 * time.Second):
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	return fmt.Errorf("rbldnsd (pid %d) ignored SIGTERM and was killed", r.cmd.Process.Pid)
+	return peers.StartRbldnsd(ctx, peers.RbldnsdConfig{
+		Dir: dir, Addr: addr, Files: map[string]string{"rbl.zone": rblZoneFile},
+		Zones:      []string{rblZone + ":ip4set:rbl.zone"},
+		Ready:      rev[:len(rev)-len("in-addr.arpa.")] + rblZone,
+		PIDFile:    filepath.Join(dir, "rbldnsd.pid"),
+		CheckEvery: 5 * time.Second,
+	})
 }
