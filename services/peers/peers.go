@@ -1,6 +1,7 @@
-// Package peers starts private instances of Debian's Postfix and Dovecot on
-// loopback for real-peer tests and for the load-test scenarios, configured
-// as in shared/peers.md section 3: each under a directory of its own, on
+// Package peers starts private instances of Debian's Postfix, Dovecot and
+// rbldnsd, and an authoritative DNS server, on loopback for real-peer tests,
+// the load-test scenarios and the lab, configured as in shared/peers.md
+// sections 3 and 4: each under a directory of its own, on
 // ports picked free on 127.0.0.1, stopped by its own pid, every step
 // bounded in time.
 //

@@ -16,63 +16,18 @@ import (
 )
 
 // e2eDNS is the test's authoritative DNS server for our sending IPs and
-// domain (the dns-sweeper's audit resolver), on a loopback UDP port. Its
+// domain (the dns-sweeper's audit resolver), on a loopback port. Its
 // records change while it runs: a name without records answers NXDOMAIN.
-type e2eDNS struct {
-	addr string
-	mu   sync.Mutex
-	rrs  map[string][]dns.RR // by lower-case FQDN
-}
+type e2eDNS struct{ *peers.DNS }
 
 func startE2EDNS(t *testing.T) *e2eDNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	d, err := peers.StartDNS("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &e2eDNS{addr: pc.LocalAddr().String(), rrs: map[string][]dns.RR{}}
-	srv := &dns.Server{PacketConn: pc, Handler: d}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return d
-}
-
-func (d *e2eDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(req)
-	m.Authoritative = true
-	if len(req.Question) == 1 {
-		q := req.Question[0]
-		d.mu.Lock()
-		rrs, known := d.rrs[strings.ToLower(q.Name)]
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, dns.Copy(rr))
-			}
-		}
-		d.mu.Unlock()
-		if !known {
-			m.Rcode = dns.RcodeNameError
-		}
-	}
-	w.WriteMsg(m)
-}
-
-// set replaces the records of one type at name; none removes them.
-func (d *e2eDNS) set(name string, rrtype uint16, rrs ...dns.RR) {
-	name = strings.ToLower(dns.Fqdn(name))
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	kept := slices.DeleteFunc(d.rrs[name], func(rr dns.RR) bool { return rr.Header().Rrtype == rrtype })
-	kept = append(kept, rrs...)
-	if len(kept) == 0 {
-		delete(d.rrs, name)
-		return
-	}
-	d.rrs[name] = kept
+	t.Cleanup(d.Stop)
+	return &e2eDNS{d}
 }
 
 func (d *e2eDNS) hdr(name string, rrtype uint16) dns.RR_Header {
@@ -86,18 +41,18 @@ func (d *e2eDNS) setPTR(ip, name string) {
 		panic(err) // the test's own constants
 	}
 	if name == "" {
-		d.set(rev, dns.TypePTR)
+		d.Set(rev, dns.TypePTR)
 		return
 	}
-	d.set(rev, dns.TypePTR, &dns.PTR{Hdr: d.hdr(rev, dns.TypePTR), Ptr: dns.Fqdn(name)})
+	d.Set(rev, dns.TypePTR, &dns.PTR{Hdr: d.hdr(rev, dns.TypePTR), Ptr: dns.Fqdn(name)})
 }
 
 func (d *e2eDNS) setA(name, ip string) {
-	d.set(name, dns.TypeA, &dns.A{Hdr: d.hdr(name, dns.TypeA), A: net.ParseIP(ip)})
+	d.Set(name, dns.TypeA, &dns.A{Hdr: d.hdr(name, dns.TypeA), A: net.ParseIP(ip)})
 }
 
 func (d *e2eDNS) setTXT(name, text string) {
-	d.set(name, dns.TypeTXT, &dns.TXT{Hdr: d.hdr(name, dns.TypeTXT), Txt: []string{text}})
+	d.Set(name, dns.TypeTXT, &dns.TXT{Hdr: d.hdr(name, dns.TypeTXT), Txt: []string{text}})
 }
 
 // e2eRbldnsd is a real rbldnsd serving two zones on a loopback UDP port:

@@ -246,7 +246,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 
 	hook := newWebhookRecorder(t)
 	dataDir := t.TempDir()
-	cfg := e2eConfig(t, dataDir, dnsServer.addr, bl.Addr, relay.Addr(), fmt.Sprintf("127.0.0.1:%d", flakyPort), dv.IMAP)
+	cfg := e2eConfig(t, dataDir, dnsServer.Addr, bl.Addr, relay.Addr(), fmt.Sprintf("127.0.0.1:%d", flakyPort), dv.IMAP)
 	opsMaildir := peers.MaildirOf(dv.Dir, "ops.test", "ops")
 
 	workers, err := SelectWorkers("complaint-evaluator,dns-sweeper,probe-sender,mailbox-retriever")

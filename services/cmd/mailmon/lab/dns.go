@@ -5,23 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 
+	"github.com/mailmon/mailmon/services/peers"
 	"github.com/miekg/dns"
 )
-
-// dnsServer is the lab's authoritative server for every lab domain (UDP
-// and TCP on one loopback address): what the dns-sweeper's audit and the
-// fbl-ingester's DKIM verifier ask. Names it does not know are NXDOMAIN;
-// known names without the asked type answer NOERROR with no records.
-type dnsServer struct {
-	addr    string
-	records map[string][]dns.RR // lower-case fqdn → records
-	servers []*dns.Server
-	wg      sync.WaitGroup
-}
 
 // zoneData is what the lab publishes: the sending domains with MX, SPF
 // (all three lab IPs), DMARC and a DKIM key under selector "lab"; the
@@ -75,56 +63,16 @@ func zoneData(operatorKey ed25519.PublicKey) (map[string][]dns.RR, error) {
 	return recs, nil
 }
 
-// startDNS serves records on addr over UDP and TCP until stop.
-func startDNS(addr string, records map[string][]dns.RR) (*dnsServer, error) {
-	s := &dnsServer{addr: addr, records: records}
-	pc, err := net.ListenPacket("udp", addr)
+// startDNS serves records on addr (UDP and TCP) until Stop: the lab's
+// authoritative server for every lab domain, which the dns-sweeper's audit
+// and the fbl-ingester's DKIM verifier ask.
+func startDNS(addr string, records map[string][]dns.RR) (*peers.DNS, error) {
+	d, err := peers.StartDNS(addr)
 	if err != nil {
-		return nil, fmt.Errorf("lab dns on %s (dns_sweeper.audit.resolver): %w", addr, err)
+		return nil, fmt.Errorf("lab dns (dns_sweeper.audit.resolver): %w", err)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("lab dns on %s (dns_sweeper.audit.resolver): %w", addr, err)
+	for _, rrs := range records {
+		d.Add(rrs...)
 	}
-	s.servers = []*dns.Server{
-		{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)},
-		{Listener: ln, Handler: dns.HandlerFunc(s.serve)},
-	}
-	for _, srv := range s.servers {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		s.wg.Go(func() { _ = srv.ActivateAndServe() })
-		<-started
-	}
-	return s, nil
-}
-
-func (s *dnsServer) serve(w dns.ResponseWriter, q *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.Authoritative = true
-	if len(q.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		_ = w.WriteMsg(m)
-		return
-	}
-	question := q.Question[0]
-	recs, known := s.records[strings.ToLower(question.Name)]
-	if !known {
-		m.Rcode = dns.RcodeNameError
-	}
-	for _, rr := range recs {
-		if rr.Header().Rrtype == question.Qtype {
-			m.Answer = append(m.Answer, rr)
-		}
-	}
-	_ = w.WriteMsg(m)
-}
-
-func (s *dnsServer) stop() {
-	for _, srv := range s.servers {
-		_ = srv.Shutdown()
-	}
-	s.wg.Wait()
+	return d, nil
 }

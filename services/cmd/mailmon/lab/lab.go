@@ -112,7 +112,7 @@ type World struct {
 	Dovecot  *peers.Dovecot
 	MX       *peers.Postfix
 	MTA      *peers.Postfix
-	dns      *dnsServer
+	dns      *peers.DNS
 	rbl      *peers.Rbldnsd
 	greylist *greylist
 	// operatorKey signs the feedback loop's reports; its public half is
@@ -224,7 +224,7 @@ func Start(ctx context.Context, cfg app.Config, submissionPort int, logger *slog
 	if w.dns, err = startDNS(cfg.DNSSweeper.Audit.Resolver, records); err != nil {
 		return nil, err
 	}
-	logger.Info("lab: dns started", "addr", w.dns.addr)
+	logger.Info("lab: dns started", "addr", w.dns.Addr)
 	if err := stopLeftover(filepath.Join(dir, "rbldnsd", "rbldnsd.pid"), "rbldnsd", logger); err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ func (w *World) Stop() error {
 		errs = append(errs, w.rbl.Stop())
 	}
 	if w.dns != nil {
-		w.dns.stop()
+		w.dns.Stop()
 	}
 	return errors.Join(errs...)
 }

@@ -126,13 +126,11 @@ func TestLabDNSAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.stop()
-	// :0 gives UDP and TCP different ports; ask over UDP.
-	s.addr = s.servers[0].PacketConn.LocalAddr().String()
+	defer s.Stop()
 	ask := func(name string, qtype uint16) *dns.Msg {
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), qtype)
-		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, s.addr)
+		resp, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, s.Addr)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
