@@ -93,7 +93,10 @@ func TestRollupsOnRealServer(t *testing.T) {
 	var wantDropped []string
 	for _, r := range schemas.Rollups() {
 		rollups = append(rollups, r.Table)
-		wantDropped = append(wantDropped, r.Table+"/20260101")
+		// This test inserted deliveries and complaints only.
+		if r.Source == "delivery_attempted" || r.Source == "complaint_received" {
+			wantDropped = append(wantDropped, r.Table+"/20260101")
+		}
 	}
 	dropped, err := chstore.DropExpiredPartitions(ctx, conn, database, rollups, 30, day.AddDate(0, 0, 30))
 	if err != nil || len(dropped) != 0 {

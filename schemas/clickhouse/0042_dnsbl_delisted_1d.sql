@@ -1,0 +1,20 @@
+-- dnsbl_delisted_1d: dashboard rollup of delistings per day x zone x target, with the latest one's time; a target is listed now on
+-- a zone when its last_listed is later than its last_delisted,
+-- fed by dnsbl_delisted_1d_mv.
+-- Counts are row counts (countState): read them with countMerge and GROUP BY (rows of one group
+-- are merged only eventually). A batch the sink inserts again after a crash or a lost ack is
+-- counted again here; see "Dashboard rollups" in schemas/README.md for why counts, not uniqExact.
+-- Partitioned by day like the raw tables, so retention drops its day partitions too.
+CREATE TABLE IF NOT EXISTS dnsbl_delisted_1d
+(
+    bucket DateTime('UTC'),
+    zone LowCardinality(String),
+    target String,
+    target_kind LowCardinality(String),
+    source_ip LowCardinality(String),
+    delistings AggregateFunction(count),
+    last_delisted AggregateFunction(max, DateTime('UTC'))
+)
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMMDD(bucket)
+ORDER BY (zone, target, bucket, target_kind, source_ip)

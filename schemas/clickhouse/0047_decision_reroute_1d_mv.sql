@@ -1,0 +1,15 @@
+-- decision_reroute_1d_mv: feeds decision_reroute_1d from every insert into decision_reroute. Only rows inserted after it
+-- exists are rolled up (no POPULATE: it is not safe with TO).
+CREATE MATERIALIZED VIEW IF NOT EXISTS decision_reroute_1d_mv TO decision_reroute_1d
+AS SELECT
+    toStartOfDay(time) AS bucket,
+    scope,
+    subject,
+    customer,
+    provider,
+    source_ip,
+    countState() AS decisions,
+    maxState(rate) AS max_rate,
+    maxState(until) AS last_until
+FROM decision_reroute
+GROUP BY bucket, scope, subject, customer, provider, source_ip

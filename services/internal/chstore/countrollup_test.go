@@ -1,0 +1,133 @@
+package chstore_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/chtest"
+)
+
+// TestCountRollupsMatchTheRawTables inserts raw events spread over two
+// days into every source of the console's count rollups and checks each
+// rollup, read as the console reads it (countMerge, GROUP BY), against the
+// same count from the raw table; then the fixed-size states beside the
+// counts: latency quantiles, a sample reply, the latest listing and
+// decision times.
+func TestCountRollupsMatchTheRawTables(t *testing.T) {
+	ctx := context.Background()
+	conn, database := chtest.NewDatabase(t, server)
+	if _, err := chstore.Migrate(ctx, conn, database, schemas.Migrations); err != nil {
+		t.Fatalf("Migrate(schemas.Migrations): %v", err)
+	}
+	start := time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return start.Add(time.Duration(i) * 7 * time.Minute) }
+	providers := []string{"gmail", "yahoo", "microsoft"}
+	ips := []string{"192.0.2.1", "192.0.2.2"}
+	statuses := []string{"sent", "sent", "sent", "deferred", "bounced"}
+	placements := []string{"inbox", "inbox", "spam"}
+
+	var deliveries, probesSent, probesReceived, missing, complaints, listed, delisted, cutoffs, reroutes [][]any
+	for i := range 40 {
+		p, ip, st := providers[i%3], ips[i%2], statuses[i%5]
+		category, reply, signature := "", "250 2.0.0 OK", "250 ok"
+		if st != "sent" {
+			category, reply, signature = "policy", fmt.Sprintf("550 5.7.1 blocked ref %d", i), "550 5.7.1 blocked ref #"
+		}
+		deliveries = append(deliveries, []any{fmt.Sprintf("d%d", i), at(i), p, ip, "acme", "example.org", st, category, reply, signature})
+		probesSent = append(probesSent, []any{fmt.Sprintf("ps%d", i), at(i), p, ip, []string{"sent", "failed"}[min(i%7, 1)]})
+		probesReceived = append(probesReceived, []any{fmt.Sprintf("pr%d", i), at(i), p, ip, placements[i%3], int64(1000 * (i%4 + 1))})
+		missing = append(missing, []any{fmt.Sprintf("pm%d", i), at(i), p, ip})
+		complaints = append(complaints, []any{fmt.Sprintf("c%d", i), at(i), p, ip, "acme", "abuse", uint8(i % 2), uint8(1 - i%3/2)})
+		listed = append(listed, []any{fmt.Sprintf("l%d", i), at(i), "zen.example", ip, "ip", ip})
+		delisted = append(delisted, []any{fmt.Sprintf("u%d", i), at(i), "zen.example", ip, "ip", ip})
+		decision := []any{fmt.Sprintf("x%d", i), at(i), "customer", "acme", "acme", p, ip, float64(i) / 1000, at(i).Add(time.Hour)}
+		cutoffs = append(cutoffs, decision)
+		reroutes = append(reroutes, slices.Clone(decision))
+	}
+	insertRows(t, conn, "INSERT INTO delivery_attempted (id, time, provider, source_ip, customer, recipient_domain, status, category, reply, signature)", deliveries)
+	insertRows(t, conn, "INSERT INTO probe_sent (id, time, provider, source_ip, outcome)", probesSent)
+	insertRows(t, conn, "INSERT INTO probe_received (id, time, provider, source_ip, placement, latency_ms)", probesReceived)
+	insertRows(t, conn, "INSERT INTO probe_missing (id, time, provider, source_ip)", missing)
+	insertRows(t, conn, "INSERT INTO complaint_received (id, time, provider, source_ip, customer, feedback_type, counted, trusted)", complaints)
+	insertRows(t, conn, "INSERT INTO dnsbl_listed (id, time, zone, target, target_kind, source_ip)", listed)
+	insertRows(t, conn, "INSERT INTO dnsbl_delisted (id, time, zone, target, target_kind, source_ip)", delisted)
+	const decisionColumns = "(id, time, scope, subject, customer, provider, source_ip, rate, until)"
+	insertRows(t, conn, "INSERT INTO decision_cutoff "+decisionColumns, cutoffs)
+	insertRows(t, conn, "INSERT INTO decision_reroute "+decisionColumns, reroutes)
+
+	counts := []struct{ rollup, raw string }{
+		{`SELECT bucket, provider, source_ip, outcome, countMerge(sent) FROM probe_sent_5m GROUP BY bucket, provider, source_ip, outcome`,
+			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, outcome, count() FROM probe_sent GROUP BY bucket, provider, source_ip, outcome`},
+		{`SELECT bucket, provider, source_ip, placement, countMerge(received) FROM probe_received_5m GROUP BY bucket, provider, source_ip, placement`,
+			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, placement, count() FROM probe_received GROUP BY bucket, provider, source_ip, placement`},
+		{`SELECT bucket, provider, source_ip, countMerge(missing) FROM probe_missing_5m GROUP BY bucket, provider, source_ip`,
+			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, count() FROM probe_missing GROUP BY bucket, provider, source_ip`},
+		{`SELECT bucket, provider, source_ip, customer, status, category, countMerge(attempts) FROM delivery_status_5m GROUP BY bucket, provider, source_ip, customer, status, category`,
+			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, customer, status, category, count() FROM delivery_attempted GROUP BY bucket, provider, source_ip, customer, status, category`},
+		{`SELECT bucket, provider, customer, recipient_domain, status, category, signature, countMerge(attempts) FROM delivery_reply_1h GROUP BY bucket, provider, customer, recipient_domain, status, category, signature`,
+			`SELECT toStartOfHour(time) AS bucket, provider, customer, recipient_domain, status, category, signature, count() FROM delivery_attempted WHERE status != 'sent' GROUP BY bucket, provider, customer, recipient_domain, status, category, signature`},
+		{`SELECT bucket, provider, source_ip, customer, feedback_type, countMerge(complaints) FROM complaint_counted_5m GROUP BY bucket, provider, source_ip, customer, feedback_type`,
+			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, customer, feedback_type, count() FROM complaint_received WHERE counted = 1 AND trusted = 1 GROUP BY bucket, provider, source_ip, customer, feedback_type`},
+		{`SELECT bucket, zone, target, target_kind, source_ip, countMerge(listings) FROM dnsbl_listed_1d GROUP BY bucket, zone, target, target_kind, source_ip`,
+			`SELECT toStartOfDay(time) AS bucket, zone, target, target_kind, source_ip, count() FROM dnsbl_listed GROUP BY bucket, zone, target, target_kind, source_ip`},
+		{`SELECT bucket, zone, target, target_kind, source_ip, countMerge(delistings) FROM dnsbl_delisted_1d GROUP BY bucket, zone, target, target_kind, source_ip`,
+			`SELECT toStartOfDay(time) AS bucket, zone, target, target_kind, source_ip, count() FROM dnsbl_delisted GROUP BY bucket, zone, target, target_kind, source_ip`},
+		{`SELECT bucket, scope, subject, customer, provider, source_ip, countMerge(decisions) FROM decision_cutoff_1d GROUP BY bucket, scope, subject, customer, provider, source_ip`,
+			`SELECT toStartOfDay(time) AS bucket, scope, subject, customer, provider, source_ip, count() FROM decision_cutoff GROUP BY bucket, scope, subject, customer, provider, source_ip`},
+		{`SELECT bucket, scope, subject, customer, provider, source_ip, countMerge(decisions) FROM decision_reroute_1d GROUP BY bucket, scope, subject, customer, provider, source_ip`,
+			`SELECT toStartOfDay(time) AS bucket, scope, subject, customer, provider, source_ip, count() FROM decision_reroute GROUP BY bucket, scope, subject, customer, provider, source_ip`},
+	}
+	for _, c := range counts {
+		rollup, raw := groupCounts(t, conn, c.rollup), groupCounts(t, conn, c.raw)
+		if len(raw) < 2 {
+			t.Errorf("%s: %d groups in the raw table; the test data should span several", c.raw, len(raw))
+		}
+		if !reflect.DeepEqual(rollup, raw) {
+			t.Errorf("%s\n = %v\nraw table: %v", c.rollup, rollup, raw)
+		}
+	}
+
+	// Latencies of gmail from 192.0.2.1 (i = 0, 6, 12, ..., 36): 1, 3, 1, 3, ... seconds.
+	var quantiles []float64
+	if err := conn.QueryRow(ctx, `SELECT quantilesMerge(0.5, 0.95)(latency_ms) FROM probe_received_5m
+		WHERE provider = 'gmail' AND source_ip = '192.0.2.1'`).Scan(&quantiles); err != nil {
+		t.Fatal(err)
+	}
+	var rawQuantiles []float64
+	if err := conn.QueryRow(ctx, `SELECT quantiles(0.5, 0.95)(latency_ms) FROM probe_received
+		WHERE provider = 'gmail' AND source_ip = '192.0.2.1'`).Scan(&rawQuantiles); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(quantiles, rawQuantiles) || len(quantiles) != 2 || quantiles[1] != 3000 {
+		t.Errorf("latency quantiles from the rollup %v, from the raw table %v, want p95 3000", quantiles, rawQuantiles)
+	}
+
+	var sample string
+	if err := conn.QueryRow(ctx, `SELECT anyMerge(sample_reply) FROM delivery_reply_1h WHERE status = 'bounced'`).Scan(&sample); err != nil {
+		t.Fatal(err)
+	}
+	if len(sample) < 10 || sample[:10] != "550 5.7.1 " {
+		t.Errorf("sample reply %q, want one of the bounced replies", sample)
+	}
+
+	var lastListed, lastUntil time.Time
+	var maxRate float64
+	if err := conn.QueryRow(ctx, `SELECT maxMerge(last_listed) FROM dnsbl_listed_1d WHERE target = '192.0.2.2'`).Scan(&lastListed); err != nil {
+		t.Fatal(err)
+	}
+	if want := at(39); !lastListed.Equal(want) {
+		t.Errorf("last_listed %v, want %v", lastListed, want)
+	}
+	if err := conn.QueryRow(ctx, `SELECT maxMerge(max_rate), maxMerge(last_until) FROM decision_cutoff_1d`).Scan(&maxRate, &lastUntil); err != nil {
+		t.Fatal(err)
+	}
+	if maxRate != 0.039 || !lastUntil.Equal(at(39).Add(time.Hour)) {
+		t.Errorf("max_rate %v, last_until %v, want 0.039 and %v", maxRate, lastUntil, at(39).Add(time.Hour))
+	}
+}
