@@ -444,7 +444,13 @@ func (e *Engine) conclude(st *subjectState, f Finding, act bool, action string, 
 	if f.Level == LevelAct {
 		severity, verb = schemas.AlertCritical, "over the act limit (alert only)"
 	}
-	a := e.alert(st.s, f.Rule, schemas.AlertFiring, severity, f.Rule+"/"+st.s.String(),
+	// The dedupe key names one condition: findings of one rule told apart
+	// by Key (a rejection burst per provider) are conditions of their own.
+	dedupe := f.Rule + "/" + st.s.String()
+	if f.Key != "" {
+		dedupe += "/" + f.Key
+	}
+	a := e.alert(st.s, f.Rule, schemas.AlertFiring, severity, dedupe,
 		fmt.Sprintf("%s %s: %s", st.s, verb, f.Text), ids, now)
 	a.EvidenceNames, a.EvidenceValues = evidenceOf(f)
 	a.ID = enforcement.StableID(now, "alert", key, st.s.String(), f.Level.String(), strconv.FormatInt(st.since.UnixMilli(), 10))

@@ -511,6 +511,11 @@ func TestRejectionBurstRule(t *testing.T) {
 	if len(out) != 1 || out[0].Alert.Rule != RuleRejectionBurst || out[0].Alert.Subject != "ip:192.0.2.9" {
 		t.Fatalf("burst: %+v", out)
 	}
+	// Each provider's burst is a condition of its own, named by the dedupe
+	// key that the notifier and Alertmanager group on.
+	if got, want := out[0].Alert.DedupeKey, "rejection_burst/ip:192.0.2.9/outlook"; got != want {
+		t.Errorf("dedupe key %q, want %q", got, want)
+	}
 	if out := feed(e, c.now(), rej("outlook", "blocked_ip_or_blocklist")); len(out) != 0 {
 		t.Errorf("alerted twice for one burst: %v", kinds(out))
 	}

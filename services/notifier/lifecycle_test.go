@@ -39,6 +39,14 @@ func at(t0 time.Time, rule, subject, status, severity string, ev ...string) *sch
 	return a
 }
 
+// burst is a rejection burst at one provider as the evaluator raises it:
+// the provider is in the dedupe key and the evidence.
+func burst(t0 time.Time, provider string) *schemas.AlertRaised {
+	a := at(t0, "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", provider)
+	a.DedupeKey += "/" + provider
+	return a
+}
+
 func TestFingerprintAndMembers(t *testing.T) {
 	t0 := time.Now()
 	tests := []struct {
@@ -55,8 +63,8 @@ func TestFingerprintAndMembers(t *testing.T) {
 		}(), "complaint_rate|customer:acme", nil},
 		{"the zones of a listing are members", at(t0, "blocklist", "ip:192.0.2.1", "firing", "critical", "zones", "b.example,a.example", "zone", "c.example"),
 			"blocklist|blocklist/ip:192.0.2.1", []string{"zone:a.example", "zone:b.example", "zone:c.example"}},
-		{"a rejection burst names its provider only in evidence", at(t0, "rejection_burst", "ip:192.0.2.1", "firing", "critical", "provider", "gmail"),
-			"rejection_burst|rejection_burst/ip:192.0.2.1|provider:gmail", nil},
+		{"a rejection burst's dedupe key names its provider", burst(t0, "gmail"),
+			"rejection_burst|rejection_burst/ip:192.0.2.1/gmail", nil},
 		{"a provider already in the dedupe key is not repeated", func() *schemas.AlertRaised {
 			a := at(t0, "probe_missing_provider", "ip:192.0.2.1", "firing", "warning")
 			a.Provider, a.DedupeKey = "gmail", "probe_missing_provider/ip:192.0.2.1/provider:gmail"
@@ -347,8 +355,8 @@ func TestEscalationAndNewMembersNotify(t *testing.T) {
 		{at(time.Now(), "blocklist", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "zone", "b.example"), 4},
 		{at(time.Now(), "probe_missing", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertWarning, "providers", "gmail"), 5},
 		{at(time.Now(), "probe_missing", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertWarning, "providers", "gmail,yahoo"), 6},
-		{at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "gmail"), 7},
-		{at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "yahoo"), 8},
+		{burst(time.Now(), "gmail"), 7},
+		{burst(time.Now(), "yahoo"), 8},
 		// A zone delisting the IP while another still lists it is no news;
 		// the last one is.
 		{at(time.Now(), "blocklist", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "zones", "b.example"), 8},
@@ -592,8 +600,7 @@ func TestHeldResolutionIsBounded(t *testing.T) {
 // each with its provider label, so it does not merge them into one alert
 // that the first resolution would close.
 func TestAlertmanagerLabelsKeepProvidersApart(t *testing.T) {
-	gmail := at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "gmail")
-	yahoo := at(time.Now(), "rejection_burst", "ip:192.0.2.1", schemas.AlertFiring, schemas.AlertCritical, "provider", "yahoo")
+	gmail, yahoo := burst(time.Now(), "gmail"), burst(time.Now(), "yahoo")
 	got := alertmanagerAlerts(Notification{Alerts: []*schemas.AlertRaised{gmail, yahoo}})
 	if got[0].Labels["provider"] != "gmail" || got[1].Labels["provider"] != "yahoo" {
 		t.Errorf("labels %v and %v", got[0].Labels, got[1].Labels)

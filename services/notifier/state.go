@@ -26,23 +26,17 @@ const Bucket = "notifier_state"
 const maxMembers = 256
 
 // fingerprintOf names the condition an alert is about: its rule and its
-// dedupe key (its subject when the key is empty), and the provider it is
-// about when the key does not already name it. Raisers put what sets one
-// condition apart in the dedupe key (the evaluator's rules: subject, and
-// the provider or check); the provider is added for alerts that carry it
-// only as a field or evidence (a rejection burst at one provider), so
-// two providers' bursts are two conditions, each with its own firing and
+// dedupe key (its subject when the key is empty). Raisers put everything
+// that sets one condition apart in the dedupe key (the evaluator's rules:
+// subject, and the provider, check or finding key), so two providers'
+// rejection bursts are two conditions, each with its own firing and
 // resolution. Zones are members of one condition (see membersOf).
 func fingerprintOf(a *schemas.AlertRaised) string {
 	key := a.DedupeKey
 	if key == "" {
 		key = a.Subject
 	}
-	fp := a.Rule + "|" + key
-	if p := providerOf(a); p != "" && !strings.Contains(key, "provider:"+p) {
-		fp += "|provider:" + p
-	}
-	return fp
+	return a.Rule + "|" + key
 }
 
 // providerOf is the provider an alert is about: its provider field, else
