@@ -40,8 +40,11 @@ func TestHarness(t *testing.T) {
 	// processes naming its profile: while it runs, there are some.
 	if running := processesUsing(b.dir); len(running) == 0 {
 		t.Errorf("no running process names chromium's profile %q", b.dir)
+	}
+	if helpers := descendants(b.pid); len(helpers) == 0 {
+		t.Errorf("chromium (pid %d) has no helper processes to check at the end", b.pid)
 	} else {
-		t.Logf("chromium runs as %d processes with profile %s", len(running), b.dir)
+		t.Logf("chromium runs with %d helper processes", len(helpers))
 	}
 
 	b.open(srv.URL + "/clean")

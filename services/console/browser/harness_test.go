@@ -94,6 +94,9 @@ func newBrowser(t *testing.T) *browser {
 	}
 	b.shot = t.TempDir()
 	t.Cleanup(func() {
+		// Chromium's helpers (zygotes, renderers, GPU and network
+		// services, crash handler) as they are before it closes.
+		family := append([]int{b.pid}, descendants(b.pid)...)
 		// Close chromium gracefully (Browser.close), then let the allocator
 		// wait for the process and remove the profile.
 		closeCtx, closeCancel := context.WithTimeout(ctx, 10*time.Second)
@@ -106,8 +109,10 @@ func newBrowser(t *testing.T) *browser {
 		if left := processesUsing(b.dir); len(left) > 0 {
 			t.Errorf("chromium processes %v still run after the browser closed", left)
 		}
-		if alive(b.pid) {
-			t.Errorf("chromium (pid %d) still runs after the browser closed", b.pid)
+		for _, pid := range family {
+			if alive(pid) {
+				t.Errorf("chromium's process %d %q still runs after the browser closed", pid, cmdline(pid))
+			}
 		}
 		if b.dir != "" {
 			if _, err := os.Stat(b.dir); !errors.Is(err, os.ErrNotExist) {
@@ -337,6 +342,55 @@ func processesUsing(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// descendants lists the live processes under pid: its children, theirs,
+// and so on.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, ok := parent(p); ok {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// parent reads the parent pid of pid from /proc/pid/stat.
+func parent(pid int) (int, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 2 {
+		return 0, false
+	}
+	pp, err := strconv.Atoi(fields[1])
+	return pp, err == nil
 }
 
 // alive reports whether pid runs; a zombie waiting for its parent to reap
