@@ -1,36 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 const (
 	// sweeperWorker is the worker under test.
 	sweeperWorker = "dns-sweeper"
-	// rbldnsdBin is Debian's rbldnsd (go tool task deps installs it).
-	rbldnsdBin = "/usr/sbin/rbldnsd"
 	// domainZone is the scenario's domain blocklist.
 	domainZone = "dbl.test"
 )
@@ -193,7 +188,7 @@ type dnsblRun struct {
 func (r *dnsblRun) run(parent context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(parent, r.opts.timeout)
 	defer cancel()
-	if _, err := os.Stat(rbldnsdBin); err != nil {
+	if _, err := os.Stat(peers.RbldnsdBin); err != nil {
 		return fmt.Errorf("rbldnsd is not installed (go tool task deps installs it): %w", err)
 	}
 	root, err := moduleRoot()
@@ -408,15 +403,11 @@ func reverse4(a netip.Addr) string {
 	return fmt.Sprintf("%d.%d.%d.%d", b[3], b[2], b[1], b[0])
 }
 
-// startRbldnsdZones writes the zone files into dir and serves them on a free
-// loopback UDP port; stop sends SIGTERM and waits.
+// startRbldnsdZones serves the zone files from dir on a free loopback UDP
+// port with a private rbldnsd, stopped by its pid.
 func startRbldnsdZones(ctx context.Context, dir string, files map[string]string) (addr string, stop func(), err error) {
 	var zones []string
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			return "", nil, err
-		}
-		os.Chmod(filepath.Join(dir, name), 0o644)
+	for name := range files {
 		zone := strings.TrimSuffix(name, ".zone")
 		kind := "ip4set"
 		if zone == domainZone {
@@ -425,43 +416,11 @@ func startRbldnsdZones(ctx context.Context, dir string, files map[string]string)
 		zones = append(zones, zone+":"+kind+":"+name)
 	}
 	slices.Sort(zones)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	r, err := peers.StartRbldnsd(ctx, peers.RbldnsdConfig{Dir: dir, Files: files, Zones: zones, Ready: "2.0.0.127.bl0.test"})
 	if err != nil {
 		return "", nil, err
 	}
-	addr = pc.LocalAddr().String()
-	pc.Close()
-	logFile, err := os.Create(filepath.Join(dir, "rbldnsd.log"))
-	if err != nil {
-		return "", nil, err
-	}
-	args := append([]string{"-n", "-b", strings.Replace(addr, ":", "/", 1), "-w", dir, "-t", "60", "-c", "1h"}, zones...)
-	cmd := exec.Command(rbldnsdBin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return "", nil, fmt.Errorf("start rbldnsd: %w", err)
-	}
-	stop = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		logFile.Close()
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		m := new(dns.Msg)
-		m.SetQuestion("2.0.0.127.bl0.test.", dns.TypeA)
-		if resp, err := dns.Exchange(m, addr); err == nil && len(resp.Answer) > 0 {
-			return addr, stop, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			log, _ := os.ReadFile(filepath.Join(dir, "rbldnsd.log"))
-			return "", nil, fmt.Errorf("rbldnsd on %s does not answer; its log:\n%s", addr, bytes.TrimSpace(log))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return r.Addr, func() { r.Stop() }, nil
 }
 
 // writeConfig writes the child's config: embedded NATS, the dns-sweeper

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/mailmon/mailmon/services/peers"
 )
 
 func TestParseDNSBLFlags(t *testing.T) {
@@ -56,7 +58,7 @@ func TestDNSBLAnswerKey(t *testing.T) {
 }
 
 func TestDNSBLSweepEndToEnd(t *testing.T) {
-	if _, err := os.Stat(rbldnsdBin); err != nil {
+	if _, err := os.Stat(peers.RbldnsdBin); err != nil {
 		unavailable(t, "rbldnsd: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
