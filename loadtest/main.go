@@ -39,6 +39,11 @@ Scenarios:
              known answer key, swept by the dns-sweeper worker, against a bare
              miekg/dns client's query rate on the same server
 
+  console    N days of synthetic traffic (30 x 1M deliveries a day by default) loaded
+             into ClickHouse (the last day through the clickhouse-sink worker), then
+             every console page and Grafana panel query fetched K times: p50/p95 per
+             page, and each page's figures from its rollup against the raw tables
+
   probes     one round of N probes from the probe-sender through a real Postfix to a real
              Dovecot (sieve files some into Junk), read back by the mailbox-retriever
              over IMAP IDLE: lost, misplaced, detection p50/p99, against raw
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEnforcement(ctx, args[1:], stdout, stderr)
 	case "probes":
 		return runProbes(ctx, args[1:], stdout, stderr)
+	case "console":
+		return runConsole(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
