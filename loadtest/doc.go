@@ -4,7 +4,8 @@
 // It is a black box on purpose: of mailmon it imports only the public
 // contract (schemas for event types, subjects and tables; pipelines for the
 // streams), plus services/peers, which starts Postfix and Dovecot and holds
-// no mailmon code, and it talks to mailmon the way any other producer or dashboard would — it
+// no mailmon code, and deploy/grafana, the dashboards' queries as Grafana
+// would send them, and it talks to mailmon the way any other producer or dashboard would — it
 // publishes events to JetStream with the event id as the message id, and
 // reads ClickHouse. So a figure it reports is what a deployment would see,
 // and a lost or doubled event is one that a user would see.
