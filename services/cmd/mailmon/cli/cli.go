@@ -49,6 +49,7 @@ func commands() []command {
 		{"probe", "probe now: send one round of probes at once and print the results as they arrive", probeCmd},
 		{"silence", "silence add MATCHER... -for 2h -comment TEXT|list|expire ID: hold back matching alerts' notifications", silenceCmd},
 		{"check", "check probes|alerts: Nagios/Icinga plugin checks (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)", checkCmd},
+		{"report", "report daily|weekly [-customer C] [-format text|json|html] [-at TIME]: deliveries, replies, probes, listings, decisions and the FBL review", reportCmd},
 		{"lab", "lab [status]: run the lab world (every worker against a local MTA, providers, DNS and blocklist on loopback), or print its summary", labCmd},
 		{"version", "print the version", versionCmd},
 	}
