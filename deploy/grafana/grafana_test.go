@@ -2,11 +2,14 @@ package grafana
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mailmon/mailmon/schemas"
 )
@@ -230,5 +233,55 @@ func TestDashboardModel(t *testing.T) {
 				t.Errorf("%s: panel %d grid %+v", name, p.ID, p.GridPos)
 			}
 		}
+	}
+}
+
+// TestProvisioning checks the provisioning files name the datasource the
+// dashboards use.
+func TestProvisioning(t *testing.T) {
+	var ds struct {
+		APIVersion  int `yaml:"apiVersion"`
+		Datasources []struct {
+			Name, UID, Type string
+			JSONData        map[string]any `yaml:"jsonData"`
+			SecureJSONData  map[string]any `yaml:"secureJsonData"`
+		}
+	}
+	readYAML(t, "provisioning/datasources/mailmon.yaml", &ds)
+	if ds.APIVersion != 1 || len(ds.Datasources) != 1 {
+		t.Fatalf("datasources file: %+v", ds)
+	}
+	d := ds.Datasources[0]
+	if d.UID != DatasourceUID || d.Type != DatasourceType {
+		t.Errorf("datasource uid %q type %q, want %q %q", d.UID, d.Type, DatasourceUID, DatasourceType)
+	}
+	if d.JSONData["protocol"] != "native" {
+		t.Errorf("protocol %v, want native (18.16 refuses the HTTP handshake)", d.JSONData["protocol"])
+	}
+	if pw, _ := d.SecureJSONData["password"].(string); len(pw) < 2 || pw[0] != '$' {
+		t.Errorf("password %q, want it from an environment variable", pw)
+	}
+
+	var dash struct {
+		APIVersion int `yaml:"apiVersion"`
+		Providers  []struct {
+			Name, Type, Folder string
+			Options            map[string]any
+		}
+	}
+	readYAML(t, "provisioning/dashboards/mailmon.yaml", &dash)
+	if dash.APIVersion != 1 || len(dash.Providers) != 1 || dash.Providers[0].Type != "file" || dash.Providers[0].Options["path"] == nil {
+		t.Errorf("dashboards file: %+v", dash)
+	}
+}
+
+func readYAML(t *testing.T, name string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
 }
