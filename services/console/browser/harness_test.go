@@ -31,16 +31,30 @@ const actionTimeout = 20 * time.Second
 // screenshotsEnv names a folder that keeps the screenshots of a run.
 const screenshotsEnv = "MAILMON_SCREENSHOTS"
 
-// browser is one headless chromium with one tab, started for one test.
+// browser is one headless chromium with one tab, started for one test;
+// in(t) hands it to a subtest.
 type browser struct {
 	t    *testing.T
 	ctx  context.Context // the tab
 	pid  int             // chromium's own process
 	dir  string          // its profile, made and removed by chromedp
 	shot string          // where screenshots go
+	seen *problems
+}
 
-	mu       sync.Mutex
-	problems []string // console errors, exceptions, failed loads, not yet taken
+// problems are the console errors, exceptions and failed loads the tab
+// reported and no one has taken yet.
+type problems struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// in returns the same browser reporting to t (a subtest of the test that
+// started it).
+func (b *browser) in(t *testing.T) *browser {
+	c := *b
+	c.t = t
+	return &c
 }
 
 // chromiumPath finds Debian's chromium (or another build of it on PATH).
@@ -78,8 +92,8 @@ func newBrowser(t *testing.T) *browser {
 	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 
-	b := &browser{t: t}
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
+	b := &browser{t: t, seen: &problems{}}
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.seen.listen))
 	// The first Run starts chromium; it must not carry a timeout, which
 	// would stop the browser with it.
 	if err := chromedp.Do(ctx); err != nil {
@@ -125,7 +139,7 @@ func newBrowser(t *testing.T) *browser {
 
 // listen runs on the tab's reader goroutine for every event: it keeps what
 // a page must never produce.
-func (b *browser) listen(ev any) {
+func (s *problems) listen(ev any) {
 	var p string
 	switch e := ev.(type) {
 	case *runtime.EventExceptionThrown:
@@ -162,9 +176,9 @@ func (b *browser) listen(ev any) {
 	default:
 		return
 	}
-	b.mu.Lock()
-	b.problems = append(b.problems, p)
-	b.mu.Unlock()
+	s.mu.Lock()
+	s.list = append(s.list, p)
+	s.mu.Unlock()
 }
 
 // takeProblems returns the console errors, exceptions and failed loads
@@ -175,10 +189,10 @@ func (b *browser) takeProblems() []string {
 	if _, err := b.eval("1"); err != nil {
 		b.t.Fatalf("flushing the page's events: %v", err)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	p := b.problems
-	b.problems = nil
+	b.seen.mu.Lock()
+	defer b.seen.mu.Unlock()
+	p := b.seen.list
+	b.seen.list = nil
 	return p
 }
 
@@ -210,11 +224,12 @@ func (b *browser) eval(expr string) ([]byte, error) {
 	return v, err
 }
 
-// texts returns the trimmed text of every element matching the CSS
-// selector, in document order.
+// texts returns the text of every element matching the CSS selector as
+// the page shows it (innerText, runs of white space made one space), in
+// document order.
 func (b *browser) texts(selector string) []string {
 	b.t.Helper()
-	return b.strings(fmt.Sprintf(`Array.from(document.querySelectorAll(%s), e => e.textContent.replace(/\s+/g, " ").trim())`, strconv.Quote(selector)))
+	return b.strings(fmt.Sprintf(`Array.from(document.querySelectorAll(%s), e => e.innerText.replace(/\s+/g, " ").trim())`, strconv.Quote(selector)))
 }
 
 // attrs returns the attribute of every element matching the CSS selector,
@@ -233,6 +248,20 @@ func (b *browser) text(selector string) string {
 		b.t.Fatalf("%q matches %d elements (%q), want 1", selector, len(got), got)
 	}
 	return got[0]
+}
+
+// table returns the text of every cell of every body row of the tables
+// matching the CSS selector, row by row.
+func (b *browser) table(selector string) [][]string {
+	b.t.Helper()
+	expr := fmt.Sprintf(`Array.from(document.querySelectorAll(%s), tr => Array.from(tr.cells, td => td.innerText.replace(/\s+/g, " ").trim()))`, strconv.Quote(selector+" tbody tr"))
+	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](expr))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
 }
 
 func (b *browser) strings(expr string) []string {

@@ -84,8 +84,10 @@ type Truth struct {
 	From, To time.Time
 
 	// Cell is the overview cell SourceIP × Provider; CustomerCell the
-	// cell Customer × Provider of ?by=customer (the same figures here:
-	// acme sends only from SourceIP); CleanCell is CleanIP × CleanProvider.
+	// cell Customer × Provider of ?by=customer (the same delivery and
+	// complaint figures: acme sends only from SourceIP; no listings and no
+	// probe figures, which belong to IPs); CleanCell is CleanIP ×
+	// CleanProvider.
 	Cell, CustomerCell, CleanCell Cell
 
 	// Probes are the per provider × source probe figures over the range.
@@ -578,7 +580,7 @@ func Seed(ctx context.Context, conn driver.Conn, now time.Time) (Truth, error) {
 		return c
 	}
 	t.Cell = cell(SourceIP, func(d delivery) bool { return d.ip == SourceIP && d.provider == Provider }, SourceIP, Provider, counted, WarnRate, ActRate, inForce, []string{ListedZone})
-	t.CustomerCell = cell(Customer, func(d delivery) bool { return d.customer == Customer && d.provider == Provider }, SourceIP, Provider, counted, WarnRate, ActRate, inForce, nil)
+	t.CustomerCell = cell(Customer, func(d delivery) bool { return d.customer == Customer && d.provider == Provider }, "", Provider, counted, WarnRate, ActRate, inForce, nil)
 	t.CleanCell = cell(CleanIP, func(d delivery) bool { return d.ip == CleanIP && d.provider == CleanProvider }, CleanIP, CleanProvider, 0, WarnRate, ActRate, nil, nil)
 
 	for _, key := range [][2]string{{Provider, SourceIP}, {CleanProvider, CleanIP}} {
