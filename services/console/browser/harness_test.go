@@ -264,6 +264,12 @@ func (b *browser) table(selector string) [][]string {
 	return v
 }
 
+// count returns how many elements match the CSS selector.
+func (b *browser) count(selector string) int {
+	b.t.Helper()
+	return len(b.attrs(selector, "class"))
+}
+
 func (b *browser) strings(expr string) []string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
