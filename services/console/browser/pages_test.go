@@ -200,9 +200,13 @@ func TestConsolePages(t *testing.T) {
 
 		var cp console.Complaints
 		fetchJSON(t, c.page("/complaints"), &cp)
-		slices.SortFunc(cp.Rows, func(a, b console.ComplaintRow) int { return strings.Compare(a.Customer+a.Provider, b.Customer+b.Provider) })
+		slices.SortFunc(cp.Rows, func(a, b console.ComplaintRow) int {
+			return strings.Compare(a.Customer+a.Provider, b.Customer+b.Provider)
+		})
 		want := slices.Clone(truth.Complaints)
-		slices.SortFunc(want, func(a, b consoletest.ComplaintRow) int { return strings.Compare(a.Customer+a.Provider, b.Customer+b.Provider) })
+		slices.SortFunc(want, func(a, b consoletest.ComplaintRow) int {
+			return strings.Compare(a.Customer+a.Provider, b.Customer+b.Provider)
+		})
 		same(t, "JSON rows", cp.Rows, want)
 		same(t, "JSON in force", cp.InForce, []consoletest.Decision{truth.Decision})
 		same(t, "JSON history", cp.History, truth.DecisionHistory)
