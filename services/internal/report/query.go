@@ -289,7 +289,7 @@ func (q query) listings(ctx context.Context, r *Report) error {
 			return err
 		}
 		l.Since = l.Since.UTC()
-		l.TXT = oneLine(l.TXT, maxTXTRunes)
+		l.TXT, l.DelistURL = oneLine(l.TXT, maxTXTRunes), oneLine(l.DelistURL, maxTXTRunes)
 		r.Listings.Listed = append(r.Listings.Listed, l)
 		return nil
 	})
@@ -369,7 +369,7 @@ func (q query) listings(ctx context.Context, r *Report) error {
 		}
 		delete(current, k) // one line per listing, should two events share its second
 		l.Since = l.Since.UTC()
-		l.TXT = oneLine(l.TXT, maxTXTRunes)
+		l.TXT, l.DelistURL = oneLine(l.TXT, maxTXTRunes), oneLine(l.DelistURL, maxTXTRunes)
 		r.Listings.Current = append(r.Listings.Current, l)
 		return nil
 	})
@@ -487,6 +487,7 @@ func (q query) complaints(ctx context.Context, r *Report) error {
 		}
 		s.Time = s.Time.UTC()
 		s.Trusted = trusted == 1
+		s.FeedbackType = oneLine(s.FeedbackType, maxSubjectRunes)
 		s.Subject = oneLine(s.Subject, maxSubjectRunes)
 		s.Excerpt = oneLine(s.Excerpt, maxExcerptRunes)
 		if c := byCustomer[customer]; c != nil {
