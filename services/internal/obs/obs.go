@@ -130,9 +130,13 @@ func (c HTTPConfig) Validate() error {
 }
 
 // Handler serves /metrics, /healthz and /readyz, and /debug/pprof/ when
-// withPprof is set.
-func Handler(reg *prometheus.Registry, h *Health, withPprof bool) http.Handler {
+// withPprof is set. A non-nil root serves every other path (the console,
+// at /); those routes stay more specific, so root cannot shadow them.
+func Handler(reg *prometheus.Registry, h *Health, withPprof bool, root http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if root != nil {
+		mux.Handle("/", root)
+	}
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

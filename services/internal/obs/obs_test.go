@@ -68,7 +68,8 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, Handler(reg, health, false)) }()
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "root "+r.URL.Path) })
+	go func() { served <- Serve(ctx, ln, Handler(reg, health, false, root)) }()
 	base := "http://" + ln.Addr().String()
 
 	get := func(path string) (int, string) {
@@ -93,6 +94,9 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "mailmon_test_things_total 3") {
 		t.Errorf("/metrics = %d, missing counter", code)
+	}
+	if code, body := get("/probes"); code != 200 || body != "root /probes" {
+		t.Errorf("/probes = %d %q, want the root handler's answer", code, body)
 	}
 	cancel()
 	select {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -116,4 +117,11 @@ func (s Settings) Complete(name string) (Settings, error) {
 // Runner is a built worker.
 type Runner interface {
 	Run(ctx context.Context) error
+}
+
+// HTTPHandler is a Runner that serves pages on the process's HTTP
+// listener (http.addr) at /, next to /metrics, /healthz and /readyz. A nil
+// Handler serves nothing.
+type HTTPHandler interface {
+	Handler() http.Handler
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/mailmon/mailmon/schemas/tracking"
 	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/complaintevaluator"
+	"github.com/mailmon/mailmon/services/console"
 	"github.com/mailmon/mailmon/services/dnssweeper"
 	"github.com/mailmon/mailmon/services/fblingester"
 	"github.com/mailmon/mailmon/services/internal/chstore"
@@ -103,6 +104,26 @@ type Config struct {
 	// events are stored by JetStream; a message no parser understands is
 	// stored in mailmon.dlq.fbl-ingester with the reason, then acknowledged.
 	FBLIngester fblingester.Config `yaml:"fbl_ingester"`
+	// Console serves the read-only ops console at / on http.addr (next to
+	// /metrics): pages from the ClickHouse rollups and the enforcement and
+	// dnsbl_state buckets, as HTML or as JSON (Accept: application/json).
+	// Complaint rates are judged against complaint_evaluator's thresholds.
+	// Without token or username/password only loopback clients are
+	// served, and a non-loopback http.addr is refused; with either, every
+	// request must authenticate.
+	Console console.Config `yaml:"console"`
+}
+
+// ConsoleConfig is the console section with the complaint thresholds of
+// the complaint_evaluator section, the ones the evaluator acts on.
+func ConsoleConfig(c Config) console.Config {
+	cc := c.Console
+	ev := c.ComplaintEvaluator
+	cc.Thresholds = console.Thresholds{
+		SourceIP:         console.Limit{Warn: ev.SourceIP.WarnRate, Act: ev.SourceIP.ActRate},
+		CustomerProvider: console.Limit{Warn: ev.CustomerProvider.WarnRate, Act: ev.CustomerProvider.ActRate},
+	}
+	return cc
 }
 
 // NATSConfig says how to reach NATS. With no URL, mailmon runs an embedded
@@ -195,6 +216,7 @@ func DefaultConfig() Config {
 		MailboxRetriever:   mailboxretriever.DefaultConfig(),
 		MTALogTailer:       mtalogtailer.DefaultConfig(),
 		FBLIngester:        fblingester.DefaultConfig(),
+		Console:            console.DefaultConfig(),
 	}
 }
 
@@ -219,6 +241,7 @@ func (c Config) Validate() error {
 	// Every section with a Validate method, under its yaml key: a section
 	// added to Config is checked without being listed here.
 	config.ValidateSections(&check, c)
+	check.Nest("console", c.Console.CheckExposure(c.HTTP.Addr))
 	return check.Err()
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 
@@ -73,6 +74,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 		runners = append(runners, r)
 	}
 
+	// A worker with pages (the console) serves them at / on the HTTP
+	// listener; only one may.
+	var root http.Handler
+	for i, r := range runners {
+		if hh, ok := r.(worker.HTTPHandler); ok {
+			if h := hh.Handler(); h != nil {
+				if root != nil {
+					return fmt.Errorf("%s: another worker already serves / on http.addr", opts.Workers[i].Name)
+				}
+				root = h
+			}
+		}
+	}
+
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -83,7 +98,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 		}
 		logger.Info("http listening", "addr", ln.Addr().String())
 		wg.Go(func() {
-			if err := obs.Serve(ctx, ln, obs.Handler(rt.Metrics, rt.Health, cfg.HTTP.Pprof)); err != nil {
+			if err := obs.Serve(ctx, ln, obs.Handler(rt.Metrics, rt.Health, cfg.HTTP.Pprof, root)); err != nil {
 				cancel(err)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/clickhousesink"
 	"github.com/mailmon/mailmon/services/complaintevaluator"
+	"github.com/mailmon/mailmon/services/console"
 	"github.com/mailmon/mailmon/services/dnssweeper"
 	"github.com/mailmon/mailmon/services/fblingester"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -93,6 +94,17 @@ var definitions = []Definition{
 		Summary: "receive ARF complaint reports and bounces (SMTP listener, IMAP pull, directory import); publish complaint, auth-failure and bounce events before answering 250",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			return fblingester.New(cfg.FBLIngester, s)
+		},
+	},
+	{
+		Name:            console.WorkerName,
+		Summary:         "serve the read-only ops console at / on http.addr: overview, probes, deliveries, blocklists, complaints, alerts, trace (HTML or JSON)",
+		NeedsClickHouse: true,
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			if err := cfg.Console.CheckExposure(cfg.HTTP.Addr); err != nil {
+				return nil, err
+			}
+			return console.New(ConsoleConfig(cfg), s)
 		},
 	},
 	{
