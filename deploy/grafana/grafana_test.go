@@ -285,3 +285,25 @@ func readYAML(t *testing.T, name string, v any) {
 		t.Fatalf("%s: %v", name, err)
 	}
 }
+
+// FuzzExpandWith feeds Expand what a dashboard edit could hold: it must
+// not panic, and what it expands holds no $__conditionalAll any more.
+func FuzzExpandWith(f *testing.F) {
+	panels, err := Panels()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range panels {
+		f.Add(p.SQL, "gmail")
+	}
+	f.Add("$__conditionalAll(a IN (${provider}), $provider) $__timeFilter(b) [[customer:csv]]", "x'y")
+	f.Fuzz(func(t *testing.T, sql, value string) {
+		from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, vars := range []map[string][]string{nil, {"provider": {value}, "customer": {value, value}}} {
+			out, err := ExpandWith(sql, Options{From: from, To: from.Add(time.Hour), Vars: vars})
+			if err == nil && strings.Contains(out, conditionalAllMacro) && !strings.Contains(value, conditionalAllMacro) {
+				t.Errorf("ExpandWith(%q) = %q: a $__conditionalAll is left", sql, out)
+			}
+		}
+	})
+}
