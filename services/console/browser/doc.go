@@ -19,7 +19,8 @@
 // Screenshots go to a temporary folder; set MAILMON_SCREENSHOTS=DIR to keep
 // them, one PNG per page:
 //
-//	MAILMON_SCREENSHOTS=/tmp/shots go test -run TestConsolePages ./services/console/browser
+//	MAILMON_SCREENSHOTS=/tmp/shots go test ./services/console/browser
 //
-// The overview image in the README is that run's overview.png.
+// The overview image in the README, testdata/overview.png, is that run's
+// overview-matrix.png (TestOverviewMatrix: three IPs × three providers).
 package browser
