@@ -25,7 +25,7 @@ var grafanaDay = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 // panel missing here fails the test: a new panel comes with its columns.
 var grafanaColumns = map[string][]string{
 	"mailmon / Overview / Sending IP × provider": {"source_ip", "provider", "attempts", "delivered",
-		"delivered_pct", "deferred_pct", "bounced_pct", "complaints", "complaint_rate_pct"},
+		"delivered_pct", "deferred_pct", "bounced_pct", "complaints", "complaint_rate_pct", "listed_zones"},
 	"mailmon / Overview / Blocklist listings": {"target", "target_kind", "source_ip", "zone", "listings",
 		"last_listed", "delistings", "last_delisted", "listed_now"},
 	"mailmon / Overview / Delivered % by sending IP":  {"time", "source_ip", "delivered_pct"},
@@ -103,10 +103,10 @@ func TestGrafanaPanelQueries(t *testing.T) {
 	overview := results["mailmon / Overview / Sending IP × provider"]
 	wantRow(t, "overview", overview, map[string]string{"source_ip": "192.0.2.1", "provider": "gmail"}, map[string]string{
 		"attempts": "100", "delivered": "97", "delivered_pct": "97", "deferred_pct": "2", "bounced_pct": "1",
-		"complaints": "3", "complaint_rate_pct": "3.093",
+		"complaints": "3", "complaint_rate_pct": "3.093", "listed_zones": "1",
 	})
 	wantRow(t, "overview", overview, map[string]string{"source_ip": "192.0.2.2", "provider": "yahoo"}, map[string]string{
-		"attempts": "50", "delivered_pct": "100", "complaints": "1", "complaint_rate_pct": "2",
+		"attempts": "50", "delivered_pct": "100", "complaints": "1", "complaint_rate_pct": "2", "listed_zones": "0",
 	})
 	if len(overview) != 2 {
 		t.Errorf("overview: %d rows, want 2 (events outside the day excluded): %v", len(overview), overview)
