@@ -216,6 +216,27 @@ func (b *browser) navigate(url string) {
 	}
 }
 
+// follow runs the actions (a click on a link, keys typed into a form and
+// its submission), waits for the page they navigate to to load, fails the
+// test on anything but 200 or on any problem of the new page, and returns
+// its URL.
+func (b *browser) follow(actions ...chromedp.Action[chromedp.Void]) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, actions...)
+	if err != nil {
+		b.t.Fatalf("following a link or form: %v", err)
+	}
+	if resp.Status != 200 {
+		b.t.Errorf("%s answered %d %s", resp.URL, resp.Status, resp.StatusText)
+	}
+	for _, p := range b.takeProblems() {
+		b.t.Errorf("%s: %s", resp.URL, p)
+	}
+	return resp.URL
+}
+
 // eval runs a JavaScript expression in the page and returns its JSON value.
 func (b *browser) eval(expr string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)

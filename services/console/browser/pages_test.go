@@ -2,9 +2,12 @@ package browser
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/mailmon/mailmon/services/console"
 	"github.com/mailmon/mailmon/services/console/consoletest"
@@ -47,6 +50,49 @@ func TestConsolePages(t *testing.T) {
 		var o console.Overview
 		fetchJSON(t, c.page("/", "by", "customer"), &o)
 		same(t, "JSON customer cell", cellOf(o, truth.CustomerCell.Row, truth.CustomerCell.Provider), truth.CustomerCell)
+	})
+
+	t.Run("links and filters", func(t *testing.T) {
+		b := b.in(t)
+		b.open(c.page("/"))
+		u := b.follow(chromedp.Click(chromedp.CSS(`main a[href*="by=customer"]`)))
+		if got := queryOf(t, u).Get("by"); got != "customer" {
+			t.Errorf("the rows-by-customer link went to %s", u)
+		}
+		checkCell(t, b, truth.CustomerCell)
+
+		// The filter form keeps the rows by customer and adds the provider.
+		u = b.follow(
+			chromedp.SendKeys(chromedp.CSS(`form.filters input[name=provider]`), consoletest.CleanProvider),
+			chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
+		)
+		if q := queryOf(t, u); q.Get("provider") != consoletest.CleanProvider || q.Get("by") != "customer" {
+			t.Errorf("the filter form went to %s, want provider=%s and by=customer", u, consoletest.CleanProvider)
+		}
+		if got := b.texts("table.matrix thead th[scope=col]"); !slices.Equal(got, []string{consoletest.CleanProvider}) {
+			t.Errorf("filtered on provider %s, the overview shows providers %q", consoletest.CleanProvider, got)
+		}
+		if got := b.texts("table.matrix tbody th[scope=row]"); !slices.Equal(got, []string{consoletest.CleanCustomer}) {
+			t.Errorf("filtered on provider %s, the overview shows customers %q", consoletest.CleanProvider, got)
+		}
+
+		// The navigation keeps the filter: a shared link shows the same.
+		u = b.follow(chromedp.Click(chromedp.CSS(`nav a[href^="/probes"]`)))
+		if q := queryOf(t, u); q.Get("provider") != consoletest.CleanProvider {
+			t.Errorf("the probes link went to %s, which lost provider=%s", u, consoletest.CleanProvider)
+		}
+		if got := b.attrs("tr[data-provider]", "data-provider"); !slices.Equal(got, []string{consoletest.CleanProvider}) {
+			t.Errorf("filtered on provider %s, the probes page shows providers %q", consoletest.CleanProvider, got)
+		}
+
+		// The range links.
+		u = b.follow(chromedp.Click(chromedp.CSS(`p.range a[href*="range=1h"]`)))
+		if q := queryOf(t, u); q.Get("range") != "1h" || q.Get("provider") != consoletest.CleanProvider {
+			t.Errorf("the 1h link went to %s", u)
+		}
+		if got := b.texts(`select[name=range] option:checked`); !slices.Equal(got, []string{"1h"}) {
+			t.Errorf("after the 1h link the range shows %q", got)
+		}
 	})
 
 	t.Run("probes", func(t *testing.T) {
@@ -338,6 +384,16 @@ func checkCell(t *testing.T, b *browser, want consoletest.Cell) {
 			t.Errorf("cell %s has the tooltip %q, which lacks %q", name, title, f)
 		}
 	}
+}
+
+// queryOf is the query of a URL the browser went to.
+func queryOf(t *testing.T, u string) url.Values {
+	t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed.Query()
 }
 
 // cellOf is the overview's cell row × provider, nil when it has none.
