@@ -164,6 +164,7 @@ func (w *Worker) Handler() http.Handler {
 	mux.Handle("GET /complaints", page("complaints", func(ctx context.Context, s source, p Params) (any, error) { return s.complaints(ctx, p) }))
 	mux.Handle("GET /alerts", page("alerts", func(ctx context.Context, s source, p Params) (any, error) { return s.alerts(ctx, p) }))
 	mux.Handle("GET /trace", page("trace", func(ctx context.Context, s source, p Params) (any, error) { return s.trace(ctx, p) }))
+	mux.Handle("GET /report", page("report", func(ctx context.Context, s source, p Params) (any, error) { return s.report(ctx, p) }))
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/chtest"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/report"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -34,6 +35,8 @@ func TestMain(m *testing.M) { os.Exit(chtest.RunWithServer(m, &server)) }
 // seeded is a console over a database and a NATS server holding
 // consoletest's events, with every SQL statement it ran recorded.
 type seeded struct {
+	conn    driver.Conn
+	now     time.Time
 	truth   consoletest.Truth
 	handler http.Handler
 	queries *recorder
@@ -69,7 +72,7 @@ func seed(t *testing.T, cfg console.Config) seeded {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return seeded{truth: truth, handler: w.Handler(), queries: rec}
+	return seeded{conn: conn, now: now, truth: truth, handler: w.Handler(), queries: rec}
 }
 
 // get asks the handler for path as a loopback client.
@@ -260,6 +263,38 @@ func TestPagesShowTheSeededTruth(t *testing.T) {
 		same(t, "trace of the probe", steps, truth.ProbeTrace)
 		contains(t, "trace", getHTML(t, h, "/trace?q="+consoletest.TraceTrackingID), "<b>attempt</b> deferred", "<b>complaint</b> abuse", "<b>decision</b> reroute")
 	})
+}
+
+// TestReportPage checks that /report is the report package's report (the
+// same as `mailmon report`) for the period and customer in the URL.
+func TestReportPage(t *testing.T) {
+	s := seed(t, console.DefaultConfig())
+	for _, tc := range []struct {
+		path string
+		opts report.Options
+	}{
+		{"/report", report.Options{Period: report.Daily, End: s.now}},
+		{"/report?period=weekly&customer=" + consoletest.Customer, report.Options{Period: report.Weekly, Customer: consoletest.Customer, End: s.now}},
+	} {
+		want, err := report.Build(context.Background(), s.conn, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := getJSON[console.ReportPage](t, s.handler, tc.path)
+		wantJSON, _ := json.Marshal(want)
+		gotJSON, _ := json.Marshal(got.Report)
+		if string(gotJSON) != string(wantJSON) {
+			t.Errorf("GET %s: report\n got %s\nwant %s", tc.path, gotJSON, wantJSON)
+		}
+		var html strings.Builder
+		if err := want.WriteHTML(&html); err != nil {
+			t.Fatal(err)
+		}
+		contains(t, tc.path, getHTML(t, s.handler, tc.path), html.String(), "<title>mailmon · Report</title>")
+	}
+	if code, _ := get(t, s.handler, "/report?period=monthly", true); code != http.StatusBadRequest {
+		t.Errorf("period=monthly: %d, want 400", code)
+	}
 }
 
 // rawTable matches a query reading a raw delivery or probe table (the

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"html/template"
 	"net/url"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type Params struct {
 	By string `json:"by,omitempty"`
 	// Q is what the trace page looks for.
 	Q string `json:"q,omitempty"`
+	// Period is the report page's period: "daily" (default) or "weekly".
+	Period string `json:"period,omitempty"`
 }
 
 // maxParam bounds a filter's length: names and addresses are short.
@@ -57,6 +60,14 @@ func parseParams(q url.Values, now time.Time, maxRange time.Duration) (Params, e
 		Customer: strings.TrimSpace(q.Get("customer")),
 		By:       q.Get("by"),
 		Q:        strings.TrimSpace(q.Get("q")),
+		Period:   q.Get("period"),
+	}
+	switch p.Period {
+	case "":
+		p.Period = "daily"
+	case "daily", "weekly":
+	default:
+		return Params{}, fmt.Errorf("period: %q is not daily or weekly", p.Period)
 	}
 	for name, v := range map[string]string{"provider": p.Provider, "source_ip": p.SourceIP, "customer": p.Customer, "q": p.Q} {
 		if len(v) > maxParam {
@@ -117,8 +128,10 @@ func parseParams(q url.Values, now time.Time, maxRange time.Duration) (Params, e
 }
 
 // Query is the URL query of p with key set to value (value "" removes
-// it): the links between pages and ranges keep the other parameters.
-func (p Params) Query(key, value string) string {
+// it): the links between pages and ranges keep the other parameters. It
+// is already URL-encoded, so html/template must not escape it again
+// (which would make the whole query one opaque parameter).
+func (p Params) Query(key, value string) template.URL {
 	v := url.Values{}
 	if p.Range != "" {
 		v.Set("range", p.Range)
@@ -131,6 +144,9 @@ func (p Params) Query(key, value string) string {
 			v.Set(k, s)
 		}
 	}
+	if p.Period == "weekly" {
+		v.Set("period", p.Period)
+	}
 	if key == "range" {
 		v.Del("from")
 		v.Del("to")
@@ -140,7 +156,7 @@ func (p Params) Query(key, value string) string {
 	} else {
 		v.Set(key, value)
 	}
-	return v.Encode()
+	return template.URL(v.Encode())
 }
 
 // step is the width of a chart's points for the range: about 12 to 48

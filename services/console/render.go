@@ -19,6 +19,7 @@ var pageLinks = []pageLink{
 	{"complaints", "/complaints", "Complaints & enforcement"},
 	{"alerts", "/alerts", "Alerts"},
 	{"trace", "/trace", "Trace"},
+	{"report", "/report", "Report"},
 }
 
 // The template functions. Figures print the same way everywhere:
