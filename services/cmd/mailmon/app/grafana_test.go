@@ -162,6 +162,32 @@ func TestGrafanaPanelQueries(t *testing.T) {
 		}
 	}
 
+	// Every panel also runs with a value selected for each variable, the
+	// other side of $__conditionalAll.
+	selected := map[string][]string{"provider": {"gmail"}, "source_ip": {"192.0.2.1"}, "customer": {"acme"}}
+	for _, p := range panels {
+		name := p.Dashboard + " / " + p.Title + " (gmail, 192.0.2.1, acme)"
+		sql, err := grafana.ExpandWith(p.SQL, grafana.Options{From: from, To: to, Vars: selected})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		columns, rows := queryStrings(t, conn, name, sql)
+		if want := grafanaColumns[p.Dashboard+" / "+p.Title]; !slices.Equal(columns, want) {
+			t.Errorf("%s: columns %v, want %v", name, columns, want)
+		}
+		if len(rows) == 0 {
+			t.Errorf("%s: no rows", name)
+		}
+		for _, r := range rows {
+			for _, c := range []string{"provider", "source_ip", "customer"} {
+				if v, ok := r[c]; ok && v != "" && v != selected[c][0] {
+					t.Errorf("%s: a row for %s %s: %v", name, c, v, r)
+				}
+			}
+		}
+	}
+
 	// A selection narrows the panels through $__conditionalAll.
 	for _, p := range panels {
 		if p.Dashboard+" / "+p.Title != "mailmon / Overview / Sending IP × provider" {
