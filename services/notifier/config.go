@@ -49,6 +49,10 @@ type Config struct {
 	// Routes are where notifications go. With none, alerts are consumed
 	// and counted only.
 	Routes []Route `yaml:"routes"`
+	// Reports are the daily and weekly reports (as `mailmon report`
+	// prints them) e-mailed to email routes on a schedule. They are read
+	// from ClickHouse (the clickhouse section).
+	Reports []ReportSchedule `yaml:"reports"`
 }
 
 // Route is one destination.
@@ -183,6 +187,9 @@ func (c Config) Validate() error {
 		if (r.Username == "") != (r.Password == "") {
 			check.Addf(p+".password", "username and password go together")
 		}
+	}
+	for i, r := range c.Reports {
+		check.Nest(fmt.Sprintf("reports[%d]", i), r.validate(c.Routes))
 	}
 	return check.Err()
 }

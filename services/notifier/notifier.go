@@ -111,6 +111,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		stopFlushes()
 		n.flushes.Wait()
 	}()
+	if len(n.cfg.Reports) > 0 {
+		n.flushes.Go(func() { n.reportLoop(flushCtx, kv) })
+	}
 	backoff := make([]time.Duration, len(n.cfg.Redelivery))
 	for i, d := range n.cfg.Redelivery {
 		backoff[i] = d.Std()
@@ -493,6 +496,8 @@ type metrics struct {
 	sendSeconds   *prometheus.HistogramVec
 	undeliverable *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
+	reports       *prometheus.CounterVec
+	reportErrors  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -510,6 +515,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "alerts_undeliverable_total", Help: "Alerts a route did not take within max_age of their time, dead-lettered, by route."}, []string{"route"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "route_auth_failures_total", Help: "Send attempts a route refused with 401 or 403 (a credential to fix), by route."}, []string{"route"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "reports_sent_total", Help: "Scheduled reports a route's relay took, by route and period."}, []string{"route", "period"}),
+		reportErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "report_errors_total", Help: "Scheduled reports that could not be built, sent or marked sent (retried every minute), by route and period."}, []string{"route", "period"}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.alerts = obs.Register(r, m.alerts)
@@ -518,5 +527,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.sendSeconds = obs.Register(r, m.sendSeconds)
 	m.undeliverable = obs.Register(r, m.undeliverable)
 	m.authFailures = obs.Register(r, m.authFailures)
+	m.reports = obs.Register(r, m.reports)
+	m.reportErrors = obs.Register(r, m.reportErrors)
 	return m, r.Err()
 }

@@ -100,6 +100,10 @@ func exampleValues() Config {
 			From: "mailmon <alerts@example.net>", To: []string{"noc@example.net"},
 			MinSeverity: "critical"},
 	}
+	c.Notifier.Reports = []notifier.ReportSchedule{
+		{Period: "daily", At: "07:00", Routes: []string{"noc-mail"}},
+		{Period: "weekly", At: "07:00", Weekday: "monday", Customer: "acme-retail", Routes: []string{"noc-mail"}},
+	}
 
 	c.ProbeSender.From = "probe@example.net"
 	c.ProbeSender.FromName = "mailmon probe"

@@ -35,7 +35,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts RunOptions) 
 	needCH := opts.ClickHouse
 	natsMayBeDown := len(opts.Workers) > 0
 	for _, d := range opts.Workers {
-		needCH = needCH || d.NeedsClickHouse
+		needCH = needCH || (d.NeedsClickHouse != nil && d.NeedsClickHouse(cfg))
 		natsMayBeDown = natsMayBeDown && d.StartsWithoutNATS
 	}
 	rt, err := Start(ctx, cfg, logger, StartOptions{ClickHouse: needCH, NATSMayBeDown: natsMayBeDown})

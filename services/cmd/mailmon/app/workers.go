@@ -24,9 +24,10 @@ import (
 type Definition struct {
 	Name    string
 	Summary string
-	// NeedsClickHouse makes the runtime connect to ClickHouse and apply the
-	// migrations before the worker starts.
-	NeedsClickHouse bool
+	// NeedsClickHouse, when it says so for the config, makes the runtime
+	// connect to ClickHouse (starting the local server if configured) and
+	// apply the migrations before the worker starts.
+	NeedsClickHouse func(cfg Config) bool
 	// StartsWithoutNATS: the worker serves from local state while NATS is
 	// unreachable, so a process running only such workers starts anyway:
 	// its connections retry in the background (the worker reports not
@@ -41,7 +42,7 @@ var definitions = []Definition{
 	{
 		Name:            clickhousesink.WorkerName,
 		Summary:         "store every event stream in ClickHouse (batched, at-least-once, deduplicated by id)",
-		NeedsClickHouse: true,
+		NeedsClickHouse: always,
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			return clickhousesink.New(cfg.ClickHouseSink, s)
 		},
@@ -69,8 +70,10 @@ var definitions = []Definition{
 		},
 	},
 	{
-		Name:    notifier.WorkerName,
-		Summary: "deliver alerts to webhooks (generic JSON, Slack, Alertmanager), grouped and deduplicated per subject",
+		Name: notifier.WorkerName,
+		// Only to build the scheduled reports it e-mails.
+		NeedsClickHouse: func(cfg Config) bool { return len(cfg.Notifier.Reports) > 0 },
+		Summary:         "deliver alerts to webhooks (generic JSON, Slack, Alertmanager), grouped and deduplicated per subject",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			return notifier.New(cfg.Notifier, s)
 		},
@@ -99,7 +102,7 @@ var definitions = []Definition{
 	{
 		Name:            console.WorkerName,
 		Summary:         "serve the read-only ops console at / on http.addr: overview, probes, deliveries, blocklists, complaints, alerts, trace (HTML or JSON)",
-		NeedsClickHouse: true,
+		NeedsClickHouse: always,
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			if err := cfg.Console.CheckExposure(cfg.HTTP.Addr); err != nil {
 				return nil, err
@@ -115,6 +118,9 @@ var definitions = []Definition{
 		},
 	},
 }
+
+// always is NeedsClickHouse of the workers that need it whatever the config.
+func always(Config) bool { return true }
 
 // Workers returns the registered workers.
 func Workers() []Definition { return slices.Clone(definitions) }
