@@ -47,7 +47,7 @@ var grafanaColumns = map[string][]string{
 	"mailmon / Complaints / Complaints by customer":      {"time", "customer", "complaints"},
 	"mailmon / Complaints / Complaints by feedback type": {"customer", "provider", "feedback_type", "complaints"},
 	"mailmon / Complaints / Decisions": {"kind", "scope", "subject", "customer", "provider", "source_ip",
-		"decisions", "max_rate", "last_until", "in_force"},
+		"decisions", "max_rate_pct", "last_until", "in_force"},
 }
 
 // TestGrafanaPanelQueries runs every Grafana panel's and variable's query,
@@ -134,7 +134,7 @@ func TestGrafanaPanelQueries(t *testing.T) {
 	})
 	decisions := results["mailmon / Complaints / Decisions"]
 	wantRow(t, "decisions", decisions, map[string]string{"kind": "cutoff", "subject": "acme"}, map[string]string{
-		"decisions": "1", "max_rate": "0.031", "in_force": "1",
+		"decisions": "1", "max_rate_pct": "3.1", "in_force": "1",
 	})
 	wantRow(t, "decisions", decisions, map[string]string{"kind": "reroute", "subject": "192.0.2.2"}, map[string]string{
 		"decisions": "1", "in_force": "0",
