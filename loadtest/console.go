@@ -181,6 +181,7 @@ type consoleResult struct {
 	Answers         []answerFigure `json:"answers"`
 	AnswersEqual    bool           `json:"answers_equal"`
 	Pages           []pageFigure   `json:"pages"`
+	PageChecks      []pageCheck    `json:"page_checks"`
 	Panels          []panelFigure  `json:"panels"`
 	TargetP95ms     float64        `json:"target_p95_ms"`
 	TargetsMet      bool           `json:"targets_met"`
@@ -191,8 +192,8 @@ type consoleResult struct {
 	KeptDir         string         `json:"kept_dir,omitempty"`
 }
 
-// ok: everything loaded once, every rollup answer equals the raw one and
-// every page and panel answered. The p95 target is a figure
+// ok: everything loaded once, every rollup answer and every checked page
+// figure equals the raw one, and every page and panel answered. The p95 target is a figure
 // (targets_met), not a condition of the exit status.
 func (r *consoleResult) ok() bool {
 	if r.Error != "" || r.Lost != 0 || r.Duplicates != 0 || r.DirectMismatch != 0 || !r.AnswersEqual {
@@ -208,6 +209,11 @@ func (r *consoleResult) ok() bool {
 			return false
 		}
 	}
+	for _, c := range r.PageChecks {
+		if !c.Equal {
+			return false
+		}
+	}
 	return true
 }
 
@@ -220,7 +226,7 @@ func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	res := &consoleResult{
 		Scenario: "console", Days: opts.shape.days, DeliveriesPerDay: opts.shape.perDay, IPs: opts.shape.ips,
 		Providers: opts.shape.providers, Customers: opts.shape.customers, TargetP95ms: float64(opts.targetP95.Milliseconds()),
-		Rows: map[string]int{}, Answers: []answerFigure{}, Pages: []pageFigure{}, Panels: []panelFigure{},
+		Rows: map[string]int{}, Answers: []answerFigure{}, Pages: []pageFigure{}, Panels: []panelFigure{}, PageChecks: []pageCheck{},
 	}
 	r := &consoleRun{opts: opts, res: res, log: stderr}
 	if err := r.run(ctx); err != nil {
@@ -298,6 +304,9 @@ func (r *consoleRun) run(parent context.Context) (err error) {
 	}
 	if err := r.measureAnswers(ctx); err != nil {
 		return fmt.Errorf("answers: %w", err)
+	}
+	if err := r.checkPages(ctx); err != nil {
+		return fmt.Errorf("page figures: %w", err)
 	}
 	if err := r.measurePages(ctx); err != nil {
 		return fmt.Errorf("pages: %w", err)
@@ -1265,4 +1274,145 @@ func (r *consoleRun) measurePanels(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pageCheck is one console page's JSON figures compared with the same
+// figures computed from the raw tables over the page's own range (the
+// from/to its JSON echoes).
+type pageCheck struct {
+	Page    string `json:"page"`
+	Figures int    `json:"figures"`
+	Equal   bool   `json:"equal"`
+	Diff    string `json:"diff,omitempty"`
+}
+
+// pageMeta is the part of every page's JSON that says what it covers.
+type pageMeta struct {
+	Params struct {
+		From time.Time `json:"from"`
+		To   time.Time `json:"to"`
+	} `json:"params"`
+}
+
+// checkPages reads the overview (by IP and by customer), the probes page
+// and the deliveries page as JSON and checks their counts against the raw
+// tables: what an operator reads on the console is what was sent.
+func (r *consoleRun) checkPages(ctx context.Context) error {
+	if !slices.Contains(strings.Split(r.opts.workers, ","), "console") {
+		return nil
+	}
+	client := &http.Client{Timeout: time.Minute}
+	base := "http://127.0.0.1:" + strconv.Itoa(r.httpPort)
+	get := func(path string, into any) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s: %s", path, resp.Status, firstLine(body))
+		}
+		return json.Unmarshal(body, into)
+	}
+	within := func(m pageMeta) string {
+		return "time >= " + chTime(m.Params.From) + " AND time < " + chTime(m.Params.To)
+	}
+
+	for _, by := range []struct{ path, col string }{{"/?by=ip", "source_ip"}, {"/?by=customer", "customer"}} {
+		var page struct {
+			pageMeta
+			Cells []struct {
+				Row, Provider            string
+				Attempts, Sent, Deferred uint64
+			} `json:"cells"`
+		}
+		if err := get(by.path, &page); err != nil {
+			return err
+		}
+		var shown []string
+		for _, c := range page.Cells {
+			if c.Attempts > 0 {
+				shown = append(shown, fmt.Sprintf("%s|%s|%d|%d|%d", c.Row, c.Provider, c.Attempts, c.Sent, c.Deferred))
+			}
+		}
+		slices.Sort(shown)
+		raw, err := r.queryRows(ctx, `SELECT `+by.col+`, provider, count(), countIf(status = 'sent'), countIf(status = 'deferred') FROM delivery_attempted WHERE `+
+			within(page.pageMeta)+` GROUP BY `+by.col+`, provider ORDER BY `+by.col+`, provider`)
+		if err != nil {
+			return err
+		}
+		slices.Sort(raw)
+		r.addPageCheck(by.path+" (attempts, sent, deferred per cell)", shown, raw)
+	}
+
+	var probes struct {
+		pageMeta
+		Rows []struct {
+			Provider                   string
+			SourceIP                   string `json:"source_ip"`
+			Sent, Inbox, Spam, Missing uint64
+		} `json:"rows"`
+	}
+	if err := get("/probes", &probes); err != nil {
+		return err
+	}
+	var shown []string
+	for _, p := range probes.Rows {
+		shown = append(shown, fmt.Sprintf("%s|%s|%d|%d|%d|%d", p.Provider, p.SourceIP, p.Sent, p.Inbox, p.Spam, p.Missing))
+	}
+	slices.Sort(shown)
+	w := within(probes.pageMeta)
+	// ClickHouse 18.16 joins two tables per SELECT: nest the second join.
+	raw, err := r.queryRows(ctx, `SELECT provider, source_ip, sent, inbox, spam, missing FROM
+		(SELECT provider, source_ip, sent, inbox, spam FROM
+			(SELECT provider, source_ip, count() AS sent FROM probe_sent WHERE `+w+` GROUP BY provider, source_ip)
+			ANY LEFT JOIN (SELECT provider, source_ip, countIf(placement = 'inbox') AS inbox, countIf(placement = 'spam') AS spam FROM probe_received WHERE `+w+` GROUP BY provider, source_ip)
+			USING (provider, source_ip))
+		ANY LEFT JOIN (SELECT provider, source_ip, count() AS missing FROM probe_missing WHERE `+w+` GROUP BY provider, source_ip)
+		USING (provider, source_ip)`)
+	if err != nil {
+		return err
+	}
+	slices.Sort(raw)
+	r.addPageCheck("/probes (sent, inbox, spam, missing per provider x source)", shown, raw)
+
+	var deliveries struct {
+		pageMeta
+		Totals map[string]uint64 `json:"totals"`
+	}
+	if err := get("/deliveries", &deliveries); err != nil {
+		return err
+	}
+	shown = shown[:0]
+	for status, n := range deliveries.Totals {
+		if n > 0 {
+			shown = append(shown, fmt.Sprintf("%s|%d", status, n))
+		}
+	}
+	slices.Sort(shown)
+	raw, err = r.queryRows(ctx, `SELECT status, count() FROM delivery_attempted WHERE `+within(deliveries.pageMeta)+` GROUP BY status ORDER BY status`)
+	if err != nil {
+		return err
+	}
+	slices.Sort(raw)
+	r.addPageCheck("/deliveries (attempts by status)", shown, raw)
+	return nil
+}
+
+func (r *consoleRun) addPageCheck(page string, shown, raw []string) {
+	c := pageCheck{Page: page, Figures: len(raw), Equal: len(raw) > 0 && slices.Equal(shown, raw)}
+	if !c.Equal {
+		c.Diff = strings.Replace(firstDifference(shown, raw), "rollup", "page", -1)
+	}
+	progress(r.log, "page figures %s: %d rows from the raw tables, equal %v %s", page, c.Figures, c.Equal, c.Diff)
+	r.res.PageChecks = append(r.res.PageChecks, c)
 }
