@@ -101,8 +101,8 @@ var definitions = []Definition{
 	},
 	{
 		Name:            console.WorkerName,
-		Summary:         "serve the read-only ops console at / on http.addr: overview, probes, deliveries, blocklists, complaints, alerts, trace (HTML or JSON)",
-		NeedsClickHouse: always,
+		Summary:         "serve the read-only ops console at / on http.addr: overview, probes, deliveries, blocklists, complaints, alerts, trace, report (HTML or JSON)",
+		NeedsClickHouse: func(cfg Config) bool { return cfg.Console.Enabled },
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
 			if err := cfg.Console.CheckExposure(cfg.HTTP.Addr); err != nil {
 				return nil, err
