@@ -474,7 +474,7 @@ const bucketExpr = "toDateTime(intDiv(toUInt32(bucket), ?) * ?, 'UTC')"
 
 // probes builds /probes from the three probe rollups.
 func (s source) probes(ctx context.Context, p Params) (Probes, error) {
-	out := Probes{Meta: Meta{Page: "probes", Params: p, Now: s.now}, Step: p.step().String()}
+	out := Probes{Meta: Meta{Page: "probes", Params: p, Now: s.now}, Step: stepName(p.step())}
 	rows := map[cellKey]*ProbeRow{}
 	rowAt := func(provider, ip string) *ProbeRow {
 		k := cellKey{provider, ip}
@@ -655,7 +655,7 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 // deliveries builds /deliveries from delivery_status_5m and
 // delivery_reply_1h.
 func (s source) deliveries(ctx context.Context, p Params) (Deliveries, error) {
-	out := Deliveries{Meta: Meta{Page: "deliveries", Params: p, Now: s.now}, Step: p.step().String(),
+	out := Deliveries{Meta: Meta{Page: "deliveries", Params: p, Now: s.now}, Step: stepName(p.step()),
 		Totals: map[string]uint64{}, Rejections: map[string]uint64{}}
 	f := rollupRange(p, "provider", "source_ip", "customer")
 	q, err := s.conn.Query(ctx, `SELECT status, category, countMerge(attempts) FROM delivery_status_5m`+f.where()+` GROUP BY status, category`, f.args...)

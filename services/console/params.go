@@ -173,6 +173,17 @@ func (p Params) step() time.Duration {
 	return 24 * time.Hour
 }
 
+// stepName writes a step as the range names do: "5m", "1h", "6h", "1d".
+func stepName(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return fmt.Sprintf("%dm", d/time.Minute)
+}
+
 // filter builds a WHERE clause from fixed conditions with bound values:
 // the values of the URL are never spliced into SQL.
 type filter struct {

@@ -92,3 +92,11 @@ func FuzzParseParams(f *testing.F) {
 		_ = p.Query("range", "1h")
 	})
 }
+
+func TestStepName(t *testing.T) {
+	for d, want := range map[time.Duration]string{5 * time.Minute: "5m", time.Hour: "1h", 6 * time.Hour: "6h", 24 * time.Hour: "1d"} {
+		if got := stepName(d); got != want {
+			t.Errorf("stepName(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
