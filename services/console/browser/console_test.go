@@ -40,10 +40,15 @@ type seededConsole struct {
 // second, so the default range is the truth's.
 func startConsole(t *testing.T, extra func(ctx context.Context, conn driver.Conn, now time.Time) error) seededConsole {
 	t.Helper()
+	return startConsoleAt(t, time.Now().UTC().Truncate(time.Second), extra)
+}
+
+// startConsoleAt is startConsole with the clock stopped at now.
+func startConsoleAt(t *testing.T, now time.Time, extra func(ctx context.Context, conn driver.Conn, now time.Time) error) seededConsole {
+	t.Helper()
 	ctx := context.Background()
 	conn, database := chtest.NewDatabase(t, server)
 	_, _, js := natstest.Start(t)
-	now := time.Now().UTC().Truncate(time.Second)
 	truth, err := consoletest.Seed(ctx, conn, now)
 	if err != nil {
 		t.Fatal(err)

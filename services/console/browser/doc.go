@@ -22,5 +22,5 @@
 //	MAILMON_SCREENSHOTS=/tmp/shots go test ./services/console/browser
 //
 // The overview image in the README, testdata/overview.png, is that run's
-// overview-matrix.png (TestOverviewMatrix: three IPs × three providers).
+// overview-matrix.png (three IPs × three providers).
 package browser

@@ -272,10 +272,13 @@ func (b *browser) text(selector string) string {
 }
 
 // table returns the text of every cell of every body row of the tables
-// matching the CSS selector, row by row.
+// matching the CSS selector, row by row; a row of headings only (a table
+// without a thead has its headings in the body) is left out.
 func (b *browser) table(selector string) [][]string {
 	b.t.Helper()
-	expr := fmt.Sprintf(`Array.from(document.querySelectorAll(%s), tr => Array.from(tr.cells, td => td.innerText.replace(/\s+/g, " ").trim()))`, strconv.Quote(selector+" tbody tr"))
+	expr := fmt.Sprintf(`Array.from(document.querySelectorAll(%s), tr => Array.from(tr.cells)).
+		filter(cells => cells.some(c => c.tagName !== "TH")).
+		map(cells => cells.map(c => c.innerText.replace(/\s+/g, " ").trim()))`, strconv.Quote(selector+" tbody tr"))
 	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](expr))

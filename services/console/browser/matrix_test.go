@@ -36,12 +36,12 @@ var matrixCells = []matrixCell{
 	{ip: "192.0.2.12", provider: "outlook", sent: 320, deferred: 8, category: "rate_limited"},
 }
 
-// TestOverviewMatrix opens the overview of three IPs × three providers
-// (consoletest's events and more) and checks every cell, in the page and
-// in its JSON; its screenshot is the one in the README.
-func TestOverviewMatrix(t *testing.T) {
+// checkMatrix opens the overview of three IPs × three providers
+// (consoletest's events and more, in a console of their own) and checks
+// every cell, in the page and in its JSON; its screenshot is the one in
+// the README.
+func checkMatrix(t *testing.T, b *browser) {
 	c := startConsole(t, insertMatrix)
-	b := newBrowser(t)
 	b.open(c.page("/"))
 
 	want := []consoletest.Cell{c.truth.Cell, c.truth.CleanCell}

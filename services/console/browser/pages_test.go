@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -16,9 +17,10 @@ import (
 // TestConsolePages opens every console page in chromium over the seeded
 // events and checks that the figures it shows, and those of its JSON
 // variant, are the seeded truth, that it wrote no console error, and
-// saves a screenshot of it.
+// saves a screenshot of it. The console's clock stops on the last full
+// hour, where the daily report's day ends (see checkReport).
 func TestConsolePages(t *testing.T) {
-	c := startConsole(t, nil)
+	c := startConsoleAt(t, time.Now().UTC().Truncate(time.Hour), nil)
 	truth := c.truth
 	b := newBrowser(t)
 
@@ -40,6 +42,8 @@ func TestConsolePages(t *testing.T) {
 		same(t, "JSON cell", cellOf(o, truth.Cell.Row, truth.Cell.Provider), truth.Cell)
 		same(t, "JSON clean cell", cellOf(o, truth.CleanCell.Row, truth.CleanCell.Provider), truth.CleanCell)
 	})
+
+	t.Run("overview matrix", func(t *testing.T) { checkMatrix(t, b.in(t)) })
 
 	t.Run("overview by customer", func(t *testing.T) {
 		b := b.in(t)
@@ -281,6 +285,8 @@ func TestConsolePages(t *testing.T) {
 		same(t, "JSON silenced", a.Silenced, truth.Silenced)
 		same(t, "JSON resolved", a.Resolved, truth.Resolved)
 	})
+
+	t.Run("report", func(t *testing.T) { checkReport(t, b.in(t), c) })
 
 	t.Run("trace", func(t *testing.T) {
 		b := b.in(t)
