@@ -80,9 +80,10 @@ func formatTime(t time.Time) string {
 }
 
 // formatThreshold prints a decision's threshold in its rule's unit: a
-// count for count rules, a rate otherwise.
+// rate for a rate rule (complaint_rate), a count otherwise
+// (complaint_count, rejection_burst, probe_missing).
 func formatThreshold(rule string, v float64) string {
-	if strings.Contains(rule, "count") || strings.Contains(rule, "burst") {
+	if !strings.HasSuffix(rule, "_rate") {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return formatRate(100 * v)

@@ -229,7 +229,7 @@ func TestConsolePages(t *testing.T) {
 		if got, want := inForce[0][:5], []string{d.Subject, d.Action, d.Rule, ts(d.Time), ts(d.Until)}; !slices.Equal(got, want) {
 			t.Errorf("decision in force shows %q, want %q", got, want)
 		}
-		if evidence := fmt.Sprintf("%d complaints / %d delivered = %s", d.Complaints, d.Delivered, rate(100*d.Rate)); len(inForce[0]) < 7 || !strings.Contains(inForce[0][5], evidence) {
+		if evidence := fmt.Sprintf("%d complaints / %d delivered = %s (threshold %s)", d.Complaints, d.Delivered, rate(100*d.Rate), threshold(d.Rule, d.Threshold, "%.2f %%")); len(inForce[0]) < 7 || inForce[0][5] != evidence {
 			t.Errorf("decision in force shows %q, want the evidence %q", inForce[0], evidence)
 		}
 		if got := b.texts("table.in-force code"); !slices.Equal(got, []string{d.LiftCommand}) {
@@ -237,12 +237,10 @@ func TestConsolePages(t *testing.T) {
 		}
 		var history [][]string
 		for _, d := range truth.DecisionHistory {
-			history = append(history, []string{ts(d.Time), d.Subject, d.Action, d.Rule, ts(d.Until)})
+			history = append(history, []string{ts(d.Time), d.Subject, d.Action, d.Rule, ts(d.Until),
+				fmt.Sprintf("%d complaints / %d delivered = %s (threshold %s)", d.Complaints, d.Delivered, rate(100*d.Rate), threshold(d.Rule, d.Threshold, "%.2f %%"))})
 		}
-		var shown [][]string
-		for _, r := range b.table("table.decisions") {
-			shown = append(shown, r[:min(5, len(r))])
-		}
+		shown := b.table("table.decisions")
 		if !equalRows(shown, history) {
 			t.Errorf("decision history shows %q, want %q", shown, history)
 		}
@@ -390,6 +388,15 @@ func checkCell(t *testing.T, b *browser, want consoletest.Cell) {
 			t.Errorf("cell %s has the tooltip %q, which lacks %q", name, title, f)
 		}
 	}
+}
+
+// threshold is a decision's threshold as the pages print it: a rate rule's
+// (a fraction) as a percentage in format, the count rules' as a count.
+func threshold(rule string, v float64, format string) string {
+	if rule == "complaint_rate" {
+		return fmt.Sprintf(format, 100*v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // queryOf is the query of a URL the browser went to.

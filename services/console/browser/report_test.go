@@ -78,6 +78,21 @@ func checkReport(t *testing.T, b *browser, c seededConsole) {
 		t.Errorf("the report's delistings show %q, want %s of %s", got, consoletest.DelistedZone, consoletest.SourceIP)
 	}
 
+	// The decisions of the day, each threshold in its rule's unit.
+	var decisions [][]string
+	for _, d := range truth.DecisionHistory {
+		decisions = append(decisions, []string{d.Time.Format("2006-01-02 15:04"), d.Subject, d.Rule, fmt.Sprint(d.Complaints), fmt.Sprint(d.Delivered), threshold(d.Rule, d.Threshold, "%.3f%%")})
+	}
+	var shown [][]string
+	for _, r := range b.table("table.report-decisions") {
+		if len(r) == 11 { // time kind scope subject rule action complaints delivered rate threshold until
+			shown = append(shown, []string{r[0], r[3], r[4], r[6], r[7], r[9]})
+		}
+	}
+	if !equalRows(sorted(shown), sorted(decisions)) {
+		t.Errorf("the report's decisions show %q, want %q", shown, decisions)
+	}
+
 	// The FBL review: the trusted complaints, and the forged one apart.
 	var complaints uint64
 	for _, r := range truth.Complaints {

@@ -37,6 +37,9 @@ func TestFormats(t *testing.T) {
 		{formatPercent(100.0 / 3), "33.3%"},
 		{formatRate(0.003), "0.300%"},
 		{formatRatePercent(40), "40.000%"},
+		{formatThreshold("complaint_rate", 0.003), "0.300%"},
+		{formatThreshold("complaint_count", 10), "10"},
+		{formatThreshold("rejection_burst", 20), "20"},
 		{formatCount(1234567), "1234567"},
 	} {
 		if c.got != c.want {

@@ -14,6 +14,7 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"formatCount":       formatCount,
 	"formatPercent":     formatPercent,
 	"formatRate":        formatRate,
+	"formatThreshold":   formatThreshold,
 	"formatRatePercent": formatRatePercent,
 	"formatTime":        formatTime,
 	"formatLatency":     formatLatency,

@@ -244,7 +244,7 @@ func (r Report) textDecisions(w io.Writer) {
 	t.add("time", "kind", "scope", "subject", "rule", "complaints", "rate", "threshold", "until")
 	for _, d := range r.Decisions {
 		t.add(formatTime(d.Time), d.Kind, d.Scope, d.Subject, orDash(d.Rule), formatCount(d.Complaints),
-			formatRate(d.Rate), formatRate(d.Threshold), formatTime(d.Until))
+			formatRate(d.Rate), formatThreshold(d.Rule, d.Threshold), formatTime(d.Until))
 	}
 	t.write(w, "  ")
 }
@@ -307,6 +307,16 @@ func formatPercent(p float64) string { return strconv.FormatFloat(p, 'f', 1, 64)
 // formatRate shows a fraction (a complaint rate) as a percentage with
 // three decimals: 0.003 is "0.300%".
 func formatRate(f float64) string { return formatRatePercent(100 * f) }
+
+// formatThreshold shows a decision's threshold in its rule's unit: a
+// rate for a rate rule (complaint_rate), a count for the others
+// (complaint_count, rejection_burst, probe_missing).
+func formatThreshold(rule string, v float64) string {
+	if strings.HasSuffix(rule, "_rate") {
+		return formatRate(v)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
 
 // formatRatePercent shows a small percentage with three decimals.
 func formatRatePercent(p float64) string { return strconv.FormatFloat(p, 'f', 3, 64) + "%" }
