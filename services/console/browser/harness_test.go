@@ -206,13 +206,18 @@ func (b *browser) open(url string) {
 	}
 }
 
-// navigate loads url and waits for its load event.
+// navigate loads url, waits for its load event and fails the test unless
+// it answered 200.
 func (b *browser) navigate(url string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	if err != nil {
 		b.t.Fatalf("opening %s: %v", url, err)
+	}
+	if resp.Status != 200 {
+		b.t.Errorf("%s answered %d %s", url, resp.Status, resp.StatusText)
 	}
 }
 
