@@ -149,7 +149,10 @@ func TestConsoleScenarioEndToEnd(t *testing.T) {
 		unavailable(t, "clickhouse-server: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"console", "-days", "2", "-deliveries-per-day", "20000", "-fetches", "3", "-timeout", "5m"}, &stdout, &stderr)
+	// Two days, few IPs and providers (the probes are per IP x provider
+	// every 5 minutes), two fetches of each page: a minute on 2 cores.
+	code := run(t.Context(), []string{"console", "-days", "2", "-deliveries-per-day", "20000", "-ips", "4", "-providers", "3", "-customers", "8",
+		"-fetches", "2", "-timeout", "5m"}, &stdout, &stderr)
 	got := lastJSONLine(t, stdout.String())
 	if code != 0 {
 		t.Fatalf("exit status %d\nresult: %v\nprogress:\n%s", code, got, stderr.String())
