@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -171,6 +173,20 @@ func TestLab(t *testing.T) {
 	testwait.Eventually(t, time.Minute, "an alert e-mail about "+SpammerCustomer, func() bool {
 		return mailboxMentions(t, w.Dir, SpammerCustomer)
 	})
+	// The ops console shows the same world: the listed IP on the
+	// overview, with its zone, and the spammer's decision.
+	for path, wants := range map[string][]string{
+		"/":           {ipOut3, rblZone},
+		"/complaints": {SpammerCustomer, "mailmon enforcement lift"},
+		"/blocklists": {ipOut3, rblZone},
+	} {
+		body := httpGet(t, "http://"+cfg.HTTP.Addr+path)
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("console %s does not show %q", path, want)
+			}
+		}
+	}
 	// A newcomer reads the first minute of the log: nothing in it may look
 	// like a failure unless the lab says it caused it on purpose.
 	for _, l := range strings.Split(logBuf.String(), "\n") {
@@ -202,13 +218,13 @@ func TestLab(t *testing.T) {
 }
 
 // compress rewrites the lab config for a test: state under dir, every
-// address on a free port, no HTTP or NATS listener, and time compressed.
+// address on a free port, no NATS listener, and time compressed.
 func compress(t *testing.T, cfg *app.Config, dir string) {
 	t.Helper()
 	ports := freePorts(t, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	cfg.DataDir = dir
-	cfg.HTTP.Addr = ""
+	cfg.HTTP.Addr = addr(10) // the ops console
 	cfg.NATS.Embedded.Listen = ""
 	cfg.ClickHouse.Local.Dir = dir + "/clickhouse"
 	cfg.ClickHouse.Local.TCPPort, cfg.ClickHouse.Local.HTTPPort = ports[0], ports[1]
@@ -330,4 +346,19 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// httpGet returns the body of a GET that must answer 200.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v\n%.500s", url, resp.Status, err, body)
+	}
+	return string(body)
 }

@@ -46,6 +46,8 @@ type Summary struct {
 	// AbuseMailbox is how many alert e-mails the abuse team's mailbox
 	// holds.
 	AbuseMailbox int
+	// Console is the ops console's address, when the lab serves it.
+	Console string
 }
 
 // Count is a number of events with the values of the columns grouped by.
@@ -111,6 +113,9 @@ func ReadSummary(ctx context.Context, conn driver.Conn, cfg app.Config, dir stri
 	}
 	local, domain, _ := strings.Cut(AbuseAddress, "@")
 	s.AbuseMailbox = peers.CountMaildir(peers.MaildirOf(filepath.Join(dir, "dovecot"), domain, local), "")
+	if cfg.Console.Enabled && cfg.HTTP.Addr != "" {
+		s.Console = "http://" + cfg.HTTP.Addr + "/"
+	}
 	return s, nil
 }
 
@@ -252,6 +257,9 @@ func (s Summary) Print(w io.Writer) {
 	line("rerouted (ndr)", s.Rerouted, func(c Count) string { return fmt.Sprintf("%s %s: %d", c.Keys[0], c.Keys[1], c.N) })
 	line("alerts", s.Alerts, func(c Count) string { return fmt.Sprintf("%s: %d", c.Keys[0], c.N) })
 	fmt.Fprintf(w, "  %-16s %d alert e-mails in %s\n", "abuse mailbox", s.AbuseMailbox, AbuseAddress)
+	if s.Console != "" {
+		fmt.Fprintf(w, "  %-16s %s (every figure above, by IP, provider and customer)\n", "ops console", s.Console)
+	}
 }
 
 func orNone(s string) string {
