@@ -50,6 +50,8 @@ type Worker struct {
 	conn    driver.Conn
 	buckets map[string]jetstream.KeyValue
 
+	baselines *baselineCache
+
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
@@ -70,7 +72,7 @@ func New(cfg Config, s worker.Settings) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
-	w := &Worker{cfg: cfg, set: s, log: s.Logger, pages: pages, buckets: map[string]jetstream.KeyValue{}}
+	w := &Worker{cfg: cfg, set: s, log: s.Logger, pages: pages, buckets: map[string]jetstream.KeyValue{}, baselines: newBaselineCache()}
 	ch := s.ClickHouse
 	w.open = func(ctx context.Context) (driver.Conn, error) { return chstore.Open(ctx, ch) }
 	w.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -275,7 +277,7 @@ func (w *Worker) servePage(rw http.ResponseWriter, r *http.Request, name string,
 		fail(http.StatusServiceUnavailable, fmt.Errorf("clickhouse not reachable: %w", err))
 		return
 	}
-	data, err := build(ctx, source{conn: conn, kv: w.bucket, cfg: w.cfg, now: now}, p)
+	data, err := build(ctx, source{conn: conn, kv: w.bucket, cfg: w.cfg, now: now, cache: w.baselines}, p)
 	if err != nil {
 		w.log.Error("console page failed", "page", name, "error", err)
 		status := http.StatusInternalServerError

@@ -324,6 +324,14 @@ func TestPagesReadRollups(t *testing.T) {
 			}
 		}
 	}
+	// The baseline's days are over: a second overview within its TTL
+	// reads it from the cache, not from a week of buckets.
+	s.queries.reset()
+	get(t, s.handler, "/", true)
+	if slices.ContainsFunc(s.queries.all(), func(q string) bool { return strings.Contains(q, "toStartOfDay(bucket)") }) {
+		t.Error("the second overview read the baseline again")
+	}
+
 	s.queries.reset()
 	get(t, s.handler, "/trace?q="+consoletest.TraceTrackingID, true)
 	if !slices.ContainsFunc(s.queries.all(), rawTable.MatchString) {

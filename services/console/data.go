@@ -37,10 +37,11 @@ type dnsblRecord struct {
 // source reads one page's data: ClickHouse for history and rollups, the
 // KV buckets for what is in force now.
 type source struct {
-	conn driver.Conn
-	kv   func(ctx context.Context, bucket string) (jetstream.KeyValue, error)
-	cfg  Config
-	now  time.Time
+	conn  driver.Conn
+	kv    func(ctx context.Context, bucket string) (jetstream.KeyValue, error)
+	cfg   Config
+	now   time.Time
+	cache *baselineCache
 }
 
 // state is what is in force now, from the KV buckets.
@@ -179,7 +180,7 @@ func (s source) lastProbes(ctx context.Context, p Params) (map[cellKey]lastProbe
 	// The latest bucket of each pair first (a small answer), then the
 	// placements and latency of those buckets only.
 	rows, err := s.conn.Query(ctx, `SELECT source_ip, provider, bucket, placement, quantilesMerge(0.5, 0.95)(latency_ms)
-		FROM probe_received_5m`+f.where()+`
+		FROM probe_received_5m`+f.prewhere()+`
 		AND (source_ip, provider, bucket) IN (SELECT source_ip, provider, max(bucket) FROM probe_received_5m`+f.where()+` GROUP BY source_ip, provider)
 		GROUP BY source_ip, provider, bucket, placement`, append(slices.Clone(f.args), f.args...)...)
 	if err != nil {
@@ -286,55 +287,13 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	}
 
 	// The baseline: daily rates of the 7 days before the range's first day.
-	firstDay := startOfDay(p.From)
-	bf := &filter{}
-	bf.add("bucket >= ? AND bucket < ?", firstDay.AddDate(0, 0, -7), firstDay)
-	bf.addIf("provider", p.Provider).addIf("source_ip", p.SourceIP).addIf("customer", p.Customer)
+	base, err := s.baseline(ctx, p)
+	if err != nil {
+		return o, err
+	}
 	rowColumn := "source_ip"
 	if p.By == "customer" {
 		rowColumn = "customer"
-	}
-	rows, err = s.conn.Query(ctx, `SELECT `+rowColumn+`, provider, toStartOfDay(bucket) AS day, status, countMerge(attempts)
-		FROM delivery_status_5m`+bf.where()+` GROUP BY `+rowColumn+`, provider, day, status`, bf.args...)
-	if err != nil {
-		return o, fmt.Errorf("baseline: %w", err)
-	}
-	type dayKey struct {
-		cell cellKey
-		day  time.Time
-	}
-	days := map[dayKey]*[3]uint64{} // attempts, sent, deferred
-	for rows.Next() {
-		var row, provider, status string
-		var day time.Time
-		var n uint64
-		if err := rows.Scan(&row, &provider, &day, &status, &n); err != nil {
-			rows.Close()
-			return o, fmt.Errorf("baseline: %w", err)
-		}
-		k := dayKey{cellKey{row, provider}, day.UTC()}
-		if days[k] == nil {
-			days[k] = &[3]uint64{}
-		}
-		days[k][0] += n
-		switch status {
-		case schemas.StatusSent:
-			days[k][1] += n
-		case schemas.StatusDeferred:
-			days[k][2] += n
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return o, fmt.Errorf("baseline: %w", err)
-	}
-	delivered, deferred := map[cellKey][]float64{}, map[cellKey][]float64{}
-	for k, v := range days {
-		if v[0] == 0 {
-			continue
-		}
-		delivered[k.cell] = append(delivered[k.cell], pct(v[1], v[0]))
-		deferred[k.cell] = append(deferred[k.cell], pct(v[2], v[0]))
 	}
 
 	// Complaints in the range.
@@ -385,7 +344,7 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	for k, c := range cells {
 		c.DeliveredPct = pct(c.Sent, c.Attempts)
 		c.DeferredPct = pct(c.Deferred, c.Attempts)
-		c.BaselineDeliveredPct, c.BaselineDeferredPct = median(delivered[k]), median(deferred[k])
+		c.BaselineDeliveredPct, c.BaselineDeferredPct = median(base[k].delivered), median(base[k].deferred)
 		c.TopRejection = topKey(byCategory[k])
 		c.ComplaintRatePct = pct(c.Complaints, c.Sent)
 		rate := 0.0
@@ -420,6 +379,74 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	}
 	slices.Sort(o.Providers)
 	return o, nil
+}
+
+// dailyRates are a cell's delivered and deferred rates of each day with
+// attempts.
+type dailyRates struct{ delivered, deferred []float64 }
+
+// baseline reads the daily rates of the 7 UTC days before the range's
+// first day, per cell. Those days are over, so the answer is kept for
+// baselineTTL per first day, view and filters: the overview reads a week
+// of 5-minute buckets only once in that time.
+func (s source) baseline(ctx context.Context, p Params) (map[cellKey]dailyRates, error) {
+	firstDay := startOfDay(p.From)
+	key := baselineKey{firstDay: firstDay, by: p.By, provider: p.Provider, sourceIP: p.SourceIP, customer: p.Customer}
+	if v, ok := s.cache.get(key, s.now); ok {
+		return v, nil
+	}
+	bf := &filter{}
+	bf.add("bucket >= ? AND bucket < ?", firstDay.AddDate(0, 0, -7), firstDay)
+	bf.addIf("provider", p.Provider).addIf("source_ip", p.SourceIP).addIf("customer", p.Customer)
+	rowColumn := "source_ip"
+	if p.By == "customer" {
+		rowColumn = "customer"
+	}
+	rows, err := s.conn.Query(ctx, `SELECT `+rowColumn+`, provider, toStartOfDay(bucket) AS day, status, countMerge(attempts)
+		FROM delivery_status_5m`+bf.where()+` GROUP BY `+rowColumn+`, provider, day, status`, bf.args...)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	defer rows.Close()
+	type dayKey struct {
+		cell cellKey
+		day  time.Time
+	}
+	days := map[dayKey]*[3]uint64{} // attempts, sent, deferred
+	for rows.Next() {
+		var row, provider, status string
+		var day time.Time
+		var n uint64
+		if err := rows.Scan(&row, &provider, &day, &status, &n); err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		k := dayKey{cellKey{row, provider}, day.UTC()}
+		if days[k] == nil {
+			days[k] = &[3]uint64{}
+		}
+		days[k][0] += n
+		switch status {
+		case schemas.StatusSent:
+			days[k][1] += n
+		case schemas.StatusDeferred:
+			days[k][2] += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	out := map[cellKey]dailyRates{}
+	for k, v := range days {
+		if v[0] == 0 {
+			continue
+		}
+		r := out[k.cell]
+		r.delivered = append(r.delivered, pct(v[1], v[0]))
+		r.deferred = append(r.deferred, pct(v[2], v[0]))
+		out[k.cell] = r
+	}
+	s.cache.put(key, out, s.now)
+	return out, nil
 }
 
 // cellDecisions are the subjects in force over a cell's traffic: by IP,
@@ -472,7 +499,11 @@ func topKey(m map[string]uint64) string {
 // bucketExpr groups a rollup's buckets into steps of ? seconds.
 const bucketExpr = "toDateTime(intDiv(toUInt32(bucket), ?) * ?, 'UTC')"
 
-// probes builds /probes from the three probe rollups.
+// probes builds /probes from the three probe rollups. Each rollup is read
+// once, per provider × source × chart step; the range's totals are the
+// sums of the steps, and the latency quantile states are merged per step
+// and per range in the same pass (ARRAY JOIN gives every step's state a
+// second key, the whole range).
 func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 	out := Probes{Meta: Meta{Page: "probes", Params: p, Now: s.now}, Step: stepName(p.step())}
 	rows := map[cellKey]*ProbeRow{}
@@ -483,76 +514,117 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 		}
 		return rows[k]
 	}
+	points := map[cellKey]map[time.Time]*ProbePoint{}
+	pointAt := func(provider, ip string, t time.Time) *ProbePoint {
+		k := cellKey{provider, ip}
+		if points[k] == nil {
+			points[k] = map[time.Time]*ProbePoint{}
+		}
+		if points[k][t] == nil {
+			points[k][t] = &ProbePoint{Time: t}
+		}
+		return points[k][t]
+	}
+	inbox := map[*ProbePoint]uint64{}
 	f := rollupRange(p, "provider", "source_ip")
+	step := int64(p.step() / time.Second)
+	stepArgs := append([]any{step, step}, f.args...)
+	each := func(what, query string, args []any, scan func(driver.Rows) error) error {
+		q, err := s.conn.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		defer q.Close()
+		for q.Next() {
+			if err := scan(q); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		if err := q.Err(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 
-	q, err := s.conn.Query(ctx, `SELECT provider, source_ip, countMerge(sent) FROM probe_sent_5m`+f.where()+` GROUP BY provider, source_ip`, f.args...)
+	err := each("probes sent", `SELECT provider, source_ip, countMerge(sent) FROM probe_sent_5m`+f.where()+` GROUP BY provider, source_ip`, f.args,
+		func(q driver.Rows) error {
+			var provider, ip string
+			var n uint64
+			if err := q.Scan(&provider, &ip, &n); err != nil {
+				return err
+			}
+			rowAt(provider, ip).Sent = n
+			return nil
+		})
 	if err != nil {
-		return out, fmt.Errorf("probes sent: %w", err)
+		return out, err
 	}
-	for q.Next() {
-		var provider, ip string
-		var n uint64
-		if err := q.Scan(&provider, &ip, &n); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probes sent: %w", err)
-		}
-		rowAt(provider, ip).Sent = n
-	}
-	q.Close()
-
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, placement, countMerge(received) FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, placement`, f.args...)
+	err = each("probes received", `SELECT provider, source_ip, `+bucketExpr+` AS t, placement, countMerge(received)
+		FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t, placement`, stepArgs,
+		func(q driver.Rows) error {
+			var provider, ip, placement string
+			var t time.Time
+			var n uint64
+			if err := q.Scan(&provider, &ip, &t, &placement, &n); err != nil {
+				return err
+			}
+			r := rowAt(provider, ip)
+			pt := pointAt(provider, ip, t.UTC())
+			pt.Probes += n
+			switch placement {
+			case schemas.PlacementInbox:
+				r.Inbox += n
+				inbox[pt] += n
+			case schemas.PlacementSpam:
+				r.Spam += n
+			default:
+				r.Other += n
+			}
+			return nil
+		})
 	if err != nil {
-		return out, fmt.Errorf("probes received: %w", err)
+		return out, err
 	}
-	for q.Next() {
-		var provider, ip, placement string
-		var n uint64
-		if err := q.Scan(&provider, &ip, &placement, &n); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probes received: %w", err)
-		}
-		r := rowAt(provider, ip)
-		switch placement {
-		case schemas.PlacementInbox:
-			r.Inbox += n
-		case schemas.PlacementSpam:
-			r.Spam += n
-		default:
-			r.Other += n
-		}
-	}
-	q.Close()
-
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, quantilesMerge(0.5, 0.95)(latency_ms) FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip`, f.args...)
+	err = each("probes missing", `SELECT provider, source_ip, `+bucketExpr+` AS t, countMerge(missing)
+		FROM probe_missing_5m`+f.where()+` GROUP BY provider, source_ip, t`, stepArgs,
+		func(q driver.Rows) error {
+			var provider, ip string
+			var t time.Time
+			var n uint64
+			if err := q.Scan(&provider, &ip, &t, &n); err != nil {
+				return err
+			}
+			rowAt(provider, ip).Missing += n
+			pointAt(provider, ip, t.UTC()).Probes += n
+			return nil
+		})
 	if err != nil {
-		return out, fmt.Errorf("probe latency: %w", err)
+		return out, err
 	}
-	for q.Next() {
-		var provider, ip string
-		var lat []float64
-		if err := q.Scan(&provider, &ip, &lat); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probe latency: %w", err)
-		}
-		r := rowAt(provider, ip)
-		r.LatencyP50Ms, r.LatencyP95Ms = lat[0], lat[1]
-	}
-	q.Close()
-
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, countMerge(missing) FROM probe_missing_5m`+f.where()+` GROUP BY provider, source_ip`, f.args...)
+	// t = 0 (the epoch) is the key of the whole range.
+	err = each("probe latency", `SELECT provider, source_ip, key, quantilesMerge(0.5, 0.95)(state) FROM (
+			SELECT provider, source_ip, `+bucketExpr+` AS t, quantilesMergeState(0.5, 0.95)(latency_ms) AS state
+			FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t
+		) ARRAY JOIN [t, toDateTime(0, 'UTC')] AS key GROUP BY provider, source_ip, key`, stepArgs,
+		func(q driver.Rows) error {
+			var provider, ip string
+			var t time.Time
+			var lat []float64
+			if err := q.Scan(&provider, &ip, &t, &lat); err != nil {
+				return err
+			}
+			if t.Unix() == 0 {
+				r := rowAt(provider, ip)
+				r.LatencyP50Ms, r.LatencyP95Ms = lat[0], lat[1]
+				return nil
+			}
+			pt := pointAt(provider, ip, t.UTC())
+			pt.LatencyP50Ms, pt.LatencyP95Ms = lat[0], lat[1]
+			return nil
+		})
 	if err != nil {
-		return out, fmt.Errorf("probes missing: %w", err)
+		return out, err
 	}
-	for q.Next() {
-		var provider, ip string
-		var n uint64
-		if err := q.Scan(&provider, &ip, &n); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probes missing: %w", err)
-		}
-		rowAt(provider, ip).Missing = n
-	}
-	q.Close()
 
 	last, err := s.lastProbes(ctx, p)
 	if err != nil {
@@ -571,75 +643,6 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 		a, b := out.Rows[i], out.Rows[j]
 		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.SourceIP, b.SourceIP)) < 0
 	})
-
-	// Over time: inbox share of received + missing, and latency.
-	step := int64(p.step() / time.Second)
-	args := append([]any{step, step}, f.args...)
-	points := map[cellKey]map[time.Time]*ProbePoint{}
-	pointAt := func(provider, ip string, t time.Time) *ProbePoint {
-		k := cellKey{provider, ip}
-		if points[k] == nil {
-			points[k] = map[time.Time]*ProbePoint{}
-		}
-		if points[k][t] == nil {
-			points[k][t] = &ProbePoint{Time: t}
-		}
-		return points[k][t]
-	}
-	inbox := map[*ProbePoint]uint64{}
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, `+bucketExpr+` AS t, placement = 'inbox' AS in_inbox, countMerge(received)
-		FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t, in_inbox`, args...)
-	if err != nil {
-		return out, fmt.Errorf("probe series: %w", err)
-	}
-	for q.Next() {
-		var provider, ip string
-		var t time.Time
-		var inInbox uint8
-		var n uint64
-		if err := q.Scan(&provider, &ip, &t, &inInbox, &n); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probe series: %w", err)
-		}
-		pt := pointAt(provider, ip, t.UTC())
-		pt.Probes += n
-		if inInbox == 1 {
-			inbox[pt] += n
-		}
-	}
-	q.Close()
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, `+bucketExpr+` AS t, quantilesMerge(0.5, 0.95)(latency_ms)
-		FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t`, args...)
-	if err != nil {
-		return out, fmt.Errorf("probe latency series: %w", err)
-	}
-	for q.Next() {
-		var provider, ip string
-		var t time.Time
-		var lat []float64
-		if err := q.Scan(&provider, &ip, &t, &lat); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probe latency series: %w", err)
-		}
-		pt := pointAt(provider, ip, t.UTC())
-		pt.LatencyP50Ms, pt.LatencyP95Ms = lat[0], lat[1]
-	}
-	q.Close()
-	q, err = s.conn.Query(ctx, `SELECT provider, source_ip, `+bucketExpr+` AS t, countMerge(missing) FROM probe_missing_5m`+f.where()+` GROUP BY provider, source_ip, t`, args...)
-	if err != nil {
-		return out, fmt.Errorf("probe series: %w", err)
-	}
-	for q.Next() {
-		var provider, ip string
-		var t time.Time
-		var n uint64
-		if err := q.Scan(&provider, &ip, &t, &n); err != nil {
-			q.Close()
-			return out, fmt.Errorf("probe series: %w", err)
-		}
-		pointAt(provider, ip, t.UTC()).Probes += n
-	}
-	q.Close()
 	for _, r := range out.Rows {
 		ser := ProbeSeries{Provider: r.Provider, SourceIP: r.SourceIP}
 		for _, pt := range points[cellKey{r.Provider, r.SourceIP}] {

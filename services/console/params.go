@@ -208,6 +208,10 @@ func (f *filter) addIf(column, value string) *filter {
 
 func (f *filter) where() string { return " WHERE " + strings.Join(f.conds, " AND ") }
 
+// prewhere is where as a PREWHERE: the conditions are checked on their own
+// columns before the others (a quantile state is large) are read.
+func (f *filter) prewhere() string { return " PREWHERE " + strings.Join(f.conds, " AND ") }
+
 // rollupRange starts a filter on a rollup's bucket column for p's range and
 // the filters the rollup has columns for.
 func rollupRange(p Params, columns ...string) *filter {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -65,6 +67,7 @@ var funcs = template.FuncMap{
 		}{title, class, alerts}
 	},
 	"probeChart":    probeChart,
+	"chartedSeries": chartedSeries,
 	"deliveryChart": deliveryChart,
 }
 
@@ -187,6 +190,28 @@ func axisLabel(v float64, unit string) string {
 		return formatMs(v)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// maxProbeCharts is how many provider × source charts the probes page
+// draws; past that, the worst (lowest inbox share) are drawn, and a filter
+// shows the others. The JSON has every series.
+const maxProbeCharts = 24
+
+// chartedSeries are the series the probes page draws: all of them up to
+// maxProbeCharts, else the maxProbeCharts of lowest inbox share.
+func chartedSeries(pg Probes) []ProbeSeries {
+	if len(pg.Series) <= maxProbeCharts {
+		return pg.Series
+	}
+	inbox := map[cellKey]float64{}
+	for _, r := range pg.Rows {
+		inbox[cellKey{r.Provider, r.SourceIP}] = r.InboxPct
+	}
+	s := slices.Clone(pg.Series)
+	sort.SliceStable(s, func(i, j int) bool {
+		return inbox[cellKey{s[i].Provider, s[i].SourceIP}] < inbox[cellKey{s[j].Provider, s[j].SourceIP}]
+	})
+	return s[:maxProbeCharts]
 }
 
 // probeChart draws one provider × source: inbox % on a 0–100 scale and
