@@ -656,28 +656,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// rawTables are the raw tables the world writes, sorted.
-func (r *consoleRun) rawTables() []string {
-	var out []string
-	for t := range r.expected {
-		out = append(out, t)
-	}
-	for t := range r.sinkWant {
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	if len(out) == 0 {
-		// Before anything is loaded: every table the world writes.
-		for _, typ := range worldKinds {
-			k, _ := schemas.KindByType(typ)
-			out = append(out, k.Table)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // worldKinds are the event kinds the world generates.
 var worldKinds = []string{
 	schemas.TypeProbeSent, schemas.TypeProbeReceived, schemas.TypeProbeMissing, schemas.TypeDeliveryAttempted,
@@ -697,6 +675,7 @@ func (r *consoleRun) activeRows(ctx context.Context) (uint64, error) {
 	return rows, nil
 }
 
+// allWorldTables are the raw tables the world writes, sorted.
 func (r *consoleRun) allWorldTables() []string {
 	out := make([]string, 0, len(worldKinds))
 	for _, typ := range worldKinds {

@@ -73,6 +73,7 @@ func TestWorldTraffic(t *testing.T) {
 	}
 	counts := map[string]int{}
 	statuses := map[string]int{}
+	traced := 0
 	var first []string
 	for b := range w.buckets() {
 		start := w.bucketStart(b)
@@ -91,6 +92,9 @@ func TestWorldTraffic(t *testing.T) {
 			counts[k.Table]++
 			if d, ok := ev.(*schemas.DeliveryAttempted); ok {
 				statuses[d.Status]++
+				if d.TrackingID == traceSample {
+					traced++
+				}
 				if b == 0 && len(first) < 5 {
 					first = append(first, d.Customer+"/"+d.SourceIP+"/"+d.Provider+"/"+d.Status)
 				}
@@ -112,6 +116,9 @@ func TestWorldTraffic(t *testing.T) {
 	}
 	if c := counts["complaint_received"]; c < 3 || c > 40 {
 		t.Errorf("%d complaints for %d deliveries, want about 0.1-0.4 %%", c, counts["delivery_attempted"])
+	}
+	if traced != 1 {
+		t.Errorf("%d deliveries carry the trace page's tracking id %s, want 1", traced, traceSample)
 	}
 	for _, s := range []string{schemas.StatusSent, schemas.StatusDeferred, schemas.StatusBounced} {
 		if statuses[s] == 0 {

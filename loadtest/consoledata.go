@@ -97,7 +97,7 @@ type world struct {
 	source       schemas.Source
 	seed         uint64
 	rare         map[int][]schemas.Event // low-volume events by bucket
-	sampleBucket int                     // the bucket whose first bounce is the trace sample
+	sampleBucket int                     // the bucket whose first delivery is the trace sample
 
 	delivery  schemas.DeliveryAttempted
 	probeSent schemas.ProbeSent
@@ -261,7 +261,6 @@ func (w *world) stamp(ev schemas.Event, at time.Time) error {
 
 func (w *world) deliveries(b int, start time.Time, rng *rand.Rand, emit func(schemas.Event) error) error {
 	n := w.deliveriesIn(b)
-	sampled := b != w.sampleBucket
 	for i := range n {
 		c := &w.customers[pick(w.customerCum, rng.Float64())]
 		ip := c.ips[rng.IntN(len(c.ips))]
@@ -297,16 +296,15 @@ func (w *world) deliveries(b int, start time.Time, rng *rand.Rand, emit func(sch
 			setReply(&d, schemas.StatusDeferred, r, w.ips[ip], prov.domain)
 		case u < w.deferRate(ip, p)+w.bounceRate(ip, p):
 			setReply(&d, schemas.StatusBounced, bounceReplies[rng.IntN(len(bounceReplies))], w.ips[ip], prov.domain)
-			if !sampled {
-				sampled = true
-				d.TrackingID = traceSample
-			}
 		default:
 			d.Status = schemas.StatusSent
 			d.DSN = "2.0.0"
 			d.ReplyCode = 250
 			d.Reply = "250 2.0.0 OK " + seq
 			d.Reason, d.Category, d.Signature = "delivered", "", ""
+		}
+		if b == w.sampleBucket && i == 0 {
+			d.TrackingID = traceSample
 		}
 		if err := w.stamp(&d, at); err != nil {
 			return err
@@ -324,8 +322,8 @@ func (w *world) deliveries(b int, start time.Time, rng *rand.Rand, emit func(sch
 	return nil
 }
 
-// traceSample is the tracking id of one bounced delivery near the end of
-// the world, the message the trace page looks up.
+// traceSample is the tracking id of one delivery near the end of the
+// world, the message the trace page looks up.
 const traceSample = "m-trace-sample"
 
 func setReply(d *schemas.DeliveryAttempted, status string, r worldReply, ip, domain string) {
