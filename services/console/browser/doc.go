@@ -3,8 +3,9 @@
 // real ClickHouse seeded with known events (consoletest.Seed), and checks
 // that the figures the page shows are the seeded truth, that the page wrote
 // no console error, threw no exception and failed to load nothing, and that
-// the JSON variant of the page carries the same figures. A screenshot of
-// every page is saved.
+// the JSON variant of the page carries the same figures. Links and the
+// filter form are followed as an operator would, a fresh install behind
+// basic auth is signed in to, and a screenshot of every page is saved.
 //
 // Chromium runs with a temporary profile that chromedp creates and removes,
 // without a sandbox when the tests run as root, talking to the test over a

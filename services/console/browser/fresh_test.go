@@ -18,14 +18,14 @@ import (
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
-// TestFreshConsoleBehindBasicAuth is the console of a mailmon that has
+// checkFreshBehindBasicAuth opens the console of a mailmon that has
 // stored nothing yet, with basic authentication configured, as an
 // operator's browser sees it: after signing in once (the credentials in
 // the URL, as a browser's prompt would send them) every page, with its
 // stylesheet, loads without a console error and says it has nothing to
 // show, rather than drawing empty tables or charts. The streams and KV
 // buckets exist (the topology is applied), empty.
-func TestFreshConsoleBehindBasicAuth(t *testing.T) {
+func checkFreshBehindBasicAuth(t *testing.T, b *browser) {
 	ctx := context.Background()
 	conn, database := chtest.NewDatabase(t, server)
 	if _, err := chstore.Migrate(ctx, conn, database, schemas.Migrations); err != nil {
@@ -60,7 +60,6 @@ func TestFreshConsoleBehindBasicAuth(t *testing.T) {
 	srv := httptest.NewServer(w.Handler())
 	t.Cleanup(srv.Close)
 
-	b := newBrowser(t)
 	// Not signed in, nothing is served (chromium, which cannot prompt
 	// headless, gives the navigation up; a plain client sees the 401).
 	resp, err := http.Get(srv.URL + "/")

@@ -18,7 +18,9 @@ import (
 // events and checks that the figures it shows, and those of its JSON
 // variant, are the seeded truth, that it wrote no console error, and
 // saves a screenshot of it. The console's clock stops on the last full
-// hour, where the daily report's day ends (see checkReport).
+// hour, where the daily report's day ends (see checkReport). On the same
+// chromium: a 3 × 3 overview (checkMatrix) and a fresh install behind
+// basic auth (checkFreshBehindBasicAuth), each a console of its own.
 func TestConsolePages(t *testing.T) {
 	c := startConsoleAt(t, time.Now().UTC().Truncate(time.Hour), nil)
 	truth := c.truth
@@ -285,6 +287,8 @@ func TestConsolePages(t *testing.T) {
 	})
 
 	t.Run("report", func(t *testing.T) { checkReport(t, b.in(t), c) })
+
+	t.Run("fresh install behind basic auth", func(t *testing.T) { checkFreshBehindBasicAuth(t, b.in(t)) })
 
 	t.Run("trace", func(t *testing.T) {
 		b := b.in(t)
