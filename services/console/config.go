@@ -49,7 +49,8 @@ type Thresholds struct {
 
 // Limit is a warn and an act rate; 0 is off.
 type Limit struct {
-	Warn, Act float64
+	Warn float64 `json:"warn"`
+	Act  float64 `json:"act"`
 }
 
 // DefaultConfig serves the console on loopback only (no auth configured).
