@@ -244,7 +244,13 @@ func TestPagesShowTheSeededTruth(t *testing.T) {
 		same(t, "firing", conv(a.Firing), truth.Firing)
 		same(t, "resolved", conv(a.Resolved), truth.Resolved)
 		same(t, "silenced", conv(a.Silenced), truth.Silenced)
-		contains(t, "alerts", getHTML(t, h, "/alerts"), truth.Firing[0].Summary, truth.Silenced[0].Summary, truth.Resolved[0].Summary)
+		var silences []consoletest.Silence
+		for _, x := range a.Silences {
+			silences = append(silences, consoletest.Silence(x))
+		}
+		same(t, "silences", silences, truth.Silences)
+		contains(t, "alerts", getHTML(t, h, "/alerts"), truth.Firing[0].Summary, truth.Silenced[0].Summary, truth.Resolved[0].Summary,
+			"<code>rule=probe_in_spam</code> <code>source_ip=192.0.2.11</code>", "<code>mailmon silence expire seed-silence-active</code>", "gmail maintenance window")
 	})
 	t.Run("trace", func(t *testing.T) {
 		for _, q := range []string{consoletest.TraceTrackingID, consoletest.TraceQueueID, consoletest.TraceRecipient} {

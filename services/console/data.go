@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/silence"
 )
 
 // dnsblBucket is the dns-sweeper's state bucket (pipelines/topology.yaml):
@@ -940,6 +941,7 @@ func LiftCommand(subject string) string { return "mailmon enforcement lift " + s
 // range's bound): each alert's latest row in the range, by dedupe key.
 func (s source) alerts(ctx context.Context, p Params) (Alerts, error) {
 	out := Alerts{Meta: Meta{Page: "alerts", Params: p, Now: s.now}}
+	out.Silences = s.silences(ctx, &out.Meta)
 	f := &filter{}
 	f.add("time >= ? AND time <= ?", p.From, p.To).addIf("provider", p.Provider).addIf("source_ip", p.SourceIP).addIf("customer", p.Customer)
 	q, err := s.conn.Query(ctx, `SELECT argMax(rule, time), argMax(status, time), argMax(severity, time), argMax(subject, time),
@@ -966,6 +968,60 @@ func (s source) alerts(ctx context.Context, p Params) (Alerts, error) {
 		}
 	}
 	return out, q.Err()
+}
+
+// silences reads the silences that are active or pending at now from the
+// alert_silences bucket (records that do not validate are left out, as
+// every reader of the bucket does).
+func (s source) silences(ctx context.Context, m *Meta) []Silence {
+	kv, err := s.kv(ctx, silence.Bucket)
+	if err != nil {
+		m.Notes = append(m.Notes, fmt.Sprintf("silences unknown: bucket %s: %v", silence.Bucket, err))
+		return nil
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrNoKeysFound) {
+			m.Notes = append(m.Notes, fmt.Sprintf("silences unknown: %v", err))
+		}
+		return nil
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	var out []Silence
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			m.Notes = append(m.Notes, fmt.Sprintf("silences unknown: %v", err))
+			return nil
+		}
+		sil, err := silence.Unmarshal(e.Value())
+		if err != nil {
+			continue
+		}
+		state := sil.State(s.now)
+		if state == silence.StateExpired {
+			continue
+		}
+		var matchers []string
+		for _, mt := range sil.Matchers {
+			matchers = append(matchers, mt.String())
+		}
+		out = append(out, Silence{ID: sil.ID, Matchers: matchers, State: state, StartsAt: sil.StartsAt.UTC(), EndsAt: sil.EndsAt.UTC(),
+			Comment: sil.Comment, CreatedBy: sil.CreatedBy, ExpireCommand: "mailmon silence expire " + sil.ID})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].EndsAt.Equal(out[j].EndsAt) {
+			return out[i].EndsAt.Before(out[j].EndsAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
 }
 
 // trace builds /trace: the raw events of one message, found by tracking

@@ -229,12 +229,29 @@ type Decision struct {
 	LiftCommand string `json:"lift_command"`
 }
 
-// Alerts is the /alerts page: each alert's latest state in the range.
+// Alerts is the /alerts page: each alert's latest state in the range,
+// and the silences in force or to come.
 type Alerts struct {
 	Meta
 	Firing   []Alert `json:"firing"`
 	Resolved []Alert `json:"resolved"`
 	Silenced []Alert `json:"silenced"`
+	// Silences are the silences of the alert_silences bucket that are
+	// active or pending now, ending first first.
+	Silences []Silence `json:"silences"`
+}
+
+// Silence is one silence with the command that ends it.
+type Silence struct {
+	ID        string    `json:"id"`
+	Matchers  []string  `json:"matchers"`
+	State     string    `json:"state"` // "active" or "pending"
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	Comment   string    `json:"comment"`
+	CreatedBy string    `json:"created_by"`
+	// ExpireCommand ends the silence; the console does not write.
+	ExpireCommand string `json:"expire_command"`
 }
 
 // Alert is an alert's latest alert_raised row.

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/silence"
 )
 
 // DNSBLBucket is the dns-sweeper's state bucket the console reads the
@@ -17,9 +19,10 @@ import (
 const DNSBLBucket = "dnsbl_state"
 
 // SeedKV writes the NATS KV state that goes with Seed's events: the
-// decision in force in the enforcement bucket and the current listing in
-// the dnsbl_state bucket, as the complaint-evaluator and the dns-sweeper
-// write them. Buckets that do not exist are created (a test server has
+// decision in force in the enforcement bucket, the current listing in
+// the dnsbl_state bucket and the silences in alert_silences (with an
+// expired one), as the complaint-evaluator, the dns-sweeper and `mailmon
+// silence` write them. Buckets that do not exist are created (a test server has
 // no topology applied).
 func SeedKV(ctx context.Context, js jetstream.JetStream, t Truth) error {
 	enf, err := bucket(ctx, js, enforcement.Bucket)
@@ -57,6 +60,31 @@ func SeedKV(ctx context.Context, js jetstream.JetStream, t Truth) error {
 		key := "ip/" + l.Target + "/" + l.Zone
 		if _, err := state.Put(ctx, key, v); err != nil {
 			return fmt.Errorf("consoletest: put %s: %w", key, err)
+		}
+	}
+	silences, err := bucket(ctx, js, silence.Bucket)
+	if err != nil {
+		return err
+	}
+	stored := []silence.Silence{{ID: "seed-silence-expired", Matchers: []silence.Matcher{{Name: "rule", Value: "dnsbl_listed"}},
+		StartsAt: t.Now.Add(-3 * time.Hour), EndsAt: t.Now.Add(-time.Hour), Comment: "ended an hour ago", CreatedBy: "ops"}}
+	for _, sil := range t.Silences {
+		rec := silence.Silence{ID: sil.ID, StartsAt: sil.StartsAt, EndsAt: sil.EndsAt, Comment: sil.Comment, CreatedBy: sil.CreatedBy}
+		for _, m := range sil.Matchers {
+			mt, err := silence.ParseMatcher(m)
+			if err != nil {
+				return fmt.Errorf("consoletest: silence %s: %w", sil.ID, err)
+			}
+			rec.Matchers = append(rec.Matchers, mt)
+		}
+		stored = append(stored, rec)
+	}
+	for _, sil := range stored {
+		if err := sil.Validate(); err != nil {
+			return fmt.Errorf("consoletest: silence %s: %w", sil.ID, err)
+		}
+		if _, err := silences.Put(ctx, sil.ID, sil.Marshal()); err != nil {
+			return fmt.Errorf("consoletest: put silence %s: %w", sil.ID, err)
 		}
 	}
 	return nil

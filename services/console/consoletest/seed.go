@@ -117,6 +117,9 @@ type Truth struct {
 
 	// Alerts by state.
 	Firing, Resolved, Silenced []Alert
+	// Silences are the silences SeedKV stores that are active or pending
+	// (an expired one is stored too and must not show).
+	Silences []Silence
 
 	// Trace is the journey of TraceTrackingID (also found by
 	// TraceQueueID and TraceRecipient); ProbeTrace that of TraceProbeID.
@@ -219,6 +222,18 @@ type Alert struct {
 	Rule, Status, Severity, Subject, Summary string
 	Time                                     time.Time
 	Silenced                                 bool
+}
+
+// Silence is a silence in the alert_silences bucket.
+type Silence struct {
+	ID            string
+	Matchers      []string
+	State         string // "active" or "pending"
+	StartsAt      time.Time
+	EndsAt        time.Time
+	Comment       string
+	CreatedBy     string
+	ExpireCommand string
 }
 
 // TraceStep is one step of a message's journey.
@@ -489,6 +504,14 @@ func Seed(ctx context.Context, conn driver.Conn, now time.Time) (Truth, error) {
 			silenced = 1
 		}
 		alertRows = append(alertRows, []any{id, schemas.TypeAlertRaised, a.Time, a.Rule, a.Status, a.Severity, a.Subject, a.Summary, a.Rule + "/" + a.Subject, silenced})
+	}
+	t.Silences = []Silence{
+		{ID: "seed-silence-active", Matchers: []string{"rule=probe_in_spam", "source_ip=" + CleanIP}, State: "active",
+			StartsAt: min(60), EndsAt: now.Add(2 * time.Hour), Comment: "yahoo seed mailbox moved", CreatedBy: "ops",
+			ExpireCommand: "mailmon silence expire seed-silence-active"},
+		{ID: "seed-silence-pending", Matchers: []string{"provider=gmail"}, State: "pending",
+			StartsAt: now.Add(3 * time.Hour), EndsAt: now.Add(5 * time.Hour), Comment: "gmail maintenance window", CreatedBy: "ops",
+			ExpireCommand: "mailmon silence expire seed-silence-pending"},
 	}
 	addAlert("seed-alert-1", t.Firing[0])
 	addAlert("seed-alert-2", Alert{Rule: "dnsbl_listed", Status: schemas.AlertFiring, Severity: schemas.AlertCritical, Subject: "ip:" + SourceIP,

@@ -58,6 +58,13 @@ func TestRunServesTheConsole(t *testing.T) {
 		if len(page.Notes) > 0 {
 			t.Errorf("the console could not read its buckets as its own NATS user: %q", page.Notes)
 		}
+		for _, path := range []string{"/blocklists", "/complaints", "/alerts"} {
+			code, _, body := fetch(path, "application/json")
+			page.Notes = nil
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &page) != nil || len(page.Notes) > 0 {
+				t.Errorf("GET %s as JSON = %d, notes %q:\n%s", path, code, page.Notes, body)
+			}
+		}
 		if code, _, body := fetch("/metrics", ""); code != http.StatusOK || !strings.Contains(body, `mailmon_console_requests_total{code="200",page="overview"} 2`) {
 			t.Errorf("GET /metrics = %d, without the console's requests:\n%s", code, body)
 		}
