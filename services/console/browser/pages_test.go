@@ -277,6 +277,20 @@ func TestConsolePages(t *testing.T) {
 				t.Errorf("%s alerts show %q, want %q", group.class, got, want)
 			}
 		}
+		// The silences active or to come, ending first first; the expired
+		// one SeedKV also stored is not shown.
+		var silences [][]string
+		var ids []string
+		for _, s := range truth.Silences {
+			silences = append(silences, []string{strings.Join(s.Matchers, " "), s.State, ts(s.StartsAt), ts(s.EndsAt), s.CreatedBy, s.Comment, s.ExpireCommand})
+			ids = append(ids, s.ID)
+		}
+		if got := b.table("table.silences"); !equalRows(got, silences) {
+			t.Errorf("silences show %q, want %q", got, silences)
+		}
+		if got := b.attrs("table.silences tr[data-id]", "data-id"); !slices.Equal(got, ids) {
+			t.Errorf("silences are %q, want %q", got, ids)
+		}
 		b.screenshot("alerts")
 
 		var a console.Alerts
@@ -284,6 +298,7 @@ func TestConsolePages(t *testing.T) {
 		same(t, "JSON firing", a.Firing, truth.Firing)
 		same(t, "JSON silenced", a.Silenced, truth.Silenced)
 		same(t, "JSON resolved", a.Resolved, truth.Resolved)
+		same(t, "JSON silences", a.Silences, truth.Silences)
 	})
 
 	t.Run("report", func(t *testing.T) { checkReport(t, b.in(t), c) })
