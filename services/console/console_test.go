@@ -267,6 +267,12 @@ func TestPagesShowTheSeededTruth(t *testing.T) {
 			steps = append(steps, consoletest.TraceStep(s))
 		}
 		same(t, "trace of the probe", steps, truth.ProbeTrace)
+		tr = getJSON[console.Trace](t, h, "/trace?q="+consoletest.TraceBounceTrackingID)
+		steps = nil
+		for _, s := range tr.Steps {
+			steps = append(steps, consoletest.TraceStep(s))
+		}
+		same(t, "trace of the bounced message", steps, truth.BounceTrace)
 		contains(t, "trace", getHTML(t, h, "/trace?q="+consoletest.TraceTrackingID), "<b>attempt</b> deferred", "<b>complaint</b> abuse", "<b>decision</b> reroute")
 	})
 }

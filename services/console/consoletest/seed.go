@@ -28,7 +28,8 @@
 //   - A clean cell: 192.0.2.11 sends 200 messages for beta to yahoo, all
 //     delivered, probes in the inbox.
 //   - One message to trace by tracking id, queue id or recipient: deferred
-//     once, then delivered, then complained about.
+//     once, then delivered, then complained about; another delivered, then
+//     bounced in a DSN.
 //   - DNS audits: the IP passes, the domain example.com lacks DMARC.
 package consoletest
 
@@ -66,6 +67,9 @@ const (
 	TraceQueueID    = "4SEEDQ0001"
 	TraceRecipient  = "alice@gmail.com"
 	TraceProbeID    = "probe-seed-0005"
+	// TraceBounceTrackingID is a message the remote accepted and then
+	// bounced in a DSN (bounce_received).
+	TraceBounceTrackingID = "trk-00500"
 )
 
 // DefaultRange is the range the Truth figures are for: the console's
@@ -125,6 +129,9 @@ type Truth struct {
 	// TraceQueueID and TraceRecipient); ProbeTrace that of TraceProbeID.
 	Trace      []TraceStep
 	ProbeTrace []TraceStep
+	// BounceTrace is the journey of TraceBounceTrackingID: delivered,
+	// then bounced asynchronously, then the decision over its customer.
+	BounceTrace []TraceStep
 }
 
 // Cell is one cell of the overview matrix.
@@ -346,6 +353,24 @@ func Seed(ctx context.Context, conn driver.Conn, now time.Time) (Truth, error) {
 	}
 	if err := insertDeliveries(ctx, conn, ds); err != nil {
 		return Truth{}, err
+	}
+
+	// An asynchronous bounce of a message the remote had accepted.
+	const bounceDiagnostic = "550 5.1.1 The email account that you tried to reach does not exist"
+	for _, d := range ds {
+		if d.trackingID != TraceBounceTrackingID {
+			continue
+		}
+		bouncedAt := d.at.Add(10 * time.Second)
+		if err := insert(ctx, conn, "INSERT INTO bounce_received (id, type, time, tracking_id, customer, source_ip, provider, recipient_domain, recipient, action, status, reply_code, diagnostic, reason, category)", [][]any{
+			{"seed-bounce-1", schemas.TypeBounceReceived, bouncedAt, d.trackingID, d.customer, d.ip, d.provider, d.domain, d.recipient, "failed", "5.1.1", uint16(550), bounceDiagnostic, "userunknown", "user_unknown"},
+		}); err != nil {
+			return Truth{}, err
+		}
+		t.BounceTrace = []TraceStep{
+			{Time: d.at, Kind: "attempt", Status: d.status, Detail: d.reply},
+			{Time: bouncedAt, Kind: "bounce", Status: "5.1.1", Detail: bounceDiagnostic},
+		}
 	}
 
 	// Probes: sent, received, missing.
@@ -646,6 +671,11 @@ func Seed(ctx context.Context, conn driver.Conn, now time.Time) (Truth, error) {
 		{Time: tr2.at, Kind: "attempt", Status: schemas.StatusSent, Detail: tr2.reply},
 		{Time: complaints[0].at, Kind: "complaint", Status: "abuse", Detail: "Weekly offers from acme"},
 		{Time: decidedAt, Kind: "decision", Status: schemas.ActionReroute, Detail: DecisionSubjct},
+	}
+	// A decision over the message's customer and provider after it was
+	// sent is part of its journey.
+	if len(t.BounceTrace) > 0 && !t.Decision.Time.Before(t.BounceTrace[0].Time) {
+		t.BounceTrace = append(t.BounceTrace, TraceStep{Time: t.Decision.Time, Kind: "decision", Status: t.Decision.Action, Detail: t.Decision.Subject})
 	}
 	last := probes[4]
 	t.ProbeTrace = []TraceStep{
