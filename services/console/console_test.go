@@ -496,3 +496,44 @@ func (r *recorder) QueryRow(ctx context.Context, q string, args ...any) driver.R
 	r.note(q)
 	return r.Conn.QueryRow(ctx, q, args...)
 }
+
+// BenchmarkPages builds every page, as JSON and as HTML, over the seeded
+// events: the cost of the console's own work (queries on a small
+// database, rendering) without the data volume loadtest console adds.
+func BenchmarkPages(b *testing.B) {
+	ctx := context.Background()
+	conn, database := chtest.NewDatabase(b, server)
+	truth, err := consoletest.Seed(ctx, conn, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _, js := natstest.Start(b)
+	if err := consoletest.SeedKV(ctx, js, truth); err != nil {
+		b.Fatal(err)
+	}
+	ch := chstore.DefaultConfig()
+	ch.Addr, ch.Database = server.Addr(), database
+	w, err := console.New(console.DefaultConfig(), worker.Settings{JetStream: js, ClickHouse: ch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := w.Handler()
+	for _, path := range []string{"/", "/?by=customer", "/probes", "/deliveries", "/blocklists", "/complaints", "/alerts", "/trace?q=" + consoletest.TraceTrackingID, "/report"} {
+		for _, format := range []string{"html", "json"} {
+			b.Run(path+" "+format, func(b *testing.B) {
+				for b.Loop() {
+					r := httptest.NewRequest(http.MethodGet, path, nil)
+					r.RemoteAddr = "127.0.0.1:40000"
+					if format == "json" {
+						r.Header.Set("Accept", "application/json")
+					}
+					rw := httptest.NewRecorder()
+					h.ServeHTTP(rw, r)
+					if rw.Code != http.StatusOK || strings.Contains(rw.Body.String(), "unknown:") {
+						b.Fatalf("GET %s = %d: %s", path, rw.Code, rw.Body.String())
+					}
+				}
+			})
+		}
+	}
+}
