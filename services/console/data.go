@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -247,94 +248,79 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	ipsOf := map[cellKey]map[string]bool{}       // by customer: the IPs of a cell
 	customersOf := map[cellKey]map[string]bool{} // by IP: the customers of a cell
 
-	f := rollupRange(p, "provider", "source_ip", "customer")
-	rows, err := s.conn.Query(ctx, `SELECT source_ip, customer, provider, status, category, countMerge(attempts)
-		FROM delivery_status_5m`+f.where()+` GROUP BY source_ip, customer, provider, status, category`, f.args...)
-	if err != nil {
-		return o, fmt.Errorf("deliveries: %w", err)
+	// The baseline, the complaints, the last probes and the KV state are
+	// read while the deliveries are: the page waits for the slowest.
+	var (
+		wg                               sync.WaitGroup
+		base                             map[cellKey]dailyRates
+		complaints                       map[cellKey]uint64
+		probes                           map[cellKey]lastProbe
+		st                               state
+		stateMeta                        Meta
+		baseErr, complaintsErr, probeErr error
+	)
+	wg.Go(func() { base, baseErr = s.baseline(ctx, p) })
+	wg.Go(func() { complaints, complaintsErr = s.cellComplaints(ctx, p) })
+	if p.By == "ip" {
+		wg.Go(func() { probes, probeErr = s.lastProbes(ctx, p) })
 	}
-	for rows.Next() {
-		var ip, customer, provider, status, category string
-		var n uint64
-		if err := rows.Scan(&ip, &customer, &provider, &status, &category, &n); err != nil {
-			rows.Close()
-			return o, fmt.Errorf("deliveries: %w", err)
-		}
-		k := cellKey{rowOf(ip, customer), provider}
-		c := cellAt(k)
-		c.Attempts += n
-		switch status {
-		case schemas.StatusSent:
-			c.Sent += n
-		case schemas.StatusDeferred:
-			c.Deferred += n
-		default:
-			c.Failed += n
-		}
-		if status != schemas.StatusSent {
-			if byCategory[k] == nil {
-				byCategory[k] = map[string]uint64{}
-			}
-			byCategory[k][category] += n
-		}
-		if ipsOf[k] == nil {
-			ipsOf[k], customersOf[k] = map[string]bool{}, map[string]bool{}
-		}
-		ipsOf[k][ip], customersOf[k][customer] = true, true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return o, fmt.Errorf("deliveries: %w", err)
-	}
+	wg.Go(func() { st = s.readState(ctx, &stateMeta, p.By == "ip") })
 
-	// The baseline: daily rates of the 7 days before the range's first day.
-	base, err := s.baseline(ctx, p)
-	if err != nil {
+	deliveriesErr := func() error {
+		f := rollupRange(p, "provider", "source_ip", "customer")
+		rows, err := s.conn.Query(ctx, `SELECT source_ip, customer, provider, status, category, countMerge(attempts)
+		FROM delivery_status_5m`+f.where()+` GROUP BY source_ip, customer, provider, status, category`, f.args...)
+		if err != nil {
+			return fmt.Errorf("deliveries: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ip, customer, provider, status, category string
+			var n uint64
+			if err := rows.Scan(&ip, &customer, &provider, &status, &category, &n); err != nil {
+				return fmt.Errorf("deliveries: %w", err)
+			}
+			k := cellKey{rowOf(ip, customer), provider}
+			c := cellAt(k)
+			c.Attempts += n
+			switch status {
+			case schemas.StatusSent:
+				c.Sent += n
+			case schemas.StatusDeferred:
+				c.Deferred += n
+			default:
+				c.Failed += n
+			}
+			if status != schemas.StatusSent {
+				if byCategory[k] == nil {
+					byCategory[k] = map[string]uint64{}
+				}
+				byCategory[k][category] += n
+			}
+			if ipsOf[k] == nil {
+				ipsOf[k], customersOf[k] = map[string]bool{}, map[string]bool{}
+			}
+			ipsOf[k][ip], customersOf[k][customer] = true, true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("deliveries: %w", err)
+		}
+		return nil
+	}()
+	wg.Wait()
+	if err := errors.Join(deliveriesErr, baseErr, complaintsErr, probeErr); err != nil {
 		return o, err
 	}
-	rowColumn := "source_ip"
-	if p.By == "customer" {
-		rowColumn = "customer"
-	}
-
-	// Complaints in the range.
-	cf := rollupRange(p, "provider", "source_ip", "customer")
-	rows, err = s.conn.Query(ctx, `SELECT `+rowColumn+`, provider, countMerge(complaints)
-		FROM complaint_counted_5m`+cf.where()+` GROUP BY `+rowColumn+`, provider`, cf.args...)
-	if err != nil {
-		return o, fmt.Errorf("complaints: %w", err)
-	}
-	complaints := map[cellKey]uint64{}
-	for rows.Next() {
-		var row, provider string
-		var n uint64
-		if err := rows.Scan(&row, &provider, &n); err != nil {
-			rows.Close()
-			return o, fmt.Errorf("complaints: %w", err)
-		}
-		complaints[cellKey{row, provider}] += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return o, fmt.Errorf("complaints: %w", err)
-	}
+	o.Notes = append(o.Notes, stateMeta.Notes...)
 	for k, n := range complaints {
 		cellAt(k).Complaints = n
 	}
-
-	var probes map[cellKey]lastProbe
-	if p.By == "ip" {
-		if probes, err = s.lastProbes(ctx, p); err != nil {
-			return o, err
-		}
-		for k := range probes {
-			if p.Customer == "" { // a customer filter keeps the cells of its traffic only
-				cellAt(k)
-			}
+	for k := range probes {
+		if p.Customer == "" { // a customer filter keeps the cells of its traffic only
+			cellAt(k)
 		}
 	}
 
-	st := s.readState(ctx, &o.Meta, p.By == "ip")
 	zones := map[string][]string{}
 	for _, l := range st.listings {
 		if l.Kind == "ip" {
@@ -380,6 +366,34 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	}
 	slices.Sort(o.Providers)
 	return o, nil
+}
+
+// cellComplaints counts the range's complaints per overview cell.
+func (s source) cellComplaints(ctx context.Context, p Params) (map[cellKey]uint64, error) {
+	rowColumn := "source_ip"
+	if p.By == "customer" {
+		rowColumn = "customer"
+	}
+	f := rollupRange(p, "provider", "source_ip", "customer")
+	rows, err := s.conn.Query(ctx, `SELECT `+rowColumn+`, provider, countMerge(complaints)
+		FROM complaint_counted_5m`+f.where()+` GROUP BY `+rowColumn+`, provider`, f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("complaints: %w", err)
+	}
+	defer rows.Close()
+	out := map[cellKey]uint64{}
+	for rows.Next() {
+		var row, provider string
+		var n uint64
+		if err := rows.Scan(&row, &provider, &n); err != nil {
+			return nil, fmt.Errorf("complaints: %w", err)
+		}
+		out[cellKey{row, provider}] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("complaints: %w", err)
+	}
+	return out, nil
 }
 
 // dailyRates are a cell's delivered and deferred rates of each day with
