@@ -214,21 +214,24 @@ func chartedSeries(pg Probes) []ProbeSeries {
 	return s[:maxProbeCharts]
 }
 
-// probeChart draws one provider × source: inbox % on a 0–100 scale and
-// the latency p95 scaled to its maximum (its figure is in each point's
-// tooltip).
+// probeChart draws one provider × source: inbox % on a 0–100 scale, and
+// the latency p50 and p95 scaled to the largest (each point's figure is in
+// its tooltip).
 func probeChart(pg Probes, s ProbeSeries) template.HTML {
 	inbox := chartLine{Name: "inbox %"}
-	var lat []chartPoint
+	p50, p95 := chartLine{Name: "latency p50"}, chartLine{Name: "latency p95"}
 	maxLat := 0.0
 	for _, p := range s.Points {
 		inbox.Points = append(inbox.Points, chartPoint{p.Time, p.InboxPct})
-		lat = append(lat, chartPoint{p.Time, p.LatencyP95Ms})
+		if p.LatencyP95Ms > 0 || p.LatencyP50Ms > 0 { // steps with only missing probes have no latency
+			p50.Points = append(p50.Points, chartPoint{p.Time, p.LatencyP50Ms})
+			p95.Points = append(p95.Points, chartPoint{p.Time, p.LatencyP95Ms})
+		}
 		maxLat = math.Max(maxLat, p.LatencyP95Ms)
 	}
 	out := lineChart(pg.Params.From, pg.Params.To, []chartLine{inbox}, 100, "%")
 	if maxLat > 0 {
-		out += lineChart(pg.Params.From, pg.Params.To, []chartLine{{Name: "latency p95", Points: lat}}, maxLat, "ms")
+		out += lineChart(pg.Params.From, pg.Params.To, []chartLine{p50, p95}, maxLat, "ms")
 	}
 	return out
 }
