@@ -315,6 +315,7 @@ func TestConsolePages(t *testing.T) {
 			{"trace-queue-id", consoletest.TraceQueueID, truth.Trace},
 			{"trace-recipient", consoletest.TraceRecipient, truth.Trace},
 			{"trace-probe", consoletest.TraceProbeID, truth.ProbeTrace},
+			{"trace-bounce", consoletest.TraceBounceTrackingID, truth.BounceTrace},
 		} {
 			b.open(c.page("/trace", "q", q.q))
 			got := b.texts("ol.trace li.step")
@@ -335,7 +336,7 @@ func TestConsolePages(t *testing.T) {
 					t.Errorf("trace of %s step %d has class %q, want %q", q.q, i, classes[i], "step "+s.Kind)
 				}
 			}
-			if q.name == "trace" || q.name == "trace-probe" {
+			if q.name == "trace" || q.name == "trace-probe" || q.name == "trace-bounce" {
 				b.screenshot(q.name)
 			}
 
