@@ -42,5 +42,9 @@ func Rollups() []Rollup {
 		{Table: "dnsbl_delisted_1d", View: "dnsbl_delisted_1d_mv", Source: "dnsbl_delisted"},
 		{Table: "decision_cutoff_1d", View: "decision_cutoff_1d_mv", Source: "decision_cutoff"},
 		{Table: "decision_reroute_1d", View: "decision_reroute_1d_mv", Source: "decision_reroute"},
+		{Table: "probe_sent_1h", View: "probe_sent_1h_mv", Source: "probe_sent"},
+		{Table: "probe_received_1h", View: "probe_received_1h_mv", Source: "probe_received"},
+		{Table: "probe_missing_1h", View: "probe_missing_1h_mv", Source: "probe_missing"},
+		{Table: "delivery_status_1h", View: "delivery_status_1h_mv", Source: "delivery_attempted"},
 	}
 }

@@ -66,6 +66,14 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, outcome, count() FROM probe_sent GROUP BY bucket, provider, source_ip, outcome`},
 		{`SELECT bucket, provider, source_ip, placement, countMerge(received) FROM probe_received_5m GROUP BY bucket, provider, source_ip, placement`,
 			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, placement, count() FROM probe_received GROUP BY bucket, provider, source_ip, placement`},
+		{`SELECT bucket, provider, source_ip, outcome, countMerge(sent) FROM probe_sent_1h GROUP BY bucket, provider, source_ip, outcome`,
+			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, outcome, count() FROM probe_sent GROUP BY bucket, provider, source_ip, outcome`},
+		{`SELECT bucket, provider, source_ip, placement, countMerge(received) FROM probe_received_1h GROUP BY bucket, provider, source_ip, placement`,
+			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, placement, count() FROM probe_received GROUP BY bucket, provider, source_ip, placement`},
+		{`SELECT bucket, provider, source_ip, countMerge(missing) FROM probe_missing_1h GROUP BY bucket, provider, source_ip`,
+			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, count() FROM probe_missing GROUP BY bucket, provider, source_ip`},
+		{`SELECT bucket, provider, source_ip, customer, status, category, countMerge(attempts) FROM delivery_status_1h GROUP BY bucket, provider, source_ip, customer, status, category`,
+			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, customer, status, category, count() FROM delivery_attempted GROUP BY bucket, provider, source_ip, customer, status, category`},
 		{`SELECT bucket, provider, source_ip, countMerge(missing) FROM probe_missing_5m GROUP BY bucket, provider, source_ip`,
 			`SELECT toStartOfFiveMinute(time) AS bucket, provider, source_ip, count() FROM probe_missing GROUP BY bucket, provider, source_ip`},
 		{`SELECT bucket, provider, source_ip, customer, status, category, countMerge(attempts) FROM delivery_status_5m GROUP BY bucket, provider, source_ip, customer, status, category`,
@@ -106,6 +114,14 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	}
 	if !reflect.DeepEqual(quantiles, rawQuantiles) || len(quantiles) != 2 || quantiles[1] != 3000 {
 		t.Errorf("latency quantiles from the rollup %v, from the raw table %v, want p95 3000", quantiles, rawQuantiles)
+	}
+	var hourly []float64
+	if err := conn.QueryRow(ctx, `SELECT quantilesMerge(0.5, 0.95)(latency_ms) FROM probe_received_1h
+		WHERE provider = 'gmail' AND source_ip = '192.0.2.1'`).Scan(&hourly); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(hourly, rawQuantiles) {
+		t.Errorf("latency quantiles from the hourly rollup %v, from the raw table %v", hourly, rawQuantiles)
 	}
 
 	var sample string
