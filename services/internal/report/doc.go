@@ -33,11 +33,12 @@
 //     and up to three sample reports (subject and a truncated header
 //     excerpt) so the abuse team sees what recipients complained about.
 //
-// Sources. Deliveries and probes are read only from the rollups
-// (delivery_status_5m, delivery_reply_1h, probe_sent_5m,
-// probe_received_5m, probe_missing_5m, complaint_counted_5m), never from
-// delivery_attempted or the probe tables, so a weekly report at a million
-// deliveries a day reads a few thousand rows. The low-volume tables are
+// Sources. Deliveries and probes are read only from the hourly rollups
+// (delivery_status_1h, delivery_reply_1h, probe_sent_1h,
+// probe_received_1h, probe_missing_1h; the period is whole hours) and
+// complaint_counted_5m, never from delivery_attempted or the probe tables,
+// so a weekly report at a million deliveries a day merges rows per hour,
+// not per event. The low-volume tables are
 // read raw with the period as time bound: dnsbl_listed and dnsbl_delisted
 // for the period's listings, decision_cutoff and decision_reroute,
 // complaint_received for the untrusted count and the samples. The listings

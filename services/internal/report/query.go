@@ -59,7 +59,7 @@ func (q query) deliveries(ctx context.Context, r *Report) error {
 	cust, args := q.customerIs()
 	d := &r.Deliveries
 	err := q.each(ctx, `SELECT toString(status), countMerge(attempts)
-		FROM delivery_status_5m WHERE `+q.bucketIn()+cust+`
+		FROM delivery_status_1h WHERE `+q.bucketIn()+cust+`
 		GROUP BY status`, args, func(rows driver.Rows) error {
 		var status string
 		var n uint64
@@ -94,7 +94,7 @@ func (q query) deliveries(ctx context.Context, r *Report) error {
 func (q query) failures(ctx context.Context, r *Report) error {
 	cust, args := q.customerIs()
 	err := q.each(ctx, `SELECT toString(status), toString(category), toString(provider), countMerge(attempts)
-		FROM delivery_status_5m WHERE `+q.bucketIn()+` AND status != 'sent'`+cust+`
+		FROM delivery_status_1h WHERE `+q.bucketIn()+` AND status != 'sent'`+cust+`
 		GROUP BY status, category, provider`, args, func(rows driver.Rows) error {
 		var f Failure
 		if err := rows.Scan(&f.Status, &f.Category, &f.Provider, &f.Count); err != nil {
@@ -166,7 +166,7 @@ func (q query) probes(ctx context.Context, r *Report) error {
 		return p
 	}
 	err := q.each(ctx, `SELECT toString(provider), toString(outcome), countMerge(sent)
-		FROM probe_sent_5m WHERE `+q.bucketIn()+` GROUP BY provider, outcome`, nil, func(rows driver.Rows) error {
+		FROM probe_sent_1h WHERE `+q.bucketIn()+` GROUP BY provider, outcome`, nil, func(rows driver.Rows) error {
 		var provider, outcome string
 		var n uint64
 		if err := rows.Scan(&provider, &outcome, &n); err != nil {
@@ -183,7 +183,7 @@ func (q query) probes(ctx context.Context, r *Report) error {
 		return err
 	}
 	err = q.each(ctx, `SELECT toString(provider), toString(placement), countMerge(received)
-		FROM probe_received_5m WHERE `+q.bucketIn()+` GROUP BY provider, placement`, nil, func(rows driver.Rows) error {
+		FROM probe_received_1h WHERE `+q.bucketIn()+` GROUP BY provider, placement`, nil, func(rows driver.Rows) error {
 		var provider, placement string
 		var n uint64
 		if err := rows.Scan(&provider, &placement, &n); err != nil {
@@ -205,7 +205,7 @@ func (q query) probes(ctx context.Context, r *Report) error {
 		return err
 	}
 	err = q.each(ctx, `SELECT toString(provider), countMerge(missing)
-		FROM probe_missing_5m WHERE `+q.bucketIn()+` GROUP BY provider`, nil, func(rows driver.Rows) error {
+		FROM probe_missing_1h WHERE `+q.bucketIn()+` GROUP BY provider`, nil, func(rows driver.Rows) error {
 		var provider string
 		var n uint64
 		if err := rows.Scan(&provider, &n); err != nil {
@@ -225,7 +225,7 @@ func (q query) probes(ctx context.Context, r *Report) error {
 		}
 	}
 	err = q.each(ctx, `SELECT toString(provider), quantilesMerge(0.5, 0.95)(latency_ms)
-		FROM probe_received_5m WHERE `+q.bucketIn()+` GROUP BY provider`, nil, func(rows driver.Rows) error {
+		FROM probe_received_1h WHERE `+q.bucketIn()+` GROUP BY provider`, nil, func(rows driver.Rows) error {
 		var provider string
 		var qs []float64
 		if err := rows.Scan(&provider, &qs); err != nil {
@@ -253,7 +253,7 @@ func (q query) probes(ctx context.Context, r *Report) error {
 	total.percentages()
 	if total.Received > 0 {
 		err = q.each(ctx, `SELECT quantilesMerge(0.5, 0.95)(latency_ms)
-			FROM probe_received_5m WHERE `+q.bucketIn(), nil, func(rows driver.Rows) error {
+			FROM probe_received_1h WHERE `+q.bucketIn(), nil, func(rows driver.Rows) error {
 			var qs []float64
 			if err := rows.Scan(&qs); err != nil {
 				return err
@@ -458,7 +458,7 @@ func (q query) complaints(ctx context.Context, r *Report) error {
 	}
 	// The delivered mail of the customers that have complaints.
 	err = q.each(ctx, `SELECT toString(customer), countMerge(attempts)
-		FROM delivery_status_5m WHERE `+q.bucketIn()+` AND status = 'sent'`+cust+`
+		FROM delivery_status_1h WHERE `+q.bucketIn()+` AND status = 'sent'`+cust+`
 		GROUP BY customer`, args, func(rows driver.Rows) error {
 		var customer string
 		var n uint64
