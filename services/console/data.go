@@ -267,9 +267,9 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 	wg.Go(func() { st = s.readState(ctx, &stateMeta, p.By == "ip") })
 
 	deliveriesErr := func() error {
-		f := rollupRange(p, "provider", "source_ip", "customer")
+		from, args := fromRollup("delivery_status", p, rollupRange(p, "provider", "source_ip", "customer"))
 		rows, err := s.conn.Query(ctx, `SELECT source_ip, customer, provider, status, category, countMerge(attempts)
-		FROM delivery_status_5m`+f.where()+` GROUP BY source_ip, customer, provider, status, category`, f.args...)
+		`+from+` GROUP BY source_ip, customer, provider, status, category`, args...)
 		if err != nil {
 			return fmt.Errorf("deliveries: %w", err)
 		}
@@ -418,7 +418,7 @@ func (s source) baseline(ctx context.Context, p Params) (map[cellKey]dailyRates,
 		rowColumn = "customer"
 	}
 	rows, err := s.conn.Query(ctx, `SELECT `+rowColumn+`, provider, toStartOfDay(bucket) AS day, status, countMerge(attempts)
-		FROM delivery_status_5m`+bf.where()+` GROUP BY `+rowColumn+`, provider, day, status`, bf.args...)
+		FROM delivery_status_1h`+bf.where()+` GROUP BY `+rowColumn+`, provider, day, status`, bf.args...)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -543,7 +543,19 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 	inbox := map[*ProbePoint]uint64{}
 	f := rollupRange(p, "provider", "source_ip")
 	step := int64(p.step() / time.Second)
-	stepArgs := append([]any{step, step}, f.args...)
+	// from returns the FROM clause of a probe rollup and the query's
+	// arguments: the step's (for bucketExpr) when withStep, then the
+	// clause's.
+	from := func(rollup string, withStep bool) (string, []any) {
+		clause, args := fromRollup(rollup, p, f)
+		if withStep {
+			args = append([]any{step, step}, args...)
+		}
+		return clause, args
+	}
+	sentFrom, sentArgs := from("probe_sent", false)
+	receivedFrom, receivedArgs := from("probe_received", true)
+	missingFrom, missingArgs := from("probe_missing", true)
 	each := func(what, query string, args []any, scan func(driver.Rows) error) error {
 		q, err := s.conn.Query(ctx, query, args...)
 		if err != nil {
@@ -561,7 +573,7 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 		return nil
 	}
 
-	err := each("probes sent", `SELECT provider, source_ip, countMerge(sent) FROM probe_sent_5m`+f.where()+` GROUP BY provider, source_ip`, f.args,
+	err := each("probes sent", `SELECT provider, source_ip, countMerge(sent)`+sentFrom+` GROUP BY provider, source_ip`, sentArgs,
 		func(q driver.Rows) error {
 			var provider, ip string
 			var n uint64
@@ -575,7 +587,7 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 		return out, err
 	}
 	err = each("probes received", `SELECT provider, source_ip, `+bucketExpr+` AS t, placement, countMerge(received)
-		FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t, placement`, stepArgs,
+		`+receivedFrom+` GROUP BY provider, source_ip, t, placement`, receivedArgs,
 		func(q driver.Rows) error {
 			var provider, ip, placement string
 			var t time.Time
@@ -601,7 +613,7 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 		return out, err
 	}
 	err = each("probes missing", `SELECT provider, source_ip, `+bucketExpr+` AS t, countMerge(missing)
-		FROM probe_missing_5m`+f.where()+` GROUP BY provider, source_ip, t`, stepArgs,
+		`+missingFrom+` GROUP BY provider, source_ip, t`, missingArgs,
 		func(q driver.Rows) error {
 			var provider, ip string
 			var t time.Time
@@ -619,8 +631,8 @@ func (s source) probes(ctx context.Context, p Params) (Probes, error) {
 	// t = 0 (the epoch) is the key of the whole range.
 	err = each("probe latency", `SELECT provider, source_ip, key, quantilesMerge(0.5, 0.95)(state) FROM (
 			SELECT provider, source_ip, `+bucketExpr+` AS t, quantilesMergeState(0.5, 0.95)(latency_ms) AS state
-			FROM probe_received_5m`+f.where()+` GROUP BY provider, source_ip, t
-		) ARRAY JOIN [t, toDateTime(0, 'UTC')] AS key GROUP BY provider, source_ip, key`, stepArgs,
+			`+receivedFrom+` GROUP BY provider, source_ip, t
+		) ARRAY JOIN [t, toDateTime(0, 'UTC')] AS key GROUP BY provider, source_ip, key`, receivedArgs,
 		func(q driver.Rows) error {
 			var provider, ip string
 			var t time.Time
@@ -676,7 +688,8 @@ func (s source) deliveries(ctx context.Context, p Params) (Deliveries, error) {
 	out := Deliveries{Meta: Meta{Page: "deliveries", Params: p, Now: s.now}, Step: stepName(p.step()),
 		Totals: map[string]uint64{}, Rejections: map[string]uint64{}}
 	f := rollupRange(p, "provider", "source_ip", "customer")
-	q, err := s.conn.Query(ctx, `SELECT status, category, countMerge(attempts) FROM delivery_status_5m`+f.where()+` GROUP BY status, category`, f.args...)
+	from, fromArgs := fromRollup("delivery_status", p, f)
+	q, err := s.conn.Query(ctx, `SELECT status, category, countMerge(attempts)`+from+` GROUP BY status, category`, fromArgs...)
 	if err != nil {
 		return out, fmt.Errorf("deliveries: %w", err)
 	}
@@ -695,8 +708,8 @@ func (s source) deliveries(ctx context.Context, p Params) (Deliveries, error) {
 	q.Close()
 
 	step := int64(p.step() / time.Second)
-	q, err = s.conn.Query(ctx, `SELECT status, `+bucketExpr+` AS t, countMerge(attempts) FROM delivery_status_5m`+f.where()+` GROUP BY status, t ORDER BY status, t`,
-		append([]any{step, step}, f.args...)...)
+	q, err = s.conn.Query(ctx, `SELECT status, `+bucketExpr+` AS t, countMerge(attempts)`+from+` GROUP BY status, t ORDER BY status, t`,
+		append([]any{step, step}, fromArgs...)...)
 	if err != nil {
 		return out, fmt.Errorf("delivery series: %w", err)
 	}
@@ -848,7 +861,8 @@ func (s source) complaints(ctx context.Context, p Params) (Complaints, error) {
 	type key struct{ customer, provider string }
 	sent, complaints := map[key]uint64{}, map[key]uint64{}
 	f := rollupRange(p, "provider", "source_ip", "customer")
-	q, err := s.conn.Query(ctx, `SELECT customer, provider, countMerge(attempts) FROM delivery_status_5m`+f.where()+` AND status = 'sent' GROUP BY customer, provider`, f.args...)
+	from, fromArgs := fromRollup("delivery_status", p, rollupRange(p, "provider", "source_ip", "customer").add("status = 'sent'"))
+	q, err := s.conn.Query(ctx, `SELECT customer, provider, countMerge(attempts)`+from+` GROUP BY customer, provider`, fromArgs...)
 	if err != nil {
 		return out, fmt.Errorf("deliveries: %w", err)
 	}

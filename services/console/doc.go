@@ -6,8 +6,10 @@
 // Every page is built when it is asked for, from two sources and nothing
 // else. History comes from ClickHouse: the 5-minute, hourly and daily
 // rollups that materialised views fill as events are inserted
-// (delivery_status_5m, delivery_reply_1h, probe_*_5m,
-// complaint_counted_5m), never from a scan of the raw delivery or probe
+// (delivery_status_5m and _1h, delivery_reply_1h, probe_*_5m and _1h,
+// complaint_counted_5m; a range charted in hours reads its whole hours
+// from the hourly tables and the minutes at either end from the 5-minute
+// ones), never from a scan of the raw delivery or probe
 // tables over a range; the low-volume tables (dnsbl_listed/_delisted,
 // dns_audit, decision_*, alert_raised) are read raw, always bounded by
 // the page's time range. What is in force now comes from NATS KV: the

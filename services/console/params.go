@@ -212,6 +212,36 @@ func (f *filter) where() string { return " WHERE " + strings.Join(f.conds, " AND
 // columns before the others (a quantile state is large) are read.
 func (f *filter) prewhere() string { return " PREWHERE " + strings.Join(f.conds, " AND ") }
 
+// fromRollup is a FROM clause for f (a rollupRange filter) over a rollup
+// that also has an hourly table (delivery_status, probe_sent,
+// probe_received, probe_missing): the whole hours of the range are read
+// from <name>_1h, the minutes at either end from <name>_5m, so a 30-day
+// page merges hourly rows. The tables have the same columns, so the union
+// is read as either. Its arguments replace f's. Ranges charted in 5-minute
+// steps read the 5-minute table alone.
+func fromRollup(name string, p Params, f *filter) (string, []any) {
+	firstHour := p.From.Truncate(time.Hour)
+	if firstHour.Before(p.From) {
+		firstHour = firstHour.Add(time.Hour)
+	}
+	// The last 5-minute bucket of the range starts at p.To; an hour is
+	// whole when its last bucket is in the range.
+	endHour := p.To.Add(5 * time.Minute).Truncate(time.Hour)
+	others := strings.Join(f.conds[1:], " AND ")
+	if others != "" {
+		others = " AND " + others
+	}
+	// Charts of 5-minute steps need the 5-minute rows.
+	if p.step()%time.Hour != 0 || !firstHour.Before(endHour) {
+		return " FROM " + name + "_5m" + f.where(), f.args
+	}
+	args := append([]any{firstHour, endHour}, f.args[2:]...)
+	args = append(args, p.From, firstHour, endHour, p.To)
+	args = append(args, f.args[2:]...)
+	return " FROM (SELECT * FROM " + name + "_1h WHERE bucket >= ? AND bucket < ?" + others +
+		" UNION ALL SELECT * FROM " + name + "_5m WHERE ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket <= ?))" + others + ")", args
+}
+
 // rollupRange starts a filter on a rollup's bucket column for p's range and
 // the filters the rollup has columns for.
 func rollupRange(p Params, columns ...string) *filter {
