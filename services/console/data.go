@@ -332,6 +332,7 @@ func (s source) overview(ctx context.Context, p Params) (Overview, error) {
 		c.DeliveredPct = pct(c.Sent, c.Attempts)
 		c.DeferredPct = pct(c.Deferred, c.Attempts)
 		c.BaselineDeliveredPct, c.BaselineDeferredPct = median(base[k].delivered), median(base[k].deferred)
+		c.BaselineDays = len(base[k].delivered)
 		c.TopRejection = topKey(byCategory[k])
 		c.ComplaintRatePct = pct(c.Complaints, c.Sent)
 		rate := 0.0

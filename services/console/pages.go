@@ -46,6 +46,9 @@ type Cell struct {
 	// before the range's first day (days with attempts only).
 	BaselineDeliveredPct float64 `json:"baseline_delivered_pct"`
 	BaselineDeferredPct  float64 `json:"baseline_deferred_pct"`
+	// BaselineDays is how many of those days had attempts; with none the
+	// medians are 0 and mean nothing.
+	BaselineDays int `json:"baseline_days"`
 	// TopRejection is the classifier category of most deferrals and
 	// failures.
 	TopRejection string `json:"top_rejection"`

@@ -95,8 +95,13 @@ func formatThreshold(rule string, v float64) string {
 // cellTitle is the tooltip of an overview cell: every figure in one line.
 func cellTitle(c *Cell) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s × %s: %s delivered (7-day median %s), %s deferred (7-day median %s) of %d attempts",
-		c.Row, c.Provider, formatPct(c.DeliveredPct), formatPct(c.BaselineDeliveredPct), formatPct(c.DeferredPct), formatPct(c.BaselineDeferredPct), c.Attempts)
+	if c.BaselineDays > 0 {
+		fmt.Fprintf(&b, "%s × %s: %s delivered (7-day median %s), %s deferred (7-day median %s) of %d attempts",
+			c.Row, c.Provider, formatPct(c.DeliveredPct), formatPct(c.BaselineDeliveredPct), formatPct(c.DeferredPct), formatPct(c.BaselineDeferredPct), c.Attempts)
+	} else {
+		fmt.Fprintf(&b, "%s × %s: %s delivered, %s deferred of %d attempts (no attempts in the 7 days before)",
+			c.Row, c.Provider, formatPct(c.DeliveredPct), formatPct(c.DeferredPct), c.Attempts)
+	}
 	if c.TopRejection != "" {
 		fmt.Fprintf(&b, "; top rejection %s", c.TopRejection)
 	}

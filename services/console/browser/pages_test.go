@@ -365,9 +365,15 @@ func checkCell(t *testing.T, b *browser, want consoletest.Cell) {
 		t.Errorf("cell %s shows %q delivered, want %q", name, got, pct(want.DeliveredPct))
 	}
 	text := b.text(cell)
+	baseline := func(v float64) string {
+		if want.BaselineDays == 0 {
+			return ""
+		}
+		return " (" + pct(v) + ")"
+	}
 	figures := []string{
-		pct(want.DeliveredPct) + " delivered (" + pct(want.BaselineDeliveredPct) + ")",
-		pct(want.DeferredPct) + " deferred (" + pct(want.BaselineDeferredPct) + ")",
+		pct(want.DeliveredPct) + " delivered" + baseline(want.BaselineDeliveredPct),
+		pct(want.DeferredPct) + " deferred" + baseline(want.BaselineDeferredPct),
 		fmt.Sprintf("%d attempts", want.Attempts),
 		fmt.Sprintf("complaints %s (%d)", rate(want.ComplaintRatePct), want.Complaints),
 	}

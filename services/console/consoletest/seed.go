@@ -144,6 +144,8 @@ type Cell struct {
 	// Baseline*Pct are the medians of the daily rates of the 7 UTC days
 	// before the range's first day (days with attempts only).
 	BaselineDeliveredPct, BaselineDeferredPct float64
+	// BaselineDays is how many of those days had attempts.
+	BaselineDays int
 	// TopRejection is the category of most deferrals and failures.
 	TopRejection string
 
@@ -609,6 +611,7 @@ func Seed(ctx context.Context, conn driver.Conn, now time.Time) (Truth, error) {
 			fRates = append(fRates, pct(v[2], v[0]))
 		}
 		c.BaselineDeliveredPct, c.BaselineDeferredPct = Median(dRates), Median(fRates)
+		c.BaselineDays = len(daily)
 		c.TopRejection = topKey(byCat)
 		c.Complaints = complaintsIn
 		c.ComplaintRatePct = pct(complaintsIn, c.Sent)
