@@ -178,7 +178,21 @@ func (s source) lastProbes(ctx context.Context, p Params) (map[cellKey]lastProbe
 			out[k] = lastProbe{bucket: b, placement: placement, latency: latency}
 		}
 	}
-	f := rollupRange(p, "provider", "source_ip")
+	// Every pair's last probe is at or after the earliest of their last
+	// hours: found in the hourly rollup (a month is a few thousand rows
+	// per pair), it bounds the 5-minute rows read below to the last hours
+	// instead of the whole range.
+	hf := rollupRange(p, "provider", "source_ip")
+	hourly, hourlyArgs := fromRollup("probe_received", p, hf)
+	var earliestLast time.Time
+	if err := s.conn.QueryRow(ctx, `SELECT min(last) FROM (SELECT max(bucket) AS last`+hourly+` GROUP BY source_ip, provider)`, hourlyArgs...).Scan(&earliestLast); err != nil {
+		return nil, fmt.Errorf("last probes: %w", err)
+	}
+	recent := p
+	if earliestLast.After(p.From) {
+		recent.From = earliestLast.UTC()
+	}
+	f := rollupRange(recent, "provider", "source_ip")
 	// The latest bucket of each pair first (a small answer), then the
 	// placements and latency of those buckets only.
 	rows, err := s.conn.Query(ctx, `SELECT source_ip, provider, bucket, placement, quantilesMerge(0.5, 0.95)(latency_ms)
@@ -202,7 +216,8 @@ func (s source) lastProbes(ctx context.Context, p Params) (map[cellKey]lastProbe
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("last probes: %w", err)
 	}
-	rows, err = s.conn.Query(ctx, `SELECT source_ip, provider, max(bucket) FROM probe_missing_5m`+f.where()+` GROUP BY source_ip, provider`, f.args...)
+	mf := rollupRange(p, "provider", "source_ip")
+	rows, err = s.conn.Query(ctx, `SELECT source_ip, provider, max(bucket) FROM probe_missing_5m`+mf.where()+` GROUP BY source_ip, provider`, mf.args...)
 	if err != nil {
 		return nil, fmt.Errorf("last missing probes: %w", err)
 	}
