@@ -365,15 +365,15 @@ func checkCell(t *testing.T, b *browser, want consoletest.Cell) {
 		t.Errorf("cell %s shows %q delivered, want %q", name, got, pct(want.DeliveredPct))
 	}
 	text := b.text(cell)
-	baseline := func(v float64) string {
-		if want.BaselineDays == 0 {
-			return ""
-		}
-		return " (" + pct(v) + ")"
+	// The 7-day medians in brackets, or "no history" once for a cell
+	// without attempts in those days.
+	deliveredBase, deferredBase := " ("+pct(want.BaselineDeliveredPct)+")", " ("+pct(want.BaselineDeferredPct)+")"
+	if want.BaselineDays == 0 {
+		deliveredBase, deferredBase = " (no history)", ""
 	}
 	figures := []string{
-		pct(want.DeliveredPct) + " delivered" + baseline(want.BaselineDeliveredPct),
-		pct(want.DeferredPct) + " deferred" + baseline(want.BaselineDeferredPct),
+		pct(want.DeliveredPct) + " delivered" + deliveredBase,
+		pct(want.DeferredPct) + " deferred" + deferredBase,
 		fmt.Sprintf("%d attempts", want.Attempts),
 		fmt.Sprintf("complaints %s (%d)", rate(want.ComplaintRatePct), want.Complaints),
 	}
