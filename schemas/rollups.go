@@ -46,5 +46,8 @@ func Rollups() []Rollup {
 		{Table: "probe_received_1h", View: "probe_received_1h_mv", Source: "probe_received"},
 		{Table: "probe_missing_1h", View: "probe_missing_1h_mv", Source: "probe_missing"},
 		{Table: "delivery_status_1h", View: "delivery_status_1h_mv", Source: "delivery_attempted"},
+		{Table: "probe_sent_1d", View: "probe_sent_1d_mv", Source: "probe_sent"},
+		{Table: "probe_received_1d", View: "probe_received_1d_mv", Source: "probe_received"},
+		{Table: "probe_missing_1d", View: "probe_missing_1d_mv", Source: "probe_missing"},
 	}
 }

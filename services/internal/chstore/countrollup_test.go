@@ -70,6 +70,12 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, outcome, count() FROM probe_sent GROUP BY bucket, provider, source_ip, outcome`},
 		{`SELECT bucket, provider, source_ip, placement, countMerge(received) FROM probe_received_1h GROUP BY bucket, provider, source_ip, placement`,
 			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, placement, count() FROM probe_received GROUP BY bucket, provider, source_ip, placement`},
+		{`SELECT bucket, provider, source_ip, outcome, countMerge(sent) FROM probe_sent_1d GROUP BY bucket, provider, source_ip, outcome`,
+			`SELECT toStartOfDay(time) AS bucket, provider, source_ip, outcome, count() FROM probe_sent GROUP BY bucket, provider, source_ip, outcome`},
+		{`SELECT bucket, provider, source_ip, placement, countMerge(received) FROM probe_received_1d GROUP BY bucket, provider, source_ip, placement`,
+			`SELECT toStartOfDay(time) AS bucket, provider, source_ip, placement, count() FROM probe_received GROUP BY bucket, provider, source_ip, placement`},
+		{`SELECT bucket, provider, source_ip, countMerge(missing) FROM probe_missing_1d GROUP BY bucket, provider, source_ip`,
+			`SELECT toStartOfDay(time) AS bucket, provider, source_ip, count() FROM probe_missing GROUP BY bucket, provider, source_ip`},
 		{`SELECT bucket, provider, source_ip, countMerge(missing) FROM probe_missing_1h GROUP BY bucket, provider, source_ip`,
 			`SELECT toStartOfHour(time) AS bucket, provider, source_ip, count() FROM probe_missing GROUP BY bucket, provider, source_ip`},
 		{`SELECT bucket, provider, source_ip, customer, status, category, countMerge(attempts) FROM delivery_status_1h GROUP BY bucket, provider, source_ip, customer, status, category`,
@@ -119,6 +125,14 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT quantilesMerge(0.5, 0.95)(latency_ms) FROM probe_received_1h
 		WHERE provider = 'gmail' AND source_ip = '192.0.2.1'`).Scan(&hourly); err != nil {
 		t.Fatal(err)
+	}
+	var daily []float64
+	if err := conn.QueryRow(ctx, `SELECT quantilesMerge(0.5, 0.95)(latency_ms) FROM probe_received_1d
+		WHERE provider = 'gmail' AND source_ip = '192.0.2.1'`).Scan(&daily); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(daily, rawQuantiles) {
+		t.Errorf("latency quantiles from the daily rollup %v, from the raw table %v", daily, rawQuantiles)
 	}
 	if !reflect.DeepEqual(hourly, rawQuantiles) {
 		t.Errorf("latency quantiles from the hourly rollup %v, from the raw table %v", hourly, rawQuantiles)
