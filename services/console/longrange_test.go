@@ -13,8 +13,8 @@ import (
 )
 
 // TestLongRangesMergeHourlyAndFiveMinuteRows: ranges of days read whole
-// hours from the hourly rollups and the minutes at either end from the
-// 5-minute ones. Deliveries and probes spread over ten days, at minutes
+// days (probes, charted by the day) and hours from the daily and hourly
+// rollups and the minutes at either end from the 5-minute ones. Deliveries and probes spread over ten days, at minutes
 // off the hour, must show the same totals as the raw tables over the range
 // each page reports, for named ranges and a from/to that starts and ends
 // mid-hour.
@@ -48,7 +48,11 @@ func TestLongRangesMergeHourlyAndFiveMinuteRows(t *testing.T) {
 
 	from := s.now.Add(-6*24*time.Hour - 37*time.Minute).Format(time.RFC3339)
 	to := s.now.Add(-2*24*time.Hour - 18*time.Minute).Format(time.RFC3339)
-	for _, query := range []string{"range=7d", "range=30d", "from=" + url.QueryEscape(from) + "&to=" + url.QueryEscape(to)} {
+	// Nine days, charted by the day, with events on both sides of each end.
+	dayFrom := s.now.Add(-9*24*time.Hour - 2*time.Hour - 37*time.Minute).Format(time.RFC3339)
+	dayTo := s.now.Add(-5*time.Hour - 17*time.Minute).Format(time.RFC3339)
+	for _, query := range []string{"range=7d", "range=30d", "from=" + url.QueryEscape(from) + "&to=" + url.QueryEscape(to),
+		"from=" + url.QueryEscape(dayFrom) + "&to=" + url.QueryEscape(dayTo)} {
 		t.Run(query, func(t *testing.T) {
 			s.queries.reset()
 			d := getJSON[console.Deliveries](t, s.handler, "/deliveries?source_ip=192.0.2.200&"+query)
@@ -83,7 +87,13 @@ func TestLongRangesMergeHourlyAndFiveMinuteRows(t *testing.T) {
 				t.Errorf("%s: the chart's points add up to %d attempts, the range holds %d", query, seriesSum, total)
 			}
 
+			s.queries.reset()
 			p := getJSON[console.Probes](t, s.handler, "/probes?source_ip=192.0.2.200&"+query)
+			// A 30-day chart steps by the day: whole days come from the daily rollup.
+			readsDaily := slices.ContainsFunc(s.queries.all(), func(q string) bool { return strings.Contains(q, "probe_received_1d") })
+			if wantDaily := query == "range=30d" || strings.Contains(query, url.QueryEscape(dayFrom)); readsDaily != wantDaily {
+				t.Errorf("%s: read probe_received_1d: %v", query, readsDaily)
+			}
 			var inbox, spam uint64
 			if err := s.conn.QueryRow(ctx, `SELECT countIf(placement = 'inbox'), countIf(placement = 'spam') FROM probe_received
 				WHERE source_ip = '192.0.2.200' AND time >= ? AND time < ?`, lo, hi).Scan(&inbox, &spam); err != nil {

@@ -212,34 +212,78 @@ func (f *filter) where() string { return " WHERE " + strings.Join(f.conds, " AND
 // columns before the others (a quantile state is large) are read.
 func (f *filter) prewhere() string { return " PREWHERE " + strings.Join(f.conds, " AND ") }
 
-// fromRollup is a FROM clause for f (a rollupRange filter) over a rollup
-// that also has an hourly table (delivery_status, probe_sent,
-// probe_received, probe_missing): the whole hours of the range are read
-// from <name>_1h, the minutes at either end from <name>_5m, so a 30-day
-// page merges hourly rows. The tables have the same columns, so the union
-// is read as either. Its arguments replace f's. Ranges charted in 5-minute
-// steps read the 5-minute table alone.
+// rollupTiers are the bucket sizes each rollup read through fromRollup is
+// kept in (<name>_5m, _1h, _1d), coarsest first.
+var rollupTiers = map[string][]time.Duration{
+	"delivery_status": {time.Hour, 5 * time.Minute},
+	"probe_sent":      {24 * time.Hour, time.Hour, 5 * time.Minute},
+	"probe_received":  {24 * time.Hour, time.Hour, 5 * time.Minute},
+	"probe_missing":   {24 * time.Hour, time.Hour, 5 * time.Minute},
+}
+
+var tierSuffix = map[time.Duration]string{24 * time.Hour: "_1d", time.Hour: "_1h", 5 * time.Minute: "_5m"}
+
+// fromRollup is a FROM clause for f (a rollupRange filter) over one of
+// rollupTiers: the whole days of the range are read from <name>_1d, the
+// whole hours left at either end from <name>_1h, and the minutes left from
+// <name>_5m, so a 30-day page merges a few rows per day. A coarser table is
+// used only when the page's chart step is a multiple of its bucket. The
+// tables have the same columns, so their union is read as any of them. Its
+// arguments replace f's.
 func fromRollup(name string, p Params, f *filter) (string, []any) {
-	firstHour := p.From.Truncate(time.Hour)
-	if firstHour.Before(p.From) {
-		firstHour = firstHour.Add(time.Hour)
+	var tiers []time.Duration
+	for _, d := range rollupTiers[name] {
+		if d == 5*time.Minute || p.step()%d == 0 {
+			tiers = append(tiers, d)
+		}
 	}
-	// The last 5-minute bucket of the range starts at p.To; an hour is
-	// whole when its last bucket is in the range.
-	endHour := p.To.Add(5 * time.Minute).Truncate(time.Hour)
+	type span struct {
+		table    string
+		from, to time.Time
+	}
+	var spans []span
+	var split func(from, to time.Time, tiers []time.Duration)
+	split = func(from, to time.Time, tiers []time.Duration) {
+		if !from.Before(to) {
+			return
+		}
+		d := tiers[0]
+		if len(tiers) == 1 {
+			spans = append(spans, span{name + tierSuffix[d], from, to})
+			return
+		}
+		first, last := from.Truncate(d), to.Truncate(d)
+		if first.Before(from) {
+			first = first.Add(d)
+		}
+		if !first.Before(last) {
+			split(from, to, tiers[1:])
+			return
+		}
+		spans = append(spans, span{name + tierSuffix[d], first, last})
+		split(from, first, tiers[1:])
+		split(last, to, tiers[1:])
+	}
+	// The range's last 5-minute bucket starts at or before p.To.
+	split(p.From, p.To.Truncate(5*time.Minute).Add(5*time.Minute), tiers)
+	if len(spans) == 0 {
+		return " FROM " + name + "_5m" + f.where(), f.args
+	}
+
 	others := strings.Join(f.conds[1:], " AND ")
 	if others != "" {
 		others = " AND " + others
 	}
-	// Charts of 5-minute steps need the 5-minute rows.
-	if p.step()%time.Hour != 0 || !firstHour.Before(endHour) {
-		return " FROM " + name + "_5m" + f.where(), f.args
+	var selects []string
+	var args []any
+	for _, s := range spans {
+		selects = append(selects, "SELECT * FROM "+s.table+" WHERE bucket >= ? AND bucket < ?"+others)
+		args = append(append(args, s.from, s.to), f.args[2:]...)
 	}
-	args := append([]any{firstHour, endHour}, f.args[2:]...)
-	args = append(args, p.From, firstHour, endHour, p.To)
-	args = append(args, f.args[2:]...)
-	return " FROM (SELECT * FROM " + name + "_1h WHERE bucket >= ? AND bucket < ?" + others +
-		" UNION ALL SELECT * FROM " + name + "_5m WHERE ((bucket >= ? AND bucket < ?) OR (bucket >= ? AND bucket <= ?))" + others + ")", args
+	if len(selects) == 1 {
+		return " FROM" + strings.TrimPrefix(selects[0], "SELECT * FROM"), args
+	}
+	return " FROM (" + strings.Join(selects, " UNION ALL ") + ")", args
 }
 
 // rollupRange starts a filter on a rollup's bucket column for p's range and
