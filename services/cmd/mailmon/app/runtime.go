@@ -289,6 +289,17 @@ func (rt *Runtime) startClickHouse(ctx context.Context) error {
 
 // ClickHouseConfig is the shared `clickhouse` section as workers use it:
 // with the local server's address when this runtime started one.
+// ClickHouseClient is the clickhouse section a command outside a running
+// mailmon connects with (mailmon report, lab status, schemas migrate): when
+// mailmon runs its own local server on a fixed port, that server's address.
+func ClickHouseClient(cfg Config) chstore.Config {
+	c := cfg.ClickHouse
+	if c.Local.Enabled && c.Local.TCPPort != 0 {
+		c.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Local.TCPPort))
+	}
+	return c
+}
+
 func (rt *Runtime) ClickHouseConfig() chstore.Config {
 	c := rt.Config.ClickHouse
 	if rt.localCHAddr != "" {

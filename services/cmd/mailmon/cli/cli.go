@@ -229,7 +229,7 @@ func schemasCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if !ok {
 		return code
 	}
-	conn, err := chstore.Open(ctx, cfg.ClickHouse)
+	conn, err := chstore.Open(ctx, app.ClickHouseClient(cfg))
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon schemas migrate: %v\n", err)
 		return exitFailure

@@ -74,7 +74,7 @@ func reportCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return exitUsage
 	}
 
-	conn, err := chstore.Open(ctx, cfg.ClickHouse)
+	conn, err := chstore.Open(ctx, app.ClickHouseClient(cfg))
 	if err != nil {
 		fmt.Fprintf(errOut, "%s: %v\n", f.fs.Name(), err)
 		return exitFailure

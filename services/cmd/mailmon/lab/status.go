@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -76,11 +75,7 @@ type Decision struct {
 // OpenClickHouse connects to the lab's ClickHouse as the status command
 // sees it: the local server of the lab config, by its port.
 func OpenClickHouse(ctx context.Context, cfg app.Config) (driver.Conn, error) {
-	c := cfg.ClickHouse
-	if c.Local.Enabled {
-		c.Addr = "127.0.0.1:" + strconv.Itoa(c.Local.TCPPort)
-	}
-	return chstore.Open(ctx, c)
+	return chstore.Open(ctx, app.ClickHouseClient(cfg))
 }
 
 // ReadSummary queries ClickHouse (database cfg.ClickHouse.Database) and
