@@ -214,24 +214,9 @@ func emailSubject(n Notification) string {
 	return oneLine(s, maxSubjectRunes)
 }
 
-// emailMessage is the whole RFC 5322 message for one notification: headers
-// in CRLF lines of printable ASCII (outside text encoded, folded and
-// bounded) and a quoted-printable UTF-8 plain-text body.
+// emailMessage is the whole RFC 5322 message for one notification.
 func emailMessage(from *mail.Address, to []*mail.Address, n Notification, now time.Time) []byte {
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	var h strings.Builder
-	writeHeader(&h, "Date", now.Format(time.RFC1123Z))
-	writeHeader(&h, "From", from.String())
-	recipients := make([]string, len(to))
-	for i, a := range to {
-		recipients[i] = a.String()
-	}
-	writeHeader(&h, "To", strings.Join(recipients, ", "))
-	// The Q encoder leaves plain ASCII as it is, so a "=?" from alert text
-	// would reach the reader as the start of an encoded word (RFC 2047
-	// section 5); breaking the pair keeps it literal.
-	writeHeader(&h, "Subject", mime.QEncoding.Encode("utf-8", strings.ReplaceAll(emailSubject(n), "=?", "= ?")))
-	writeHeader(&h, "Message-ID", messageID(n, domain))
 	// Every notification about a condition refers to one thread id derived
 	// from its dedupe key, so a mail client shows the firing and the
 	// resolved message together.
@@ -242,9 +227,32 @@ func emailMessage(from *mail.Address, to []*mail.Address, n Notification, now ti
 			refs = append(refs, ref)
 		}
 	}
+	var threading [][2]string
 	if len(refs) > 0 {
-		writeHeader(&h, "In-Reply-To", refs[0])
-		writeHeader(&h, "References", strings.Join(refs, " "))
+		threading = [][2]string{{"In-Reply-To", refs[0]}, {"References", strings.Join(refs, " ")}}
+	}
+	return textMessage(from, to, now, emailSubject(n), messageID(n, domain), threading, []byte(emailBody(n)))
+}
+
+// textMessage is an RFC 5322 message sent by mailmon: headers in CRLF lines
+// of printable ASCII (the subject encoded, folded and bounded, then extra
+// in order) and a quoted-printable UTF-8 plain-text body.
+func textMessage(from *mail.Address, to []*mail.Address, now time.Time, subject, messageID string, extra [][2]string, body []byte) []byte {
+	var h strings.Builder
+	writeHeader(&h, "Date", now.Format(time.RFC1123Z))
+	writeHeader(&h, "From", from.String())
+	recipients := make([]string, len(to))
+	for i, a := range to {
+		recipients[i] = a.String()
+	}
+	writeHeader(&h, "To", strings.Join(recipients, ", "))
+	// The Q encoder leaves plain ASCII as it is, so a "=?" from outside
+	// text would reach the reader as the start of an encoded word (RFC 2047
+	// section 5); breaking the pair keeps it literal.
+	writeHeader(&h, "Subject", mime.QEncoding.Encode("utf-8", strings.ReplaceAll(subject, "=?", "= ?")))
+	writeHeader(&h, "Message-ID", messageID)
+	for _, kv := range extra {
+		writeHeader(&h, kv[0], kv[1])
 	}
 	// RFC 3834: a message sent by a program; autoresponders (vacation
 	// notices) must not answer it. The second header is Exchange's.
@@ -258,7 +266,7 @@ func emailMessage(from *mail.Address, to []*mail.Address, n Notification, now ti
 	msg.WriteString(h.String())
 	msg.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&msg)
-	qp.Write([]byte(emailBody(n))) // writes to a bytes.Buffer cannot fail
+	qp.Write(body) // writes to a bytes.Buffer cannot fail
 	qp.Close()
 	return msg.Bytes()
 }

@@ -84,10 +84,17 @@ func relayFailure(ctx context.Context, step string, err error) error {
 }
 
 // sendEmail delivers one notification as one message to every recipient
-// of the route, or returns why not. All recipients take it in one SMTP
-// transaction: a recipient refused aborts it, so a retry never sends a
-// second copy to those that took the first.
+// of the route, or returns why not.
 func (s *sender) sendEmail(ctx context.Context, n Notification) error {
+	now := s.now()
+	return s.sendMail(ctx, func(from *mail.Address, to []*mail.Address) []byte { return emailMessage(from, to, n, now) })
+}
+
+// sendMail sends the message built for the route's sender and recipients
+// through its relay. All recipients take it in one SMTP transaction: a
+// recipient refused aborts it, so a retry never sends a second copy to
+// those that took the first.
+func (s *sender) sendMail(ctx context.Context, message func(from *mail.Address, to []*mail.Address) []byte) error {
 	r := s.route
 	from, err := parseEmailAddress(r.From)
 	if err != nil {
@@ -101,12 +108,11 @@ func (s *sender) sendEmail(ctx context.Context, n Notification) error {
 		}
 		to = append(to, a)
 	}
-	msg := emailMessage(from, to, n, s.now())
 	timeout := r.Timeout.Std()
 	if timeout <= 0 {
 		timeout = s.client.Timeout
 	}
-	return sendSMTP(ctx, r, timeout, from, to, msg)
+	return sendSMTP(ctx, r, timeout, from, to, message(from, to))
 }
 
 // sendSMTP runs one SMTP exchange with the route's relay, bounded by

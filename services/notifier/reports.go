@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"slices"
 	"strings"
@@ -221,43 +219,11 @@ func reportSubject(s ReportSchedule, r report.Report) string {
 // text as the plain-text body, with a Message-ID derived from key so a copy
 // sent again is recognisable.
 func (snd *sender) sendReport(ctx context.Context, subject, key string, body []byte) error {
-	r := snd.route
-	from, err := parseEmailAddress(r.From)
-	if err != nil {
-		return err
-	}
-	to := make([]*mail.Address, 0, len(r.To))
-	recipients := make([]string, 0, len(r.To))
-	for _, t := range r.To {
-		a, err := parseEmailAddress(t)
-		if err != nil {
-			return err
-		}
-		to = append(to, a)
-		recipients = append(recipients, a.String())
-	}
-	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
-	var h strings.Builder
-	writeHeader(&h, "Date", snd.now().Format(time.RFC1123Z))
-	writeHeader(&h, "From", from.String())
-	writeHeader(&h, "To", strings.Join(recipients, ", "))
-	writeHeader(&h, "Subject", mime.QEncoding.Encode("utf-8", strings.ReplaceAll(subject, "=?", "= ?")))
-	sum := sha256.Sum256([]byte(key))
-	writeHeader(&h, "Message-ID", "<mailmon-report."+hex.EncodeToString(sum[:16])+"@"+domain+">")
-	writeHeader(&h, "Auto-Submitted", "auto-generated")
-	writeHeader(&h, "X-Auto-Response-Suppress", "All")
-	writeHeader(&h, "MIME-Version", "1.0")
-	writeHeader(&h, "Content-Type", "text/plain; charset=utf-8")
-	writeHeader(&h, "Content-Transfer-Encoding", "quoted-printable")
-	var msg bytes.Buffer
-	msg.WriteString(h.String())
-	msg.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&msg)
-	qp.Write(body) // writes to a bytes.Buffer cannot fail
-	qp.Close()
-	timeout := r.Timeout.Std()
-	if timeout <= 0 {
-		timeout = snd.client.Timeout
-	}
-	return sendSMTP(ctx, r, timeout, from, to, msg.Bytes())
+	now := snd.now()
+	return snd.sendMail(ctx, func(from *mail.Address, to []*mail.Address) []byte {
+		domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+		sum := sha256.Sum256([]byte(key))
+		id := "<mailmon-report." + hex.EncodeToString(sum[:16]) + "@" + domain + ">"
+		return textMessage(from, to, now, subject, id, nil, body)
+	})
 }
