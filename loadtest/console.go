@@ -14,12 +14,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/deploy/grafana"
@@ -256,8 +254,7 @@ type consoleRun struct {
 	expected map[string]int
 	sinkWant map[string]int
 
-	failedMu sync.Mutex
-	failed   []*nats.Msg
+	pub *asyncPublisher
 }
 
 func (r *consoleRun) run(parent context.Context) (err error) {
@@ -370,16 +367,10 @@ func (r *consoleRun) start(ctx context.Context, dir string) (stop func() error, 
 		return stop, fmt.Errorf("connect to nats: %w", err)
 	}
 	closers = append(closers, func() error { nc.Close(); return nil })
-	r.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(16384),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
-			r.failedMu.Lock()
-			r.failed = append(r.failed, m)
-			r.failedMu.Unlock()
-		}))
-	if err != nil {
+	if r.pub, err = newAsyncPublisher(nc, 16384); err != nil {
 		return stop, err
 	}
+	r.js = r.pub.js
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        []string{"127.0.0.1:" + strconv.Itoa(p.ClickHouseTCP)},
 		Auth:        clickhouse.Auth{Database: database, Username: "default"},
@@ -415,7 +406,7 @@ func (r *consoleRun) loadDirect(ctx context.Context) error {
 	}
 	progress(r.log, "direct insert: %d days of traffic (%d deliveries a day) into the raw tables", r.opts.shape.days-r.opts.sinkDays, r.opts.shape.perDay)
 	started := time.Now()
-	cpu := r.startCPU()
+	cpu := cpuSince(r.ch.cmd.Process.Pid)
 	jobs := make(chan insertJob, 2)
 	insertErr := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -537,7 +528,7 @@ func (r *consoleRun) loadSink(ctx context.Context) error {
 	}
 	progress(r.log, "sink: publishing the last %d days of traffic to JetStream for the clickhouse-sink worker", r.opts.sinkDays)
 	started := time.Now()
-	cpu := r.startCPU()
+	cpu := cpuSince(r.ch.cmd.Process.Pid)
 	published := 0
 	lastProgress := time.Now()
 	for b := r.sinkFrom; b < r.world.buckets(); b++ {
@@ -550,14 +541,8 @@ func (r *consoleRun) loadSink(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for {
-				_, err = r.js.PublishAsync(k.Subject, data, jetstream.WithMsgID(ev.EventHeader().ID), jetstream.WithStallWait(time.Second))
-				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-					break
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("publish: %w", err)
+			if err := r.pub.publish(ctx, k.Subject, data, ev.EventHeader().ID); err != nil {
+				return err
 			}
 			r.sinkWant[k.Table]++
 			r.expected[k.Table]++
@@ -594,26 +579,8 @@ func (r *consoleRun) loadSink(ctx context.Context) error {
 			progress(r.log, "sink: %d events published, %.0f events/s", published, float64(published)/time.Since(started).Seconds())
 		}
 	}
-	select {
-	case <-r.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	r.failedMu.Lock()
-	failed := r.failed
-	r.failed = nil
-	r.failedMu.Unlock()
-	r.res.PublishErrors = len(failed)
-	for _, m := range failed {
-		var err error
-		for range 5 {
-			if _, err = r.js.PublishMsg(ctx, m); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("republish %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
-		}
+	if r.res.PublishErrors, err = r.pub.finish(ctx); err != nil {
+		return err
 	}
 	progress(r.log, "sink: %d events published in %.1f s; waiting for the sink to store them", published, time.Since(started).Seconds())
 	from := r.world.bucketStart(r.sinkFrom)
@@ -1125,28 +1092,6 @@ func firstLine(b []byte) string {
 		s = s[:200]
 	}
 	return s
-}
-
-// startCPU notes the CPU times of the harness, mailmon and its
-// clickhouse-server; the returned function reports what each used since.
-func (r *consoleRun) startCPU() func() map[string]float64 {
-	pid := r.ch.cmd.Process.Pid
-	selfBefore := selfCPU()
-	childBefore, kidsBefore, ok := processCPU(pid)
-	return func() map[string]float64 {
-		if !ok {
-			return nil
-		}
-		childNow, kidsNow, ok := processCPU(pid)
-		if !ok {
-			return nil
-		}
-		out := map[string]float64{"loadtest": round(selfCPU()-selfBefore, 2), "mailmon": round(childNow-childBefore, 2)}
-		for name, v := range kidsNow {
-			out[name] = round(v-kidsBefore[name], 2)
-		}
-		return out
-	}
 }
 
 func (r *consoleRun) cpuPhase(name string, cpu func() map[string]float64) {

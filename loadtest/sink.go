@@ -11,13 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mailmon/mailmon/pipelines"
@@ -191,8 +189,7 @@ type sinkRun struct {
 	bodies   [][]byte // encoded events, indexed like ids; dropped once published
 
 	published atomic.Int64
-	failedMu  sync.Mutex
-	failed    []*nats.Msg // async publishes JetStream did not ack
+	pub       *asyncPublisher
 }
 
 func (s *sinkRun) run(parent context.Context) (err error) {
@@ -333,16 +330,10 @@ func (s *sinkRun) start(ctx context.Context, root, dir string) (stop func() erro
 		return stop, fmt.Errorf("connect to nats: %w", err)
 	}
 	closers = append(closers, func() error { nc.Close(); return nil })
-	s.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(s.opts.maxPending),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
-			s.failedMu.Lock()
-			s.failed = append(s.failed, m)
-			s.failedMu.Unlock()
-		}))
-	if err != nil {
+	if s.pub, err = newAsyncPublisher(nc, s.opts.maxPending); err != nil {
 		return stop, err
 	}
+	s.js = s.pub.js
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: []string{"127.0.0.1:" + strconv.Itoa(p.ClickHouseTCP)},
 		Auth: clickhouse.Auth{Database: database, Username: "default"},
@@ -382,7 +373,7 @@ func (s *sinkRun) measureSink(ctx context.Context) error {
 	}
 	progress(s.log, "publishing %d events of %d kinds", n, len(s.gen.mix.kinds))
 	start := time.Now()
-	cpu := s.startCPU()
+	cpu := cpuSince(s.ch.cmd.Process.Pid)
 	publishDone := make(chan error, 1)
 	if s.opts.mode == modeBacklog {
 		publishDone <- nil // published already; the clock starts as the sink resumes
@@ -495,45 +486,15 @@ func (s *sinkRun) generate() error {
 // JetStream failed to ack; the message id makes a second copy harmless.
 func (s *sinkRun) publish(ctx context.Context) error {
 	for i, data := range s.bodies {
-		id := s.ids[i]
 		subject := s.gen.mix.kinds[s.gen.mix.kindIndex(i)].Subject
-		var err error
-		for {
-			_, err = s.js.PublishAsync(subject, data, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Second))
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", id, err)
+		if err := s.pub.publish(ctx, subject, data, s.ids[i]); err != nil {
+			return err
 		}
 		s.published.Add(1)
 	}
-	select {
-	case <-s.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	s.failedMu.Lock()
-	failed := s.failed
-	s.failed = nil
-	s.failedMu.Unlock()
-	s.res.PublishErrors = len(failed)
-	for _, m := range failed {
-		var err error
-		for range 5 {
-			if _, err = s.js.PublishMsg(ctx, m); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("republish %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
-		}
-	}
-	return nil
+	var err error
+	s.res.PublishErrors, err = s.pub.finish(ctx)
+	return err
 }
 
 // measureBaseline inserts the same rows into a copy of each table with raw
@@ -563,7 +524,7 @@ func (s *sinkRun) measureBaseline(ctx context.Context) error {
 	// before its clock starts, as generate does for the published events.
 	var took time.Duration
 	var clientCPU float64 // the harness's CPU in the timed inserts only
-	cpu := s.startCPU()
+	cpu := cpuSince(s.ch.cmd.Process.Pid)
 	rows := make([][]any, 0, baselineBatchRows)
 	for k, indices := range byKind {
 		for len(indices) > 0 {
@@ -662,7 +623,7 @@ func (s *sinkRun) measureAckOnly(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started := time.Now()
-	cpu := s.startCPU()
+	cpu := cpuSince(s.ch.cmd.Process.Pid)
 	errs := make(chan error, len(consumers))
 	for _, cons := range consumers {
 		go func() {
@@ -866,32 +827,6 @@ func (s *sinkRun) baselineTables() []string {
 		out = append(out, baselinePrefix+k.Table)
 	}
 	return out
-}
-
-// startCPU notes the CPU times of the harness, mailmon and mailmon's
-// children (the ClickHouse server) and returns a function that reports
-// what each used since.
-func (s *sinkRun) startCPU() func() map[string]float64 {
-	pid := s.ch.cmd.Process.Pid
-	selfBefore := selfCPU()
-	childBefore, kidsBefore, ok := processCPU(pid)
-	return func() map[string]float64 {
-		if !ok {
-			return nil
-		}
-		childNow, kidsNow, ok := processCPU(pid)
-		if !ok {
-			return nil
-		}
-		out := map[string]float64{
-			"loadtest": round(selfCPU()-selfBefore, 2),
-			"mailmon":  round(childNow-childBefore, 2),
-		}
-		for name, v := range kidsNow {
-			out[name] = round(v-kidsBefore[name], 2)
-		}
-		return out
-	}
 }
 
 // profileChild saves the child's CPU profile over d to opts.cpuProfile.
