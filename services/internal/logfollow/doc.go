@@ -17,7 +17,13 @@
 // file read for the first time at 80 bytes and again, after a crash, at
 // 80 kB has the same fingerprint, and so do the line ids derived from it
 // (Line.FileID). A log line carries a timestamp and a process id, so the
-// first lines of two different log files practically never agree.
+// first lines of two different log files practically never agree. The one
+// way they can: a log truncated (copytruncate) within the same second its
+// first line was written, whose refill starts with that same line from the
+// same process. The refill is then taken for the old file and its head is
+// skipped up to the old offset. Rotation schedules truncate logs hours
+// after they began; tests that rotate quickly must wait for the next
+// second.
 //
 // # One table, every name
 //
