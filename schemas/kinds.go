@@ -21,6 +21,8 @@ const (
 	TypeDecisionLift        = "mailmon.decision.v1.lift"
 	TypeAlertRaised         = "mailmon.alert.v1.raised"
 	TypeAuthFailureReceived = "mailmon.authfailure.v1.received"
+	TypeSuppressionAdded    = "mailmon.suppression.v1.added"
+	TypeSuppressionRemoved  = "mailmon.suppression.v1.removed"
 
 	SubjectProbeSent           = "mailmon.probe.sent"
 	SubjectProbeReceived       = "mailmon.probe.received"
@@ -40,6 +42,8 @@ const (
 	SubjectDecisionLift        = "mailmon.decision.lift"
 	SubjectAlertRaised         = "mailmon.alert.raised"
 	SubjectAuthFailureReceived = "mailmon.authfailure.received"
+	SubjectSuppressionAdded    = "mailmon.suppression.added"
+	SubjectSuppressionRemoved  = "mailmon.suppression.removed"
 
 	// SubjectDeadLetterPrefix is followed by the worker name:
 	// mailmon.dlq.<worker>. Dead letters are raw copies, not events.
@@ -67,4 +71,6 @@ func init() {
 	register[DecisionLift](TypeDecisionLift, SubjectDecisionLift, "decision_lift")
 	register[AlertRaised](TypeAlertRaised, SubjectAlertRaised, "alert_raised")
 	register[AuthFailureReceived](TypeAuthFailureReceived, SubjectAuthFailureReceived, "authfailure_received")
+	register[SuppressionAdded](TypeSuppressionAdded, SubjectSuppressionAdded, "suppression_added")
+	register[SuppressionRemoved](TypeSuppressionRemoved, SubjectSuppressionRemoved, "suppression_removed")
 }
