@@ -11,6 +11,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/enforcement"
+	"github.com/mailmon/mailmon/services/internal/suppression"
 )
 
 // Config is the `policy_service` section of the mailmon config.
@@ -92,6 +93,10 @@ type Config struct {
 	// decisions, e.g. client_address (the customer's server relaying
 	// through us) or server_address (our listening, i.e. sending, address).
 	IPAttributes []string `yaml:"ip_attributes"`
+
+	// Suppression is mailmon's suppression section (the runtime fills it):
+	// recipients on a suppression list are refused at RCPT TO.
+	Suppression suppression.Config `yaml:"-"`
 }
 
 // Identity maps request attributes to customer names. The policy protocol

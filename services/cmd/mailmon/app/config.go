@@ -15,6 +15,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/obs"
+	"github.com/mailmon/mailmon/services/internal/suppression"
 	"github.com/mailmon/mailmon/services/mailboxretriever"
 	"github.com/mailmon/mailmon/services/mtalogtailer"
 	"github.com/mailmon/mailmon/services/notifier"
@@ -46,6 +47,13 @@ type Config struct {
 	// Tracking holds the keys that sign the X-Mailmon-Track header on probes
 	// and customer mail, and verify it on complaints and bounces.
 	Tracking TrackingConfig `yaml:"tracking"`
+
+	// Suppression is the suppression list: which permanent bounces and
+	// trusted complaints stop further mail to a recipient, for how long, how
+	// addresses are normalised and hashed, and the policy service's answer.
+	// The suppressor writes it, the policy service enforces it and `mailmon
+	// suppression` edits it, all from this one section.
+	Suppression suppression.Config `yaml:"suppression"`
 
 	// ClickHouseSink stores every event stream in ClickHouse through the
 	// clickhouse-sink durable consumers; server, database and retention are
@@ -200,12 +208,13 @@ type TrackingKey struct {
 // DefaultConfig is the configuration before any file is read.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:    "var",
-		Log:        obs.DefaultLogConfig(),
-		HTTP:       obs.DefaultHTTPConfig(),
-		NATS:       NATSConfig{Replicas: 1, ConnectTimeout: config.Duration(10 * time.Second), Embedded: EmbeddedNATS{Listen: "127.0.0.1:4222"}},
-		ClickHouse: chstore.DefaultConfig(),
-		Tracking:   TrackingConfig{MaxAge: config.Duration(90 * 24 * time.Hour)},
+		DataDir:     "var",
+		Log:         obs.DefaultLogConfig(),
+		HTTP:        obs.DefaultHTTPConfig(),
+		NATS:        NATSConfig{Replicas: 1, ConnectTimeout: config.Duration(10 * time.Second), Embedded: EmbeddedNATS{Listen: "127.0.0.1:4222"}},
+		ClickHouse:  chstore.DefaultConfig(),
+		Tracking:    TrackingConfig{MaxAge: config.Duration(90 * 24 * time.Hour)},
+		Suppression: suppression.DefaultConfig(),
 
 		ClickHouseSink:     clickhousesink.DefaultConfig(),
 		ComplaintEvaluator: complaintevaluator.DefaultConfig(),

@@ -66,7 +66,9 @@ var definitions = []Definition{
 		StartsWithoutNATS: true,
 		Summary:           "answer Postfix check_policy_service requests from the enforcement decisions (DUNNO, REJECT/DEFER, FILTER)",
 		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
-			return policyservice.New(cfg.PolicyService.WithDataDir(cfg.DataDir), s)
+			pc := cfg.PolicyService.WithDataDir(cfg.DataDir)
+			pc.Suppression = cfg.Suppression
+			return policyservice.New(pc, s)
 		},
 	},
 	{
