@@ -19,8 +19,8 @@ func TestReadCSVFormats(t *testing.T) {
 		err      string
 	}{
 		{
-			name: "sendgrid: email, reason, created as Unix seconds",
-			in:   "email,created,reason,status\ngone@example.org,1793694600,Bounced Address,5.1.1\n",
+			name:     "sendgrid: email, reason, created as Unix seconds",
+			in:       "email,created,reason,status\ngone@example.org,1793694600,Bounced Address,5.1.1\n",
 			errLines: []int{2},
 		},
 		{
