@@ -29,8 +29,8 @@
 //     The failure is read from a bounce.received (Action failed) or from
 //     our own MTA's log (delivery.attempted, status bounced): Postfix logs
 //     status=bounced both for a 550 at RCPT TO and for one after DATA.
-//   - A complaint: a feedback-loop report (RFC 5965) that counts (abuse,
-//     by the fbl-ingester's feedback_types) and is trusted, for each
+//   - A complaint: a feedback-loop report (RFC 5965) that counts (abuse;
+//     fraud and virus when the fbl-ingester counts them) and is trusted, for each
 //     Original-Rcpt-To the provider did not redact (RFC 6590). It never
 //     expires by default: the recipient said they do not want the mail.
 //   - Repeated soft failures, when soft_bounces.count is set: that many
