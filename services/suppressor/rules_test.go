@@ -214,22 +214,22 @@ func TestRules(t *testing.T) {
 		{name: "soft: three mailbox-full deferrals within the window suppress; a redelivery counts once",
 			cfg: softConfig,
 			steps: []step{{ev: deferral("s1", t0)}, {ev: deferral("s1", t0)}, {ev: deferral("s2", t0.Add(day))},
-				{ev: deferral("s3", t0.Add(2 * day)), held: true},
+				{ev: deferral("s3", t0.Add(2*day)), held: true},
 				// Redelivered before its entry was stored: the same entry.
-				{ev: deferral("s3", t0.Add(2 * day))},
+				{ev: deferral("s3", t0.Add(2*day))},
 				// Stored: the counts start again.
-				{ev: deferral("s4", t0.Add(3 * day))}}},
+				{ev: deferral("s4", t0.Add(3*day))}}},
 		{name: "soft: failures older than the window do not count",
 			cfg: softConfig,
-			steps: []step{{ev: deferral("w1", t0)}, {ev: deferral("w2", t0.Add(6 * day))}, {ev: deferral("w3", t0.Add(8 * day))},
-				{ev: deferral("w4", t0.Add(9 * day))}}},
+			steps: []step{{ev: deferral("w1", t0)}, {ev: deferral("w2", t0.Add(6*day))}, {ev: deferral("w3", t0.Add(8*day))},
+				{ev: deferral("w4", t0.Add(9*day))}}},
 		{name: "soft: a successful delivery resets the count",
 			cfg: softConfig,
 			steps: []step{{ev: deferral("r1", t0)}, {ev: deferral("r2", t0.Add(time.Hour))},
 				{ev: delivery("r3", func(d *schemas.DeliveryAttempted) {
 					d.Time, d.Status, d.DSN, d.ReplyCode, d.Category = t0.Add(2*time.Hour), schemas.StatusSent, "2.0.0", 250, ""
 				})},
-				{ev: deferral("r4", t0.Add(3 * time.Hour))}}},
+				{ev: deferral("r4", t0.Add(3*time.Hour))}}},
 		{name: "soft: a bounced mailbox-full counts too, a blocked deferral does not",
 			cfg: softConfig,
 			steps: []step{{ev: delivery("m1", func(d *schemas.DeliveryAttempted) {
