@@ -44,6 +44,7 @@ func commands() []command {
 		{"schemas", "schemas migrate: apply the ClickHouse migrations", schemasCmd},
 		{"inspect", "inspect arf|bounce|postfix-log|rejection FILE|-: print what a parser sees, as JSON lines", inspectCmd},
 		{"enforcement", "enforcement list|explain SUBJECT|lift SUBJECT: the cut-offs and reroutes in force", enforcementCmd},
+		{"suppression", "suppression add|remove|release|list|explain|import|export: the suppression list (CSV in and out)", suppressionCmd},
 		{"dnsbl", "dnsbl check IP|DOMAIN: ask every blocklist zone now, one result per zone", dnsblCmd},
 		{"fbl", "fbl import DIR|FILE: feed reports and bounces from a maildir, .eml files or a file to the fbl-ingester once", fblCmd},
 		{"probe", "probe now: send one round of probes at once and print the results as they arrive", probeCmd},
