@@ -85,7 +85,9 @@ func suppressionCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 		fs.BoolVar(&fl.global, "global", false, "the global list (every customer) instead of a customer's")
 		fs.BoolVar(&fl.domain, "domain", false, "the entry for the address's domain (or a domain given as ADDRESS): every address there")
 	}
-	reason := func(def string) { fs.StringVar(&fl.reason, "reason", def, "reason: hard_bounce, complaint, unsubscribe, manual, soft_bounces") }
+	reason := func(def string) {
+		fs.StringVar(&fl.reason, "reason", def, "reason: hard_bounce, complaint, unsubscribe, manual, soft_bounces")
+	}
 	nargs := 0
 	switch sub {
 	case "add":
