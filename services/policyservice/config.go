@@ -78,6 +78,14 @@ type Config struct {
 	SnapshotFile string `yaml:"snapshot_file"`
 	// SnapshotMaxBytes bounds the snapshot, written and read.
 	SnapshotMaxBytes config.ByteSize `yaml:"snapshot_max_bytes"`
+	// SuppressionSnapshotFile is where the service keeps its copy of the
+	// suppression bucket (a compact binary file, 12 bytes per entry), so
+	// that a restart loads fast, reads only the bucket's changes since,
+	// and enforces the list while NATS is unreachable. Empty under
+	// mailmon's runtime means <data_dir>/policy-service/suppression.bin;
+	// "off" keeps none. Rewritten atomically, mode 0600, at most once a
+	// minute while the list changes.
+	SuppressionSnapshotFile string `yaml:"suppression_snapshot_file"`
 	// AlertInterval is the least time between two "state unavailable"
 	// alerts.
 	AlertInterval config.Duration `yaml:"alert_interval"`
@@ -158,6 +166,7 @@ func DefaultConfig() Config {
 		AllowedActions:    []string{"REJECT", "DEFER_IF_PERMIT", "HOLD", "FILTER"},
 		RerouteTransports: []string{"ndr"},
 		SnapshotMaxBytes:  config.ByteSize(16 << 20),
+		Suppression:       suppression.DefaultConfig(),
 	}
 }
 
@@ -165,6 +174,9 @@ func DefaultConfig() Config {
 func (c Config) WithDataDir(dataDir string) Config {
 	if c.SnapshotFile == "" && dataDir != "" {
 		c.SnapshotFile = filepath.Join(dataDir, "policy-service", "enforcement.json")
+	}
+	if c.SuppressionSnapshotFile == "" && dataDir != "" {
+		c.SuppressionSnapshotFile = filepath.Join(dataDir, "policy-service", "suppression.bin")
 	}
 	return c
 }
@@ -175,6 +187,15 @@ func (c Config) snapshotPath() string {
 		return ""
 	}
 	return c.SnapshotFile
+}
+
+// suppressionSnapshotPath is the suppression snapshot file, or "" when
+// none is kept.
+func (c Config) suppressionSnapshotPath() string {
+	if c.SuppressionSnapshotFile == SnapshotOff {
+		return ""
+	}
+	return c.SuppressionSnapshotFile
 }
 
 // allows reports whether action is in allowed_actions.

@@ -79,6 +79,9 @@ type Server struct {
 
 	// snapshotDirty is signalled after every change of the state.
 	snapshotDirty chan struct{}
+
+	// supp is the suppression list the service enforces.
+	supp *suppressing
 }
 
 // stateCondition is what the state alert says.
@@ -100,6 +103,9 @@ type prefixCustomer struct {
 func New(cfg Config, s worker.Settings) (*Server, error) {
 	var check config.Check
 	check.Nest("policy_service", cfg.Validate())
+	if _, err := suppressAnswer(cfg.Suppression.RejectText); err != nil {
+		check.Addf("suppression.reject_text", "%v", err)
+	}
 	if err := check.Err(); err != nil {
 		return nil, err
 	}
@@ -111,9 +117,13 @@ func New(cfg Config, s worker.Settings) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	supp, err := newSuppressing(cfg.Suppression, s.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	srv := &Server{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, domains: map[string]string{},
 		ready: make(chan struct{}), alertCtx: context.Background(), invalid: map[string]uint64{},
-		snapshotDirty: make(chan struct{}, 1)}
+		snapshotDirty: make(chan struct{}, 1), supp: supp}
 	for cidr, customer := range cfg.Customers.ClientAddresses {
 		p, _ := parsePrefix(cidr)
 		srv.prefixes = append(srv.prefixes, prefixCustomer{p, customer})
@@ -205,9 +215,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if path := s.cfg.snapshotPath(); path != "" {
 		s.loadSnapshot(path)
 	}
+	if path := s.cfg.suppressionSnapshotPath(); path != "" {
+		s.loadSuppressionSnapshot(path)
+	}
 	wg.Go(func() { s.watchBucket(ctx) })
+	wg.Go(func() { s.watchSuppression(ctx) })
 	if path := s.cfg.snapshotPath(); path != "" {
 		wg.Go(func() { s.keepSnapshot(ctx, path) })
+	}
+	if path := s.cfg.suppressionSnapshotPath(); path != "" {
+		wg.Go(func() { s.keepSuppressionSnapshot(ctx, path) })
 	}
 	s.set.Health.Register(WorkerName, s.readiness)
 	s.log.Info("policy service listening", "addr", ln.Addr().String())
@@ -459,6 +476,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 }
 
 // Decide answers one request. It never blocks longer than answer_timeout.
+// A cut-off comes first, then a suppressed recipient, then a reroute.
 func (s *Server) Decide(ctx context.Context, req Request) string {
 	if req["request"] != "smtpd_access_policy" {
 		s.metrics.answers.WithLabelValues("DUNNO").Inc()
@@ -480,19 +498,32 @@ func (s *Server) Decide(ctx context.Context, req Request) string {
 		now = s.now()
 		mode = s.state.Mode(now, staleAfter)
 	}
+	failOpen := mode == ModeEmpty || mode == ModeStale && s.cfg.OnStale == OnStaleFailOpen
 	switch {
-	case mode == ModeEmpty || mode == ModeStale && s.cfg.OnStale == OnStaleFailOpen:
-		s.metrics.failOpen.Inc()
-		s.metrics.answers.WithLabelValues("DUNNO").Inc()
+	case failOpen:
 		s.stateAlert(conditionFailOpen)
-		return "DUNNO"
 	case mode == ModeStale:
 		s.stateAlert(conditionStale)
 	default:
 		s.stateAlert(conditionOK)
 	}
-	e, ok := s.match(req, now)
-	if !ok {
+	customers := s.customers(req)
+	var e *entry
+	if !failOpen {
+		e, _ = s.match(req, customers, now)
+	}
+	switch {
+	case e != nil && e.rec.Action == schemas.ActionCutoff:
+	case s.suppressed(req, customers, now):
+		// The list is enforced whatever the decisions' state: its entries
+		// are facts about recipients, each with its own expiry.
+		s.supp.metrics.rejects.Inc()
+		s.metrics.answers.WithLabelValues("REJECT").Inc()
+		return s.supp.answer
+	case e == nil:
+		if failOpen {
+			s.metrics.failOpen.Inc()
+		}
 		s.metrics.answers.WithLabelValues("DUNNO").Inc()
 		return "DUNNO"
 	}
@@ -501,8 +532,10 @@ func (s *Server) Decide(ctx context.Context, req Request) string {
 	return e.answer
 }
 
-// Subjects lists the subjects a request may be enforced under.
-func (s *Server) Subjects(req Request) []string {
+// customers lists the customers a request is sent for, as the customers
+// section says to tell them: by SMTP AUTH name, envelope sender domain,
+// client address.
+func (s *Server) customers(req Request) []string {
 	var customers []string
 	add := func(c string) {
 		if c != "" && !slices.Contains(customers, c) {
@@ -533,6 +566,13 @@ func (s *Server) Subjects(req Request) []string {
 			}
 		}
 	}
+	return customers
+}
+
+// Subjects lists the subjects a request may be enforced under.
+func (s *Server) Subjects(req Request) []string { return s.subjects(req, s.customers(req)) }
+
+func (s *Server) subjects(req Request, customers []string) []string {
 	provider := s.provider(senderDomain(req["recipient"]))
 	var out []string
 	for _, c := range customers {
@@ -551,9 +591,9 @@ func (s *Server) Subjects(req Request) []string {
 
 // match finds the strongest decision in force for the request: a cut-off
 // before a reroute.
-func (s *Server) match(req Request, now time.Time) (*entry, bool) {
+func (s *Server) match(req Request, customers []string, now time.Time) (*entry, bool) {
 	var best *entry
-	for _, subj := range s.Subjects(req) {
+	for _, subj := range s.subjects(req, customers) {
 		e, ok := s.state.lookup(subj, now)
 		if !ok {
 			continue

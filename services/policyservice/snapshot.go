@@ -52,16 +52,25 @@ func encodeSnapshot(entries []*entry, now time.Time, maxBytes int64) ([]byte, er
 	return data, nil
 }
 
-// writeSnapshot replaces the file at path with data, atomically: a
-// temporary file in the same directory (mode 0600), synced, renamed over
-// the old one, and the directory synced, so a crash leaves either the old
-// snapshot or the new one, never a part.
-func writeSnapshot(path string, data []byte) (err error) {
+// writeSnapshot replaces the file at path with data, atomically (see
+// writeFileAtomic).
+func writeSnapshot(path string, data []byte) error {
+	return writeFileAtomic(path, ".enforcement-*.tmp", func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileAtomic replaces the file at path with what write writes,
+// atomically: a temporary file in the same directory (named by pattern,
+// mode 0600), synced, renamed over the old one, and the directory synced,
+// so a crash leaves either the old file or the new one, never a part.
+func writeFileAtomic(path, pattern string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".enforcement-*.tmp") // created 0600
+	tmp, err := os.CreateTemp(dir, pattern) // created 0600
 	if err != nil {
 		return err
 	}
@@ -71,7 +80,7 @@ func writeSnapshot(path string, data []byte) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -96,24 +105,11 @@ func writeSnapshot(path string, data []byte) (err error) {
 // The file must be at most maxBytes and writable by its owner only:
 // anyone else able to write it could make the service enforce at start.
 func readSnapshot(path string, maxBytes int64) (*snapshotFile, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	f, _, err := openTrusted(path)
+	if f == nil || err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if st.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("%s is writable by group or others (mode %v); not trusted", path, st.Mode().Perm())
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {
 		return nil, err
@@ -131,4 +127,29 @@ func readSnapshot(path string, maxBytes int64) (*snapshotFile, error) {
 		return nil, fmt.Errorf("%s: format %d, want %d", path, snap.Format, snapshotFormat)
 	}
 	return &snap, nil
+}
+
+// openTrusted opens a snapshot file for reading: nil (and no error) when
+// there is none. It must be a regular file writable by its owner only:
+// anyone else able to write it could make the service enforce at start.
+func openTrusted(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if err == nil && st.Mode().Perm()&0o022 != 0 {
+		err = fmt.Errorf("%s is writable by group or others (mode %v); not trusted", path, st.Mode().Perm())
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
