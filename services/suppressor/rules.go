@@ -1,6 +1,7 @@
 package suppressor
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -183,7 +184,7 @@ func (r *Rules) Bounce(ev *schemas.BounceReceived) Plan {
 	}
 	e := r.entry(t, schemas.SuppressHardBounce, ev.Time, expiry, []string{ev.ID})
 	e.BounceReason, e.BounceCategory, e.Status = ev.Reason, ev.Category, ev.Status
-	e.Reply = suppression.CutReply(ev.Diagnostic)
+	e.Reply = r.reply(ev.Diagnostic, t.Value)
 	return Plan{Adds: []suppression.Entry{e}}
 }
 
@@ -226,7 +227,7 @@ func (r *Rules) Delivery(ev *schemas.DeliveryAttempted) Plan {
 			}
 			e := r.entry(t, schemas.SuppressHardBounce, ev.Time, expiry, []string{ev.ID})
 			e.BounceReason, e.BounceCategory, e.Status = ev.Reason, ev.Category, ev.DSN
-			e.Reply = suppression.CutReply(ev.Reply)
+			e.Reply = r.reply(ev.Reply, t.Value)
 			return Plan{Adds: []suppression.Entry{e}}
 		}
 	}
@@ -377,7 +378,7 @@ func (r *Rules) softFailure(t suppression.Target, ev *schemas.DeliveryAttempted)
 	}
 	e := r.entry(t, schemas.SuppressSoftBounces, last.at, expiry, ids)
 	e.BounceReason, e.BounceCategory, e.Status = last.ev.Reason, last.ev.Category, last.ev.DSN
-	e.Reply = suppression.CutReply(last.ev.Reply)
+	e.Reply = r.reply(last.ev.Reply, t.Value)
 	return Plan{Adds: []suppression.Entry{e}, softKeys: []string{key}}
 }
 
@@ -441,6 +442,25 @@ func (r *Rules) entry(t suppression.Target, reason string, at time.Time, expiry 
 	e.SourceEventIDs = sources
 	e.AddedID = suppression.AddedID(at, e.Key, sources...)
 	return e
+}
+
+// addressLike matches what looks like a mail address in a reply text.
+var addressLike = regexp.MustCompile(`[^\s<>"'()\[\],;:]+@[^\s<>"'()\[\],;:]+`)
+
+// reply is the reply text kept with an entry for addr, cut to size. With a
+// hash key, addresses are kept nowhere in clear: every address-like word
+// in it, and the recipient's local part however it is written, become
+// "[address]".
+func (r *Rules) reply(text, addr string) string {
+	if !r.hasher.Keyed() || text == "" {
+		return suppression.CutReply(text)
+	}
+	text = addressLike.ReplaceAllString(text, "[address]")
+	if at := strings.LastIndexByte(addr, '@'); at >= 3 {
+		local := regexp.QuoteMeta(addr[:at])
+		text = regexp.MustCompile(`(?i)`+local).ReplaceAllString(text, "[address]")
+	}
+	return suppression.CutReply(text)
 }
 
 // permanent reports a permanent failure: an RFC 3463 status of class 5,

@@ -145,7 +145,10 @@ func TestRules(t *testing.T) {
 				c.HashKey = config.Secret("k3y")
 				return c
 			},
-			steps: []step{{ev: bounce("b23", nil)}}},
+			steps: []step{{ev: bounce("b23", nil)},
+				{ev: bounce("b24", func(b *schemas.BounceReceived) {
+					b.Diagnostic = "550 5.1.1 User GONE.USER does not exist; mail for Gone.User@Example.org, see <https://mx.example.org/help>"
+				})}}},
 
 		{name: "delivery: 550 5.1.1 at RCPT, logged bounced",
 			steps: []step{{ev: delivery("d1", nil)}}},
