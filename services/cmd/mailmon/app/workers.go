@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/services/notifier"
 	"github.com/mailmon/mailmon/services/policyservice"
 	"github.com/mailmon/mailmon/services/probesender"
+	"github.com/mailmon/mailmon/services/suppressor"
 )
 
 // Definition registers one worker: its kebab-case name (also its
@@ -110,6 +111,13 @@ var definitions = []Definition{
 				return nil, err
 			}
 			return console.New(ConsoleConfig(cfg), s)
+		},
+	},
+	{
+		Name:    suppressor.WorkerName,
+		Summary: "keep the suppression lists from traced permanent bounces, trusted complaints and successful deliveries; expire entries",
+		Build: func(cfg Config, s worker.Settings) (worker.Runner, error) {
+			return suppressor.New(cfg.Suppression, s)
 		},
 	},
 	{
