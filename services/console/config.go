@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/suppression"
 )
 
 // WorkerName is the console's name: its subcommand and log name.
@@ -38,6 +39,10 @@ type Config struct {
 	// them from the complaint_evaluator section when it builds the
 	// console, so the two can never disagree.
 	Thresholds Thresholds `yaml:"-"`
+	// Suppression is the suppression section (hash key, normalisation,
+	// dry-run customers), copied like Thresholds, so the /suppression
+	// lookup computes the keys the policy service checks.
+	Suppression suppression.Config `yaml:"-"`
 }
 
 // Thresholds are complaint-rate limits (fractions: 0.003 is 0.3 %) per

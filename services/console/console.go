@@ -166,6 +166,10 @@ func (w *Worker) Handler() http.Handler {
 	mux.Handle("GET /complaints", page("complaints", func(ctx context.Context, s source, p Params) (any, error) { return s.complaints(ctx, p) }))
 	mux.Handle("GET /alerts", page("alerts", func(ctx context.Context, s source, p Params) (any, error) { return s.alerts(ctx, p) }))
 	mux.Handle("GET /trace", page("trace", func(ctx context.Context, s source, p Params) (any, error) { return s.trace(ctx, p) }))
+	mux.HandleFunc("GET /suppression", func(rw http.ResponseWriter, r *http.Request) {
+		address := r.URL.Query().Get("address")
+		w.servePage(rw, r, "suppression", func(ctx context.Context, s source, p Params) (any, error) { return s.suppression(ctx, p, address) })
+	})
 	mux.Handle("GET /report", page("report", func(ctx context.Context, s source, p Params) (any, error) { return s.report(ctx, p) }))
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))

@@ -20,6 +20,7 @@ var pageLinks = []pageLink{
 	{"blocklists", "/blocklists", "Blocklists & DNS"},
 	{"complaints", "/complaints", "Complaints & enforcement"},
 	{"alerts", "/alerts", "Alerts"},
+	{"suppression", "/suppression", "Suppression"},
 	{"trace", "/trace", "Trace"},
 	{"report", "/report", "Report"},
 }

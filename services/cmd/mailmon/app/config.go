@@ -131,6 +131,7 @@ func ConsoleConfig(c Config) console.Config {
 		SourceIP:         console.Limit{Warn: ev.SourceIP.WarnRate, Act: ev.SourceIP.ActRate},
 		CustomerProvider: console.Limit{Warn: ev.CustomerProvider.WarnRate, Act: ev.CustomerProvider.ActRate},
 	}
+	cc.Suppression = c.Suppression
 	return cc
 }
 
