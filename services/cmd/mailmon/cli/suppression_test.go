@@ -3,6 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/mailmon/mailmon/pipelines"
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/cmd/mailmon/app"
 	"github.com/mailmon/mailmon/services/internal/natstest"
 	"github.com/mailmon/mailmon/services/internal/suppression"
 )
@@ -378,4 +383,54 @@ func sameLines(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// Against the embedded server of a running mailmon, `mailmon suppression`
+// connects as suppression-cli with the password mailmon generated under
+// data_dir: its grants cover every subcommand (bucket reads, writes and
+// watches, the events, the SUPPRESSION history).
+func TestSuppressionAsItsOwnUserOnTheEmbeddedServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	cfgPath := writeConfig(t, fmt.Sprintf("data_dir: %s\nnats:\n  embedded:\n    listen: %s\n", t.TempDir(), listen))
+	cfg, err := app.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rt, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), app.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+
+	file := filepath.Join(t.TempDir(), "list.csv")
+	if err := os.WriteFile(file, []byte("email,reason\nimported@example.org,complaint\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"add", "gone@example.org", "-customer", "acme", "-reason", "hard_bounce", "-by", "ops"},
+		{"import", file, "-customer", "acme", "-by", "ops"},
+		{"list"},
+		{"explain", "gone@example.org", "-customer", "acme"},
+		{"export"},
+		{"remove", "gone@example.org", "-customer", "acme", "-by", "ops"},
+		{"release", "-customer", "acme", "-by", "ops"},
+	} {
+		code, out, errOut := runMain(t, append(append([]string{"suppression"}, args...), "-config", cfgPath)...)
+		if code != 0 {
+			t.Fatalf("suppression %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		if args[0] == "explain" && !strings.Contains(out, "added   customer_recipient hard_bounce") {
+			t.Errorf("explain read no history:\n%s", out)
+		}
+		if args[0] == "release" && !strings.Contains(out, "released 1 entries") {
+			t.Errorf("release: %s", out)
+		}
+	}
 }
