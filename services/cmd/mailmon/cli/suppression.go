@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -411,21 +413,22 @@ func (o *suppressionOp) release(ctx context.Context) error {
 	}
 	causeID := "release/" + strconv.FormatInt(o.now.UnixNano(), 10)
 	keep := func(e suppression.Entry) bool { return o.fl.reason != "" && e.Reason != o.fl.reason }
-	released := 0
-	for _, key := range keys {
-		_, ok, err := o.w.Remove(ctx, key, schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
+	var released atomic.Int64
+	err = parallel(ctx, len(keys), importWorkers, func(ctx context.Context, i int) error {
+		_, ok, err := o.w.Remove(ctx, keys[i], schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
 		if errors.Is(err, suppression.ErrChanged) {
-			_, ok, err = o.w.Remove(ctx, key, schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
-		}
-		if err != nil {
-			fmt.Fprintf(o.out, "released %d entries of %s before failing\n", released, what)
-			return err
+			_, ok, err = o.w.Remove(ctx, keys[i], schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
 		}
 		if ok {
-			released++
+			released.Add(1)
 		}
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(o.out, "released %d entries of %s before failing\n", released.Load(), what)
+		return err
 	}
-	fmt.Fprintf(o.out, "released %d entries of %s\n", released, what)
+	fmt.Fprintf(o.out, "released %d entries of %s\n", released.Load(), what)
 	return unreadable(bad)
 }
 
@@ -723,73 +726,123 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppress
 	return e, nil
 }
 
+// importWorkers is how many rows an import writes at once: each row is
+// a few round trips to NATS, so a handful in flight hides their latency.
+const importWorkers = 8
+
+// Outcomes of an import row.
+const (
+	rowAdded = iota + 1
+	rowPresent
+	rowExpired
+	rowDuplicate
+)
+
 func (o *suppressionOp) importRows(ctx context.Context, file string, res suppression.CSVResult) (int, error) {
-	added, skipped, expired := 0, 0, 0
-	errs := res.ErrorCount
-	report := func(line int, err error) {
-		if errs < 100 {
-			fmt.Fprintf(o.errOut, "line %d: %v\n", line, err)
-		}
-		errs++
-	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(o.errOut, "line %d: %v\n", e.Line, e.Err)
 	}
 	if res.ErrorCount > len(res.Errors) {
 		fmt.Fprintf(o.errOut, "... and %d more bad lines\n", res.ErrorCount-len(res.Errors))
 	}
+	errs := res.ErrorCount
+	// First every row's entry, in file order: a row that cannot be one is
+	// reported, a second row for a key already seen counts as a duplicate.
+	count := map[int]int{}
+	var todo []suppression.Entry
+	seen := map[string]bool{}
 	for _, r := range res.Rows {
-		if err := ctx.Err(); err != nil {
-			return exitFailure, err
-		}
 		e, err := o.importEntry(r, file)
-		if err != nil {
-			report(r.Line, err)
-			continue
+		switch {
+		case err != nil:
+			if errs < 100 {
+				fmt.Fprintf(o.errOut, "line %d: %v\n", r.Line, err)
+			}
+			errs++
+		case !e.Active(o.now):
+			count[rowExpired]++
+		case seen[e.Key]:
+			count[rowDuplicate]++
+		default:
+			seen[e.Key] = true
+			todo = append(todo, e)
 		}
-		if !e.Active(o.now) {
-			expired++
-			continue
-		}
+	}
+	outcome := make([]int, len(todo))
+	err := parallel(ctx, len(todo), importWorkers, func(ctx context.Context, i int) error {
+		e := todo[i]
 		old, _, found, err := suppression.Get(ctx, o.kv, e.Key)
 		if err != nil {
-			return exitFailure, err
+			return err
 		}
-		if o.fl.dryRun || (found && old.AddedID != e.AddedID) {
-			if found {
-				skipped++
-			} else {
-				added++
-			}
-			continue
+		switch {
+		case found && (o.fl.dryRun || old.AddedID != e.AddedID):
+			outcome[i] = rowPresent
+			return nil
+		case o.fl.dryRun:
+			outcome[i] = rowAdded
+			return nil
 		}
-		// The same row imported before: Add publishes its event again (the
-		// same id), in case the earlier import stopped between the two.
+		// Found with this row's id: imported before. Add publishes its
+		// event again (the same id), in case that import stopped between
+		// the entry and its event.
 		ok, err := o.addEntry(ctx, e)
-		if ok && found {
-			skipped++
-			continue
-		}
 		if err != nil {
-			fmt.Fprintf(o.out, "import %s: %d added, %d already suppressed, %d expired before failing at line %d\n", file, added, skipped, expired, r.Line)
-			return exitFailure, err
+			return fmt.Errorf("%s: %w", who(e), err)
 		}
-		if ok {
-			added++
-		} else {
-			skipped++
+		outcome[i] = rowPresent
+		if ok && !found {
+			outcome[i] = rowAdded
 		}
+		return nil
+	})
+	for _, oc := range outcome {
+		count[oc]++
+	}
+	if err != nil {
+		fmt.Fprintf(o.out, "import %s: %d added, %d already suppressed before failing\n", file, count[rowAdded], count[rowPresent])
+		return exitFailure, err
 	}
 	verb := "added"
 	if o.fl.dryRun {
 		verb = "would be added (dry run: nothing changed)"
 	}
-	fmt.Fprintf(o.out, "import %s: %d %s, %d skipped (%d already suppressed, %d expired), %d errors\n",
-		file, added, verb, skipped+expired, skipped, expired, errs)
+	fmt.Fprintf(o.out, "import %s: %d %s, %d skipped (%d already suppressed, %d expired, %d repeated in the file), %d errors\n",
+		file, count[rowAdded], verb, count[rowPresent]+count[rowExpired]+count[rowDuplicate], count[rowPresent], count[rowExpired], count[rowDuplicate], errs)
 	if errs > 0 {
 		return exitFailure, nil
 	}
 	return exitOK, nil
+}
+
+// parallel calls fn for 0..n-1 on up to workers goroutines. The first
+// error stops the rest and is returned.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
 }
 
 func (o *suppressionOp) export(ctx context.Context) error {

@@ -244,7 +244,9 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 		"Spam.Reporter@Example.net,2026-11-03 08:30:00,Spam Complaint,\n" +
 		"left@example.com,,unsubscribed,\n" +
 		"no-at-sign,,bounce,\n" +
-		"quiet@example.com,,,\n"
+		"quiet@example.com,,,\n" +
+		"gone@EXAMPLE.org,1793694600,bounce,5.1.1\n" + // the first row again
+		"long-gone@example.org,2020-01-01 00:00:00,bounce,\n" // expired in 2020
 	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +255,7 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 		t.Errorf("dry run: %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runMain(t, "suppression", "import", file, "-customer", "acme", "-by", "ops", "-config", cfg)
-	if code != exitFailure || !strings.Contains(out, "4 added, 0 skipped") || !strings.Contains(out, "1 errors") {
+	if code != exitFailure || !strings.Contains(out, "4 added, 2 skipped (0 already suppressed, 1 expired, 1 repeated in the file), 1 errors") {
 		t.Errorf("first import: %d\n%s%s", code, out, errOut)
 	}
 	first := entries(t, kv)
@@ -282,7 +284,7 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 	}
 	added, _ := suppressionEvents(t, js)
 	code, out, errOut = runMain(t, "suppression", "import", file, "-customer", "acme", "-by", "ops", "-config", cfg)
-	if code != exitFailure || !strings.Contains(out, "0 added, 4 skipped (4 already suppressed") {
+	if code != exitFailure || !strings.Contains(out, "0 added, 6 skipped (4 already suppressed, 1 expired, 1 repeated in the file), 1 errors") {
 		t.Errorf("second import: %d\n%s%s", code, out, errOut)
 	}
 	again, _ := suppressionEvents(t, js)
