@@ -84,7 +84,10 @@
 // at once): a restart forgets them, which can only delay a soft_bounces
 // entry, never make one that should not exist. Addresses come from
 // outside: one that does not normalise is counted (ignored_total{why=
-// "bad_address"}) and its event acked, never retried. A successful
-// delivery lists the address's keys in the bucket (one short KV watch
-// with a key filter), which costs a few JetStream requests per delivery.
+// "bad_address"}) and its event acked, never retried. Every successful
+// delivery looks up the address's keys in the bucket (one stream info
+// request filtered by subject: BenchmarkSentDelivery measured it at about
+// 2.5 times a KV get), and the sweep reads every entry (BenchmarkSweep:
+// about 6 us per entry, a minute per pass at ten million entries; raise
+// sweep_interval for lists that large).
 package suppressor
