@@ -132,9 +132,10 @@ func ParseReason(s string) (string, error) {
 	return r, nil
 }
 
+var columnSeparators = strings.NewReplacer(" ", "_", "-", "_")
+
 func columnName(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	return strings.NewReplacer(" ", "_", "-", "_").Replace(s)
+	return columnSeparators.Replace(strings.ToLower(strings.TrimSpace(s)))
 }
 
 var (
@@ -236,7 +237,7 @@ func ReadCSV(r io.Reader, lim CSVLimits) (CSVResult, error) {
 		if rows > lim.MaxRows {
 			return res, fmt.Errorf("suppression csv: more than %d rows", lim.MaxRows)
 		}
-		row, err := parseCSVRow(rec, col)
+		row, err := parseCSVRow(rec, col, len(res.Errors) < lim.MaxErrors)
 		if err != nil {
 			res.addError(lim, line, err)
 			continue
@@ -262,9 +263,22 @@ func blank(rec []string) bool {
 	return true
 }
 
-func parseCSVRow(rec []string, col map[string]int) (CSVRow, error) {
+// errCSVRow stands for a bad row's problems once MaxErrors rows have been
+// kept: later ones are only counted, so their messages are not built.
+var errCSVRow = errors.New("bad row")
+
+// parseCSVRow reads one record. With detail false a bad row is errCSVRow,
+// without the work of describing it.
+func parseCSVRow(rec []string, col map[string]int, detail bool) (CSVRow, error) {
 	var row CSVRow
 	var errs []error
+	failed := false
+	fail := func(describe func() error) {
+		failed = true
+		if detail {
+			errs = append(errs, describe())
+		}
+	}
 	field := func(name string) string {
 		i, ok := col[name]
 		if !ok || i >= len(rec) {
@@ -272,16 +286,16 @@ func parseCSVRow(rec []string, col map[string]int) (CSVRow, error) {
 		}
 		v := strings.TrimSpace(rec[i])
 		if len(v) > maxCSVField {
-			errs = append(errs, fmt.Errorf("%s: longer than %d bytes", name, maxCSVField))
+			fail(func() error { return fmt.Errorf("%s: longer than %d bytes", name, maxCSVField) })
 			return ""
 		}
 		if !utf8.ValidString(v) {
-			errs = append(errs, fmt.Errorf("%s: not UTF-8", name))
+			fail(func() error { return fmt.Errorf("%s: not UTF-8", name) })
 			return ""
 		}
 		for _, c := range v {
 			if c < 0x20 && c != '\t' || c == 0x7f {
-				errs = append(errs, fmt.Errorf("%s: holds a control character", name))
+				fail(func() error { return fmt.Errorf("%s: holds a control character", name) })
 				return ""
 			}
 		}
@@ -296,48 +310,56 @@ func parseCSVRow(rec []string, col map[string]int) (CSVRow, error) {
 	if s := field("scope"); s != "" {
 		sc, ok := csvScopes[columnName(s)]
 		if !ok {
-			errs = append(errs, fmt.Errorf("scope %q: not customer_recipient, global_recipient or customer_domain", short(s)))
+			fail(func() error {
+				return fmt.Errorf("scope %q: not customer_recipient, global_recipient or customer_domain", short(s))
+			})
 		}
 		row.Scope = sc
 	}
 	if s := field("reason"); s != "" {
-		r, err := ParseReason(s)
-		if err != nil {
-			errs = append(errs, err)
+		r, ok := csvReasons[columnName(s)]
+		if !ok {
+			fail(func() error { _, err := ParseReason(s); return err })
 		}
 		row.Reason = r
 	}
-	var err error
-	if row.Created, err = ParseCSVTime(field("created")); err != nil {
-		errs = append(errs, fmt.Errorf("created: %w", err))
-	}
-	if row.Expires, err = ParseCSVTime(field("expires")); err != nil {
-		errs = append(errs, fmt.Errorf("expires: %w", err))
+	for _, t := range []struct {
+		name string
+		into *time.Time
+	}{{"created", &row.Created}, {"expires", &row.Expires}} {
+		v := field(t.name)
+		var ok bool
+		if *t.into, ok = parseCSVTime(v); !ok {
+			fail(func() error { _, err := ParseCSVTime(v); return fmt.Errorf("%s: %w", t.name, err) })
+		}
 	}
 	if h := strings.ToLower(field("recipient_hash")); h != "" {
 		if len(h) != 32 || !isHex(h) {
-			errs = append(errs, fmt.Errorf("recipient_hash %q: not 32 hex digits", short(h)))
+			fail(func() error { return fmt.Errorf("recipient_hash %q: not 32 hex digits", short(h)) })
 		}
 		row.RecipientHash = h
 	}
 	if row.Scope == schemas.SuppressGlobalRecipient && row.Customer != "" {
-		errs = append(errs, fmt.Errorf("scope global_recipient with customer %q", short(row.Customer)))
+		fail(func() error { return fmt.Errorf("scope global_recipient with customer %q", short(row.Customer)) })
 	}
 	var n Normalizer
 	switch {
 	case row.Email == "" && row.RecipientHash == "":
-		errs = append(errs, errors.New("no address"))
+		fail(func() error { return errors.New("no address") })
 	case row.Email == "":
 	case row.Scope == schemas.SuppressCustomerDomain && !strings.Contains(row.Email, "@"):
 		if _, err := n.Domain(row.Email); err != nil {
-			errs = append(errs, err)
+			fail(func() error { return err })
 		}
 	default:
 		if _, _, err := n.Address(row.Email); err != nil {
-			errs = append(errs, fmt.Errorf("address %q: %w", short(row.Email), err))
+			fail(func() error { return fmt.Errorf("address %q: %w", short(row.Email), err) })
 		}
 	}
-	if len(errs) > 0 {
+	if failed {
+		if !detail {
+			return CSVRow{}, errCSVRow
+		}
 		return CSVRow{}, errors.Join(errs...)
 	}
 	return row, nil
@@ -350,27 +372,39 @@ const maxCSVUnix = 253402300800
 // ParseCSVTime reads a time as ESPs export it: RFC 3339, Unix seconds, or
 // "2006-01-02 15:04:05" (UTC). Empty is the zero time.
 func ParseCSVTime(s string) (time.Time, error) {
+	t, ok := parseCSVTime(s)
+	if ok {
+		return t, nil
+	}
+	s = strings.TrimSpace(s)
+	if isDigits(s) {
+		return time.Time{}, fmt.Errorf("%q: Unix seconds out of range", short(s))
+	}
+	return time.Time{}, fmt.Errorf("%q: not RFC 3339, Unix seconds or %q", short(s), time.DateTime)
+}
+
+func parseCSVTime(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return time.Time{}, nil
+		return time.Time{}, true
 	}
 	if isDigits(s) {
 		if len(s) > 12 {
-			return time.Time{}, fmt.Errorf("%q: Unix seconds out of range", short(s))
+			return time.Time{}, false
 		}
 		n, _ := strconv.ParseInt(s, 10, 64)
 		if n >= maxCSVUnix {
-			return time.Time{}, fmt.Errorf("%q: Unix seconds out of range", short(s))
+			return time.Time{}, false
 		}
-		return time.Unix(n, 0).UTC(), nil
+		return time.Unix(n, 0).UTC(), true
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
+		return t.UTC(), true
 	}
 	if t, err := time.Parse(time.DateTime, s); err == nil {
-		return t.UTC(), nil
+		return t.UTC(), true
 	}
-	return time.Time{}, fmt.Errorf("%q: not RFC 3339, Unix seconds or %q", short(s), time.DateTime)
+	return time.Time{}, false
 }
 
 func isDigits(s string) bool {

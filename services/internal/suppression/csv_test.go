@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/schemas"
+	"github.com/mailmon/mailmon/services/internal/lineartest"
 )
 
 func TestReadCSVFormats(t *testing.T) {
@@ -209,4 +210,28 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestReadCSVLinear: hostile files take time in proportion to their size.
+func TestReadCSVLinear(t *testing.T) {
+	lim := CSVLimits{MaxRows: 1 << 20, MaxBytes: 16 << 20, MaxErrors: 100}
+	read := func(raw []byte) error {
+		_, err := ReadCSV(bytes.NewReader(raw), lim)
+		return err
+	}
+	for _, c := range []lineartest.Case{
+		{Name: "good rows", Build: func(n int) []byte {
+			return lineartest.Repeat(strings.Join(CSVHeader, ",")+"\n", "a.b+c@Example.ORG,acme,customer_recipient,bounce,2026-11-03 08:30:00,1793694600,user_unknown,5.1.1,,example.org,\"a, note\"\n", "", n)
+		}, Parse: read},
+		{Name: "bad rows", Build: func(n int) []byte {
+			return lineartest.Repeat("email,reason,created\n", "not an address,bored,yesterday\n", "", n)
+		}, Parse: read},
+		{Name: "one open quote", Build: func(n int) []byte { return lineartest.Repeat("email\n\"", "x,\"\"y\n", "", n) }, Parse: read},
+		{Name: "wide rows", Build: func(n int) []byte {
+			return lineartest.Repeat("email\n", "a@b.example"+strings.Repeat(",", 200)+"\n", "", n)
+		}, Parse: read},
+		{Name: "long address", Build: func(n int) []byte { return lineartest.Repeat("email\n", "a", "@b.example\n", n) }, Parse: read},
+	} {
+		t.Run(c.Name, func(t *testing.T) { lineartest.Run(t, c) })
+	}
 }
