@@ -69,7 +69,7 @@
 //   - A later successful delivery (status sent) to the address, with
 //     clear_on_delivery: the address came back. It removes the address's
 //     hard_bounce and soft_bounces entries for every customer and the
-//     global list, created before the delivery; complaint, manual and
+//     global list, created no later than the delivery; complaint, manual and
 //     unsubscribe entries stay, and so does a bounce entry newer than the
 //     delivery.
 //   - Expiry: every sweep_interval the suppressor reads the whole bucket

@@ -90,7 +90,7 @@ type Plan struct {
 type Clear struct {
 	// Digest is the address's digest (suppression.RecipientFilter).
 	Digest string
-	// At is the delivery's time: only entries created before it go.
+	// At is the delivery's time: only entries created until then go.
 	At time.Time
 	// EventID is the delivery's event id: the cause id and the source of
 	// the suppression.removed events.
@@ -98,10 +98,13 @@ type Clear struct {
 }
 
 // Keeps reports whether an entry under the address stays: anything but a
-// bounce entry, and a bounce entry created at or after the delivery (a
-// later bounce is newer news than this delivery).
+// bounce entry, and a bounce entry created after the delivery (a later
+// bounce is newer news than this delivery). A bounce at the same instant
+// goes: MTA logs stamp lines to the second, so a bounce and the success
+// that followed it within that second have one time, and the address
+// answering now is the news.
 func (c Clear) Keeps(e suppression.Entry) bool {
-	return !bounceReason(e.Reason) || !e.Created.Before(c.At)
+	return !bounceReason(e.Reason) || e.Created.After(c.At)
 }
 
 // Replaces reports whether a new entry replaces the one stored under its
