@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -197,9 +200,11 @@ func (s *Server) resumeRevision(ctx context.Context, kv jetstream.KeyValue) uint
 }
 
 // suppressionWatch is one watch of the bucket: from revision from (the
-// changes since a snapshot, applied to the set as they come), or, when
-// from is 0, the whole bucket (loaded aside and swapped in whole, so
-// answers never come from a half-loaded set).
+// changes since a snapshot), or, when from is 0, the whole bucket. The
+// initial values are applied to the set as they come when the set held
+// nothing (a first start) or holds the snapshot the watch resumes from;
+// a whole bucket loaded again over a set already held is loaded aside and
+// swapped in at once, so answers never come from a half-loaded copy.
 func (s *Server) suppressionWatch(ctx context.Context, kv jetstream.KeyValue, from uint64) error {
 	p := s.supp
 	wctx, cancel := context.WithCancel(ctx)
@@ -209,16 +214,17 @@ func (s *Server) suppressionWatch(ctx context.Context, kv jetstream.KeyValue, fr
 	if from > 0 {
 		opts, source = append(opts, jetstream.ResumeFromRevision(from)), "resume"
 	}
+	_, held, _ := p.set.status()
+	inPlace := from > 0 || !held
 	began := time.Now()
 	w, err := kv.WatchAll(wctx, opts...)
 	if err != nil {
 		return err
 	}
 	defer w.Stop()
-	var fresh map[uint64]uint32 // the whole bucket while it loads
-	var freshRevision uint64
-	loading := true
 	invalidAtStart := p.metrics.invalidN.Load()
+	load := s.newSuppressLoad(inPlace)
+	defer load.stop()
 	for {
 		var kve jetstream.KeyValueEntry
 		var ok bool
@@ -226,7 +232,7 @@ func (s *Server) suppressionWatch(ctx context.Context, kv jetstream.KeyValue, fr
 		case kve, ok = <-w.Updates():
 		case reply := <-p.copies:
 			var c suppressCopy
-			if !loading {
+			if load == nil {
 				c.pairs, c.revision = p.set.pairs(s.now().Unix())
 				c.ok = true
 			}
@@ -238,17 +244,14 @@ func (s *Server) suppressionWatch(ctx context.Context, kv jetstream.KeyValue, fr
 		if !ok {
 			return watchEnded{"suppression watch closed"}
 		}
-		if kve == nil { // the initial values are all in
-			if from == 0 {
-				if fresh == nil {
-					fresh = map[uint64]uint32{}
-				}
-				p.set.replace(fresh, freshRevision, true)
-				fresh = nil
-			} else {
-				p.set.setLive(true)
+		if load != nil {
+			if kve != nil {
+				load.add(kve)
+				continue
 			}
-			loading = false
+			// The initial values are all in.
+			load.finish(&p.set)
+			load = nil
 			took := time.Since(began)
 			p.metrics.loaded(source, p.set.Len(), took)
 			p.metrics.watchUp.Set(1)
@@ -258,22 +261,166 @@ func (s *Server) suppressionWatch(ctx context.Context, kv jetstream.KeyValue, fr
 			p.changed()
 			continue
 		}
-		key, expiry, keep := s.readSuppression(kve)
-		if loading && from == 0 {
-			if fresh == nil {
-				fresh = make(map[uint64]uint32, kve.Delta()+1)
-			}
-			if keep {
-				fresh[key] = expiry
-			} else {
-				delete(fresh, key)
-			}
-			freshRevision = max(freshRevision, kve.Revision())
+		if kve == nil {
 			continue
 		}
+		key, expiry, keep := s.readSuppression(kve)
 		p.set.apply(key, expiry, keep, kve.Revision())
 		p.metrics.entries.Set(float64(len(p.set.entries))) // the writer reads it without the lock
 		p.changed()
+	}
+}
+
+// suppressLoad decodes a watch's initial values on every core: among
+// them each key comes at most once (the bucket keeps one revision per
+// key), so their order does not matter. Decoding is most of the work of
+// loading a bucket of millions of entries.
+type suppressLoad struct {
+	srv     *Server
+	inPlace bool
+	batch   []jetstream.KeyValueEntry
+	jobs    chan []jetstream.KeyValueEntry
+	results chan []suppressChange
+	workers sync.WaitGroup
+	merged  chan struct{}
+	added   int // values queued
+	// Built by the merging goroutine; read after merged is closed.
+	fresh    map[uint64]uint32
+	revision uint64
+}
+
+type suppressChange struct {
+	key      uint64
+	expiry   uint32
+	keep     bool
+	revision uint64
+}
+
+const suppressBatch = 512
+
+func (s *Server) newSuppressLoad(inPlace bool) *suppressLoad {
+	l := &suppressLoad{srv: s, inPlace: inPlace, jobs: make(chan []jetstream.KeyValueEntry, 8),
+		results: make(chan []suppressChange, 8), merged: make(chan struct{})}
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		l.workers.Go(func() {
+			for batch := range l.jobs {
+				out := make([]suppressChange, len(batch))
+				for i, kve := range batch {
+					key, expiry, keep := s.readSuppression(kve)
+					out[i] = suppressChange{key, expiry, keep, kve.Revision()}
+				}
+				l.results <- out
+			}
+		})
+	}
+	go func() {
+		defer close(l.merged)
+		set := &s.supp.set
+		for changes := range l.results {
+			if l.inPlace {
+				set.mu.Lock()
+			} else if l.fresh == nil {
+				l.fresh = map[uint64]uint32{}
+			}
+			m := l.fresh
+			if l.inPlace {
+				m = set.entries
+			}
+			for _, c := range changes {
+				if c.keep {
+					m[c.key] = c.expiry
+				} else {
+					delete(m, c.key)
+				}
+				l.revision = max(l.revision, c.revision)
+			}
+			if l.inPlace {
+				set.revision = max(set.revision, l.revision)
+				n := len(set.entries)
+				set.mu.Unlock()
+				s.supp.metrics.entries.Set(float64(n))
+			}
+		}
+	}()
+	return l
+}
+
+// add queues one initial value. The first one tells how many follow, so
+// the map is made that big once instead of growing.
+func (l *suppressLoad) add(kve jetstream.KeyValueEntry) {
+	if l.added == 0 {
+		l.presize(kve.Delta() + 1)
+	}
+	l.added++
+	l.batch = append(l.batch, kve)
+	if len(l.batch) == suppressBatch {
+		l.jobs <- l.batch
+		l.batch = nil
+	}
+}
+
+// presize makes the map the load fills hold n entries without growing.
+// It runs before any result is merged.
+func (l *suppressLoad) presize(n uint64) {
+	n = min(n, 1<<30)
+	if !l.inPlace {
+		if l.fresh == nil {
+			l.fresh = make(map[uint64]uint32, n)
+		}
+		return
+	}
+	set := &l.srv.supp.set
+	set.mu.Lock()
+	if len(set.entries) == 0 {
+		set.entries = make(map[uint64]uint32, n)
+	}
+	set.mu.Unlock()
+}
+
+// finish waits for every value to be merged and makes the set live: the
+// loaded-aside map swapped in, or the set updated in place marked loaded.
+func (l *suppressLoad) finish(set *suppressSet) {
+	l.drain()
+	if l.inPlace {
+		set.mu.Lock()
+		set.loaded, set.live = true, true
+		set.revision = max(set.revision, l.revision)
+		set.mu.Unlock()
+	} else {
+		if l.fresh == nil {
+			l.fresh = map[uint64]uint32{}
+		}
+		set.replace(l.fresh, l.revision, true)
+		l.fresh = nil
+	}
+	if l.added >= 100_000 {
+		// The load's garbage (every value as received and decoded) is
+		// many times the set's size: give it back now rather than over
+		// minutes. The set itself holds no pointers, so this is cheap.
+		debug.FreeOSMemory()
+	}
+}
+
+func (l *suppressLoad) drain() {
+	if l.jobs == nil {
+		return
+	}
+	if len(l.batch) > 0 {
+		l.jobs <- l.batch
+		l.batch = nil
+	}
+	close(l.jobs)
+	l.workers.Wait()
+	close(l.results)
+	<-l.merged
+	l.jobs = nil
+}
+
+// stop ends the load's goroutines when the watch ends before the initial
+// values are all in; a nil load is done already.
+func (l *suppressLoad) stop() {
+	if l != nil {
+		l.drain()
 	}
 }
 
@@ -341,6 +488,11 @@ func (s *Server) keepSuppressionSnapshot(ctx context.Context, path string) {
 		}
 		p.metrics.snapshotWrites.Inc()
 		p.metrics.snapshotEntries.Set(float64(len(c.pairs)))
+		if len(c.pairs) >= 100_000 {
+			// The copy is garbage now; give its memory back at once.
+			c.pairs = nil
+			debug.FreeOSMemory()
+		}
 	}
 }
 
