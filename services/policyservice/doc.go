@@ -29,6 +29,21 @@
 // A cut-off wins over a reroute. A record counts only until its Until, so
 // an expired decision stops at once even before the server removes the key.
 //
+// # Suppression
+//
+// Between a cut-off and a reroute comes the suppression list: a recipient
+// suppressed for one of the request's customers (the address or its
+// domain) or globally is answered "REJECT <suppression.reject_text>", a
+// 5.x.x code and a text that never says why. The recipient is normalised
+// as the suppressor normalises it, the request's keys are computed by
+// suppression.Hasher.RequestKeys, and each is looked up in a set of 64-bit
+// key hashes and expiry seconds (suppression.SetKey), a dozen bytes of data
+// per entry, so ten million entries fit in a few hundred megabytes. The set
+// is kept by a watch of the suppression bucket and saved in a binary
+// snapshot, from whose revision a restart resumes the watch. Entries are
+// enforced without a live watch too, each until its expiry. A customer in
+// dry_run_customers is only counted. See the README's Suppression section.
+//
 // # What a record may make the service say
 //
 // Whoever writes the bucket would otherwise steer Postfix, so a record is
