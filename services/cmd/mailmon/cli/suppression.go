@@ -696,7 +696,11 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppress
 		}
 		e = suppression.NewEntry(h, t, reason, created, expires)
 	} else {
-		// A row of an export of hashed addresses: the digest is the key.
+		// A row of an export of hashed addresses: the digest is the key,
+		// which matches only under the hash key it was exported with.
+		if !h.Keyed() {
+			return suppression.Entry{}, errors.New("a row with only recipient_hash needs suppression.hash_key, the key it was exported under")
+		}
 		if scope != schemas.SuppressGlobalRecipient && customer == "" {
 			return suppression.Entry{}, fmt.Errorf("scope %s needs a customer", scope)
 		}

@@ -365,6 +365,12 @@ func TestSuppressionHashedExportAndExplain(t *testing.T) {
 	if out := mustRun(t, "suppression", "explain", "Secret.Person@example.org", "-customer", "acme", "-config", cfg); !strings.Contains(out, "verdict: suppressed") {
 		t.Errorf("explain after importing the hashed export:\n%s", out)
 	}
+	// Without the hash key the digests mean nothing: refused by row.
+	plain := writeConfig(t, "nats:\n  url: "+natsURL(t, cfg)+"\n")
+	code, out, errOut := runMain(t, "suppression", "import", file, "-by", "ops", "-config", plain)
+	if code != exitFailure || !strings.Contains(out, "0 added") || !strings.Contains(errOut, "line 2: a row with only recipient_hash needs suppression.hash_key") {
+		t.Errorf("hashed export imported without the key: %d\n%s%s", code, out, errOut)
+	}
 }
 
 func sameLines(a, b string) bool {
@@ -435,4 +441,20 @@ func TestSuppressionAsItsOwnUserOnTheEmbeddedServer(t *testing.T) {
 			t.Errorf("release: %s", out)
 		}
 	}
+}
+
+// natsURL is the nats.url of a config file written by startSuppression.
+func natsURL(t *testing.T, cfgPath string) string {
+	t.Helper()
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if u, ok := strings.CutPrefix(strings.TrimSpace(line), "url: "); ok {
+			return u
+		}
+	}
+	t.Fatalf("no nats url in %s", cfgPath)
+	return ""
 }
