@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -663,7 +664,7 @@ func readImport(file string) (suppression.CSVResult, error) {
 // importEntry builds the entry of an import row: customer, scope and
 // reason from its columns, else from the flags; expiry from its column,
 // else from suppression.expiry counted from its creation.
-func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppression.Entry, error) {
+func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (e suppression.Entry, seed []string, err error) {
 	customer := r.Customer
 	if customer == "" && r.Scope != schemas.SuppressGlobalRecipient {
 		customer = o.fl.customer
@@ -672,7 +673,7 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppress
 	if scope == "" {
 		scope = schemas.SuppressCustomerRecipient
 		if customer == "" {
-			return suppression.Entry{}, errors.New("no customer: give -customer C, a customer column, or scope global_recipient")
+			return suppression.Entry{}, nil, errors.New("no customer: give -customer C, a customer column, or scope global_recipient")
 		}
 	}
 	reason := r.Reason
@@ -688,21 +689,20 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppress
 		expires = o.defaultExpiry(reason, r.BounceCategory, created)
 	}
 	h := o.cfg.Hasher()
-	var e suppression.Entry
 	if r.Email != "" {
 		t, err := o.cfg.Normalize.TargetFor(scope, customer, r.Email)
 		if err != nil {
-			return suppression.Entry{}, err
+			return suppression.Entry{}, nil, err
 		}
 		e = suppression.NewEntry(h, t, reason, created, expires)
 	} else {
 		// A row of an export of hashed addresses: the digest is the key,
 		// which matches only under the hash key it was exported with.
 		if !h.Keyed() {
-			return suppression.Entry{}, errors.New("a row with only recipient_hash needs suppression.hash_key, the key it was exported under")
+			return suppression.Entry{}, nil, errors.New("a row with only recipient_hash needs suppression.hash_key, the key it was exported under")
 		}
 		if scope != schemas.SuppressGlobalRecipient && customer == "" {
-			return suppression.Entry{}, fmt.Errorf("scope %s needs a customer", scope)
+			return suppression.Entry{}, nil, fmt.Errorf("scope %s needs a customer", scope)
 		}
 		if scope == schemas.SuppressGlobalRecipient {
 			customer = ""
@@ -723,11 +723,10 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (suppress
 	if e.Note == "" {
 		e.Note = "import " + filepath.Base(file)
 	}
-	// The id comes from the row, so the same row imported again is the
-	// same entry (and the same event, if it was stored but not published).
-	e.AddedID = suppression.AddedID(created, e.Key, "import", e.Reason, r.Email, r.RecipientHash,
-		r.Created.Format(time.RFC3339Nano), r.Expires.Format(time.RFC3339Nano), r.BounceCategory, r.Status, r.Note)
-	return e, nil
+	// The id comes from the row (see importRows).
+	seed = []string{"import", e.Reason, r.Email, r.RecipientHash, r.Created.Format(time.RFC3339Nano),
+		r.Expires.Format(time.RFC3339Nano), r.BounceCategory, r.Status, r.Note}
+	return e, seed, nil
 }
 
 // importWorkers is how many rows an import writes at once: each row is
@@ -753,10 +752,14 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 	// First every row's entry, in file order: a row that cannot be one is
 	// reported, a second row for a key already seen counts as a duplicate.
 	count := map[int]int{}
-	var todo []suppression.Entry
+	type item struct {
+		e    suppression.Entry
+		seed []string
+	}
+	var todo []item
 	seen := map[string]bool{}
 	for _, r := range res.Rows {
-		e, err := o.importEntry(r, file)
+		e, seed, err := o.importEntry(r, file)
 		switch {
 		case err != nil:
 			if errs < 100 {
@@ -769,33 +772,49 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 			count[rowDuplicate]++
 		default:
 			seen[e.Key] = true
-			todo = append(todo, e)
+			todo = append(todo, item{e, seed})
 		}
 	}
+	stream, err := o.js.Stream(ctx, bucketStream)
+	if err != nil {
+		return exitFailure, fmt.Errorf("bucket %s: %w", suppression.Bucket, err)
+	}
 	outcome := make([]int, len(todo))
-	err := parallel(ctx, len(todo), importWorkers, func(ctx context.Context, i int) error {
-		e := todo[i]
-		old, _, found, err := suppression.Get(ctx, o.kv, e.Key)
+	err = parallel(ctx, len(todo), importWorkers, func(ctx context.Context, i int) error {
+		e := todo[i].e
+		old, found, generation, err := lastRecord(ctx, stream, e.Key)
 		if err != nil {
 			return err
 		}
-		switch {
-		case found && (o.fl.dryRun || old.AddedID != e.AddedID):
+		if found {
 			outcome[i] = rowPresent
+			// This row's own entry, from an earlier import of it: Add
+			// publishes its event again (the same id), in case that import
+			// stopped between the entry and its event.
+			mine := e
+			mine.AddedID = old.AddedID
+			if !o.fl.dryRun && bytes.Equal(mine.Marshal(), old.Marshal()) {
+				if _, err := o.addEntry(ctx, mine); err != nil {
+					return fmt.Errorf("%s: %w", who(e), err)
+				}
+			}
 			return nil
-		case o.fl.dryRun:
+		}
+		if o.fl.dryRun {
 			outcome[i] = rowAdded
 			return nil
 		}
-		// Found with this row's id: imported before. Add publishes its
-		// event again (the same id), in case that import stopped between
-		// the entry and its event.
+		// The id comes from the row and from the key's last deletion: the
+		// same row imported again is the same entry, and after the entry
+		// was removed, a new one with a new event (an event id used twice
+		// would be dropped as a duplicate).
+		e.AddedID = suppression.AddedID(e.Created, e.Key, append(todo[i].seed, "after", strconv.FormatUint(generation, 10))...)
 		ok, err := o.addEntry(ctx, e)
 		if err != nil {
 			return fmt.Errorf("%s: %w", who(e), err)
 		}
 		outcome[i] = rowPresent
-		if ok && !found {
+		if ok {
 			outcome[i] = rowAdded
 		}
 		return nil
@@ -817,6 +836,30 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 		return exitFailure, nil
 	}
 	return exitOK, nil
+}
+
+// bucketStream is the stream that holds the suppression bucket.
+const bucketStream = "KV_" + suppression.Bucket
+
+// lastRecord reads the last record of key in the bucket's stream: the
+// entry stored under it (found), else the sequence of its deletion
+// (generation; 0 when the key never held an entry).
+func lastRecord(ctx context.Context, stream jetstream.Stream, key string) (e suppression.Entry, found bool, generation uint64, err error) {
+	msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+suppression.Bucket+"."+key)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return suppression.Entry{}, false, 0, nil
+	}
+	if err != nil {
+		return suppression.Entry{}, false, 0, fmt.Errorf("suppression: get %s: %w", key, err)
+	}
+	if op := msg.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return suppression.Entry{}, false, msg.Sequence, nil
+	}
+	e, err = suppression.Unmarshal(msg.Data)
+	if err != nil {
+		return suppression.Entry{}, false, 0, fmt.Errorf("suppression: %s: %w", key, err)
+	}
+	return e, true, msg.Sequence, nil
 }
 
 // parallel calls fn for 0..n-1 on up to workers goroutines. The first

@@ -330,6 +330,25 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 	if reexport := mustRun(t, "suppression", "export", "-config", cfg); !sameLines(reexport, export) {
 		t.Errorf("export after the round trip:\n%s\nwas\n%s", reexport, export)
 	}
+
+	// Released, the original file imports again as new entries with new
+	// events: an event id used twice would be dropped as a duplicate.
+	mustRun(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
+	before, _ := suppressionEvents(t, js)
+	code, out, errOut = runMain(t, "suppression", "import", file, "-customer", "acme", "-by", "ops", "-config", cfg)
+	if code != exitFailure || !strings.Contains(out, "4 added, 2 skipped") {
+		t.Errorf("import after release: %d\n%s%s", code, out, errOut)
+	}
+	after, _ := suppressionEvents(t, js)
+	third := entries(t, kv)
+	if len(after) != len(before)+4 || len(third) != 4 {
+		t.Errorf("import after release: %d added events (was %d), %d entries", len(after), len(before), len(third))
+	}
+	for k, e := range third {
+		if e.AddedID == first[k].AddedID {
+			t.Errorf("%s imported again with its first id %s", k, e.AddedID)
+		}
+	}
 }
 
 func TestSuppressionHashedExportAndExplain(t *testing.T) {
