@@ -54,8 +54,8 @@ embedded server's nats.embedded.listen) as the suppression-cli user.`
 // (pipelines/access.yaml).
 const userSuppressionCLI = "suppression-cli"
 
-// cliWorker names the command line as the source of its events.
-const cliWorker = "mailmon-cli"
+// suppressionSource names the command line as the source of its events.
+const suppressionSource = "mailmon-cli"
 
 // suppressionFlags are the flags of every suppression subcommand; each
 // subcommand registers the ones it takes.
@@ -161,7 +161,7 @@ func suppressionCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 	var file string
 	if sub == "import" {
 		file = positional[0]
-		rows, err = readImport(file)
+		rows, err = readSuppressionImport(file)
 		if err != nil {
 			fmt.Fprintf(errOut, "mailmon suppression import: %v\n", err)
 			return exitFailure
@@ -186,8 +186,8 @@ func suppressionCmd(ctx context.Context, args []string, out, errOut io.Writer) i
 	host, _ := os.Hostname()
 	op := &suppressionOp{
 		cfg: cfg.Suppression, kv: kv, js: js, out: out, errOut: errOut, now: time.Now().UTC(), fl: fl,
-		w: suppression.Writer{KV: kv, Pub: bus.NewPublisher(js, bus.PublisherOptions{Worker: cliWorker}),
-			Source: schemas.Source{Worker: cliWorker, Host: host}},
+		w: suppression.Writer{KV: kv, Pub: bus.NewPublisher(js, bus.PublisherOptions{Worker: suppressionSource}),
+			Source: schemas.Source{Worker: suppressionSource, Host: host}},
 	}
 	code := exitOK
 	switch sub {
@@ -287,7 +287,7 @@ func (o *suppressionOp) scope() string {
 
 // expiryKind is the suppression.expiry key for an entry of reason (and
 // bounce category, for a bounce).
-func expiryKind(reason, bounceCategory string) string {
+func suppressionExpiryKind(reason, bounceCategory string) string {
 	switch reason {
 	case schemas.SuppressHardBounce:
 		if bounceCategory != "" {
@@ -307,7 +307,7 @@ func expiryKind(reason, bounceCategory string) string {
 // defaultExpiry is when an entry of reason made at created ends by the
 // config: zero for never (also when the config does not list it).
 func (o *suppressionOp) defaultExpiry(reason, bounceCategory string, created time.Time) time.Time {
-	d, ok := o.cfg.ExpiryFor(expiryKind(reason, bounceCategory))
+	d, ok := o.cfg.ExpiryFor(suppressionExpiryKind(reason, bounceCategory))
 	if !ok || d <= 0 {
 		return time.Time{}
 	}
@@ -316,7 +316,7 @@ func (o *suppressionOp) defaultExpiry(reason, bounceCategory string, created tim
 
 // who prints an entry's target without the hash key: the address when it
 // is kept in clear, else its digest.
-func who(e suppression.Entry) string {
+func entryWho(e suppression.Entry) string {
 	if e.Recipient != "" {
 		return e.Recipient
 	}
@@ -351,9 +351,9 @@ func (o *suppressionOp) add(ctx context.Context, address string) error {
 			return err
 		}
 		return fmt.Errorf("%s is already suppressed (%s %s since %s, expires %s): remove it first to change it",
-			who(old), old.Scope, old.Reason, old.Created.Format(time.RFC3339), expiresText(old.Expires))
+			entryWho(old), old.Scope, old.Reason, old.Created.Format(time.RFC3339), suppressionExpires(old.Expires))
 	}
-	fmt.Fprintf(o.out, "added %s %s %s for %s, expires %s (event %s)\n", e.Scope, customerText(e.Customer), who(e), e.Reason, expiresText(e.Expires), e.AddedID)
+	fmt.Fprintf(o.out, "added %s %s %s for %s, expires %s (event %s)\n", e.Scope, suppressionOwner(e.Customer), entryWho(e), e.Reason, suppressionExpires(e.Expires), e.AddedID)
 	return nil
 }
 
@@ -382,16 +382,16 @@ func (o *suppressionOp) remove(ctx context.Context, address string) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s is not on the %s list %s", t.Value, t.Scope, customerText(t.Customer))
+		return fmt.Errorf("%s is not on the %s list %s", t.Value, t.Scope, suppressionOwner(t.Customer))
 	}
-	fmt.Fprintf(o.out, "removed %s %s %s (%s since %s)\n", e.Scope, customerText(e.Customer), who(e), e.Reason, e.Created.Format(time.RFC3339))
+	fmt.Fprintf(o.out, "removed %s %s %s (%s since %s)\n", e.Scope, suppressionOwner(e.Customer), entryWho(e), e.Reason, e.Created.Format(time.RFC3339))
 	return nil
 }
 
 func (o *suppressionOp) release(ctx context.Context) error {
 	var keys []string
 	var listed []suppression.Entry
-	bad, err := eachEntry(ctx, o.kv, suppression.CustomerFilter(o.fl.customer), func(e suppression.Entry) {
+	bad, err := eachSuppressionEntry(ctx, o.kv, suppression.CustomerFilter(o.fl.customer), func(e suppression.Entry) {
 		if e.Customer != o.fl.customer || (o.fl.reason != "" && e.Reason != o.fl.reason) {
 			return
 		}
@@ -408,14 +408,14 @@ func (o *suppressionOp) release(ctx context.Context) error {
 		what += ", reason " + o.fl.reason
 	}
 	if o.fl.dryRun {
-		printEntries(o.out, listed, o.now)
+		printSuppressionEntries(o.out, listed, o.now)
 		fmt.Fprintf(o.out, "would release %d entries of %s (dry run: nothing changed)\n", len(keys), what)
-		return unreadable(bad)
+		return unreadableEntries(bad)
 	}
 	causeID := "release/" + strconv.FormatInt(o.now.UnixNano(), 10)
 	keep := func(e suppression.Entry) bool { return o.fl.reason != "" && e.Reason != o.fl.reason }
 	var released atomic.Int64
-	err = parallel(ctx, len(keys), importWorkers, func(ctx context.Context, i int) error {
+	err = forEachParallel(ctx, len(keys), suppressionWorkers, func(ctx context.Context, i int) error {
 		_, ok, err := o.w.Remove(ctx, keys[i], schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
 		if errors.Is(err, suppression.ErrChanged) {
 			_, ok, err = o.w.Remove(ctx, keys[i], schemas.UnsuppressReleased, causeID, o.now, nil, o.fl.by, o.fl.note, keep)
@@ -430,10 +430,10 @@ func (o *suppressionOp) release(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(o.out, "released %d entries of %s\n", released.Load(), what)
-	return unreadable(bad)
+	return unreadableEntries(bad)
 }
 
-func unreadable(n int) error {
+func unreadableEntries(n int) error {
 	if n > 0 {
 		return fmt.Errorf("%d stored entries could not be read and were left alone", n)
 	}
@@ -453,7 +453,7 @@ func (o *suppressionOp) list(ctx context.Context) error {
 	var entries []suppression.Entry
 	more := false
 	stop := errors.New("limit reached")
-	bad, err := eachEntryUntil(ctx, o.kv, o.listFilter(), func(e suppression.Entry) error {
+	bad, err := eachSuppressionEntryUntil(ctx, o.kv, o.listFilter(), func(e suppression.Entry) error {
 		if o.fl.reason != "" && e.Reason != o.fl.reason {
 			return nil
 		}
@@ -475,22 +475,22 @@ func (o *suppressionOp) list(ctx context.Context) error {
 		if len(entries) == 0 {
 			fmt.Fprintln(o.out, "no entries")
 		}
-		printEntries(o.out, entries, o.now)
+		printSuppressionEntries(o.out, entries, o.now)
 	}
 	if more {
 		fmt.Fprintf(o.errOut, "more entries than -limit %d; -limit 0 lists them all\n", o.fl.limit)
 	}
-	return unreadable(bad)
+	return unreadableEntries(bad)
 }
 
-func printEntries(out io.Writer, entries []suppression.Entry, now time.Time) {
+func printSuppressionEntries(out io.Writer, entries []suppression.Entry, now time.Time) {
 	if len(entries) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCOPE\tCUSTOMER\tRECIPIENT\tDOMAIN\tREASON\tCREATED\tEXPIRES\tBY")
 	for _, e := range entries {
-		exp := expiresText(e.Expires)
+		exp := suppressionExpires(e.Expires)
 		if !e.Active(now) {
 			exp += " (expired)"
 		}
@@ -498,27 +498,27 @@ func printEntries(out io.Writer, entries []suppression.Entry, now time.Time) {
 		if e.BounceCategory != "" {
 			reason += "/" + e.BounceCategory
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Scope, dash(e.Customer), who(e), e.RecipientDomain, reason,
-			e.Created.Format(time.RFC3339), exp, dash(e.Operator))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Scope, orDash(e.Customer), entryWho(e), e.RecipientDomain, reason,
+			e.Created.Format(time.RFC3339), exp, orDash(e.Operator))
 	}
 	tw.Flush()
 }
 
-func dash(s string) string {
+func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
 }
 
-func expiresText(t time.Time) string {
+func suppressionExpires(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
 }
 
-func customerText(c string) string {
+func suppressionOwner(c string) string {
 	if c == "" {
 		return "(global)"
 	}
@@ -575,7 +575,7 @@ func (o *suppressionOp) explain(ctx context.Context, address string) error {
 		if e.BounceCategory != "" || e.Status != "" {
 			reason += fmt.Sprintf(" (%s %s)", e.BounceCategory, e.Status)
 		}
-		fmt.Fprintf(o.out, "    reason: %s\n    created: %s (event %s)\n    expires: %s\n", reason, e.Created.Format(time.RFC3339), e.AddedID, expiresText(e.Expires))
+		fmt.Fprintf(o.out, "    reason: %s\n    created: %s (event %s)\n    expires: %s\n", reason, e.Created.Format(time.RFC3339), e.AddedID, suppressionExpires(e.Expires))
 		if len(e.SourceEventIDs) > 0 {
 			fmt.Fprintf(o.out, "    source events: %s\n", strings.Join(e.SourceEventIDs, ", "))
 		}
@@ -583,7 +583,7 @@ func (o *suppressionOp) explain(ctx context.Context, address string) error {
 			fmt.Fprintf(o.out, "    reply: %s\n", e.Reply)
 		}
 		if e.Operator != "" || e.Note != "" {
-			fmt.Fprintf(o.out, "    by: %s %s\n", dash(e.Operator), e.Note)
+			fmt.Fprintf(o.out, "    by: %s %s\n", orDash(e.Operator), e.Note)
 		}
 	}
 	switch {
@@ -626,14 +626,14 @@ func printSuppressionHistory(ctx context.Context, js jetstream.JetStream, keys m
 			case *schemas.SuppressionAdded:
 				if scope, ok := keys[e.Key]; ok {
 					found++
-					fmt.Fprintf(out, "  %s added   %-18s %s expires %s by %s/%s %s (%s)\n", t, scope, e.Reason, expiresText(e.Expires),
-						e.Source.Worker, dash(e.Operator), e.Note, e.ID)
+					fmt.Fprintf(out, "  %s added   %-18s %s expires %s by %s/%s %s (%s)\n", t, scope, e.Reason, suppressionExpires(e.Expires),
+						e.Source.Worker, orDash(e.Operator), e.Note, e.ID)
 				}
 			case *schemas.SuppressionRemoved:
 				if scope, ok := keys[e.Key]; ok {
 					found++
 					fmt.Fprintf(out, "  %s removed %-18s %s (%s) after %s by %s/%s %s (%s)\n", t, scope, e.Reason, e.Cause,
-						(time.Duration(e.HeldMs) * time.Millisecond).Round(time.Second), e.Source.Worker, dash(e.Operator), e.Note, e.ID)
+						(time.Duration(e.HeldMs) * time.Millisecond).Round(time.Second), e.Source.Worker, orDash(e.Operator), e.Note, e.ID)
 				}
 			}
 		}
@@ -648,7 +648,7 @@ func printSuppressionHistory(ctx context.Context, js jetstream.JetStream, keys m
 }
 
 // readImport reads and checks a whole import file (- is standard input).
-func readImport(file string) (suppression.CSVResult, error) {
+func readSuppressionImport(file string) (suppression.CSVResult, error) {
 	in := io.Reader(os.Stdin)
 	if file != "-" {
 		f, err := os.Open(file)
@@ -729,16 +729,16 @@ func (o *suppressionOp) importEntry(r suppression.CSVRow, file string) (e suppre
 	return e, seed, nil
 }
 
-// importWorkers is how many rows an import writes at once: each row is
+// suppressionWorkers is how many rows an import writes at once: each row is
 // a few round trips to NATS, so a handful in flight hides their latency.
-const importWorkers = 8
+const suppressionWorkers = 8
 
 // Outcomes of an import row.
 const (
-	rowAdded = iota + 1
-	rowPresent
-	rowExpired
-	rowDuplicate
+	importAdded = iota + 1
+	importPresent
+	importExpired
+	importRepeated
 )
 
 func (o *suppressionOp) importRows(ctx context.Context, file string, res suppression.CSVResult) (int, error) {
@@ -767,27 +767,27 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 			}
 			errs++
 		case !e.Active(o.now):
-			count[rowExpired]++
+			count[importExpired]++
 		case seen[e.Key]:
-			count[rowDuplicate]++
+			count[importRepeated]++
 		default:
 			seen[e.Key] = true
 			todo = append(todo, item{e, seed})
 		}
 	}
-	stream, err := o.js.Stream(ctx, bucketStream)
+	stream, err := o.js.Stream(ctx, suppressionStream)
 	if err != nil {
 		return exitFailure, fmt.Errorf("bucket %s: %w", suppression.Bucket, err)
 	}
 	outcome := make([]int, len(todo))
-	err = parallel(ctx, len(todo), importWorkers, func(ctx context.Context, i int) error {
+	err = forEachParallel(ctx, len(todo), suppressionWorkers, func(ctx context.Context, i int) error {
 		e := todo[i].e
-		old, found, generation, err := lastRecord(ctx, stream, e.Key)
+		old, found, generation, err := lastSuppressionRecord(ctx, stream, e.Key)
 		if err != nil {
 			return err
 		}
 		if found {
-			outcome[i] = rowPresent
+			outcome[i] = importPresent
 			// This row's own entry, from an earlier import of it: Add
 			// publishes its event again (the same id), in case that import
 			// stopped between the entry and its event.
@@ -795,13 +795,13 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 			mine.AddedID = old.AddedID
 			if !o.fl.dryRun && bytes.Equal(mine.Marshal(), old.Marshal()) {
 				if _, err := o.addEntry(ctx, mine); err != nil {
-					return fmt.Errorf("%s: %w", who(e), err)
+					return fmt.Errorf("%s: %w", entryWho(e), err)
 				}
 			}
 			return nil
 		}
 		if o.fl.dryRun {
-			outcome[i] = rowAdded
+			outcome[i] = importAdded
 			return nil
 		}
 		// The id comes from the row and from the key's last deletion: the
@@ -811,11 +811,11 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 		e.AddedID = suppression.AddedID(e.Created, e.Key, append(todo[i].seed, "after", strconv.FormatUint(generation, 10))...)
 		ok, err := o.addEntry(ctx, e)
 		if err != nil {
-			return fmt.Errorf("%s: %w", who(e), err)
+			return fmt.Errorf("%s: %w", entryWho(e), err)
 		}
-		outcome[i] = rowPresent
+		outcome[i] = importPresent
 		if ok {
-			outcome[i] = rowAdded
+			outcome[i] = importAdded
 		}
 		return nil
 	})
@@ -823,7 +823,7 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 		count[oc]++
 	}
 	if err != nil {
-		fmt.Fprintf(o.out, "import %s: %d added, %d already suppressed before failing\n", file, count[rowAdded], count[rowPresent])
+		fmt.Fprintf(o.out, "import %s: %d added, %d already suppressed before failing\n", file, count[importAdded], count[importPresent])
 		return exitFailure, err
 	}
 	verb := "added"
@@ -831,20 +831,20 @@ func (o *suppressionOp) importRows(ctx context.Context, file string, res suppres
 		verb = "would be added (dry run: nothing changed)"
 	}
 	fmt.Fprintf(o.out, "import %s: %d %s, %d skipped (%d already suppressed, %d expired, %d repeated in the file), %d errors\n",
-		file, count[rowAdded], verb, count[rowPresent]+count[rowExpired]+count[rowDuplicate], count[rowPresent], count[rowExpired], count[rowDuplicate], errs)
+		file, count[importAdded], verb, count[importPresent]+count[importExpired]+count[importRepeated], count[importPresent], count[importExpired], count[importRepeated], errs)
 	if errs > 0 {
 		return exitFailure, nil
 	}
 	return exitOK, nil
 }
 
-// bucketStream is the stream that holds the suppression bucket.
-const bucketStream = "KV_" + suppression.Bucket
+// suppressionStream is the stream that holds the suppression bucket.
+const suppressionStream = "KV_" + suppression.Bucket
 
 // lastRecord reads the last record of key in the bucket's stream: the
 // entry stored under it (found), else the sequence of its deletion
 // (generation; 0 when the key never held an entry).
-func lastRecord(ctx context.Context, stream jetstream.Stream, key string) (e suppression.Entry, found bool, generation uint64, err error) {
+func lastSuppressionRecord(ctx context.Context, stream jetstream.Stream, key string) (e suppression.Entry, found bool, generation uint64, err error) {
 	msg, err := stream.GetLastMsgForSubject(ctx, "$KV."+suppression.Bucket+"."+key)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return suppression.Entry{}, false, 0, nil
@@ -864,7 +864,7 @@ func lastRecord(ctx context.Context, stream jetstream.Stream, key string) (e sup
 
 // parallel calls fn for 0..n-1 on up to workers goroutines. The first
 // error stops the rest and is returned.
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+func forEachParallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next atomic.Int64
@@ -895,7 +895,7 @@ func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, 
 func (o *suppressionOp) export(ctx context.Context) error {
 	cw := suppression.NewCSVWriter(o.out)
 	var werr error
-	bad, err := eachEntryUntil(ctx, o.kv, o.listFilter(), func(e suppression.Entry) error {
+	bad, err := eachSuppressionEntryUntil(ctx, o.kv, o.listFilter(), func(e suppression.Entry) error {
 		if (o.fl.reason != "" && e.Reason != o.fl.reason) || !e.Active(o.now) {
 			return nil
 		}
@@ -908,19 +908,19 @@ func (o *suppressionOp) export(ctx context.Context) error {
 	if err := cw.Flush(); err != nil {
 		return err
 	}
-	return unreadable(bad)
+	return unreadableEntries(bad)
 }
 
 // eachEntry calls fn with every stored entry under filters (KV key
 // filters), in the order they were written; bad counts values that do not
 // decode.
-func eachEntry(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(suppression.Entry)) (bad int, err error) {
-	return eachEntryUntil(ctx, kv, filters, func(e suppression.Entry) error { fn(e); return nil })
+func eachSuppressionEntry(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(suppression.Entry)) (bad int, err error) {
+	return eachSuppressionEntryUntil(ctx, kv, filters, func(e suppression.Entry) error { fn(e); return nil })
 }
 
 // eachEntryUntil is eachEntry stopping at fn's first error, which it
 // returns.
-func eachEntryUntil(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(suppression.Entry) error) (bad int, err error) {
+func eachSuppressionEntryUntil(ctx context.Context, kv jetstream.KeyValue, filters []string, fn func(suppression.Entry) error) (bad int, err error) {
 	w, err := kv.WatchFiltered(ctx, append([]string(nil), filters...), jetstream.IgnoreDeletes())
 	if err != nil {
 		return 0, fmt.Errorf("read bucket %s: %w", suppression.Bucket, err)

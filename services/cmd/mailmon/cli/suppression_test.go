@@ -71,16 +71,16 @@ func suppressionEvents(t *testing.T, js jetstream.JetStream) (added []*schemas.S
 	return added, removed
 }
 
-func entries(t *testing.T, kv jetstream.KeyValue) map[string]suppression.Entry {
+func suppressionEntries(t *testing.T, kv jetstream.KeyValue) map[string]suppression.Entry {
 	t.Helper()
 	out := map[string]suppression.Entry{}
-	if _, err := eachEntry(context.Background(), kv, []string{">"}, func(e suppression.Entry) { out[e.Key] = e }); err != nil {
+	if _, err := eachSuppressionEntry(context.Background(), kv, []string{">"}, func(e suppression.Entry) { out[e.Key] = e }); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func mustRun(t *testing.T, args ...string) string {
+func runSuppressionOK(t *testing.T, args ...string) string {
 	t.Helper()
 	code, out, errOut := runMain(t, args...)
 	if code != 0 {
@@ -92,17 +92,17 @@ func mustRun(t *testing.T, args ...string) string {
 func TestSuppressionAddListExplainRemove(t *testing.T) {
 	cfg, js, kv := startSuppression(t, "suppression:\n  dry_run_customers: [trial]\n")
 
-	out := mustRun(t, "suppression", "add", "Gone.User@EXAMPLE.org", "-customer", "acme", "-reason", "unsubscribe", "-for", "720h", "-by", "ops", "-note", "asked by phone", "-config", cfg)
+	out := runSuppressionOK(t, "suppression", "add", "Gone.User@EXAMPLE.org", "-customer", "acme", "-reason", "unsubscribe", "-for", "720h", "-by", "ops", "-note", "asked by phone", "-config", cfg)
 	if !strings.Contains(out, "added customer_recipient of customer acme Gone.User@example.org for unsubscribe, expires 20") {
 		t.Errorf("add: %s", out)
 	}
-	mustRun(t, "suppression", "add", "spam-trap.example", "-customer", "acme", "-domain", "-by", "ops", "-config", cfg)
-	mustRun(t, "suppression", "add", "Gone.User@example.org", "-global", "-reason", "complaint", "-by", "ops", "-config", cfg)
+	runSuppressionOK(t, "suppression", "add", "spam-trap.example", "-customer", "acme", "-domain", "-by", "ops", "-config", cfg)
+	runSuppressionOK(t, "suppression", "add", "Gone.User@example.org", "-global", "-reason", "complaint", "-by", "ops", "-config", cfg)
 	if code, _, errOut := runMain(t, "suppression", "add", "Gone.User@EXAMPLE.ORG", "-customer", "acme", "-by", "ops", "-config", cfg); code != exitFailure || !strings.Contains(errOut, "already suppressed") {
 		t.Errorf("second add: exit %d %s", code, errOut)
 	}
 
-	got := entries(t, kv)
+	got := suppressionEntries(t, kv)
 	if len(got) != 3 {
 		t.Fatalf("entries %v", got)
 	}
@@ -118,13 +118,13 @@ func TestSuppressionAddListExplainRemove(t *testing.T) {
 		t.Errorf("manual domain entry (never expires by default): %+v", domainEntry)
 	}
 
-	out = mustRun(t, "suppression", "list", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "list", "-config", cfg)
 	for _, want := range []string{"customer_recipient  acme", "global_recipient", "customer_domain", "spam-trap.example", "unsubscribe", "complaint", "never"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
 	}
-	out = mustRun(t, "suppression", "list", "-reason", "complaint", "-json", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "list", "-reason", "complaint", "-json", "-config", cfg)
 	var listed suppression.Entry
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &listed) != nil || listed.Scope != schemas.SuppressGlobalRecipient {
 		t.Errorf("list -reason complaint -json:\n%s", out)
@@ -134,7 +134,7 @@ func TestSuppressionAddListExplainRemove(t *testing.T) {
 		t.Errorf("list -limit 2: %d\n%s%s", code, out, errOut)
 	}
 
-	out = mustRun(t, "suppression", "explain", "Gone.User@Example.ORG", "-customer", "acme", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "explain", "Gone.User@Example.ORG", "-customer", "acme", "-config", cfg)
 	for _, want := range []string{
 		"address: Gone.User@example.org (domain example.org)", "customer: acme (dry run: no)",
 		"customer_recipient " + key + ": in force", "reason: unsubscribe", "by: ops asked by phone",
@@ -146,23 +146,23 @@ func TestSuppressionAddListExplainRemove(t *testing.T) {
 		}
 	}
 	// The domain entry matches any address of the domain.
-	out = mustRun(t, "suppression", "explain", "anyone@Spam-Trap.example", "-customer", "acme", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "explain", "anyone@Spam-Trap.example", "-customer", "acme", "-config", cfg)
 	if !strings.Contains(out, "reason: manual") || !strings.Contains(out, "verdict: suppressed") {
 		t.Errorf("explain of a domain entry:\n%s", out)
 	}
-	out = mustRun(t, "suppression", "explain", "anyone@spam-trap.example", "-customer", "trial", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "explain", "anyone@spam-trap.example", "-customer", "trial", "-config", cfg)
 	if !strings.Contains(out, "dry run: yes") || !strings.Contains(out, "verdict: not suppressed") {
 		t.Errorf("explain for another customer:\n%s", out)
 	}
 
-	out = mustRun(t, "suppression", "remove", "Gone.User@example.ORG", "-customer", "acme", "-by", "ops", "-note", "resubscribed", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "remove", "Gone.User@example.ORG", "-customer", "acme", "-by", "ops", "-note", "resubscribed", "-config", cfg)
 	if !strings.Contains(out, "removed customer_recipient of customer acme Gone.User@example.org (unsubscribe since 20") {
 		t.Errorf("remove: %s", out)
 	}
 	if code, _, errOut := runMain(t, "suppression", "remove", "Gone.User@example.org", "-customer", "acme", "-by", "ops", "-config", cfg); code != exitFailure || !strings.Contains(errOut, "not on the") {
 		t.Errorf("second remove: exit %d %s", code, errOut)
 	}
-	out = mustRun(t, "suppression", "explain", "Gone.User@example.org", "-customer", "acme", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "explain", "Gone.User@example.org", "-customer", "acme", "-config", cfg)
 	if !strings.Contains(out, "customer_recipient "+key+": none") || !strings.Contains(out, "removed customer_recipient unsubscribe (manual)") ||
 		!strings.Contains(out, "by mailmon-cli/ops resubscribed") {
 		t.Errorf("explain after remove:\n%s", out)
@@ -199,20 +199,20 @@ func TestSuppressionReleaseByCustomerAndReason(t *testing.T) {
 		{"a@example.org", "-customer", "other", "-reason", "hard_bounce"},
 		{"a@example.org", "-global", "-reason", "hard_bounce"},
 	} {
-		mustRun(t, append(append([]string{"suppression", "add"}, a...), "-by", "ops", "-config", cfg)...)
+		runSuppressionOK(t, append(append([]string{"suppression", "add"}, a...), "-by", "ops", "-config", cfg)...)
 	}
-	out := mustRun(t, "suppression", "release", "-customer", "acme", "-reason", "hard_bounce", "-dry-run", "-config", cfg)
+	out := runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-reason", "hard_bounce", "-dry-run", "-config", cfg)
 	if !strings.Contains(out, "would release 2 entries of customer acme, reason hard_bounce") || !strings.Contains(out, "b@example.org") || strings.Contains(out, "c@example.org") {
 		t.Errorf("dry run:\n%s", out)
 	}
-	if n := len(entries(t, kv)); n != 5 {
+	if n := len(suppressionEntries(t, kv)); n != 5 {
 		t.Fatalf("dry run changed the bucket: %d entries", n)
 	}
-	out = mustRun(t, "suppression", "release", "-customer", "acme", "-reason", "hard_bounce", "-by", "ops", "-note", "ESP migration", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-reason", "hard_bounce", "-by", "ops", "-note", "ESP migration", "-config", cfg)
 	if !strings.Contains(out, "released 2 entries of customer acme, reason hard_bounce") {
 		t.Errorf("release: %s", out)
 	}
-	left := entries(t, kv)
+	left := suppressionEntries(t, kv)
 	var who []string
 	for _, e := range left {
 		who = append(who, e.Customer+"/"+e.Recipient+"/"+e.Reason)
@@ -229,8 +229,8 @@ func TestSuppressionReleaseByCustomerAndReason(t *testing.T) {
 	if len(removed) != 2 || removed[0].Cause != schemas.UnsuppressReleased || removed[0].Operator != "ops" || removed[0].Note != "ESP migration" {
 		t.Errorf("removed events %+v", removed)
 	}
-	out = mustRun(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
-	if !strings.Contains(out, "released 1 entries of customer acme") || len(entries(t, kv)) != 2 {
+	out = runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
+	if !strings.Contains(out, "released 1 entries of customer acme") || len(suppressionEntries(t, kv)) != 2 {
 		t.Errorf("release of the rest: %s", out)
 	}
 }
@@ -251,14 +251,14 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runMain(t, "suppression", "import", file, "-customer", "acme", "-dry-run", "-config", cfg)
-	if code != exitFailure || !strings.Contains(out, "4 would be added") || !strings.Contains(errOut, "line 5: address") || len(entries(t, kv)) != 0 {
+	if code != exitFailure || !strings.Contains(out, "4 would be added") || !strings.Contains(errOut, "line 5: address") || len(suppressionEntries(t, kv)) != 0 {
 		t.Errorf("dry run: %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runMain(t, "suppression", "import", file, "-customer", "acme", "-by", "ops", "-config", cfg)
 	if code != exitFailure || !strings.Contains(out, "4 added, 2 skipped (0 already suppressed, 1 expired, 1 repeated in the file), 1 errors") {
 		t.Errorf("first import: %d\n%s%s", code, out, errOut)
 	}
-	first := entries(t, kv)
+	first := suppressionEntries(t, kv)
 	if len(first) != 4 {
 		t.Fatalf("entries %v", first)
 	}
@@ -288,7 +288,7 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 		t.Errorf("second import: %d\n%s%s", code, out, errOut)
 	}
 	again, _ := suppressionEvents(t, js)
-	second := entries(t, kv)
+	second := suppressionEntries(t, kv)
 	for k, e := range first {
 		if second[k].AddedID != e.AddedID {
 			t.Errorf("second import replaced %s", k)
@@ -299,27 +299,27 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 	}
 
 	// Export, release everything, import the export: the same entries.
-	export := mustRun(t, "suppression", "export", "-config", cfg)
+	export := runSuppressionOK(t, "suppression", "export", "-config", cfg)
 	if !strings.HasPrefix(export, "email,customer,scope,reason,created_at,expires_at,bounce_category,status,recipient_hash,recipient_domain,note\n") ||
 		strings.Count(export, "\n") != 5 || !strings.Contains(export, "gone@example.org,acme,customer_recipient,hard_bounce,2026-11-03T08:30:00Z") {
 		t.Errorf("export:\n%s", export)
 	}
-	if out := mustRun(t, "suppression", "export", "-reason", "complaint", "-config", cfg); strings.Count(out, "\n") != 2 {
+	if out := runSuppressionOK(t, "suppression", "export", "-reason", "complaint", "-config", cfg); strings.Count(out, "\n") != 2 {
 		t.Errorf("export -reason complaint:\n%s", out)
 	}
-	mustRun(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
-	if n := len(entries(t, kv)); n != 0 {
+	runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
+	if n := len(suppressionEntries(t, kv)); n != 0 {
 		t.Fatalf("%d entries after release", n)
 	}
 	exported := filepath.Join(dir, "export.csv")
 	if err := os.WriteFile(exported, []byte(export), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out = mustRun(t, "suppression", "import", exported, "-by", "ops", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "import", exported, "-by", "ops", "-config", cfg)
 	if !strings.Contains(out, "4 added, 0 skipped") {
 		t.Errorf("import of the export: %s", out)
 	}
-	back := entries(t, kv)
+	back := suppressionEntries(t, kv)
 	for k, e := range first {
 		b, ok := back[k]
 		if !ok || b.Reason != e.Reason || !b.Created.Equal(e.Created) || !b.Expires.Equal(e.Expires) || b.Recipient != e.Recipient ||
@@ -327,20 +327,20 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %s: %+v, was %+v", k, b, e)
 		}
 	}
-	if reexport := mustRun(t, "suppression", "export", "-config", cfg); !sameLines(reexport, export) {
+	if reexport := runSuppressionOK(t, "suppression", "export", "-config", cfg); !sameSuppressionLines(reexport, export) {
 		t.Errorf("export after the round trip:\n%s\nwas\n%s", reexport, export)
 	}
 
 	// Released, the original file imports again as new entries with new
 	// events: an event id used twice would be dropped as a duplicate.
-	mustRun(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
+	runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
 	before, _ := suppressionEvents(t, js)
 	code, out, errOut = runMain(t, "suppression", "import", file, "-customer", "acme", "-by", "ops", "-config", cfg)
 	if code != exitFailure || !strings.Contains(out, "4 added, 2 skipped") {
 		t.Errorf("import after release: %d\n%s%s", code, out, errOut)
 	}
 	after, _ := suppressionEvents(t, js)
-	third := entries(t, kv)
+	third := suppressionEntries(t, kv)
 	if len(after) != len(before)+4 || len(third) != 4 {
 		t.Errorf("import after release: %d added events (was %d), %d entries", len(after), len(before), len(third))
 	}
@@ -353,46 +353,46 @@ func TestSuppressionImportTwiceAndExportRoundTrip(t *testing.T) {
 
 func TestSuppressionHashedExportAndExplain(t *testing.T) {
 	cfg, _, kv := startSuppression(t, "suppression:\n  hash_key: test-hash-key-0123456789abcdef\n")
-	mustRun(t, "suppression", "add", "Secret.Person@example.org", "-customer", "acme", "-reason", "complaint", "-by", "ops", "-config", cfg)
-	for _, e := range entries(t, kv) {
+	runSuppressionOK(t, "suppression", "add", "Secret.Person@example.org", "-customer", "acme", "-reason", "complaint", "-by", "ops", "-config", cfg)
+	for _, e := range suppressionEntries(t, kv) {
 		if e.Recipient != "" || strings.Contains(string(e.Marshal()), "Secret.Person") {
 			t.Errorf("stored in clear: %s", e.Marshal())
 		}
 	}
-	out := mustRun(t, "suppression", "list", "-config", cfg)
+	out := runSuppressionOK(t, "suppression", "list", "-config", cfg)
 	if strings.Contains(out, "Secret.Person") || !strings.Contains(out, "hash:") || strings.Contains(out, "test-hash-key") {
 		t.Errorf("list:\n%s", out)
 	}
-	export := mustRun(t, "suppression", "export", "-config", cfg)
+	export := runSuppressionOK(t, "suppression", "export", "-config", cfg)
 	if strings.Contains(export, "Secret.Person") || strings.Contains(export, "test-hash-key") || !strings.Contains(export, "\n,acme,customer_recipient,complaint,") {
 		t.Errorf("export holds the address:\n%s", export)
 	}
-	out = mustRun(t, "suppression", "explain", "Secret.Person@EXAMPLE.org", "-customer", "acme", "-config", cfg)
+	out = runSuppressionOK(t, "suppression", "explain", "Secret.Person@EXAMPLE.org", "-customer", "acme", "-config", cfg)
 	if !strings.Contains(out, "keyed digests") || !strings.Contains(out, "reason: complaint") || !strings.Contains(out, "verdict: suppressed") ||
 		strings.Contains(out, "test-hash-key") {
 		t.Errorf("explain:\n%s", out)
 	}
 	// The hashed export imports again under the same key.
-	mustRun(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
+	runSuppressionOK(t, "suppression", "release", "-customer", "acme", "-by", "ops", "-config", cfg)
 	file := filepath.Join(t.TempDir(), "export.csv")
 	if err := os.WriteFile(file, []byte(export), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out := mustRun(t, "suppression", "import", file, "-by", "ops", "-config", cfg); !strings.Contains(out, "1 added") {
+	if out := runSuppressionOK(t, "suppression", "import", file, "-by", "ops", "-config", cfg); !strings.Contains(out, "1 added") {
 		t.Errorf("import of the hashed export: %s", out)
 	}
-	if out := mustRun(t, "suppression", "explain", "Secret.Person@example.org", "-customer", "acme", "-config", cfg); !strings.Contains(out, "verdict: suppressed") {
+	if out := runSuppressionOK(t, "suppression", "explain", "Secret.Person@example.org", "-customer", "acme", "-config", cfg); !strings.Contains(out, "verdict: suppressed") {
 		t.Errorf("explain after importing the hashed export:\n%s", out)
 	}
 	// Without the hash key the digests mean nothing: refused by row.
-	plain := writeConfig(t, "nats:\n  url: "+natsURL(t, cfg)+"\n")
+	plain := writeConfig(t, "nats:\n  url: "+suppressionNATSURL(t, cfg)+"\n")
 	code, out, errOut := runMain(t, "suppression", "import", file, "-by", "ops", "-config", plain)
 	if code != exitFailure || !strings.Contains(out, "0 added") || !strings.Contains(errOut, "line 2: a row with only recipient_hash needs suppression.hash_key") {
 		t.Errorf("hashed export imported without the key: %d\n%s%s", code, out, errOut)
 	}
 }
 
-func sameLines(a, b string) bool {
+func sameSuppressionLines(a, b string) bool {
 	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
 	if len(la) != len(lb) {
 		return false
@@ -463,7 +463,7 @@ func TestSuppressionAsItsOwnUserOnTheEmbeddedServer(t *testing.T) {
 }
 
 // natsURL is the nats.url of a config file written by startSuppression.
-func natsURL(t *testing.T, cfgPath string) string {
+func suppressionNATSURL(t *testing.T, cfgPath string) string {
 	t.Helper()
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
