@@ -243,25 +243,25 @@ func (s source) lookupSuppression(ctx context.Context, m *Meta, address, custome
 		k.Found, k.Active = true, e.Active(s.now)
 		k.Reason, k.BounceCategory, k.Status, k.Reply = e.Reason, e.BounceCategory, e.Status, e.Reply
 		k.SourceEventIDs, k.Created, k.Expires, k.Operator = e.SourceEventIDs, e.Created, e.Expires, e.Operator
-		k.RemoveCommand = RemoveCommand(k.Scope, customer, addr, domain)
+		k.RemoveCommand = SuppressionRemoveCommand(k.Scope, customer, addr, domain)
 		l.Suppressed = l.Suppressed || k.Active
 	}
 	return l
 }
 
-// RemoveCommand is the command that removes an entry of scope.
-func RemoveCommand(scope, customer, addr, domain string) string {
+// SuppressionRemoveCommand is the command that removes an entry of scope.
+func SuppressionRemoveCommand(scope, customer, addr, domain string) string {
 	switch scope {
 	case schemas.SuppressGlobalRecipient:
-		return "mailmon suppression remove " + shellWord(addr) + " -global"
+		return "mailmon suppression remove " + suppressionShellWord(addr) + " -global"
 	case schemas.SuppressCustomerDomain:
-		return "mailmon suppression remove " + shellWord(domain) + " -customer " + shellWord(customer) + " -domain"
+		return "mailmon suppression remove " + suppressionShellWord(domain) + " -customer " + suppressionShellWord(customer) + " -domain"
 	}
-	return "mailmon suppression remove " + shellWord(addr) + " -customer " + shellWord(customer)
+	return "mailmon suppression remove " + suppressionShellWord(addr) + " -customer " + suppressionShellWord(customer)
 }
 
-// shellWord quotes s for a POSIX shell unless it is a plain word.
-func shellWord(s string) string {
+// suppressionShellWord quotes s for a POSIX shell unless it is a plain word.
+func suppressionShellWord(s string) string {
 	plain := s != ""
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("@._+-=[]:", c)) {

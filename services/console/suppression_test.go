@@ -175,3 +175,16 @@ func TestSuppressionPageHashed(t *testing.T) {
 		t.Error("the lookup shows the hash key")
 	}
 }
+
+func TestSuppressionRemoveCommandQuotes(t *testing.T) {
+	for _, tc := range []struct{ scope, customer, addr, domain, want string }{
+		{schemas.SuppressCustomerRecipient, "acme", "gone@example.org", "example.org", "mailmon suppression remove gone@example.org -customer acme"},
+		{schemas.SuppressGlobalRecipient, "", "o'brien@example.org", "example.org", `mailmon suppression remove 'o'\''brien@example.org' -global`},
+		{schemas.SuppressCustomerDomain, "big co", "x@example.org", "example.org", "mailmon suppression remove example.org -customer 'big co' -domain"},
+		{schemas.SuppressCustomerRecipient, "acme", "$(reboot)@example.org", "example.org", "mailmon suppression remove '$(reboot)@example.org' -customer acme"},
+	} {
+		if got := console.SuppressionRemoveCommand(tc.scope, tc.customer, tc.addr, tc.domain); got != tc.want {
+			t.Errorf("%s %q: %s, want %s", tc.scope, tc.addr, got, tc.want)
+		}
+	}
+}

@@ -46,7 +46,7 @@ type SuppressionTruth struct {
 	SuppressedKey string
 }
 
-type seededEntry struct {
+type seededSuppression struct {
 	customer, scope, reason, addr string
 	created, expires              time.Time
 	removedAt                     time.Time // zero: not removed
@@ -77,7 +77,7 @@ func SeedSuppression(ctx context.Context, conn driver.Conn, js jetstream.JetStre
 	if _, err := chstore.Migrate(ctx, conn, database, schemas.Migrations); err != nil {
 		return SuppressionTruth{}, fmt.Errorf("consoletest: migrate: %w", err)
 	}
-	entries := []seededEntry{
+	entries := []seededSuppression{
 		{customer: Customer, scope: schemas.SuppressCustomerRecipient, reason: schemas.SuppressHardBounce, addr: SuppressedAddress,
 			created: now.Add(-time.Hour), expires: now.Add(-time.Hour + 90*24*time.Hour), inBucket: true},
 		{customer: Customer, scope: schemas.SuppressCustomerRecipient, reason: schemas.SuppressHardBounce, addr: "old@example.org",
@@ -163,10 +163,10 @@ func SeedSuppression(ctx context.Context, conn driver.Conn, js jetstream.JetStre
 			}
 		}
 	}
-	if err := insert(ctx, conn, schemas.InsertQuery(mustKind(schemas.TypeSuppressionAdded)), addedRows); err != nil {
+	if err := insert(ctx, conn, schemas.InsertQuery(suppressionKind(schemas.TypeSuppressionAdded)), addedRows); err != nil {
 		return truth, err
 	}
-	if err := insert(ctx, conn, schemas.InsertQuery(mustKind(schemas.TypeSuppressionRemoved)), removedRows); err != nil {
+	if err := insert(ctx, conn, schemas.InsertQuery(suppressionKind(schemas.TypeSuppressionRemoved)), removedRows); err != nil {
 		return truth, err
 	}
 	for k, c := range inForce {
@@ -188,7 +188,7 @@ func SeedSuppression(ctx context.Context, conn driver.Conn, js jetstream.JetStre
 	return truth, nil
 }
 
-func mustKind(typ string) schemas.Kind {
+func suppressionKind(typ string) schemas.Kind {
 	for _, k := range schemas.Kinds() {
 		if k.Type == typ {
 			return k
