@@ -167,6 +167,16 @@ func TestSuppressionAddListExplainRemove(t *testing.T) {
 		!strings.Contains(out, "by mailmon-cli/ops resubscribed") {
 		t.Errorf("explain after remove:\n%s", out)
 	}
+	out = runSuppressionOK(t, "suppression", "explain", "Gone.User@example.org", "-customer", "acme", "-since", "1ns", "-config", cfg)
+	if !strings.Contains(out, "history: none in the SUPPRESSION stream since") {
+		t.Errorf("explain -since 1ns:\n%s", out)
+	}
+	// The history is read for a bounded time: with none, after one event.
+	var hist strings.Builder
+	if err := printSuppressionHistory(context.Background(), js, map[string]string{key: "customer_recipient"}, time.Time{}, 0, &hist); err != nil ||
+		!strings.Contains(hist.String(), "incomplete: stopped after 1 events in 0s, 3 newer ones not read") {
+		t.Errorf("history without time: %v\n%s", err, hist.String())
+	}
 	added, removed := suppressionEvents(t, js)
 	if len(added) != 3 || len(removed) != 1 || removed[0].Key != key || removed[0].Cause != schemas.UnsuppressManual || removed[0].AddedID != e.AddedID {
 		t.Errorf("events: %d added, %d removed %+v", len(added), len(removed), removed)
