@@ -29,7 +29,7 @@ const suppressionUsage = `usage: mailmon suppression add ADDRESS (-customer C | 
        mailmon suppression remove ADDRESS (-customer C | -global) [-domain] [-by NAME] [-note TEXT] [-config FILE]
        mailmon suppression release -customer C [-reason R] [-dry-run] [-by NAME] [-note TEXT] [-config FILE]
        mailmon suppression list [-customer C] [-reason R] [-json] [-limit N] [-config FILE]
-       mailmon suppression explain ADDRESS [-customer C] [-config FILE]
+       mailmon suppression explain ADDRESS [-customer C] [-since DURATION] [-config FILE]
        mailmon suppression import FILE|- [-customer C] [-reason R] [-by NAME] [-dry-run] [-config FILE]
        mailmon suppression export [-customer C] [-reason R] [-config FILE]
 
