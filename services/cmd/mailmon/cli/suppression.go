@@ -36,7 +36,10 @@ const suppressionUsage = `usage: mailmon suppression add ADDRESS (-customer C | 
 The suppression list stops mail to an address (or, with -domain, to every
 address of a domain) for one customer, or with -global for every customer:
 the policy service refuses it at RCPT TO. add and import write entries,
-remove and release end them, each with its suppression event.
+remove and release end them, each with its suppression event. An entry
+lasts as suppression.expiry says for its reason (hard_bounce: as
+user_unknown; manual and unsubscribe: until removed, unless configured),
+or -for / -until.
 
 import reads CSV as ESPs export it: a header naming the address column
 (email, address, recipient or "email address"), optionally reason,
