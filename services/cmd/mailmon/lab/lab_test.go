@@ -157,6 +157,14 @@ func TestLab(t *testing.T) {
 		}},
 		{"the spammer's mail delivered through ndr (127.0.0.4)", func(s Summary) bool { return hasCount(s.Rerouted, SpammerCustomer, "sent") }},
 		{"an alert e-mail in the abuse team's mailbox", func(s Summary) bool { return s.AbuseMailbox > 0 }},
+		{"a customer's unknown recipient suppressed after its hard bounce", func(s Summary) bool {
+			for _, c := range s.Suppressed {
+				if c.Keys[0] != SpammerCustomer && c.Keys[1] == "hard_bounce" && c.N > 0 {
+					return true
+				}
+			}
+			return false
+		}},
 	}
 	start := time.Now()
 	for _, sig := range signals {

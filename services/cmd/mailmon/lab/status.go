@@ -40,6 +40,9 @@ type Summary struct {
 	// Rerouted counts deliveries that left through the ndr pool
 	// (127.0.0.4), by customer and status.
 	Rerouted []Count
+	// Suppressed counts the recipients put on a suppression list, by
+	// customer and reason.
+	Suppressed []Count
 	// Alerts counts alert events by status (firing, resolved).
 	Alerts []Count
 	// AbuseMailbox is how many alert e-mails the abuse team's mailbox
@@ -96,6 +99,7 @@ func ReadSummary(ctx context.Context, conn driver.Conn, cfg app.Config, dir stri
 	counts(&s.Listings, 2, "SELECT target, zone, uniqExact(id) FROM "+db+".dnsbl_listed GROUP BY target, zone ORDER BY target, zone")
 	counts(&s.Refusals, 4, "SELECT provider, source_ip, status, category, uniqExact(id) FROM "+db+".delivery_attempted WHERE "+since+" AND status IN ('bounced', 'deferred', 'rejected') AND customer != '' GROUP BY provider, source_ip, status, category ORDER BY provider, source_ip, status, category")
 	counts(&s.Rerouted, 2, "SELECT customer, status, uniqExact(id) FROM "+db+".delivery_attempted WHERE "+since+" AND source_ip = '"+ipNDR+"' GROUP BY customer, status ORDER BY customer, status")
+	counts(&s.Suppressed, 2, "SELECT customer, reason, uniqExact(id) FROM "+db+".suppression_added WHERE "+since+" GROUP BY customer, reason ORDER BY customer, reason")
 	counts(&s.Alerts, 1, "SELECT status, uniqExact(id) FROM "+db+".alert_raised WHERE "+since+" GROUP BY status ORDER BY status")
 	if err != nil {
 		return s, err
@@ -250,6 +254,13 @@ func (s Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %s %s%s until %s (rate %.1f%% >= %.1f%%)\n", title, d.Kind, d.Subject, via, d.Until.UTC().Format("15:04:05"), 100*d.Rate, 100*d.Threshold)
 	}
 	line("rerouted (ndr)", s.Rerouted, func(c Count) string { return fmt.Sprintf("%s %s: %d", c.Keys[0], c.Keys[1], c.N) })
+	line("suppressed", s.Suppressed, func(c Count) string {
+		customer := c.Keys[0]
+		if customer == "" {
+			customer = "global"
+		}
+		return fmt.Sprintf("%s %s: %d", customer, strings.ReplaceAll(c.Keys[1], "_", " "), c.N)
+	})
 	line("alerts", s.Alerts, func(c Count) string { return fmt.Sprintf("%s: %d", c.Keys[0], c.N) })
 	fmt.Fprintf(w, "  %-16s %d alert e-mails in %s\n", "abuse mailbox", s.AbuseMailbox, AbuseAddress)
 	if s.Console != "" {

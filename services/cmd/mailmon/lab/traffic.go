@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -90,6 +91,13 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 				continue
 			}
 			if err := submit(w.SubmissionAddr(), "lab-traffic.mailmon.lab", msg.envelopeFrom, msg.rcpt, msg.data); err != nil {
+				var se *smtp.SMTPError
+				if errors.As(err, &se) && se.EnhancedCode == (smtp.EnhancedCode{5, 1, 1}) {
+					// The policy service refused a recipient on the
+					// customer's suppression list: the loop working.
+					log.Info("lab traffic: our MTA refused a suppressed recipient", "customer", c.name, "rcpt", msg.rcpt)
+					continue
+				}
 				log.Warn("lab traffic: our MTA did not take a customer message", "customer", c.name, "rcpt", msg.rcpt, "error", err)
 				continue
 			}
