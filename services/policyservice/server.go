@@ -103,7 +103,7 @@ type prefixCustomer struct {
 func New(cfg Config, s worker.Settings) (*Server, error) {
 	var check config.Check
 	check.Nest("policy_service", cfg.Validate())
-	if _, err := suppressAnswer(cfg.Suppression.RejectText); err != nil {
+	if _, err := suppressAnswer(cfg.Suppression.RejectCode, cfg.Suppression.RejectText); err != nil {
 		check.Addf("suppression.reject_text", "%v", err)
 	}
 	if err := check.Err(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,10 +47,11 @@ type suppressCopy struct {
 	ok       bool
 }
 
-// suppressAnswer is the answer to a suppressed recipient: REJECT and the
-// configured text, which must start with a 5.x.x enhanced status code and
-// pass the checks every text answered to Postfix passes.
-func suppressAnswer(rejectText string) (string, error) {
+// suppressAnswer is the answer to a suppressed recipient: the configured
+// reply code (access(5)'s "5NN text" action) or REJECT, and the configured
+// text, which must start with a 5.x.x enhanced status code and pass the
+// checks every text answered to Postfix passes.
+func suppressAnswer(code int, rejectText string) (string, error) {
 	text, err := cleanText(rejectText)
 	if err != nil {
 		return "", err
@@ -57,11 +59,17 @@ func suppressAnswer(rejectText string) (string, error) {
 	if code, _, _ := strings.Cut(text, " "); !validStatus(code) || code[0] != '5' {
 		return "", fmt.Errorf("must start with a 5.x.x enhanced status code, got %s", quoteShort(text))
 	}
+	if code != 0 {
+		if code < 550 || code > 559 {
+			return "", fmt.Errorf("reply code %d is not 550 to 559", code)
+		}
+		return strconv.Itoa(code) + " " + text, nil
+	}
 	return "REJECT " + text, nil
 }
 
 func newSuppressing(cfg suppression.Config, reg prometheus.Registerer) (*suppressing, error) {
-	answer, err := suppressAnswer(cfg.RejectText)
+	answer, err := suppressAnswer(cfg.RejectCode, cfg.RejectText)
 	if err != nil {
 		return nil, fmt.Errorf("suppression.reject_text: %w", err)
 	}

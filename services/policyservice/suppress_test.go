@@ -97,7 +97,7 @@ func TestSuppressionAnswers(t *testing.T) {
 	eventually(t, "entries loaded", func() bool { return e.srv.supp.set.Len() == 8 })
 
 	c := dial(t, e.srv.Addr())
-	reject := "REJECT 5.1.1 Recipient address rejected: gone"
+	reject := "550 5.1.1 Recipient address rejected: gone"
 	ask := func(sender, rcpt string) string {
 		return c.ask(t, map[string]string{"sender": sender, "recipient": rcpt, "client_address": "192.0.2.1"})
 	}
@@ -186,7 +186,7 @@ func TestSuppressionOrder(t *testing.T) {
 	if got := c.ask(t, map[string]string{"sender": "x@a.example", "recipient": "gone@example.org"}); !strings.HasPrefix(got, "DEFER_IF_PERMIT") {
 		t.Errorf("cut-off and suppressed: %q, want the cut-off", got)
 	}
-	if got := c.ask(t, map[string]string{"sender": "x@b.example", "recipient": "gone@example.org"}); !strings.HasPrefix(got, "REJECT 5.1.1") {
+	if got := c.ask(t, map[string]string{"sender": "x@b.example", "recipient": "gone@example.org"}); !strings.HasPrefix(got, "550 5.1.1") {
 		t.Errorf("reroute and suppressed: %q, want the suppression", got)
 	}
 	if got := c.ask(t, map[string]string{"sender": "x@b.example", "recipient": "other@example.org"}); got != "FILTER ndr:" {
@@ -284,7 +284,7 @@ func TestSuppressionSnapshotResume(t *testing.T) {
 		t.Errorf("restart: %v whole-bucket loads, want 0", got)
 	}
 	c := dial(t, second.Addr())
-	reject := "REJECT 5.1.1 Recipient address rejected: gone"
+	reject := "550 5.1.1 Recipient address rejected: gone"
 	checks := func(when string, c *client) {
 		t.Helper()
 		for _, tc := range []struct{ sender, rcpt, want string }{
@@ -419,6 +419,24 @@ func TestRejectTextChecked(t *testing.T) {
 		cfg.Suppression.RejectText = text
 		if _, err := New(cfg, testSettings(nil)); err == nil || !strings.Contains(err.Error(), "reject_text") {
 			t.Errorf("reject_text %q: %v", text, err)
+		}
+	}
+}
+
+func TestRejectCode(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		want string
+	}{
+		{550, "550 5.1.1 Recipient address rejected"},
+		{553, "553 5.1.1 Recipient address rejected"},
+		{0, "REJECT 5.1.1 Recipient address rejected"}, // Postfix's access_map_reject_code
+		{450, ""},
+		{554 + 10, ""},
+	} {
+		got, err := suppressAnswer(tc.code, "5.1.1 Recipient address rejected")
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("code %d: %q %v, want %q", tc.code, got, err, tc.want)
 		}
 	}
 }

@@ -46,9 +46,13 @@ type Config struct {
 	// enforced: the policy service counts what it would have rejected
 	// (mailmon_policy_service_suppression_dry_run_total) and answers DUNNO.
 	DryRunCustomers []string `yaml:"dry_run_customers"`
-	// RejectText is the text of the policy service's answer for a
-	// suppressed recipient, after REJECT; it starts with an RFC 3463
-	// status code. It never says why the recipient is suppressed.
+	// RejectCode is the SMTP reply code of the policy service's answer for
+	// a suppressed recipient: 550 (mailbox unavailable, what receivers
+	// answer for an unknown user) to 559; 0 answers REJECT and leaves the
+	// code to Postfix's access_map_reject_code (554).
+	RejectCode int `yaml:"reject_code"`
+	// RejectText follows the code: an RFC 3463 status code and printable
+	// text. It never says why the recipient is suppressed.
 	RejectText string `yaml:"reject_text"`
 	// SweepInterval is how often the suppressor removes expired entries
 	// (the policy service stops enforcing them at their expiry anyway).
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		},
 		SoftBounces:     SoftBounces{Window: config.Duration(7 * day), Categories: []string{"mailbox_full"}},
 		ClearOnDelivery: true,
+		RejectCode:      550,
 		RejectText:      "5.1.1 Recipient address rejected",
 		SweepInterval:   config.Duration(10 * time.Minute),
 	}
@@ -154,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if !statusText.MatchString(c.RejectText) || len(c.RejectText) > 200 {
 		check.Addf("reject_text", "must be a 5.x.x status code and printable ASCII text, at most 200 bytes, got %q", c.RejectText)
+	}
+	if c.RejectCode != 0 && (c.RejectCode < 550 || c.RejectCode > 559) {
+		check.Addf("reject_code", "must be 550 to 559, or 0 for Postfix's access_map_reject_code, got %d", c.RejectCode)
 	}
 	if c.SweepInterval <= 0 {
 		check.Addf("sweep_interval", "must be positive")
