@@ -600,7 +600,7 @@ func publishKV(ctx context.Context, p *asyncPublisher, subject string, value []b
 // workers, each with a connection to either, each at rate/conns requests
 // per second to each, for duration, the service asked first alternating.
 // A share hit of the requests is for an entry's address from its
-// customer (REJECT from the loaded service), as many for a stored address
+// customer (550 5.1.1 from the loaded service), as many for a stored address
 // from another customer, the rest for addresses never stored (DUNNO).
 // Entries are added at churn per second meanwhile.
 func (s *suppressionRun) ask(ctx context.Context, base, loaded *policyChild) (baseLat, ours []int64, err error) {
@@ -721,13 +721,13 @@ func (s *suppressionRun) askOne(ctx context.Context, baseAddr, oursAddr string, 
 		} else {
 			baseLat, ours = append(baseLat, l1), append(ours, l2)
 		}
-		if strings.HasPrefix(oursAction, "REJECT") {
+		if strings.HasPrefix(oursAction, "550 ") {
 			rejected++
 		}
 		if baseAction != "DUNNO" {
 			wrong++
 		}
-		if suppressed && !strings.HasPrefix(oursAction, "REJECT 5.1.1") || !suppressed && oursAction != "DUNNO" {
+		if suppressed && !strings.HasPrefix(oursAction, "550 5.1.1") || !suppressed && oursAction != "DUNNO" {
 			wrong++
 		}
 	}
