@@ -648,8 +648,22 @@ func resolvedOnStream(t *testing.T, js jetstream.JetStream) map[string]bool {
 // alertsOnStream reads the whole ALERT stream, in order.
 func alertsOnStream(t *testing.T, js jetstream.JetStream) []schemas.AlertRaised {
 	t.Helper()
+	var out []schemas.AlertRaised
+	for _, msg := range streamMessages(t, js, "ALERT") {
+		var a schemas.AlertRaised
+		if err := json.Unmarshal(msg.Data, &a); err != nil {
+			t.Fatalf("ALERT seq %d: %v", msg.Sequence, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// streamMessages reads every message a stream holds, in order.
+func streamMessages(t *testing.T, js jetstream.JetStream, stream string) []*jetstream.RawStreamMsg {
+	t.Helper()
 	ctx := t.Context()
-	st, err := js.Stream(ctx, "ALERT")
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,7 +671,7 @@ func alertsOnStream(t *testing.T, js jetstream.JetStream) []schemas.AlertRaised 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []schemas.AlertRaised
+	var out []*jetstream.RawStreamMsg
 	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
 		msg, err := st.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -666,11 +680,7 @@ func alertsOnStream(t *testing.T, js jetstream.JetStream) []schemas.AlertRaised 
 		if err != nil {
 			t.Fatal(err)
 		}
-		var a schemas.AlertRaised
-		if err := json.Unmarshal(msg.Data, &a); err != nil {
-			t.Fatalf("ALERT seq %d: %v", seq, err)
-		}
-		out = append(out, a)
+		out = append(out, msg)
 	}
 	return out
 }

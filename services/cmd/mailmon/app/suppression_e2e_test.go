@@ -292,27 +292,11 @@ func TestSuppressionEndToEnd(t *testing.T) {
 // suppressionEvents reads the whole SUPPRESSION stream, in order.
 func suppressionEvents(t *testing.T, js jetstream.JetStream) []schemas.Event {
 	t.Helper()
-	ctx := t.Context()
-	st, err := js.Stream(ctx, "SUPPRESSION")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []schemas.Event
-	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
-		msg, err := st.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, msg := range streamMessages(t, js, "SUPPRESSION") {
 		ev, err := schemas.Decode(msg.Data)
 		if err != nil {
-			t.Fatalf("SUPPRESSION seq %d: %v", seq, err)
+			t.Fatalf("SUPPRESSION seq %d: %v", msg.Sequence, err)
 		}
 		out = append(out, ev)
 	}
