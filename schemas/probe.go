@@ -198,8 +198,10 @@ type ProbeReceived struct {
 	// ArrivalSource names the clock behind arrived_at: "internaldate" or
 	// "received" (the topmost Received header).
 	ArrivalSource string `json:"arrival_source" ch:"lc" enum:"internaldate,received"`
-	// LatencyMs is the delivery latency, arrived_at minus sent_at. It can be
-	// negative when the provider's clock is behind ours.
+	// LatencyMs is the delivery latency, arrived_at minus sent_at; 0 when
+	// arrived_at is the very second of sent_at (the providers' clocks count
+	// whole seconds). It can be negative when the provider's clock is
+	// behind ours.
 	LatencyMs int64 `json:"latency_ms"`
 	// DetectionMs is the detection delay, time minus arrived_at: how long
 	// the probe sat in the mailbox before we saw it.

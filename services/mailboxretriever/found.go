@@ -154,6 +154,18 @@ func arrival(f *found) (time.Time, string) {
 	return f.seenAt, schemas.ArrivalReceived
 }
 
+// latency is arrived minus sent in milliseconds. The providers' clocks
+// (INTERNALDATE, Received) count whole seconds, so a probe stamped in the
+// second it was sent arrived at some point of that second after sent: 0,
+// not the negative difference to the second's start. Any other negative
+// latency is the provider's clock being behind ours, and stays.
+func latency(arrived, sent time.Time) int64 {
+	if arrived.Before(sent) && arrived.Equal(sent.Truncate(time.Second)) {
+		return 0
+	}
+	return arrived.Sub(sent).Milliseconds()
+}
+
 type verdicts struct {
 	schemas.ProbeVerdicts
 	policy, arc, compauth, compauthReason, servID, raw string
@@ -210,7 +222,7 @@ func (r *Retriever) receivedEvent(e entry, f *found) *schemas.ProbeReceived {
 		SentAt:                e.Probe.SentAt,
 		ArrivedAt:             arrived.UTC(),
 		ArrivalSource:         source,
-		LatencyMs:             arrived.Sub(e.Probe.SentAt).Milliseconds(),
+		LatencyMs:             latency(arrived, e.Probe.SentAt),
 		DetectionMs:           f.seenAt.Sub(arrived).Milliseconds(),
 		ReceivedHops:          uint16(min(f.header.ReceivedHops(), 65535)),
 		ProbeVerdicts:         v.ProbeVerdicts,
@@ -235,7 +247,7 @@ func (r *Retriever) lateEvent(e entry, f *found) *schemas.ProbeLate {
 		MessageID:      e.Probe.MessageID,
 		SentAt:         e.Probe.SentAt,
 		ArrivedAt:      arrived.UTC(),
-		LatencyMs:      arrived.Sub(e.Probe.SentAt).Milliseconds(),
+		LatencyMs:      latency(arrived, e.Probe.SentAt),
 		DeadlineMs:     e.DeadlineMs,
 		LateByMs:       max(arrived.Sub(e.Deadline).Milliseconds(), 0),
 		MissingEventID: e.MissingEventID,
