@@ -15,6 +15,12 @@ type Input struct {
 	ReplyCode int
 	// Status is the enhanced status code (RFC 3463) such as "5.7.1", "" if unknown.
 	Status string
+	// Phase is the SMTP command the reply answered (PhaseConnect,
+	// PhaseHelo, PhaseMail, PhaseRcpt, PhaseData for the end of DATA) when
+	// the caller knows it from elsewhere than the text: a DSN's or a log
+	// line's "in reply to ... command", Exim's "after RCPT TO". A phase
+	// the text itself names wins. "" if unknown.
+	Phase string
 }
 
 // Result is the classification of one Input.
@@ -256,8 +262,12 @@ func Classify(in Input) Result {
 	if r := table.firstRule(&found); r >= 0 {
 		rule := &Rules[r]
 		res.Reason, res.Rule, res.Matched, res.Signature = rule.Reason, rule.ID, true, rule.Signature
-		if rule.IfPhase != nil && rule.IfPhase[table.phase(&found)] != "" {
-			res.Reason = rule.IfPhase[table.phase(&found)]
+		phase := table.phase(&found)
+		if phase == "" {
+			phase = in.Phase
+		}
+		if rule.IfPhase != nil && rule.IfPhase[phase] != "" {
+			res.Reason = rule.IfPhase[phase]
 		} else if r := statusNarrowing(rule.IfStatus, status); r != "" {
 			res.Reason = r
 		}

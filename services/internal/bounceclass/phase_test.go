@@ -1,0 +1,22 @@
+package bounceclass
+
+import "testing"
+
+// A phase the caller knows (from a DSN's or a log line's "in reply to ...")
+// narrows a rule as a phase named in the text does; the text's own wins.
+func TestPhaseFromTheCaller(t *testing.T) {
+	for _, tc := range []struct {
+		in   Input
+		want string
+	}{
+		{Input{Text: "550 5.1.1 User unknown"}, ReasonUserUnknown},
+		{Input{Text: "550 5.1.1 User unknown", Phase: PhaseRcpt}, ReasonUserUnknown},
+		{Input{Text: "550 5.1.1 User unknown", Phase: PhaseData}, ReasonFiltered},
+		{Input{Text: "550 5.1.1 User unknown", Phase: PhaseMail}, ReasonRejected},
+		{Input{Text: "550 5.1.1 User unknown (in reply to RCPT TO command)", Phase: PhaseData}, ReasonUserUnknown},
+	} {
+		if got := Classify(tc.in); got.Reason != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.in, got.Reason, tc.want)
+		}
+	}
+}
