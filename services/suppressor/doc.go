@@ -25,7 +25,11 @@
 //     suppression.expiry: by default user_unknown (5.1.1 "bad destination
 //     mailbox address", 90 days), mailbox_disabled (5.2.1, 180 days) and
 //     domain_unknown (5.1.2 "bad destination system address", 30 days).
-//     Blocks, policy, content, rate and network categories never do.
+//     Blocks, policy, content, rate and network categories never do. A
+//     status naming the recipient (X.1.1, X.1.2, X.1.10 null MX per RFC
+//     7505, X.2.1) decides before the classifier's category, whose reason
+//     follows the SMTP stage as well: an unknown user refused after DATA
+//     is reported "filtered", and is no less unknown.
 //     The failure is read from a bounce.received (Action failed) or from
 //     our own MTA's log (delivery.attempted, status bounced): Postfix logs
 //     status=bounced both for a 550 at RCPT TO and for one after DATA.

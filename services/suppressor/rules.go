@@ -177,7 +177,8 @@ func (r *Rules) Bounce(ev *schemas.BounceReceived) Plan {
 	case !permanent(ev.Status, ev.ReplyCode):
 		return ignore(WhyTransient)
 	}
-	expiry, ok := r.categoryExpiry(ev.Category)
+	category := recipientCategory(ev.Category, ev.Status)
+	expiry, ok := r.categoryExpiry(category)
 	if !ok {
 		return ignore(WhyCategory)
 	}
@@ -186,7 +187,7 @@ func (r *Rules) Bounce(ev *schemas.BounceReceived) Plan {
 		return ignore(WhyBadAddress)
 	}
 	e := r.entry(t, schemas.SuppressHardBounce, ev.Time, expiry, []string{ev.ID})
-	e.BounceReason, e.BounceCategory, e.Status = ev.Reason, ev.Category, ev.Status
+	e.BounceReason, e.BounceCategory, e.Status = ev.Reason, category, ev.Status
 	e.Reply = r.reply(ev.Diagnostic, t.Value)
 	return Plan{Adds: []suppression.Entry{e}}
 }
@@ -223,13 +224,14 @@ func (r *Rules) Delivery(ev *schemas.DeliveryAttempted) Plan {
 	}
 	perm := ev.Status == schemas.StatusBounced && permanent(ev.DSN, ev.ReplyCode)
 	if perm {
-		if expiry, ok := r.categoryExpiry(ev.Category); ok {
+		category := recipientCategory(ev.Category, ev.DSN)
+		if expiry, ok := r.categoryExpiry(category); ok {
 			t, err := r.target(ev.Customer, ev.Recipient)
 			if err != nil {
 				return ignore(WhyBadAddress)
 			}
 			e := r.entry(t, schemas.SuppressHardBounce, ev.Time, expiry, []string{ev.ID})
-			e.BounceReason, e.BounceCategory, e.Status = ev.Reason, ev.Category, ev.DSN
+			e.BounceReason, e.BounceCategory, e.Status = ev.Reason, category, ev.DSN
 			e.Reply = r.reply(ev.Reply, t.Value)
 			return Plan{Adds: []suppression.Entry{e}}
 		}
@@ -413,6 +415,29 @@ func newest(fs []failure) time.Time {
 		}
 	}
 	return t
+}
+
+// recipientCategory is the category a permanent failure is judged by: the
+// enhanced status code's when it names the recipient (RFC 3463: X.1.1 bad
+// destination mailbox, X.1.2 bad destination system, X.1.10 null MX,
+// RFC 7505; X.2.1 mailbox disabled), else the classifier's. The
+// classifier's reason follows the SMTP stage too (an unknown user refused
+// after DATA reads as "filtered"), which is right for reporting but says
+// nothing less about the address.
+func recipientCategory(category, status string) string {
+	_, subjectDetail, ok := strings.Cut(status, ".")
+	if !ok {
+		return category
+	}
+	switch subjectDetail {
+	case "1.1":
+		return "user_unknown"
+	case "1.2", "1.10":
+		return "domain_unknown"
+	case "2.1":
+		return "mailbox_disabled"
+	}
+	return category
 }
 
 // categoryExpiry is how long a bounce of category suppresses; ok is false

@@ -116,7 +116,9 @@ func TestRules(t *testing.T) {
 		{name: "bounce: a policy rejection is about the sender",
 			steps: []step{{ev: bounce("b12", func(b *schemas.BounceReceived) { b.Status, b.Category = "5.7.1", "policy" })}}},
 		{name: "bounce: a category named like an expiry key is not one",
-			steps: []step{{ev: bounce("b13", func(b *schemas.BounceReceived) { b.Category = "complaint" })}}},
+			steps: []step{{ev: bounce("b13", func(b *schemas.BounceReceived) { b.Status, b.Category = "5.0.0", "complaint" })}}},
+		{name: "bounce: a recipient status decides over the stage's reason (unknown user after DATA reads filtered)",
+			steps: []step{{ev: bounce("b13b", func(b *schemas.BounceReceived) { b.Reason, b.Category = "filtered", "filtered" })}}},
 		{name: "bounce: mailbox disabled and domain unknown have their own expiries",
 			steps: []step{{ev: bounce("b14", func(b *schemas.BounceReceived) { b.Status, b.Category = "5.2.1", "mailbox_disabled" })},
 				{ev: bounce("b15", func(b *schemas.BounceReceived) {
