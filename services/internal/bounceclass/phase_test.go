@@ -20,3 +20,23 @@ func TestPhaseFromTheCaller(t *testing.T) {
 		}
 	}
 }
+
+func TestPhaseOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"DATA": PhaseData, "end of data": PhaseData, " bdat ": PhaseData,
+		"RCPT": PhaseRcpt, "RCPT TO": PhaseRcpt, "rcpt to:": PhaseRcpt,
+		"MAIL": PhaseMail, "MAIL FROM command": PhaseMail,
+		"HELO": PhaseHelo, "EHLO": PhaseHelo,
+		"CONNECT": PhaseConnect, "greeting": PhaseConnect,
+		"": "",
+	} {
+		if got, ok := PhaseOf(in); !ok || got != want {
+			t.Errorf("PhaseOf(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"QUIT", "VRFY", "DATA DATA", "x"} {
+		if got, ok := PhaseOf(in); ok {
+			t.Errorf("PhaseOf(%q) = %q, true; want not ok", in, got)
+		}
+	}
+}

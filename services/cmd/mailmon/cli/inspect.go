@@ -15,16 +15,22 @@ type inspector struct {
 	run           func(ctx context.Context, in io.Reader, out io.Writer) error
 }
 
+// inspectorFlags reads, for the targets that take options, the options
+// given before FILE and returns the run to use instead of the inspector's.
+var inspectorFlags = map[string]func(args []string, errOut io.Writer) (func(ctx context.Context, in io.Reader, out io.Writer) error, error){
+	"rejection": rejectionFlags,
+}
+
 // inspectors lists `mailmon inspect` targets; each parser adds its line.
 var inspectors = []inspector{
 	{"postfix-log", "a Postfix or Exim log: one object per delivery attempt, expiry and NOQUEUE reject, joined and classified", inspectPostfixLog},
 	{"arf", "a feedback-loop report (ARF, or a non-ARF look-alike): its fields and trace keys", inspectARF},
 	{"bounce", "a bounce (DSN or text): one line per failed recipient with reason and category", inspectBounce},
-	{"rejection", "SMTP reply / diagnostic texts, one per line: reason, category, signature per line", inspectRejection},
+	{"rejection", "SMTP reply / diagnostic texts, one per line (or JSON {\"text\",\"command\"}; -stage CMD for plain lines): reason, category, signature per line", inspectRejection},
 }
 
 func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
-	if len(args) != 2 || args[0] == "-h" || args[0] == "help" {
+	if len(args) < 2 || args[0] == "-h" || args[0] == "help" {
 		inspectUsage(errOut)
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "help") {
 			return exitOK
@@ -35,9 +41,23 @@ func inspectCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		if ins.name != args[0] {
 			continue
 		}
+		file := args[len(args)-1]
+		if len(args) > 2 {
+			flags := inspectorFlags[ins.name]
+			if flags == nil {
+				inspectUsage(errOut)
+				return exitUsage
+			}
+			run, err := flags(args[1:len(args)-1], errOut)
+			if err != nil {
+				fmt.Fprintf(errOut, "mailmon inspect %s: %v\n", ins.name, err)
+				return exitUsage
+			}
+			ins.run = run
+		}
 		in := io.Reader(os.Stdin)
-		if args[1] != "-" {
-			f, err := os.Open(args[1])
+		if file != "-" {
+			f, err := os.Open(file)
 			if err != nil {
 				fmt.Fprintf(errOut, "mailmon inspect %s: %v\n", ins.name, err)
 				return exitFailure
@@ -78,7 +98,7 @@ func runInspector(ctx context.Context, ins inspector, in io.Reader, out io.Write
 }
 
 func inspectUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: mailmon inspect PARSER FILE|-   (prints JSON lines)")
+	fmt.Fprintln(w, "usage: mailmon inspect PARSER [OPTIONS] FILE|-   (prints JSON lines)")
 	for _, ins := range inspectors {
 		fmt.Fprintf(w, "  %-12s %s\n", ins.name, ins.summary)
 	}
