@@ -10,8 +10,10 @@ import (
 const maxContext = 16 << 10
 
 // commandOf returns the SMTP command an error answered, as the common MTAs
-// word it ("in reply to RCPT TO command", "after end of data", ">>> DATA",
-// "does not like recipient", "[RCPT_TO]"): RCPT, MAIL, DATA, HELO, CONN,
+// word it (Postfix "in reply to RCPT TO command"; Exim "after end of data",
+// "after pipelined RCPT TO"; Sendmail ">>> DATA"; qmail-remote "does not
+// like recipient", "sender was rejected", "failed on DATA command", "failed
+// after I sent the message"; Yahoo "[RCPT_TO]"): RCPT, MAIL, DATA, HELO, CONN,
 // STARTTLS or AUTH, the one named first; "" when none is.
 //
 // It reads the text once, word by word, keeping the last few words to see
@@ -86,6 +88,15 @@ func commandOf(s string) string {
 			if prev[0] == "was" && prev[1] == "name" || prev[0] == "helo" {
 				return "HELO"
 			}
+			if prev[0] == "was" && prev[1] == "sender" && prev[2] == "but" {
+				// qmail-remote: "Connected to X but sender was rejected."
+				return "MAIL"
+			}
+		case "message":
+			// qmail-remote: "X failed after I sent the message."
+			if prev[0] == "the" && prev[1] == "sent" && prev[2] == "i" && prev[3] == "after" {
+				return "DATA"
+			}
 		}
 		push(w)
 	}
@@ -120,13 +131,13 @@ func commandWord(w string) string {
 // triggered reports whether the words before a command word say that an
 // error answered it: "in reply to", "after", "response to", "while
 // sending", "during", ">>>", "said to", "like our", "SMTP command",
-// "following", "for", with "the", "end of", "final", "initial" or "our"
-// allowed in between.
+// "following", "for", "failed on", with "the", "end of", "final",
+// "initial", "pipelined" or "our" allowed in between.
 func triggered(prev [6]string) bool {
 	k := 0
 	for k < len(prev) {
 		switch prev[k] {
-		case "the", "final", "initial", "our", "of", "end":
+		case "the", "final", "initial", "our", "of", "end", "pipelined":
 			k++
 			continue
 		}
@@ -144,6 +155,9 @@ func triggered(prev [6]string) bool {
 	switch at(0) {
 	case "after", "during", ">>>", "following", "for", "smtp":
 		return true
+	case "on":
+		// qmail-remote: "X failed on DATA command."
+		return at(1) == "failed"
 	case "to":
 		return at(1) == "reply" && at(2) == "in" || at(1) == "response" || at(1) == "said"
 	case "sending":
@@ -200,7 +214,14 @@ func (b *Bounce) classify() {
 			}
 			r.Command = commandOf(ctx)
 		}
-		res := bounceclass.Classify(bounceclass.Input{Text: text, ReplyCode: r.ReplyCode, Status: r.Status})
+		phase := phaseOf(r.Command)
+		if phase == bounceclass.PhaseData && mailboxStatus(r.Status) {
+			// The status says the address itself is bad (RFC 3463 X.1.1
+			// and kin): a server that checks recipients only after DATA
+			// still refused the address, not the content.
+			phase = ""
+		}
+		res := bounceclass.Classify(bounceclass.Input{Text: text, ReplyCode: r.ReplyCode, Status: r.Status, Phase: phase})
 		r.Reason, r.Signature, r.Rule, r.Permanent = res.Reason, res.Signature, res.Rule, res.Permanent
 
 		if r.ReplyCode == 0 {
@@ -217,6 +238,25 @@ func (b *Bounce) classify() {
 		}
 		r.Category = bounceclass.CategoryOf(r.Reason)
 	}
+}
+
+// phaseOf maps the command an error answered (Recipient.Command) to the
+// classifier's phase, "" for those the classifier has no phase for
+// (STARTTLS, AUTH) and when it is unknown.
+func phaseOf(cmd string) string {
+	switch cmd {
+	case "CONN":
+		return bounceclass.PhaseConnect
+	case "HELO":
+		return bounceclass.PhaseHelo
+	case "MAIL":
+		return bounceclass.PhaseMail
+	case "RCPT":
+		return bounceclass.PhaseRcpt
+	case "DATA":
+		return bounceclass.PhaseData
+	}
+	return ""
 }
 
 // isGenericStatus reports the catch-all enhanced codes ("5.0.0", "4.0.0")

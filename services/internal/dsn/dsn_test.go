@@ -184,6 +184,13 @@ func TestCommandOf(t *testing.T) {
 		"Remote host said: 554 Not a valid recipient [RCPT_TO]":              "RCPT",
 		"host refused to talk to me: 421 greeting failed":                    "CONN",
 		"550 5.7.1 Client host rejected: cannot find your hostname":          "",
+		"SMTP error from remote mail server after end of data:":              "DATA",
+		"SMTP error from remote mail server after pipelined RCPT TO:<a@b>:":  "RCPT",
+		"192.0.2.1 failed after I sent the message.":                         "DATA",
+		"192.0.2.1 failed on DATA command.":                                  "DATA",
+		"Connected to 192.0.2.1 but sender was rejected.":                    "MAIL",
+		"Connected to 192.0.2.1 but my name was rejected.":                   "HELO",
+		"lost connection with mx[192.0.2.1] while sending RCPT TO":           "RCPT",
 		"please send mail with the data attached":                            "",
 	}
 	for in, want := range tests {
