@@ -81,15 +81,17 @@ func TestRealPostfix(t *testing.T) {
 	}
 	pf.waitLog(t, "status=", 20)
 	pf.logrotate(t)
+	// The follower knows a file by its first line. Postfix stamps lines to
+	// the second, an idle smtpd even with the time of its previous event,
+	// so the log refilled after the copytruncate below can start with the
+	// very line this one would start with ("connect from localhost" by the
+	// same smtpd, same stamp), and both would be one file. In production a
+	// log is truncated hours after it began; here it begins with a line of
+	// its own.
+	pf.logLine(t, fmt.Sprintf("log begun %d", time.Now().UnixNano()))
 	send(5)
 	run = startTailer(t, js, cfg)
 	pf.waitLog(t, "status=", 24)
-	// The follower knows a file by its first line. Postfix stamps lines
-	// to the second, and the refilled log can start with the very line
-	// this one started with ("connect from localhost" by the same smtpd):
-	// truncating within the second this log began would make both one
-	// file. In production a log is truncated hours after it began.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	pf.copytruncate(t)
 	send(6)
 	pf.waitLog(t, "status=", 28)
@@ -336,6 +338,16 @@ func (p *postfix) logrotate(t *testing.T) {
 	if out, err := exec.Command(peers.PostfixBin, "-c", p.ConfigDir, "logrotate").CombinedOutput(); err != nil {
 		t.Fatalf("postfix logrotate: %v\n%s", err, out)
 	}
+}
+
+// logLine writes text to the log through postlogd (postlog) and waits
+// for it to be there.
+func (p *postfix) logLine(t *testing.T, text string) {
+	t.Helper()
+	if out, err := exec.Command("/usr/sbin/postlog", "-c", p.ConfigDir, "-t", "mailmon-test", text).CombinedOutput(); err != nil {
+		t.Fatalf("postlog: %v\n%s", err, out)
+	}
+	p.waitLog(t, text, 1)
 }
 
 // copytruncate copies the log aside and truncates it, as logrotate's

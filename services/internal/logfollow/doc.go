@@ -18,12 +18,13 @@
 // 80 kB has the same fingerprint, and so do the line ids derived from it
 // (Line.FileID). A log line carries a timestamp and a process id, so the
 // first lines of two different log files practically never agree. The one
-// way they can: a log truncated (copytruncate) within the same second its
-// first line was written, whose refill starts with that same line from the
-// same process. The refill is then taken for the old file and its head is
-// skipped up to the old offset. Rotation schedules truncate logs hours
-// after they began; tests that rotate quickly must wait for the next
-// second.
+// way they can: a log truncated (copytruncate) soon after it began, whose
+// refill starts with the same line from the same process with the same
+// stamp (Postfix stamps to the second, and an idle smtpd with the time of
+// its previous event). The refill is then taken for the old file and its
+// head is skipped up to the old offset. Rotation schedules truncate logs
+// hours after they began; tests that rotate within seconds must make the
+// first lines differ.
 //
 // # One table, every name
 //
