@@ -29,6 +29,67 @@ var autoSubjectPhrases = []string{
 	"vacation", "away from", "away until", "on leave", "abwesen", "automatische antwort", "autoantwort",
 	"réponse automatique", "respuesta automática", "risposta automatica", "absence", "automatisch",
 	"自動応答", "自動返信", "不在", "ooo ",
+	// Outlook's "Automatic reply:" prefix in the languages it is
+	// localised to, and common out-of-office wordings.
+	"resposta automática", "automatiskt svar", "autosvar", "automaattinen vastaus",
+	"automatyczna odpowiedź", "automatická odpověď", "automatikus válasz", "αυτόματη απάντηση",
+	"автоматический ответ", "otomatik yanıt", "自动回复", "自動回覆", "자동 회신",
+	"fuera de la oficina", "hors du bureau", "außer haus", "ausser haus", "afwezig", "poza biurem",
+}
+
+// challengeSubjectPhrases are what challenge-response systems put in the
+// subject of the request they send to an unknown sender (TMDA's
+// confirm_request template: "Please confirm your message"; sender
+// verification services). Lower case.
+var challengeSubjectPhrases = []string{
+	"please confirm your message", "confirm your message", "sender verification", "verify your email",
+	"verification required", "confirmation request", "please verify", "challenge-response",
+	"antispam verification", "anti-spam verification",
+}
+
+// challengeBodyPhrases say that a message is held until its sender
+// answers (lower case).
+var challengeBodyPhrases = []string{
+	"has not been verified", "release your message", "confirm that you", "verify that you",
+	"to confirm your message", "to verify your", "confirmation request", "please confirm",
+	"click the link", "whitelist", "approved senders", "held until", "is being held",
+}
+
+// reportKind recognises, before any recipient is read, the reports that
+// come back the bounce way but are not bounces: a feedback report (RFC
+// 5965: multipart/report; report-type=feedback-report) and a
+// challenge-response request (RFC 3834 counts challenge-response systems
+// among automatic responders: it is an automatic reply, not a failure).
+// It returns "" for everything else, and for any message that carries a
+// delivery-status part or names failed recipients.
+func reportKind(h rawmail.Header, subject, notice string, sc partScan) string {
+	if len(sc.dsn) > 0 || h.Has("X-Failed-Recipients") {
+		return ""
+	}
+	if sc.multipartReport && sc.reportType == "feedback-report" {
+		return KindFeedback
+	}
+	if isChallenge(h, subject, notice) {
+		return KindAutoReply
+	}
+	return ""
+}
+
+// isChallenge reports a challenge-response request: TMDA's own header, or
+// a challenge subject together with body text asking the sender to
+// confirm.
+func isChallenge(h rawmail.Header, subject, notice string) bool {
+	if strings.Contains(strings.ToLower(h.Get("X-Delivery-Agent")), "tmda") {
+		return true
+	}
+	if !anyPhrase(strings.ToLower(subject), challengeSubjectPhrases) {
+		return false
+	}
+	head := notice
+	if len(head) > 4096 {
+		head = head[:4096]
+	}
+	return anyPhrase(lowerASCII(head), challengeBodyPhrases)
 }
 
 // isDaemonSender reports the senders bounces come from.
@@ -99,7 +160,10 @@ func isAutoReply(h rawmail.Header, subject string) bool {
 	if prec == "auto_reply" || prec == "auto-reply" {
 		return true
 	}
-	if low := lowerASCII(subject); anyPhrase(low, autoSubjectPhrases) || strings.HasPrefix(low, "ooo") {
+	if len(subject) > 998 {
+		subject = subject[:998] // RFC 5322's line limit; keeps ToLower bounded
+	}
+	if low := strings.ToLower(subject); anyPhrase(low, autoSubjectPhrases) || strings.HasPrefix(low, "ooo") {
 		return true
 	}
 	return false

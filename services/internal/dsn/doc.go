@@ -46,11 +46,20 @@
 // # Not bounces
 //
 // Auto-replies (RFC 3834 Auto-Submitted: auto-replied without any sign of
-// a delivery failure, vacation and out-of-office subjects, X-Autoreply and
-// the like) come back as KindAutoReply, delivery confirmations (Action:
-// delivered, relayed, expanded only) as KindDelivered, complaint notices as
-// KindFeedback and anything else as KindNone. None of them has failed
-// recipients, so callers count bounces from Bounce.Failed alone.
+// a delivery failure, X-Autoreply, X-Autorespond, Precedence: auto_reply,
+// vacation and out-of-office subjects in several languages, Outlook's
+// localised "Automatic reply:") come back as KindAutoReply, and so do
+// challenge-response requests (RFC 3834 counts them among automatic
+// responses: TMDA's X-Delivery-Agent, or a verification subject with text
+// asking the sender to confirm). Delivery confirmations (every recipient
+// Action: delivered, relayed or expanded, RFC 3464 section 2.3.3) come
+// back as KindDelivered, complaint notices (multipart/report;
+// report-type=feedback-report, RFC 5965, or an SES complaint) as
+// KindFeedback, and anything else as KindNone. A feedback report or a
+// challenge is recognised before any recipient is read, unless the message
+// has a delivery-status part or X-Failed-Recipients. None of them has
+// failed recipients, so callers count bounces from Bounce.Failed alone,
+// and `mailmon inspect bounce` prints nothing for them.
 //
 // # Reasons
 //

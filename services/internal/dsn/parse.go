@@ -71,6 +71,12 @@ func parseMessage(root *rawmail.Part, depth int, bud *rawmail.Budget) *Bounce {
 		b.classify()
 		return b
 	}
+	if k := reportKind(h, b.Subject, notice, sc); k != "" {
+		// A complaint report or a challenge to the sender: no recipient
+		// failed, whatever its text says about delivery.
+		b.Kind = k
+		return b
+	}
 	for _, p := range sc.dsn {
 		b.readDeliveryStatus(p, bud)
 	}
