@@ -274,6 +274,12 @@ func Classify(in Input) Result {
 	} else {
 		res.Reason = codeReason(code, status)
 	}
+	// A status whose registered or provider-documented meaning names one
+	// reason overrules the wording (see decisiveStatus); Rule and Matched
+	// then no longer name a deciding text rule.
+	if r := statusEvidence(status); r != "" && r != res.Reason {
+		res.Reason, res.Rule, res.Matched = r, "", false
+	}
 	if sig := table.signature(&found); sig != "" {
 		res.Signature = sig
 	}

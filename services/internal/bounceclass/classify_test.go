@@ -32,8 +32,18 @@ func TestClassify(t *testing.T) {
 		},
 		{
 			name:   "vendor status detail falls back to its subject",
-			in:     Input{Text: "zzz", Status: "5.7.606"},
+			in:     Input{Text: "zzz", Status: "5.7.950"},
 			reason: ReasonSecurityError, permanent: true,
+		},
+		{
+			name:   "a provider-documented status detail decides",
+			in:     Input{Text: "zzz", Status: "5.7.606"},
+			reason: ReasonBlocked, permanent: true,
+		},
+		{
+			name:   "a decisive status overrules the wording",
+			in:     Input{Text: "550 5.2.2 Requested action not taken: mailbox unavailable"},
+			reason: ReasonMailboxFull, permanent: true,
 		},
 		{
 			name:   "reply code decides when the status tells nothing",
