@@ -282,6 +282,15 @@ func (b *Bounce) dsnDecision(r *Recipient, res bounceclass.Result) {
 		r.Permanent = false
 		return
 	}
+	switch {
+	case r.Reason == bounceclass.ReasonNetworkError && statusSubject(r.Status) == "4.4":
+		// A failure reported with a transient network status (RFC 3463
+		// X.4.x): the remote host could not be reached, and the MTA gave
+		// up retrying when the message's time in the queue ran out (qmail
+		// "has been in the queue too long", Postfix's queue lifetime).
+		// The delivery time expired (X.4.7).
+		r.Reason = bounceclass.ReasonExpired
+	}
 	if !res.Matched {
 		switch {
 		case r.Command == "CONN" || r.Command == "HELO":
@@ -305,6 +314,15 @@ var filteredRule = func(r *Recipient) bool {
 		return false
 	}
 	return r.Command == "DATA" || r.Status != ""
+}
+
+// statusSubject returns the class and subject of an enhanced status code
+// ("5.1" of "5.1.1"), "" when s is not one.
+func statusSubject(s string) string {
+	if len(s) < 5 || s[1] != '.' || s[3] != '.' {
+		return ""
+	}
+	return s[:3]
 }
 
 // mailboxStatus reports the enhanced codes that say the address itself is

@@ -1,6 +1,7 @@
 package dsn
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -64,6 +65,23 @@ func TestStageDecides(t *testing.T) {
 		r := failed[0]
 		if r.Command != tt.command || r.Reason != tt.reason {
 			t.Errorf("%q: command, reason = %q, %q; want %q, %q", tt.human, r.Command, r.Reason, tt.command, tt.reason)
+		}
+	}
+}
+
+// TestGaveUpOnNetwork checks that a recipient that failed with a transient
+// network status (RFC 3463 X.4.x) after the queue lifetime is reported as
+// expired, while a delayed one keeps the network error it is retrying.
+func TestGaveUpOnNetwork(t *testing.T) {
+	const human = "connect to mx.remote.example[192.0.2.7]:25: Connection timed out. Giving up: the message has been in the queue too long"
+	for action, want := range map[string]string{"failed": "expired", "delayed": "networkerror"} {
+		raw := bytes.Replace(stageDSN(human, "4.4.1", "connect to mx.remote.example[192.0.2.7]:25: Connection refused"), []byte("Action: failed"), []byte("Action: "+action), 1)
+		b, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Recipients) != 1 || b.Recipients[0].Reason != want {
+			t.Errorf("Action %s: %+v, want reason %s", action, b.Recipients, want)
 		}
 	}
 }
