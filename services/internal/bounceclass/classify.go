@@ -271,6 +271,11 @@ func Classify(in Input) Result {
 		} else if r := statusNarrowing(rule.IfStatus, status); r != "" {
 			res.Reason = r
 		}
+		if rule.OnlyWithoutCodes {
+			if r := codeReason(code, status); r != ReasonUndefined {
+				res.Reason, res.Rule, res.Matched = r, "", false
+			}
+		}
 	} else {
 		res.Reason = codeReason(code, status)
 	}
