@@ -61,17 +61,46 @@
 // failed recipients, so callers count bounces from Bounce.Failed alone,
 // and `mailmon inspect bounce` prints nothing for them.
 //
-// # Reasons
+// # Reasons: the evidence and its order
 //
-// Each failed recipient's diagnostic, reply code and status go through the
-// shared classifier (package bounceclass) for its reason and category. The
-// decisions that belong to the DSN rather than to the text are made here:
+// Each failed or delayed recipient gets its reason from the evidence below,
+// read in this order; a later step decides only what the earlier ones
+// leave open.
+//
+//  1. The kind of message (see Not bounces): a report that is no bounce
+//     gives no recipient at all. Then the recipient's Action (RFC 3464
+//     section 2.3.3): delivered, relayed and expanded are deliveries;
+//     "expired" is a failure with reason expired.
+//  2. The SMTP stage: the command the remote reply answered (connect,
+//     HELO, MAIL, RCPT, DATA or the end of DATA), read from the
+//     recipient's diagnostic and then from the human-readable text around
+//     it and the session transcript: Postfix "in reply to end of DATA
+//     command", Exim "SMTP error from remote mail server after RCPT
+//     TO:<...>", "after end of data", "after pipelined MAIL FROM", Sendmail
+//     ">>> DATA" / "<<< 550", qmail-remote "does not like recipient",
+//     "sender was rejected", "failed after I sent the message", Yahoo
+//     "[RCPT_TO]". It is Recipient.Command and goes to the classifier as
+//     bounceclass.Input.Phase, where a stage the reply's own words name
+//     wins. A refusal whose status names a bad mailbox (X.1.x) keeps its
+//     meaning whatever the stage: the address was refused, not the
+//     content.
+//  3. The enhanced status code (RFC 3463): the DSN's Status field, improved
+//     by the diagnostic's own code when the field is a catch-all X.0.0.
+//  4. The basic reply code (RFC 5321), from the diagnostic.
+//  5. The classifier (package bounceclass) reads the diagnostic with the
+//     codes and the stage: its ordered text rules (documented provider
+//     replies, then the phrases of each reason), then the status and the
+//     reply code when no rule matches.
+//
+// Then the decisions that belong to the DSN rather than to one reply text:
 //
 //   - a delayed recipient ("Action: delayed", or a text bounce that says
 //     delivery is still being retried) is reported as expired unless its
 //     text names a cause that is not about retrying (a full mailbox, a
-//     network error, ...); "Action: expired" is a failure with reason
-//     expired;
+//     network error, ...);
+//   - a failed recipient whose status is a transient network one (4.4.x)
+//     and whose text is a network error was given up when its time in the
+//     queue ran out: expired (RFC 3463 X.4.7, delivery time expired);
 //   - an error that answered the greeting or HELO and that no text rule
 //     explains is a block of the sending host; an unexplained error from a
 //     local delivery program (Diagnostic-Code type X-Unix) is a mailer
@@ -81,10 +110,6 @@
 //     DATA, is a content filter hiding behind that phrase: filtered;
 //   - a reporting MTA's own verdict (X-PowerMTA-BounceCategory) wins.
 //
-// The SMTP command an error answered is read from the recipient's text and
-// the session transcript ("in reply to RCPT TO command", "after end of
-// data", ">>> DATA", "does not like recipient", "[RCPT_TO]").
-//
 // # Measuring agreement
 //
 // corpus_test.go scores the reasons against the upstream answer key of the
@@ -93,9 +118,13 @@
 // two halves of it. The halves split the corpus by MTA group (mta_group),
 // never inside one: the distinct groups, sorted by name, are shuffled by a
 // math/rand/v2 PCG generator seeded (3464, 3464) and the first half of the
-// list (rounded up) is half 0, the rest half 1. A rule written from the
-// mail of one half is checked on the other, whose mail systems it has not
-// seen; the lower half is the figure quoted, and the test fails below 85 %.
+// list (rounded up) is half 0, the rest half 1 (35 groups each). A rule
+// written from the mail of one half is checked on the other, whose mail
+// systems it has not seen, and is kept only when it holds on both; the
+// lower half is the figure quoted, and the test fails below 85 %
+// (go test -run TestCorpusReasons -v ./services/internal/dsn prints them).
+// Measured: whole 341/377 = 90.5 %, half 0 126/143 = 88.1 %, half 1
+// 215/234 = 91.9 %; lower half 88.1 %.
 //
 // # Work
 //
