@@ -42,31 +42,108 @@
 // one space, typographic apostrophes as "'", the "550-5.7.1 " prefixes of
 // continuation lines dropped) and runs it through one Aho-Corasick automaton
 // built from every pattern of the rule tables, so the cost is one pass over
-// the bytes whatever the number of rules. Then:
+// the bytes whatever the number of rules. The evidence is then weighed in
+// this order, the first that names a reason deciding:
 //
-//  1. The first rule of Rules (an ordered, documented Go table) whose
-//     patterns occur gives the reason; Result.Rule is its id and
-//     Result.Matched is true. A rule may narrow its reason with the
-//     enhanced status (IfStatus: "message too big" with 5.2.3 is the
-//     per-mailbox limit, exceedlimit) or with the SMTP command the reply
-//     answered when the text names it (IfPhase: "User unknown" after the
-//     end of DATA is a filter, in reply to MAIL FROM it is the sender).
-//  2. Only when no rule matches do the codes decide: the enhanced status
-//     through the RFC 3463 subject/detail table (StatusReason), then the
-//     reply code for the few codes with a specific meaning (452, 5.5.x
+//  1. The SMTP stage: the command the reply answered, named in the text
+//     (Phases: Postfix "in reply to end of DATA command", Exim "after RCPT
+//     TO", qmail "did not like our final DATA") or else given by the caller
+//     (Input.Phase: a DSN's or a log line's stage, `mailmon inspect
+//     rejection`'s "command" or -stage). The stage does not decide alone;
+//     it narrows what the other evidence says (IfPhase): "User unknown" at
+//     the end of DATA is a content filter's verdict (filtered), in reply to
+//     MAIL FROM it is about the sender (rejected), at HELO a block.
+//  2. The enhanced status code, where its registered meaning (RFC 3463 and
+//     the IANA registry of RFC 5248) names one reason so plainly that no
+//     wording overrules it: decisiveStatus (x.1.6 moved, x.2.2 mailbox
+//     full, x.4.7 delivery time expired, x.7.13 account disabled, x.7.25
+//     reverse DNS, x.7.26 multiple authentication checks failed). Details
+//     whose use varies between MTAs (x.0.0, x.1.1, x.2.1, x.7.1, the RFC
+//     7372 details that Gmail uses with its own meaning) are left to the
+//     text and only fill in at step 5.
+//  3. Provider status codes whose meaning the provider documents, outside
+//     the registry: ProviderCodes (Microsoft 5.7.501-5.7.515,
+//     5.7.606-5.7.649, 5.7.700-5.7.750), each entry with its page.
+//  4. Phrases and provider tokens: the first rule of Rules (an ordered,
+//     documented Go table) whose patterns occur gives the reason;
+//     Result.Rule is its id and Result.Matched is true. A rule may narrow
+//     its reason with the enhanced status (IfStatus: "message too big" with
+//     5.2.3 is the per-mailbox limit, exceedlimit) or the stage (IfPhase).
+//     Provider tokens come first in the table (Yahoo "[TSS04]", Outlook
+//     "(S3150)", Cox "AUP#CXRBL", GoDaddy "IB103", Orange "OFR_102"), then
+//     the phrases of each reason, written from what MTAs and providers
+//     document (Postfix, Exim, Sendmail, Exchange NDR texts, the provider
+//     pages below), with Sisimai's reason definitions as the vocabulary.
+//     A rule marked OnlyWithoutCodes ("Did not reach the following
+//     recipient", no cause: onhold) gives way to any code that names a
+//     reason.
+//  5. Only when no rule matches do the remaining codes decide: the enhanced
+//     status through the RFC 3463 subject/detail table (StatusReason), then
+//     the reply code for the few codes with a specific meaning (452, 5.5.x
 //     syntax codes, 521/556, 530/535, 551, 552). Result.Matched is false.
-//  3. Nothing at all: ReasonUndefined, Matched false. Callers count and
+//  6. Nothing at all: ReasonUndefined, Matched false. Callers count and
 //     sample the texts with Matched == false to write new rules.
+//
+// When step 2 or 3 overrules a rule of step 4, Result.Rule is empty and
+// Matched false; the signature the text cites is kept.
 //
 // Rules are ordered from the most specific to the most general (see the
 // comment on Rules): documented provider replies first (Gmail, Microsoft,
 // Yahoo, Apple, Orange, Cox, GoDaddy ...), because their wording holds
 // generic words ("blocked", "spam", "rate limited") that later rules would
-// misread; then blocklists and reputation; authentication and reverse DNS;
-// rate and connection limits; the recipient's mailbox, the recipient's
-// domain, the message, the sender, policy and security; transport and
-// remote-system trouble; generic refusals last. Each rule is tested on its
-// own in testdata/rules.golden.
+// misread; then connection limits, blocklists and reputation;
+// authentication and reverse DNS; rate limits; the recipient's mailbox,
+// the recipient's domain, the message, the sender, policy and security;
+// transport and remote-system trouble; generic refusals last. Each rule is
+// tested on its own in testdata/rules.golden.
+//
+// # Provider code tables and their sources
+//
+// Each provider's documented codes are a table, in ProviderCodes (status
+// details) or in the first section of Rules (tokens and sentences), with
+// the page that documents them:
+//
+//   - Gmail: rules gmail-* (4.7.28/5.7.28 unusual rate of unsolicited mail,
+//     the 5.7.26 family of unauthenticated mail, 5.7.25 PTR, 4.7.23 PTR,
+//     5.2.2 over quota, 5.1.1 no such user, 5.2.3/5.3.4 size limits ...):
+//     https://support.google.com/a/answer/3726730 (SMTP error reference)
+//     and https://support.google.com/mail/answer/81126 (sender guidelines).
+//   - Microsoft Exchange Online / Outlook.com: ProviderCodes (5.7.501-515,
+//     5.7.606-649, 5.7.700-750) and rules outlook-* (S3140, S3150, S3113,
+//     S3115, RP-/SC-/DY-/OU- codes):
+//     https://learn.microsoft.com/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/non-delivery-reports-in-exchange-online,
+//     .../fix-error-code-5-7-606-through-5-7-649-in-exchange-online,
+//     .../fix-error-code-5-7-700-through-5-7-750 and
+//     https://sendersupport.olc.protection.outlook.com/pm/troubleshooting.aspx.
+//   - Yahoo / AOL: rules yahoo-* ([TSS04] deferred for volume or
+//     complaints, [TSS09]/[TSS11]/[TSS12] permanently deferred, [PH01]
+//     policy): https://senders.yahooinc.com/smtp-error-codes.
+//   - Apple iCloud: rules apple-* ([CS01], [HM08]):
+//     https://support.apple.com/HT204137.
+//   - Cox: rules cox-* (AUP#CXRBL, AUP#CXCNCT, ...):
+//     https://www.cox.com/residential/support/email-error-codes.html.
+//   - GoDaddy: rules godaddy-* (IB101-IB705):
+//     https://www.godaddy.com/help/fix-rejected-email-with-a-bounce-error-40685.
+//   - Orange: rules orange-* (OFR_nnn):
+//     https://www.postmastery.com/orange-postmaster-smtp-error-codes-ofr/.
+//   - Cisco IronPort (Secure Email): rule ironport-reputation ("sending MTA's
+//     poor reputation", the default HAT reject text) and the "talos"
+//     signature: https://www.cisco.com/c/en/us/support/security/email-security-appliance/products-user-guide-list.html
+//     (Mail Flow Policies) and https://talosintelligence.com/reputation_center.
+//   - Proofpoint: rule blocklist-listed ("blocked - see http" with
+//     ipcheck.proofpoint.com) and the "proofpoint" signature:
+//     https://www.proofpoint.com/us/postmaster.
+//   - Mimecast: rules policy ("email rejected due to security policies"),
+//     sender-rejected ("envelope blocked", "administrative prohibition")
+//     and the "mimecast" signature:
+//     https://community.mimecast.com/s/article/Mimecast-SMTP-Error-Codes-842605754.
+//   - Barracuda: rule dnsbl-named ("Barracuda Reputation", b.barracudacentral.org)
+//     and the "barracuda" signature:
+//     https://www.barracudacentral.org/rbl and https://campus.barracuda.com/product/emailsecuritygateway/doc/167976859/.
+//   - Spamhaus: rules dnsbl-named (SBL/XBL/PBL/CSS, zen.spamhaus.org,
+//     return codes 127.0.0.2-127.0.0.11: a block of the sending IP) and
+//     dbl-content (DBL on a link of the body: spamdetected):
+//     https://www.spamhaus.org/faqs/dnsbl-usage/ (return codes).
 //
 // # Split-half agreement
 //

@@ -62,10 +62,12 @@ var Phases = []struct {
 //     Apple, Orange, Cox, Comcast, GoDaddy, ...), whose wording often also
 //     holds generic words ("blocked", "spam", "rate limited") that later
 //     rules would read the wrong way;
-//  2. blocklists and reputation: a named DNSBL or "listed" is a block of
-//     the sending IP whatever else the text says;
+//  2. connection and per-session limits (they name their cause even when
+//     the reply also says "blocked"), then blocklists and reputation: a
+//     named DNSBL or "listed" is a block of the sending IP whatever else
+//     the text says;
 //  3. sender authentication (SPF, DKIM, DMARC) and reverse DNS;
-//  4. rate limits and connection limits;
+//  4. rate limits;
 //  5. the recipient's mailbox: full, disabled, moved, unknown;
 //  6. the recipient's domain: unknown, null MX, relaying;
 //  7. the message: virus, spam, size, content, RFC compliance;
