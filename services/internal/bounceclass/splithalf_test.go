@@ -3,8 +3,8 @@ package bounceclass
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
