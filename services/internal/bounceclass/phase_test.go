@@ -14,6 +14,10 @@ func TestPhaseFromTheCaller(t *testing.T) {
 		{Input{Text: "550 5.1.1 User unknown", Phase: PhaseData}, ReasonFiltered},
 		{Input{Text: "550 5.1.1 User unknown", Phase: PhaseMail}, ReasonRejected},
 		{Input{Text: "550 5.1.1 User unknown (in reply to RCPT TO command)", Phase: PhaseData}, ReasonUserUnknown},
+		// Every rule that reads an unknown recipient follows the stage.
+		{Input{Text: "550 5.1.1 <a@example.com>: Recipient address rejected", Phase: PhaseData}, ReasonFiltered},
+		{Input{Text: "550-5.1.1 The email account that you tried to reach does not exist.", Phase: PhaseData}, ReasonFiltered},
+		{Input{Text: "550-5.1.1 The email account that you tried to reach does not exist.", Phase: PhaseRcpt}, ReasonUserUnknown},
 	} {
 		if got := Classify(tc.in); got.Reason != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.in, got.Reason, tc.want)

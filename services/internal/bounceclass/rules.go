@@ -89,7 +89,7 @@ var Rules = []Rule{
 	{ID: "gmail-receiving-too-quickly", Reason: ReasonSpeeding, Any: []string{"is receiving mail too quickly", "receiving mail at a rate that", "smtp relay limit exceeded", "smtp relay sending limit exceeded", "daily sending quota exceeded", "daily user sending limit exceeded"}},
 	{ID: "gmail-over-quota", Reason: ReasonMailboxFull, Any: []string{"inbox is out of storage space", "account that you tried to reach is over quota", "storage quota exceeded", "email quota exceeded", "?p=overquota"}},
 	{ID: "gmail-disabled", Signature: "gmail-{status}", Reason: ReasonSuspend, Any: []string{"account that you tried to reach is disabled", "account that you tried to reach is inactive", "?p=disableduser"}},
-	{ID: "gmail-no-such-account", Signature: "gmail-{status}", Reason: ReasonUserUnknown, Any: []string{"account that you tried to reach does not exist", "?p=nosuchuser"}},
+	{ID: "gmail-no-such-account", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "gmail-{status}", Reason: ReasonUserUnknown, Any: []string{"account that you tried to reach does not exist", "?p=nosuchuser"}},
 	{ID: "gmail-recipient-rfc5321", Signature: "gmail-{status}", Reason: ReasonUserUnknown, Any: []string{"is not a valid rfc 5321 address"}, With: []string{"recipient address"}},
 	{ID: "gmail-rfc5322", Signature: "gmail-{status}", Reason: ReasonNotCompliantRFC, Any: []string{"missing a valid address in the from: header", "multiple addresses in from: header", "is not rfc 5322 compliant", "missing a valid message-id", "unicode character in a disallowed header", "encoded-word syntax is not permitted", "is not a valid rfc 5321 address", "mail message is malformed", "rfcmessagenoncompliant", "headers are not rfc compliant"}},
 	{ID: "gmail-attachment", Signature: "gmail-{status}", Reason: ReasonPolicyViolation, Any: []string{"illegal attachment on your message", "content presents a potential security issue", "content presents a potential securi", "has a policy that prohibited the mail", "?p=blockedmessage"}},
@@ -127,7 +127,7 @@ var Rules = []Rule{
 	{ID: "outlook-dmarc", Signature: "outlook-{status}", Reason: ReasonAuthFailure, Any: []string{"does not pass dmarc verification", "doesn't meet the required authentication level", "must pass either spf or dkim validation", "because of sender policy framework violation"}},
 	{ID: "outlook-reverse-dns", Signature: "outlook-{status}", Reason: ReasonRequirePTR, Any: []string{"must have a reverse dns record"}},
 	{ID: "outlook-spam-abuse", Signature: "outlook-{status}", Reason: ReasonRejected, Any: []string{"access denied, spam abuse detected", "access denied, bad outbound sender", "client blocked from sending from unregistered domains", "sender not in allowed-senders list", "sender not authenticated for group", "sender was not authenticated", "sender denied"}},
-	{ID: "outlook-recipient-access-denied", Signature: "outlook-{status}", Reason: ReasonUserUnknown, Any: []string{"recipient address rejected: access denied", "access denied. as(201806281)", "resolver.adr.exrecipnotfound", "resolver.adr.recipnotfound", "bad destination mailbox address", "invalid x.400 address", "returned unknown recipient or mailbox unavailable", "resolver.adr.recipientnotfound", "recipnotfound", "recipient not found by smtp address lookup", "storedrv.submit; invalid recipient address", "recipient address reserved by rfc 2606", "recipient addresses in single label domains not accepted"}},
+	{ID: "outlook-recipient-access-denied", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "outlook-{status}", Reason: ReasonUserUnknown, Any: []string{"recipient address rejected: access denied", "access denied. as(201806281)", "resolver.adr.exrecipnotfound", "resolver.adr.recipnotfound", "bad destination mailbox address", "invalid x.400 address", "returned unknown recipient or mailbox unavailable", "resolver.adr.recipientnotfound", "recipnotfound", "recipient not found by smtp address lookup", "storedrv.submit; invalid recipient address", "recipient address reserved by rfc 2606", "recipient addresses in single label domains not accepted"}},
 	{ID: "outlook-banned-recipient", Signature: "outlook-{status}", Reason: ReasonSuspend, Any: []string{"access denied, banned recipient", "mailbox cannot be accessed"}},
 	{ID: "outlook-mailbox-full", Signature: "outlook-{status}", Reason: ReasonMailboxFull, Any: []string{"storedrv.deliver: mailbox full", "storedrv.deliver; mailbox full", "mapiexceptionshutoffquotaexceeded", "mapiexceptionquotaexceeded"}},
 	{ID: "outlook-size", Signature: "outlook-{status}", Reason: ReasonMesgTooBig, Any: []string{"resolver.rst.recipsizelimit", "message too large for this recipient"}},
@@ -146,7 +146,7 @@ var Rules = []Rule{
 	{ID: "yahoo-permanently-deferred", Signature: "yahoo-{status}", Reason: ReasonBlocked, Any: []string{" will be permanently deferred", "[tss09]", "[tss11]", "[tss12]"}},
 	{ID: "yahoo-unresolvable-from", Signature: "yahoo-{status}", Reason: ReasonRejected, Any: []string{"unresolvable rfc.5321 from domain", "due to unresolvable rfc.5321"}},
 	{ID: "yahoo-policy", Signature: "yahoo-{status}", Reason: ReasonPolicyViolation, Any: []string{"not accepted for policy reasons", "[ph01]"}},
-	{ID: "yahoo-no-account", Signature: "yahoo-{status}", Reason: ReasonUserUnknown, Any: []string{"this user doesn't have a ", "dd this user doesn't"}},
+	{ID: "yahoo-no-account", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "yahoo-{status}", Reason: ReasonUserUnknown, Any: []string{"this user doesn't have a ", "dd this user doesn't"}},
 	{ID: "yahoo-disabled", Reason: ReasonSuspend, Any: []string{" is no longer valid.", "this mailbox is disabled"}},
 	{ID: "yahoo-per-connection", Signature: "yahoo-{status}", Reason: ReasonTooManyConn, Any: []string{"max message per connection reached"}},
 	{ID: "yahoo-invalid-ip-for-domain", Signature: "yahoo-{status}", Reason: ReasonBlocked, Any: []string{"invalid ip for sending mail of domain"}},
@@ -156,7 +156,7 @@ var Rules = []Rule{
 	{ID: "apple-volume", Reason: ReasonSpeeding, Any: []string{"deferred due to excessive volume"}},
 	{ID: "apple-not-accepting", Reason: ReasonBlocked, Any: []string{"esmtp not accepting connections"}},
 	{ID: "apple-moved", Reason: ReasonHasMoved, Any: []string{"recipient no longer on server"}},
-	{ID: "apple-inactive-address", Signature: "apple-{status}", Reason: ReasonUserUnknown, Any: []string{"inactive email address"}},
+	{ID: "apple-inactive-address", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "apple-{status}", Reason: ReasonUserUnknown, Any: []string{"inactive email address"}},
 	{ID: "apple-spamhaus-domain", Signature: "apple-{status}", Reason: ReasonBlocked, Any: []string{"rejected due to having a domain present in the spamhaus"}},
 
 	// Orange / Wanadoo (OFR codes).
@@ -168,7 +168,7 @@ var Rules = []Rule{
 	{ID: "orange-auth", Signature: "orange-{status}", Reason: ReasonSecurityError, Any: []string{"_305", "_402", "code d'authentification invalide", "code d\"authentification invalide"}, With: []string{"ofr", "lpn", "authentification"}},
 	{ID: "orange-spf", Signature: "orange-{status}", Reason: ReasonAuthFailure, Any: []string{"_401", "_517", "verifier la configuration spf", "spf/dns de votre", "verification dmarc en echec"}, With: []string{"ofr", "lpn", "spf", "dmarc"}},
 	{ID: "orange-sender", Signature: "orange-{status}", Reason: ReasonRejected, Any: []string{"_403", "_405", "_415", "_421", "emetteur invalide"}, With: []string{"ofr", "lpn", "emetteur invalide"}},
-	{ID: "orange-recipient", Signature: "orange-{status}", Reason: ReasonUserUnknown, Any: []string{"_416", "destinataire invalide"}, With: []string{"ofr", "lpn", "destinataire invalide"}},
+	{ID: "orange-recipient", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "orange-{status}", Reason: ReasonUserUnknown, Any: []string{"_416", "destinataire invalide"}, With: []string{"ofr", "lpn", "destinataire invalide"}},
 	{ID: "orange-full", Signature: "orange-{status}", Reason: ReasonMailboxFull, Any: []string{"_417", "boite du destinataire pleine"}, With: []string{"ofr", "lpn", "pleine"}},
 	{ID: "orange-suspended", Signature: "orange-{status}", Reason: ReasonSuspend, Any: []string{"_420", "_426", "boite du destinataire archivee", "compte du destinataire est bloque"}, With: []string{"ofr", "lpn", "destinataire"}},
 	{ID: "orange-system", Signature: "orange-{status}", Reason: ReasonSystemError, Any: []string{"_505"}, With: []string{"ofr", "lpn"}},
@@ -180,7 +180,7 @@ var Rules = []Rule{
 	// Cox (https://www.cox.com/residential/support/email-error-codes.html).
 	{ID: "cox-aup", Signature: "cox-{status}", Reason: ReasonBlocked, Any: []string{"aup#cdrbl", "aup#rbl", "aup#bl", "aup#cxrbl", "aup#cxbl", "aup#in-", "aup#pol", "aup#cxdns"}},
 	{ID: "cox-rate", Signature: "cox-{status}", Reason: ReasonSpeeding, Any: []string{"aup#cxcnct", "aup#cxmxrt", "aup#cxsnd"}},
-	{ID: "cox-unknown", Signature: "cox-{status}", Reason: ReasonUserUnknown, Any: []string{"aup#cxrcpt", "aup#rcpt"}},
+	{ID: "cox-unknown", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Signature: "cox-{status}", Reason: ReasonUserUnknown, Any: []string{"aup#cxrcpt", "aup#rcpt"}},
 
 	// GoDaddy / secureserver.net IB codes
 	// (https://www.godaddy.com/help/fix-rejected-email-with-a-bounce-error-40685).
@@ -208,7 +208,7 @@ var Rules = []Rule{
 	// cPanel/Exim "The account or domain may not exist, they may be blacklisted, or missing the proper dns entries."
 	{ID: "cpanel-account-or-domain", Reason: ReasonHostUnknown, Any: []string{"the account or domain may not exist"}},
 	// Lotus Domino, also in Japanese.
-	{ID: "domino-not-listed", Reason: ReasonUserUnknown, Any: []string{"not listed in domino directory", "not listed in public name & address book", "not listed in public name", "ディレクトリには見つかりません", "ディレクトリのリストにありません", "invalid final delivery userid"}},
+	{ID: "domino-not-listed", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Reason: ReasonUserUnknown, Any: []string{"not listed in domino directory", "not listed in public name & address book", "not listed in public name", "ディレクトリには見つかりません", "ディレクトリのリストにありません", "invalid final delivery userid"}},
 	// Greylisting is a first-contact deferral, not a failure: known, so
 	// Matched, but no failure reason.
 	{ID: "greylisted", Reason: ReasonUndefined, Any: []string{"greylist", "graylist", "grey-list", "gray-list", "greylisting", "postgrey"}},
@@ -308,7 +308,7 @@ var Rules = []Rule{
 	// ---- 11. Generic refusals --------------------------------------------
 	{ID: "on-hold", Reason: ReasonOnHold, Any: []string{"on hold", "onhold", "quarantine", "held for", "pending"}},
 	// A bare "Recipient address rejected" (Postfix smtpd) is about the recipient.
-	{ID: "recipient-rejected", Reason: ReasonUserUnknown, Any: []string{"recipient address rejected", "recipient rejected", "rcpt rejected"}},
+	{ID: "recipient-rejected", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Reason: ReasonUserUnknown, Any: []string{"recipient address rejected", "recipient rejected", "rcpt rejected"}},
 	// Generic words about the client IP: a block.
 	{ID: "client-ip-refused", Reason: ReasonBlocked, Any: []string{"your ip", "sending ip", "connecting ip", "client ip", "ip address of your", "from your ip", "client host rejected", "ip range"}},
 	// A notice that says only that the message was not delivered, with no
