@@ -167,3 +167,36 @@ func TestInspectRejectionStageFromFile(t *testing.T) {
 		t.Errorf("got %+v", got)
 	}
 }
+
+// FuzzInspectRejection: any input, plain or JSON lines, gives one JSON
+// object per line and no error.
+func FuzzInspectRejection(f *testing.F) {
+	f.Add("550 5.1.1 User unknown\n")
+	f.Add(`{"text": "550 5.1.1 User unknown", "command": "DATA"}` + "\n")
+	f.Add(`{"text": 1, "command": ["x"]}` + "\n{\n{}\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		var out bytes.Buffer
+		if err := inspectRejectionStage(context.Background(), strings.NewReader(in), &out, "rcpt"); err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Count(in, "\n")
+		if in != "" && !strings.HasSuffix(in, "\n") {
+			want++
+		}
+		dec := json.NewDecoder(&out)
+		n := 0
+		for dec.More() {
+			var l rejectionLine
+			if err := dec.Decode(&l); err != nil {
+				t.Fatalf("output object %d: %v", n+1, err)
+			}
+			n++
+			if l.Line != n || l.Reason == "" || l.Category == "" {
+				t.Fatalf("object %d: %+v", n, l)
+			}
+		}
+		if n != want {
+			t.Fatalf("%d objects for %d lines", n, want)
+		}
+	})
+}
