@@ -311,13 +311,13 @@ var Rules = []Rule{
 	{ID: "recipient-rejected", IfPhase: map[string]string{PhaseData: ReasonFiltered}, Reason: ReasonUserUnknown, Any: []string{"recipient address rejected", "recipient rejected", "rcpt rejected"}},
 	// Generic words about the client IP: a block.
 	{ID: "client-ip-refused", Reason: ReasonBlocked, Any: []string{"your ip", "sending ip", "connecting ip", "client ip", "ip address of your", "from your ip", "client host rejected", "ip range"}},
+	{ID: "generic-blocked", Reason: ReasonBlocked, Any: []string{"blocked", "block", "banned", "ban ", "refused to talk", "not welcome", "go away", "rejected due to", "refused", "denied", "reject", "not allowed", "not accepted"}},
 	// A notice that says only that the message was not delivered, with no
 	// cause and no code that names one (Exchange "Did not reach the
 	// following recipient(s)", "Delivery has failed to these recipients";
 	// "could not be delivered"; "undeliverable"): onhold, Sisimai's reason
 	// for a bounce with too little detail to judge.
 	{ID: "no-cause-given", Reason: ReasonOnHold, OnlyWithoutCodes: true, Any: []string{"did not reach the following recipient", "delivery has failed to these recipients", "could not be delivered to", "couldn't be delivered to", "was not delivered to", "wasn't delivered to", "message delivery failed", "delivery failed", "undeliverable", "undelivered mail", "unable to deliver"}},
-	{ID: "generic-blocked", Reason: ReasonBlocked, Any: []string{"blocked", "block", "banned", "ban ", "refused to talk", "not welcome", "go away", "rejected due to", "refused", "denied", "reject", "not allowed", "not accepted"}},
 }
 
 // SignatureRule names the blocklist or provider error a text cites; the
