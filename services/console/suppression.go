@@ -216,13 +216,8 @@ func (s source) lookupSuppression(ctx context.Context, m *Meta, address, custome
 		return l
 	}
 	l.Normalized = addr
-	h := cfg.Hasher()
-	l.Keys = []SuppressionKey{{Scope: schemas.SuppressGlobalRecipient, Key: h.Key(suppression.Target{Scope: schemas.SuppressGlobalRecipient, Value: addr})}}
-	if customer != "" {
-		l.Keys = append([]SuppressionKey{
-			{Scope: schemas.SuppressCustomerRecipient, Key: h.Key(suppression.Target{Scope: schemas.SuppressCustomerRecipient, Customer: customer, Value: addr})},
-			{Scope: schemas.SuppressCustomerDomain, Key: h.Key(suppression.Target{Scope: schemas.SuppressCustomerDomain, Customer: customer, Value: domain})},
-		}, l.Keys...)
+	for _, k := range cfg.Hasher().RequestKeys(customer, addr, domain) {
+		l.Keys = append(l.Keys, SuppressionKey{Scope: k.Scope, Key: k.Key})
 	}
 	kv, err := s.kv(ctx, suppression.Bucket)
 	if err != nil {

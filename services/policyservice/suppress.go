@@ -105,9 +105,9 @@ func (s *Server) suppressed(req Request, customers []string, now time.Time) bool
 		return false
 	}
 	sec := now.Unix()
-	hit := func(keys []string) bool {
+	hit := func(keys []suppression.RequestKey) bool {
 		for _, k := range keys {
-			if p.set.active(suppression.SetKey(k), sec) {
+			if p.set.active(suppression.SetKey(k.Key), sec) {
 				return true
 			}
 		}

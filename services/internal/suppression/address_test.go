@@ -1,6 +1,7 @@
 package suppression
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,19 +63,20 @@ func TestKeys(t *testing.T) {
 	global, _ := n.TargetFor(schemas.SuppressGlobalRecipient, "acme", "Gone@example.org")
 	domain, _ := n.TargetFor(schemas.SuppressCustomerDomain, "acme", "x@Example.org")
 	keys := plain.RequestKeys("acme", "Gone@example.org", "example.org")
+	wantKeys := []RequestKey{
+		{schemas.SuppressCustomerRecipient, k},
+		{schemas.SuppressCustomerDomain, plain.Key(domain)},
+		{schemas.SuppressGlobalRecipient, plain.Key(global)},
+	}
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("request keys %v, want %v", keys, wantKeys)
+	}
 	for _, want := range []string{k, plain.Key(global), plain.Key(domain)} {
-		found := false
-		for _, got := range keys {
-			found = found || got == want
-		}
-		if !found {
-			t.Errorf("request keys %v lack %s", keys, want)
-		}
 		if _, _, _, ok := ParseKey(want); !ok {
 			t.Errorf("ParseKey(%s) refused its own key", want)
 		}
 	}
-	if got := plain.RequestKeys("", "Gone@example.org", "example.org"); len(got) != 1 || got[0] != plain.Key(global) {
+	if got := plain.RequestKeys("", "Gone@example.org", "example.org"); len(got) != 1 || got[0].Key != plain.Key(global) || got[0].Scope != schemas.SuppressGlobalRecipient {
 		t.Errorf("without a customer only the global key applies, got %v", got)
 	}
 	for _, bad := range []string{"", "r.all", "x.all.0123456789abcdef0123456789abcdef", "r.ALL.0123456789abcdef0123456789abcdef", "r.all.0123", "r.all.0123456789abcdef0123456789abcdeg"} {

@@ -129,19 +129,28 @@ func SetKey(key string) uint64 {
 	return f.Sum64()
 }
 
+// RequestKey is one key a message is checked under, with its scope.
+type RequestKey struct {
+	Scope string
+	Key   string
+}
+
 // RequestKeys are the keys a message for customer (empty when unknown) to
-// the normalised address rcpt at domain could be suppressed under: the
-// customer's address entry, the customer's domain entry, and the global
-// address entry.
-func (h Hasher) RequestKeys(customer, rcpt, domain string) []string {
+// the normalised address rcpt at domain could be suppressed under, in
+// this order: the customer's address entry, the customer's domain entry,
+// the global address entry. The policy service checks them, and the
+// console and `mailmon suppression explain` show them.
+func (h Hasher) RequestKeys(customer, rcpt, domain string) []RequestKey {
 	digest := h.Digest(rcpt)
-	keys := []string{KeyOf(schemas.SuppressGlobalRecipient, "", digest)}
-	if customer != "" {
-		keys = append(keys,
-			KeyOf(schemas.SuppressCustomerRecipient, customer, digest),
-			KeyOf(schemas.SuppressCustomerDomain, customer, h.Digest(domain)))
+	global := RequestKey{schemas.SuppressGlobalRecipient, KeyOf(schemas.SuppressGlobalRecipient, "", digest)}
+	if customer == "" {
+		return []RequestKey{global}
 	}
-	return keys
+	return []RequestKey{
+		{schemas.SuppressCustomerRecipient, KeyOf(schemas.SuppressCustomerRecipient, customer, digest)},
+		{schemas.SuppressCustomerDomain, KeyOf(schemas.SuppressCustomerDomain, customer, h.Digest(domain))},
+		global,
+	}
 }
 
 // TargetFor builds the target of scope for a recipient address (or, for

@@ -540,18 +540,13 @@ func (o *suppressionOp) explain(ctx context.Context, address string) error {
 	if h.Keyed() {
 		fmt.Fprintln(o.out, "addresses are stored as keyed digests (suppression.hash_key)")
 	}
-	type check struct{ scope, key string }
-	checks := []check{{schemas.SuppressGlobalRecipient, h.Key(suppression.Target{Scope: schemas.SuppressGlobalRecipient, Value: addr})}}
+	checks := h.RequestKeys(o.fl.customer, addr, domain)
 	if o.fl.customer != "" {
 		dry := "no"
 		if o.cfg.DryRun(o.fl.customer) {
 			dry = "yes: its entries are counted, not enforced (suppression.dry_run_customers)"
 		}
 		fmt.Fprintf(o.out, "customer: %s (dry run: %s)\n", o.fl.customer, dry)
-		checks = append([]check{
-			{schemas.SuppressCustomerRecipient, h.Key(suppression.Target{Scope: schemas.SuppressCustomerRecipient, Customer: o.fl.customer, Value: addr})},
-			{schemas.SuppressCustomerDomain, h.Key(suppression.Target{Scope: schemas.SuppressCustomerDomain, Customer: o.fl.customer, Value: domain})},
-		}, checks...)
 	} else {
 		fmt.Fprintln(o.out, "customer: none given (-customer C also checks that customer's address and domain entries)")
 	}
@@ -559,13 +554,13 @@ func (o *suppressionOp) explain(ctx context.Context, address string) error {
 	inForce := 0
 	keys := map[string]string{}
 	for _, c := range checks {
-		keys[c.key] = c.scope
-		e, _, found, err := suppression.Get(ctx, o.kv, c.key)
+		keys[c.Key] = c.Scope
+		e, _, found, err := suppression.Get(ctx, o.kv, c.Key)
 		if err != nil {
 			return err
 		}
 		if !found {
-			fmt.Fprintf(o.out, "  %-18s %s: none\n", c.scope, c.key)
+			fmt.Fprintf(o.out, "  %-18s %s: none\n", c.Scope, c.Key)
 			continue
 		}
 		state := "in force"
@@ -574,7 +569,7 @@ func (o *suppressionOp) explain(ctx context.Context, address string) error {
 		} else {
 			inForce++
 		}
-		fmt.Fprintf(o.out, "  %-18s %s: %s\n", c.scope, c.key, state)
+		fmt.Fprintf(o.out, "  %-18s %s: %s\n", c.Scope, c.Key, state)
 		reason := e.Reason
 		if e.BounceCategory != "" || e.Status != "" {
 			reason += fmt.Sprintf(" (%s %s)", e.BounceCategory, e.Status)
