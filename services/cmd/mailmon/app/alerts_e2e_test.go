@@ -260,25 +260,8 @@ func TestAlertsEndToEnd(t *testing.T) {
 		}
 	}()
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	runCtx, stopMailmon := context.WithCancel(ctx)
+	rt, stopMailmon := runMailmon(t, ctx, cfg, logger, workers)
 	defer stopMailmon()
-	runtimeReady := make(chan *Runtime, 1)
-	runDone := make(chan error, 1)
-	go func() {
-		runDone <- Run(runCtx, cfg, logger, RunOptions{Workers: workers, Ready: func(rt *Runtime) { runtimeReady <- rt }})
-	}()
-	var rt *Runtime
-	select {
-	case rt = <-runtimeReady:
-	case err := <-runDone:
-		t.Fatalf("mailmon never became ready: %v", err)
-	}
-	defer func() {
-		stopMailmon()
-		if err := <-runDone; err != nil {
-			t.Errorf("mailmon Run: %v", err)
-		}
-	}()
 
 	notifierCfg := e2eNotifierConfig(t, cfg, hook.url, mx.Addr())
 	nf := startE2ENotifier(t, notifierCfg, logger)
@@ -657,6 +640,31 @@ func alertsOnStream(t *testing.T, js jetstream.JetStream) []schemas.AlertRaised 
 		out = append(out, a)
 	}
 	return out
+}
+
+// runMailmon runs workers as mailmon run does, in the background, until
+// the returned stop, which checks that Run ended cleanly.
+func runMailmon(t *testing.T, ctx context.Context, cfg Config, logger *slog.Logger, workers []Definition) (*Runtime, func()) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	runtimeReady := make(chan *Runtime, 1)
+	runDone := make(chan error, 1)
+	go func() {
+		runDone <- Run(runCtx, cfg, logger, RunOptions{Workers: workers, Ready: func(rt *Runtime) { runtimeReady <- rt }})
+	}()
+	select {
+	case rt := <-runtimeReady:
+		return rt, func() {
+			cancel()
+			if err := <-runDone; err != nil {
+				t.Errorf("mailmon Run: %v", err)
+			}
+		}
+	case err := <-runDone:
+		cancel()
+		t.Fatalf("mailmon never became ready: %v", err)
+		return nil, nil
+	}
 }
 
 // streamMessages reads every message a stream holds, in order.

@@ -3,7 +3,6 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -114,25 +113,8 @@ func TestSuppressionEndToEnd(t *testing.T) {
 		}
 	}()
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	runCtx, stopMailmon := context.WithCancel(ctx)
+	rt, stopMailmon := runMailmon(t, ctx, cfg, logger, workers)
 	defer stopMailmon()
-	runtimeReady := make(chan *Runtime, 1)
-	runDone := make(chan error, 1)
-	go func() {
-		runDone <- Run(runCtx, cfg, logger, RunOptions{Workers: workers, Ready: func(rt *Runtime) { runtimeReady <- rt }})
-	}()
-	var rt *Runtime
-	select {
-	case rt = <-runtimeReady:
-	case err := <-runDone:
-		t.Fatalf("mailmon never became ready: %v", err)
-	}
-	defer func() {
-		stopMailmon()
-		if err := <-runDone; err != nil {
-			t.Errorf("mailmon Run: %v", err)
-		}
-	}()
 	kv, err := rt.JetStream.KeyValue(ctx, suppression.Bucket)
 	if err != nil {
 		t.Fatal(err)
