@@ -1,6 +1,7 @@
 package suppression
 
 import (
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -108,5 +109,18 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want a problem with %s", err, want)
 		}
+	}
+}
+
+func TestSetKeyIsFNV1a(t *testing.T) {
+	for _, key := range []string{"", "r.all.0123456789abcdef0123456789abcdef", "d.6f1d3c0a9b2e4d51.0c8e7a5b3f2d1e4c9a6b8d7f5e3c2a1b"} {
+		f := fnv.New64a()
+		f.Write([]byte(key))
+		if got, want := SetKey(key), f.Sum64(); got != want {
+			t.Errorf("SetKey(%q) = %x, want FNV-1a %x", key, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { SetKey("r.all.0123456789abcdef0123456789abcdef") }); n != 0 {
+		t.Errorf("SetKey allocates %v times", n)
 	}
 }
