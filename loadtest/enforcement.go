@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -483,35 +482,12 @@ func (e *enforcementRun) eventsRead(ctx context.Context) (map[string]int, error)
 	return out, sc.Err()
 }
 
-// policyConn is one Postfix-like connection to the policy service.
-type policyConn struct {
-	c net.Conn
-	r *bufio.Reader
-}
+func (e *enforcementRun) dialPolicy() (*policyClient, error) { return dialPolicyClient(e.policyAddr) }
 
-func (e *enforcementRun) dialPolicy() (*policyConn, error) {
-	c, err := net.DialTimeout("tcp", e.policyAddr, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &policyConn{c: c, r: bufio.NewReader(c)}, nil
-}
-
-func (p *policyConn) ask(customer string) (string, error) {
-	p.c.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=203.0.113.5\n" +
+// enforcementRequest is a Postfix request about customer's mail.
+func enforcementRequest(customer string) string {
+	return "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=203.0.113.5\n" +
 		"sasl_method=plain\nsasl_username=" + customer + "\nsender=news@" + customer + ".example\nrecipient=someone@yahoo.com\n\n"
-	if _, err := io.WriteString(p.c, req); err != nil {
-		return "", err
-	}
-	line, err := p.r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	if _, err := p.r.ReadString('\n'); err != nil {
-		return "", err
-	}
-	return strings.TrimPrefix(strings.TrimSpace(line), "action="), nil
 }
 
 // waitAnswer asks about customer until done accepts the answer, and
@@ -525,7 +501,7 @@ func (e *enforcementRun) waitAnswer(ctx context.Context, customer string, done f
 	}
 	defer p.c.Close()
 	for {
-		a, err := p.ask(customer)
+		a, _, err := p.ask(enforcementRequest(customer))
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -550,7 +526,7 @@ func (e *enforcementRun) watchGood(ctx context.Context, w, of int) {
 	defer p.c.Close()
 	for ctx.Err() == nil {
 		for i := e.opts.bad + w; i < e.opts.customers && ctx.Err() == nil; i += of {
-			a, err := p.ask(customerName(i))
+			a, _, err := p.ask(enforcementRequest(customerName(i)))
 			if err != nil {
 				return
 			}

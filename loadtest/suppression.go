@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -630,37 +629,6 @@ func (s *suppressionRun) ask(ctx context.Context, base, loaded *policyChild) (ba
 		err = fmt.Errorf("no answers")
 	}
 	return baseLat, ours, err
-}
-
-// policyClient is one Postfix-like connection.
-type policyClient struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialPolicyClient(addr string) (*policyClient, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return &policyClient{c: c, r: bufio.NewReader(c)}, nil
-}
-
-// ask sends one request and returns the action and the time to it.
-func (p *policyClient) ask(req string) (string, int64, error) {
-	p.c.SetDeadline(time.Now().Add(5 * time.Second))
-	sent := time.Now()
-	if _, err := io.WriteString(p.c, req); err != nil {
-		return "", 0, err
-	}
-	line, err := p.r.ReadString('\n')
-	if err == nil {
-		_, err = p.r.ReadString('\n')
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("policy answer: %w", err)
-	}
-	return strings.TrimPrefix(strings.TrimSpace(line), "action="), int64(time.Since(sent)), nil
 }
 
 func (s *suppressionRun) askOne(ctx context.Context, baseAddr, oursAddr string, w int, per time.Duration) (baseLat, ours []int64, rejected, wrong int, err error) {
