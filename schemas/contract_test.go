@@ -67,8 +67,8 @@ func TestContractNaming(t *testing.T) {
 			t.Errorf("KindOf(%s.New()) = %v, %v", k.Type, got, err)
 		}
 	}
-	if n := len(Kinds()); n != 20 {
-		t.Errorf("%d kinds registered, the v1 contract has 20", n)
+	if n := len(Kinds()); n != 22 {
+		t.Errorf("%d kinds registered, the v1 contract has 22", n)
 	}
 }
 

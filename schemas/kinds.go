@@ -23,6 +23,8 @@ const (
 	TypeAuthFailureReceived = "mailmon.authfailure.v1.received"
 	TypeSuppressionAdded    = "mailmon.suppression.v1.added"
 	TypeSuppressionRemoved  = "mailmon.suppression.v1.removed"
+	TypeDMARCRecord         = "mailmon.dmarc.v1.record"
+	TypeTLSRPTResult        = "mailmon.tlsrpt.v1.result"
 
 	SubjectProbeSent           = "mailmon.probe.sent"
 	SubjectProbeReceived       = "mailmon.probe.received"
@@ -44,6 +46,8 @@ const (
 	SubjectAuthFailureReceived = "mailmon.authfailure.received"
 	SubjectSuppressionAdded    = "mailmon.suppression.added"
 	SubjectSuppressionRemoved  = "mailmon.suppression.removed"
+	SubjectDMARCRecord         = "mailmon.dmarc.record"
+	SubjectTLSRPTResult        = "mailmon.tlsrpt.result"
 
 	// SubjectDeadLetterPrefix is followed by the worker name:
 	// mailmon.dlq.<worker>. Dead letters are raw copies, not events.
@@ -73,4 +77,6 @@ func init() {
 	register[AuthFailureReceived](TypeAuthFailureReceived, SubjectAuthFailureReceived, "authfailure_received")
 	register[SuppressionAdded](TypeSuppressionAdded, SubjectSuppressionAdded, "suppression_added")
 	register[SuppressionRemoved](TypeSuppressionRemoved, SubjectSuppressionRemoved, "suppression_removed")
+	register[DMARCRecord](TypeDMARCRecord, SubjectDMARCRecord, "dmarc_record")
+	register[TLSRPTResult](TypeTLSRPTResult, SubjectTLSRPTResult, "tlsrpt_result")
 }
