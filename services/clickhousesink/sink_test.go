@@ -271,7 +271,7 @@ func TestPullsStayWithinTheServersMaxPending(t *testing.T) {
 	publish(t, js, events)
 
 	cfg := testConfig()
-	cfg.FetchBatch, cfg.FetchBytes = 5000, 128<<10 // nine streams: 1.1 MiB of the 2
+	cfg.FetchBatch, cfg.FetchBytes = 5000, 128<<10 // eleven streams: 1.4 MiB of the 2
 	startSink(t, js, cfg, chConfig(shared.Addr(), database))
 	// The wait outlasts AckWait, so that on a loaded machine a redelivery
 	// fails below, where it is named, instead of here as a bare timeout.
