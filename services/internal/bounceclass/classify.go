@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Input is one remote reply or diagnostic text to classify.
@@ -25,8 +26,9 @@ type Input struct {
 
 // Result is the classification of one Input.
 type Result struct {
-	// Reason, in the Sisimai vocabulary (Reason* constants). ReasonUndefined
-	// when neither a text rule nor the codes tell anything.
+	// Reason, in the Sisimai vocabulary (Reason* constants). When neither a
+	// text rule nor the codes tell anything: ReasonOnHold for a text with
+	// words, ReasonUndefined for one without.
 	Reason string
 	// Category is CategoryOf(Reason).
 	Category string
@@ -278,6 +280,11 @@ func Classify(in Input) Result {
 		}
 	} else {
 		res.Reason = codeReason(code, status)
+		// A reply with words but no evidence of any cause is onhold (too
+		// little detail to judge); undefined is for no reply text at all.
+		if res.Reason == ReasonUndefined && hasWords(in.Text) {
+			res.Reason = ReasonOnHold
+		}
 	}
 	// A status whose registered or provider-documented meaning names one
 	// reason overrules the wording (see decisiveStatus); Rule and Matched
@@ -313,4 +320,15 @@ func expandSignature(sig, status string) string {
 		return strings.TrimSuffix(sig[:i], "-") + sig[i+len("{status}"):]
 	}
 	return sig[:i] + status + sig[i+len("{status}"):]
+}
+
+// hasWords reports whether text holds at least one letter, i.e. more than
+// codes and punctuation.
+func hasWords(text string) bool {
+	for _, r := range text {
+		if unicode.IsLetter(r) {
+			return true
+		}
+	}
+	return false
 }

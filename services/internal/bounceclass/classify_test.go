@@ -51,8 +51,13 @@ func TestClassify(t *testing.T) {
 			reason: ReasonMailboxFull, permanent: true,
 		},
 		{
-			name:   "nothing known",
+			name:   "words but no cause",
 			in:     Input{Text: "zzz", ReplyCode: 554},
+			reason: ReasonOnHold, permanent: true,
+		},
+		{
+			name:   "nothing known",
+			in:     Input{Text: "554 5.0.0", ReplyCode: 554},
 			reason: ReasonUndefined, permanent: true,
 		},
 		{

@@ -81,8 +81,11 @@
 //     status through the RFC 3463 subject/detail table (StatusReason), then
 //     the reply code for the few codes with a specific meaning (452, 5.5.x
 //     syntax codes, 521/556, 530/535, 551, 552). Result.Matched is false.
-//  6. Nothing at all: ReasonUndefined, Matched false. Callers count and
-//     sample the texts with Matched == false to write new rules.
+//  6. Nothing else: a reply with words but no evidence of a cause is
+//     ReasonOnHold (Sisimai's reason for a bounce with too little detail
+//     to judge), one without any words (codes alone, or empty) is
+//     ReasonUndefined; Matched is false. Callers count and sample the
+//     texts with Matched == false to write new rules.
 //
 // When step 2 or 3 overrules a rule of step 4, Result.Rule is empty and
 // Matched false; the signature the text cites is kept.

@@ -295,8 +295,11 @@ func (b *Bounce) dsnDecision(r *Recipient, res bounceclass.Result) {
 		switch {
 		case r.Command == "CONN" || r.Command == "HELO":
 			r.Reason = bounceclass.ReasonBlocked
-		case r.DiagnosticType == "x-unix":
-			// A local delivery program (procmail, a pipe) failed.
+		case r.DiagnosticType == "x-unix" || pipeDelivery(r):
+			// A local delivery program (procmail, a pipe) failed: RFC 3464's
+			// X-Unix diagnostic type, or a recipient delivered through a
+			// command (Exim names such an address "pipe to |command";
+			// Sendmail and Postfix aliases start it with "|").
 			r.Reason = bounceclass.ReasonMailerError
 		}
 	}
@@ -307,6 +310,15 @@ func (b *Bounce) dsnDecision(r *Recipient, res bounceclass.Result) {
 		// the message was filtered, the address may well exist.
 		r.Reason = bounceclass.ReasonFiltered
 	}
+}
+
+// pipeDelivery reports a recipient whose delivery was a command's.
+func pipeDelivery(r *Recipient) bool {
+	if strings.HasPrefix(r.Recipient, "|") || strings.HasPrefix(r.OriginalRecipient, "|") {
+		return true
+	}
+	ctx := r.context[:min(len(r.context), maxContext)]
+	return strings.Contains(ctx, "pipe to |")
 }
 
 var filteredRule = func(r *Recipient) bool {
