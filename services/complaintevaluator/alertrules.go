@@ -30,7 +30,7 @@ const (
 // trackedRules are the rules whose alerts the engine reads back from the
 // ALERT stream at start, to know what is firing.
 var trackedRules = []string{RuleProbeMissingProvider, RuleProbeSendFailed, RuleProbeInSpam, RuleDNSHygiene, RuleBlocklist,
-	RuleProbeLate, RuleStillRejected}
+	RuleProbeLate, RuleStillRejected, RuleDMARCAlignment, RuleDMARCUnknownSource, RuleTLSRPTFailure}
 
 // maxKeptIDs bounds the sample event ids and the remembered misses of one
 // condition: a provider missing for weeks must not grow without limit.
@@ -111,6 +111,11 @@ type alertState struct {
 	// resolves, whatever order the DELIVERY and ALERT streams are read in.
 	stillRejected map[string]time.Time
 	signals       *idSet
+	// reports are the conditions of the DMARC and TLS report rules
+	// (reportalerts.go) by dedupe key, and reportsJudged when they were
+	// last judged as time passes.
+	reports       map[string]*reportAgg
+	reportsJudged time.Time
 }
 
 func newAlertState(dedupe time.Duration) alertState {
@@ -124,6 +129,7 @@ func newAlertState(dedupe time.Duration) alertState {
 		delisted:      map[string]delisting{},
 		stillRejected: map[string]time.Time{},
 		signals:       newIDSet(dedupe),
+		reports:       map[string]*reportAgg{},
 	}
 }
 
@@ -649,6 +655,7 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 		delete(e.alerts.latency, key)
 		delete(e.alerts.stillRejected, key)
 		delete(e.alerts.conds, key)
+		delete(e.alerts.reports, key)
 		return
 	}
 	evidence := map[string]string{}
@@ -692,6 +699,8 @@ func (e *Engine) alertSeen(a *schemas.AlertRaised) {
 		e.alerts.streaks[key] = s
 	case RuleStillRejected:
 		e.alerts.stillRejected[key] = a.Time
+	case RuleDMARCAlignment, RuleDMARCUnknownSource, RuleTLSRPTFailure:
+		e.seedReportAgg(a)
 	case RuleProbeInSpam:
 		n, _ := strconv.Atoi(evidence["spam"])
 		p := &placements{sourceIP: a.SourceIP, provider: a.Provider, ids: slices.Clone(a.EventIDs)}
@@ -750,6 +759,12 @@ func (e *Engine) judges(c *condition) bool {
 		return e.cfg.ProbeLate.Enabled
 	case RuleStillRejected:
 		return e.cfg.StillRejected.Enabled
+	case RuleDMARCAlignment:
+		return e.cfg.DMARCAlignment.Enabled
+	case RuleDMARCUnknownSource:
+		return e.cfg.DMARCUnknownSource.Enabled
+	case RuleTLSRPTFailure:
+		return e.cfg.TLSRPTFailure.Enabled
 	}
 	return false
 }

@@ -80,6 +80,18 @@ type Config struct {
 	// next delivery from that IP the provider accepts. Its within must fit
 	// in the DNS and DELIVERY streams' retention, like windows.
 	StillRejected StillRejectedRule `yaml:"listed_but_delisted_still_rejected"`
+	// DMARCAlignment alerts when one of our sending IPs fails DMARC at one
+	// reporter for at least share of its messages, over the DMARC
+	// aggregate reports whose period ends within window; resolved when a
+	// later window is under the share. DMARCUnknownSource alerts when a
+	// source outside our sending networks sends more than max_messages a
+	// day as one of our domains; TLSRPTFailure when the TLS sessions to one
+	// receiving domain (an SMTP TLS report's policy domain) fail for at
+	// least share (reportalerts.go). Their windows must fit in the DMARC
+	// and TLSRPT streams' retention, like windows.
+	DMARCAlignment     DMARCAlignmentRule     `yaml:"dmarc_alignment"`
+	DMARCUnknownSource DMARCUnknownSourceRule `yaml:"dmarc_unknown_source"`
+	TLSRPTFailure      TLSRPTFailureRule      `yaml:"tlsrpt_failure"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
 	// Partitions and Partition split subjects between copies of the
@@ -320,6 +332,9 @@ func DefaultConfig() Config {
 			MinProbes: 5, Severity: schemas.AlertWarning},
 		StillRejected: StillRejectedRule{Enabled: true, After: config.Duration(24 * time.Hour), Within: config.Duration(7 * 24 * time.Hour),
 			Categories: []string{"blocked_ip_or_blocklist"}, Severity: schemas.AlertWarning},
+		DMARCAlignment:     defaultDMARCAlignment(),
+		DMARCUnknownSource: defaultDMARCUnknownSource(),
+		TLSRPTFailure:      defaultTLSRPTFailure(),
 		Decisions: Decisions{
 			First:        config.Duration(6 * time.Hour),
 			Repeat:       []config.Duration{config.Duration(24 * time.Hour), config.Duration(7 * 24 * time.Hour), 0},
@@ -359,6 +374,9 @@ var rebuiltFrom = map[string][]string{
 	"probe_late.window":                         {schemas.SubjectProbeReceived},
 	"listed_but_delisted_still_rejected.within": {schemas.SubjectDNSBLDelisted, schemas.SubjectDeliveryAttempted},
 	"decisions.memory":                          {schemas.SubjectDecisionCutoff, schemas.SubjectDecisionReroute, schemas.SubjectDecisionLift},
+	"dmarc_alignment.window":                    {schemas.SubjectDMARCRecord},
+	"dmarc_unknown_source.window":               {schemas.SubjectDMARCRecord},
+	"tlsrpt_failure.window":                     {schemas.SubjectTLSRPTResult},
 }
 
 // checkRetention refuses a window (at path) that the streams of its
@@ -415,6 +433,19 @@ func (c Config) rebuildWindows() []rebuildWindow {
 	}
 	if c.StillRejected.Enabled && c.StillRejected.Within > 0 {
 		out = append(out, rebuildWindow{"listed_but_delisted_still_rejected.within", "listed_but_delisted_still_rejected.within", c.StillRejected.Within})
+	}
+	for _, r := range []struct {
+		path    string
+		enabled bool
+		window  config.Duration
+	}{
+		{"dmarc_alignment.window", c.DMARCAlignment.Enabled, c.DMARCAlignment.Window},
+		{"dmarc_unknown_source.window", c.DMARCUnknownSource.Enabled, c.DMARCUnknownSource.Window},
+		{"tlsrpt_failure.window", c.TLSRPTFailure.Enabled, c.TLSRPTFailure.Window},
+	} {
+		if r.enabled && r.window > 0 {
+			out = append(out, rebuildWindow{r.path, r.path, r.window})
+		}
 	}
 	if c.Decisions.Memory > 0 {
 		out = append(out, rebuildWindow{"decisions.memory", "decisions.memory", c.Decisions.Memory})
@@ -595,6 +626,15 @@ func (c Config) longestWindow() time.Duration {
 	if c.StillRejected.Enabled {
 		w = max(w, c.StillRejected.Within.Std())
 	}
+	if c.DMARCAlignment.Enabled {
+		w = max(w, c.DMARCAlignment.Window.Std())
+	}
+	if c.DMARCUnknownSource.Enabled {
+		w = max(w, c.DMARCUnknownSource.Window.Std())
+	}
+	if c.TLSRPTFailure.Enabled {
+		w = max(w, c.TLSRPTFailure.Window.Std())
+	}
 	return w
 }
 
@@ -678,6 +718,7 @@ func (c Config) validateAlertRules(check *config.Check) {
 		}
 		checkSeverity(check, "dns_hygiene.severity", r.Severity)
 	}
+	c.validateReportRules(check)
 }
 
 // auditChecks are the checks a dns.audit event reports.

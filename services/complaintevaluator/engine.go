@@ -180,6 +180,10 @@ func (e *Engine) Observe(ev schemas.Event, now time.Time, backlog bool) []Output
 		return append(e.probeReceived(ev, now), e.probeLatency(ev.ProbeRoute, ev.ID, ev.Time, ev.LatencyMs, now)...)
 	case *schemas.ProbeLate:
 		return e.probeLatency(ev.ProbeRoute, ev.ID, ev.Time, ev.LatencyMs, now)
+	case *schemas.DMARCRecord:
+		return e.dmarcRecord(ev, now)
+	case *schemas.TLSRPTResult:
+		return e.tlsrptResult(ev, now)
 	case *schemas.AlertRaised:
 		// Our own alerts, read back at start: what is firing.
 		if e.Replaying {
@@ -655,6 +659,7 @@ func (e *Engine) Tick(now time.Time) []Output {
 		out = append(out, Output{Kind: OutRelease, Record: &rec, Release: rel, Alert: e.decisionAlert(rec, schemas.AlertResolved, rec.Until)})
 	}
 	slices.SortFunc(out, func(a, b Output) int { return a.Record.Until.Compare(b.Record.Until) })
+	out = append(out, e.reportsTick(now)...)
 	if now.Sub(e.lastGC) >= time.Minute {
 		e.gc(now)
 		e.lastGC = now
@@ -679,6 +684,7 @@ func (e *Engine) EvaluateAll(now time.Time) []Output {
 			out = append(out, e.judgeMissing(st, now)...)
 		}
 	}
+	out = append(out, e.judgeReports(now)...)
 	return append(out, e.settleAll(now)...)
 }
 

@@ -39,6 +39,8 @@ var signalSubjects = []string{
 	schemas.SubjectProbeSent,
 	schemas.SubjectProbeReceived,
 	schemas.SubjectProbeLate,
+	schemas.SubjectDMARCRecord,
+	schemas.SubjectTLSRPTResult,
 }
 
 // Evaluator is the complaint-evaluator worker.
