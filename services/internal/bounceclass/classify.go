@@ -270,6 +270,8 @@ func Classify(in Input) Result {
 		}
 		if rule.IfPhase != nil && rule.IfPhase[phase] != "" {
 			res.Reason = rule.IfPhase[phase]
+		} else if phase == "" && res.Reason == ReasonUserUnknown && rule.IfPhase[PhaseData] == ReasonFiltered && filterStatus(status) {
+			res.Reason = ReasonFiltered
 		} else if r := statusNarrowing(rule.IfStatus, status); r != "" {
 			res.Reason = r
 		}
@@ -329,6 +331,23 @@ func hasWords(text string) bool {
 		if unicode.IsLetter(r) {
 			return true
 		}
+	}
+	return false
+}
+
+// filterStatus reports an enhanced status that, given with an unknown-user
+// wording at an unknown stage, says the refusal came from a filter after
+// DATA rather than from the recipient check at RCPT TO: MTAs that check
+// recipients at RCPT give X.1.x (bad destination mailbox, RFC 3463), so a
+// mailbox (X.2.x), undefined (X.0.0) or security (X.7.x) status with that
+// wording is a filter hiding its verdict.
+func filterStatus(status string) bool {
+	if len(status) < 5 || status[1] != '.' {
+		return false
+	}
+	switch status[2] {
+	case '0', '2', '7':
+		return true
 	}
 	return false
 }

@@ -52,7 +52,11 @@
 //     rejection`'s "command" or -stage). The stage does not decide alone;
 //     it narrows what the other evidence says (IfPhase): "User unknown" at
 //     the end of DATA is a content filter's verdict (filtered), in reply to
-//     MAIL FROM it is about the sender (rejected), at HELO a block.
+//     MAIL FROM it is about the sender (rejected), at HELO a block. When
+//     no stage is known, an unknown-user wording with a status other than
+//     X.1.x (bad destination mailbox, what MTAs that check recipients at
+//     RCPT TO answer) reads as filtered too: a mailbox (X.2.x), undefined
+//     (X.0.0) or security (X.7.x) status with that wording is a filter's.
 //  2. The enhanced status code, where its registered meaning (RFC 3463 and
 //     the IANA registry of RFC 5248) names one reason so plainly that no
 //     wording overrules it: decisiveStatus (x.1.6 moved, x.2.2 mailbox
