@@ -11,7 +11,8 @@ package schemas
 // row counts (count states) and small fixed-size states (quantiles, any,
 // max), which merge in milliseconds at a million deliveries a day; a batch
 // inserted again after a sink crash is counted again there (see
-// "Dashboard rollups" in README.md).
+// "Dashboard rollups" in README.md). The DMARC and TLS report rollups add
+// sums (sum states) of the messages and sessions a report row stands for.
 type Rollup struct {
 	// Table is the rollup table, partitioned by toYYYYMMDD(bucket) so
 	// retention drops its day partitions like those of the raw tables.
@@ -49,5 +50,7 @@ func Rollups() []Rollup {
 		{Table: "probe_sent_1d", View: "probe_sent_1d_mv", Source: "probe_sent"},
 		{Table: "probe_received_1d", View: "probe_received_1d_mv", Source: "probe_received"},
 		{Table: "probe_missing_1d", View: "probe_missing_1d_mv", Source: "probe_missing"},
+		{Table: "dmarc_record_1d", View: "dmarc_record_1d_mv", Source: "dmarc_record"},
+		{Table: "tlsrpt_result_1d", View: "tlsrpt_result_1d_mv", Source: "tlsrpt_result"},
 	}
 }

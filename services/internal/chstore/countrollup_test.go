@@ -16,9 +16,10 @@ import (
 // TestCountRollupsMatchTheRawTables inserts raw events spread over two
 // days into every source of the console's count rollups and checks each
 // rollup, read as the console reads it (countMerge, GROUP BY), against the
-// same count from the raw table; then the fixed-size states beside the
-// counts: latency quantiles, a sample reply, the latest listing and
-// decision times.
+// same count from the raw table, and the DMARC and TLS report rollups'
+// sums of messages and sessions against the raw sums; then the fixed-size
+// states beside the counts: latency quantiles, a sample reply, the latest
+// listing and decision times.
 func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	ctx := context.Background()
 	conn, database := chtest.NewDatabase(t, server)
@@ -32,7 +33,10 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	statuses := []string{"sent", "sent", "sent", "deferred", "bounced"}
 	placements := []string{"inbox", "inbox", "spam"}
 
-	var deliveries, probesSent, probesReceived, missing, complaints, listed, delisted, cutoffs, reroutes [][]any
+	var deliveries, probesSent, probesReceived, missing, complaints, listed, delisted, cutoffs, reroutes, dmarcRecords, tlsResults [][]any
+	verdicts := []string{"pass", "fail"}
+	dispositions := []string{"none", "none", "quarantine", "reject"}
+	reporters := []string{"google.com", "yahoo.com", "outlook.com"}
 	for i := range 40 {
 		p, ip, st := providers[i%3], ips[i%2], statuses[i%5]
 		category, reply, signature := "", "250 2.0.0 OK", "250 ok"
@@ -49,6 +53,11 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 		decision := []any{fmt.Sprintf("x%d", i), at(i), "customer", "acme", "acme", p, ip, float64(i) / 1000, at(i).Add(time.Hour)}
 		cutoffs = append(cutoffs, decision)
 		reroutes = append(reroutes, slices.Clone(decision))
+		// A report row stands for count messages: the rollups sum them.
+		dmarcRecords = append(dmarcRecords, []any{fmt.Sprintf("r%d", i), at(i), []string{"acme.example", "beta.example"}[i%2], uint8(i % 3 / 2),
+			ips[i%2], reporters[i%3], "acme", uint64(10*i + 1), verdicts[i%2], verdicts[i%3/2], verdicts[i%5/4], dispositions[i%4]})
+		tlsResults = append(tlsResults, []any{fmt.Sprintf("t%d", i), at(i), []string{"acme.example", "beta.example"}[i%2], reporters[i%3],
+			[]string{"sts", "no-policy-found"}[i%5/4], uint64(100 * i), uint64(i % 7)})
 	}
 	insertRows(t, conn, "INSERT INTO delivery_attempted (id, time, provider, source_ip, customer, recipient_domain, status, category, reply, signature)", deliveries)
 	insertRows(t, conn, "INSERT INTO probe_sent (id, time, provider, source_ip, outcome)", probesSent)
@@ -60,6 +69,8 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	const decisionColumns = "(id, time, scope, subject, customer, provider, source_ip, rate, until)"
 	insertRows(t, conn, "INSERT INTO decision_cutoff "+decisionColumns, cutoffs)
 	insertRows(t, conn, "INSERT INTO decision_reroute "+decisionColumns, reroutes)
+	insertRows(t, conn, "INSERT INTO dmarc_record (id, time, domain, our_source, source_ip, org_name, customer, count, dmarc, dkim, spf, disposition)", dmarcRecords)
+	insertRows(t, conn, "INSERT INTO tlsrpt_result (id, time, policy_domain, organization, policy_type, success, failure)", tlsResults)
 
 	counts := []struct{ rollup, raw string }{
 		{`SELECT bucket, provider, source_ip, outcome, countMerge(sent) FROM probe_sent_5m GROUP BY bucket, provider, source_ip, outcome`,
@@ -96,6 +107,35 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 			`SELECT toStartOfDay(time) AS bucket, scope, subject, customer, provider, source_ip, count() FROM decision_cutoff GROUP BY bucket, scope, subject, customer, provider, source_ip`},
 		{`SELECT bucket, scope, subject, customer, provider, source_ip, countMerge(decisions) FROM decision_reroute_1d GROUP BY bucket, scope, subject, customer, provider, source_ip`,
 			`SELECT toStartOfDay(time) AS bucket, scope, subject, customer, provider, source_ip, count() FROM decision_reroute GROUP BY bucket, scope, subject, customer, provider, source_ip`},
+	}
+	// The report rollups sum the messages (sessions) each row stands for,
+	// beside the row count.
+	const dmarcGroup = "bucket, domain, toString(our_source) AS ours, source_ip, org_name, customer"
+	const dmarcGroupBy = "GROUP BY bucket, domain, ours, source_ip, org_name, customer"
+	for _, c := range []struct{ column, raw string }{
+		{"countMerge(records)", "count()"},
+		{"sumMerge(messages)", "sum(count)"},
+		{"sumMerge(messages_dmarc_pass)", "sumIf(count, dmarc = 'pass')"},
+		{"sumMerge(messages_dkim_pass)", "sumIf(count, dkim = 'pass')"},
+		{"sumMerge(messages_spf_pass)", "sumIf(count, spf = 'pass')"},
+		{"sumMerge(messages_quarantined)", "sumIf(count, disposition = 'quarantine')"},
+		{"sumMerge(messages_rejected)", "sumIf(count, disposition = 'reject')"},
+	} {
+		counts = append(counts, struct{ rollup, raw string }{
+			fmt.Sprintf("SELECT %s, %s FROM dmarc_record_1d %s", dmarcGroup, c.column, dmarcGroupBy),
+			fmt.Sprintf("SELECT toStartOfDay(time) AS %s, %s FROM dmarc_record %s", dmarcGroup, c.raw, dmarcGroupBy),
+		})
+	}
+	const tlsGroup = "bucket, policy_domain, organization, policy_type"
+	for _, c := range []struct{ column, raw string }{
+		{"countMerge(results)", "count()"},
+		{"sumMerge(successful_sessions)", "sum(success)"},
+		{"sumMerge(failed_sessions)", "sum(failure)"},
+	} {
+		counts = append(counts, struct{ rollup, raw string }{
+			fmt.Sprintf("SELECT %s, %s FROM tlsrpt_result_1d GROUP BY %s", tlsGroup, c.column, tlsGroup),
+			fmt.Sprintf("SELECT toStartOfDay(time) AS %s, %s FROM tlsrpt_result GROUP BY %s", tlsGroup, c.raw, tlsGroup),
+		})
 	}
 	for _, c := range counts {
 		rollup, raw := groupCounts(t, conn, c.rollup), groupCounts(t, conn, c.raw)

@@ -22,7 +22,7 @@ import (
 // insert, before any merge) counts once per group, the rollup agrees with
 // a FINAL count of the raw table, reports that are not complaints and
 // forged (untrusted) ones stay out of the complaint rollup, and retention
-// drops the rollups' day partitions.
+// drops the rollups' day partitions (the DMARC and TLS report ones too).
 func TestRollupsOnRealServer(t *testing.T) {
 	ctx := context.Background()
 	conn, database := chtest.NewDatabase(t, server)
@@ -88,13 +88,21 @@ func TestRollupsOnRealServer(t *testing.T) {
 		t.Errorf("complaint_received_5m = %v, FINAL count of complaint_received (counted and trusted) = %v", gotRollup, gotFinal)
 	}
 
+	// A DMARC record and a TLS report result of the same day, so the
+	// report rollups have a partition for retention to drop.
+	insertRows(t, conn, "INSERT INTO dmarc_record (id, time, domain, source_ip, org_name, count, dmarc)",
+		[][]any{{"r1", at(0, 0), "acme.example", "192.0.2.1", "google.com", uint64(12), "pass"}})
+	insertRows(t, conn, "INSERT INTO tlsrpt_result (id, time, policy_domain, organization, policy_type, success, failure)",
+		[][]any{{"t1", at(0, 0), "acme.example", "google.com", "sts", uint64(90), uint64(3)}})
+
 	// Retention drops the rollups' day partitions like the raw tables'.
 	var rollups []string
 	var wantDropped []string
 	for _, r := range schemas.Rollups() {
 		rollups = append(rollups, r.Table)
-		// This test inserted deliveries and complaints only.
-		if r.Source == "delivery_attempted" || r.Source == "complaint_received" {
+		// This test inserted deliveries, complaints and reports only.
+		switch r.Source {
+		case "delivery_attempted", "complaint_received", "dmarc_record", "tlsrpt_result":
 			wantDropped = append(wantDropped, r.Table+"/20260101")
 		}
 	}
