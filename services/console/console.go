@@ -170,6 +170,7 @@ func (w *Worker) Handler() http.Handler {
 		address := r.URL.Query().Get("address")
 		w.servePage(rw, r, "suppression", func(ctx context.Context, s source, p Params) (any, error) { return s.suppression(ctx, p, address) })
 	})
+	mux.Handle("GET /dmarc", page("dmarc", func(ctx context.Context, s source, p Params) (any, error) { return s.dmarc(ctx, p) }))
 	mux.Handle("GET /report", page("report", func(ctx context.Context, s source, p Params) (any, error) { return s.report(ctx, p) }))
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))

@@ -318,7 +318,7 @@ var rawTable = regexp.MustCompile(`(?i)\bFROM\s+(delivery_attempted|probe_sent|p
 // the rollups.
 func TestPagesReadRollups(t *testing.T) {
 	s := seed(t, console.DefaultConfig())
-	for _, path := range []string{"/", "/?by=customer", "/?range=30d", "/probes?range=30d", "/deliveries?range=30d", "/blocklists", "/complaints?range=30d", "/alerts"} {
+	for _, path := range []string{"/", "/?by=customer", "/?range=30d", "/probes?range=30d", "/deliveries?range=30d", "/blocklists", "/complaints?range=30d", "/alerts", "/dmarc?range=30d"} {
 		s.queries.reset()
 		if code, body := get(t, s.handler, path, true); code != http.StatusOK {
 			t.Fatalf("GET %s = %d: %s", path, code, body)
@@ -518,7 +518,7 @@ func BenchmarkPages(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := w.Handler()
-	for _, path := range []string{"/", "/?by=customer", "/probes", "/deliveries", "/blocklists", "/complaints", "/alerts", "/trace?q=" + consoletest.TraceTrackingID, "/report"} {
+	for _, path := range []string{"/", "/?by=customer", "/probes", "/deliveries", "/blocklists", "/complaints", "/alerts", "/trace?q=" + consoletest.TraceTrackingID, "/report", "/dmarc"} {
 		for _, format := range []string{"html", "json"} {
 			b.Run(path+" "+format, func(b *testing.B) {
 				for b.Loop() {

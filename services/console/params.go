@@ -39,6 +39,9 @@ type Params struct {
 	Provider string `json:"provider,omitempty"`
 	SourceIP string `json:"source_ip,omitempty"`
 	Customer string `json:"customer,omitempty"`
+	// Domain is the DMARC page's filter on our domain (the reports'
+	// policy domain), lower-cased.
+	Domain string `json:"domain,omitempty"`
 	// By is the overview's rows: "ip" (default) or "customer".
 	By string `json:"by,omitempty"`
 	// Q is what the trace page looks for.
@@ -58,6 +61,7 @@ func parseParams(q url.Values, now time.Time, maxRange time.Duration) (Params, e
 		Provider: strings.TrimSpace(q.Get("provider")),
 		SourceIP: strings.TrimSpace(q.Get("source_ip")),
 		Customer: strings.TrimSpace(q.Get("customer")),
+		Domain:   strings.ToLower(strings.TrimSpace(q.Get("domain"))),
 		By:       q.Get("by"),
 		Q:        strings.TrimSpace(q.Get("q")),
 		Period:   q.Get("period"),
@@ -69,7 +73,7 @@ func parseParams(q url.Values, now time.Time, maxRange time.Duration) (Params, e
 	default:
 		return Params{}, fmt.Errorf("period: %q is not daily or weekly", p.Period)
 	}
-	for name, v := range map[string]string{"provider": p.Provider, "source_ip": p.SourceIP, "customer": p.Customer, "q": p.Q} {
+	for name, v := range map[string]string{"provider": p.Provider, "source_ip": p.SourceIP, "customer": p.Customer, "domain": p.Domain, "q": p.Q} {
 		if len(v) > maxParam {
 			return Params{}, fmt.Errorf("%s: longer than %d bytes", name, maxParam)
 		}
@@ -139,7 +143,7 @@ func (p Params) Query(key, value string) template.URL {
 		v.Set("from", p.From.Format(time.RFC3339))
 		v.Set("to", p.To.Format(time.RFC3339))
 	}
-	for k, s := range map[string]string{"provider": p.Provider, "source_ip": p.SourceIP, "customer": p.Customer} {
+	for k, s := range map[string]string{"provider": p.Provider, "source_ip": p.SourceIP, "customer": p.Customer, "domain": p.Domain} {
 		if s != "" {
 			v.Set(k, s)
 		}

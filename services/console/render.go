@@ -21,6 +21,7 @@ var pageLinks = []pageLink{
 	{"complaints", "/complaints", "Complaints & enforcement"},
 	{"alerts", "/alerts", "Alerts"},
 	{"suppression", "/suppression", "Suppression"},
+	{"dmarc", "/dmarc", "DMARC & TLS"},
 	{"trace", "/trace", "Trace"},
 	{"report", "/report", "Report"},
 }
@@ -51,6 +52,7 @@ var funcs = template.FuncMap{
 	"rate":      func(fraction float64) string { return formatRate(100 * fraction) },
 	"ms":        formatMs,
 	"ts":        formatTime,
+	"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 	"threshold": formatThreshold,
 	"cellOf": func(o Overview, row, provider string) *Cell {
 		for i := range o.Cells {

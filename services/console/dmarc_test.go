@@ -1,0 +1,210 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/mailmon/mailmon/services/console"
+	"github.com/mailmon/mailmon/services/console/consoletest"
+	"github.com/mailmon/mailmon/services/internal/chstore"
+	"github.com/mailmon/mailmon/services/internal/chtest"
+	"github.com/mailmon/mailmon/services/internal/natstest"
+	"github.com/mailmon/mailmon/services/internal/worker"
+)
+
+// seedDMARC is a console over consoletest's DMARC and TLS reports.
+func seedDMARC(t *testing.T) (http.Handler, consoletest.DMARCTruth, *recorder) {
+	t.Helper()
+	ctx := context.Background()
+	conn, database := chtest.NewDatabase(t, server)
+	now := time.Now().UTC().Truncate(time.Second)
+	truth, err := consoletest.SeedDMARC(ctx, conn, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, js := natstest.Start(t)
+	ch := chstore.DefaultConfig()
+	ch.Addr, ch.Database = server.Addr(), database
+	w, err := console.New(console.DefaultConfig(), worker.Settings{JetStream: js, ClickHouse: ch, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	console.WrapConn(w, func(c driver.Conn) driver.Conn { rec.Conn = c; return rec })
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return w.Handler(), truth, rec
+}
+
+// dmarcView is the page's figures in consoletest's types.
+func dmarcView(pg console.DMARC) consoletest.DMARCView {
+	v := consoletest.DMARCView{FirstDay: pg.FirstDay, LastDay: pg.LastDay}
+	for _, r := range pg.Rows {
+		v.Rows = append(v.Rows, consoletest.DMARCRow(r))
+	}
+	for _, u := range pg.Unknown {
+		v.Unknown = append(v.Unknown, consoletest.DMARCSource(u))
+	}
+	for _, r := range pg.TLS {
+		v.TLS = append(v.TLS, consoletest.TLSRow(r))
+	}
+	return v
+}
+
+// dmarcHTMLRows are the rows of view as the page prints them, in order.
+func dmarcHTMLRows(v consoletest.DMARCView) []string {
+	pct := func(v float64) string { return fmt.Sprintf("%.1f %%", v) }
+	var out []string
+	for _, r := range v.Rows {
+		source := "unknown"
+		if r.OurSource {
+			source = "ours"
+		}
+		out = append(out, fmt.Sprintf(`<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="n">%d</td>
+<td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%d</td><td class="n">%d</td></tr>`,
+			r.Domain, r.SourceIP, r.Reporter, source, r.Messages, pct(r.PassPct), pct(r.DKIMPassPct), pct(r.SPFPassPct), r.Quarantined, r.Rejected))
+	}
+	for _, u := range v.Unknown {
+		out = append(out, fmt.Sprintf(`<td>%s</td><td>%s</td><td>%s</td><td class="n">%d</td><td class="n">%s</td></tr>`,
+			u.SourceIP, u.Domain, strings.Join(u.Reporters, ", "), u.Messages, pct(u.PassPct)))
+	}
+	for _, r := range v.TLS {
+		out = append(out, fmt.Sprintf(`<td>%s</td><td>%s</td><td class="n">%d</td><td class="n">%d</td><td class="n">%s</td></tr>`,
+			r.PolicyDomain, r.Organization, r.Sessions, r.Failures, pct(r.FailurePct)))
+	}
+	return out
+}
+
+// inOrder checks that html holds every row, one after the other.
+func inOrder(t *testing.T, what, html string, rows []string) {
+	t.Helper()
+	at := 0
+	for _, r := range rows {
+		i := strings.Index(html[at:], r)
+		if i < 0 {
+			if strings.Contains(html, r) {
+				t.Errorf("%s: row out of order:\n%s", what, r)
+			} else {
+				t.Errorf("%s: HTML lacks the row\n%s", what, r)
+			}
+			continue
+		}
+		at += i + len(r)
+	}
+}
+
+// TestDMARCPage compares every figure of /dmarc, as JSON and as HTML, with
+// the seeded reports, over several ranges and filters.
+func TestDMARCPage(t *testing.T) {
+	h, truth, _ := seedDMARC(t)
+	now := truth.Now
+	for _, tc := range []struct {
+		name, query      string
+		from             time.Time
+		domain, sourceIP string
+		// rows, unknown and tls are the sizes of the sections.
+		rows, unknown, tls int
+	}{
+		{"default range", "", now.Add(-24 * time.Hour), "", "", 8, 2, 3},
+		{"7 days", "range=7d", now.Add(-7 * 24 * time.Hour), "", "", 8, 2, 4},
+		{"30 days", "range=30d", now.Add(-30 * 24 * time.Hour), "", "", 9, 3, 4},
+		{"one of our domains", "domain=" + url.QueryEscape(strings.ToUpper(consoletest.DMARCOtherDomain)), now.Add(-24 * time.Hour), consoletest.DMARCOtherDomain, "", 1, 0, 3},
+		{"the spoofing source", "range=7d&source_ip=" + consoletest.SpoofIP, now.Add(-7 * 24 * time.Hour), "", consoletest.SpoofIP, 2, 1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "/dmarc"
+			if tc.query != "" {
+				path += "?" + tc.query
+			}
+			pg := getJSON[console.DMARC](t, h, path)
+			if !pg.Params.To.Equal(now) || pg.Params.From.After(tc.from) || tc.from.Sub(pg.Params.From) >= 5*time.Minute {
+				t.Fatalf("range %s – %s, want %s – %s", pg.Params.From, pg.Params.To, tc.from, now)
+			}
+			want := truth.View(pg.Params.From, pg.Params.To, tc.domain, tc.sourceIP)
+			same(t, "page", dmarcView(pg), want)
+			if len(want.Rows) != tc.rows || len(want.Unknown) != tc.unknown || len(want.TLS) != tc.tls {
+				t.Fatalf("the truth has %d rows, %d unknown sources, %d TLS rows; the test expects %d, %d, %d",
+					len(want.Rows), len(want.Unknown), len(want.TLS), tc.rows, tc.unknown, tc.tls)
+			}
+			html := getHTML(t, h, path)
+			inOrder(t, path, html, dmarcHTMLRows(want))
+			contains(t, path, html, "<title>mailmon · DMARC &amp; TLS</title>", `aria-current="page">DMARC &amp; TLS</a>`,
+				fmt.Sprintf("<b>%s</b> to <b>%s</b>", want.FirstDay.Format("2006-01-02"), want.LastDay.Format("2006-01-02")))
+			if tc.domain != "" {
+				contains(t, path, html, `name="domain" value="`+tc.domain+`"`)
+			}
+			if tc.unknown == 0 {
+				contains(t, path, html, "None: every message the reports counted with these filters came from our sending networks.")
+			}
+			if tc.domain != "" || tc.sourceIP != "" {
+				contains(t, path, html, "the domain, source IP and customer filters do not apply to them")
+			}
+		})
+	}
+
+	// The default range's figures, written out: the seed's arithmetic.
+	pg := getJSON[console.DMARC](t, h, "/dmarc")
+	if r := pg.Rows[0]; r.Domain != consoletest.DMARCDomain || r.SourceIP != consoletest.CleanIP || r.Reporter != "outlook.com" ||
+		r.Messages != 300 || r.PassPct != 90 || r.Rejected != 30 {
+		t.Errorf("worst of our rows: %+v, want outlook.com's 300 from %s at 90 %% with 30 rejected", r, consoletest.CleanIP)
+	}
+	if u := pg.Unknown[0]; u.SourceIP != consoletest.SpoofIP || u.Messages != 600 || u.Pass != 0 || strings.Join(u.Reporters, ",") != "google.com,yahoo.com" {
+		t.Errorf("top unknown source: %+v, want %s with 600 messages from google.com and yahoo.com", u, consoletest.SpoofIP)
+	}
+	if r := pg.TLS[0]; r.PolicyDomain != consoletest.TLSDomain || r.Organization != "google.com" || r.Sessions != 450 || r.Failures != 50 {
+		t.Errorf("worst TLS row: %+v", r)
+	}
+
+	// Days without reports say so in each section.
+	path := "/dmarc?from=" + now.Add(-20*24*time.Hour).Format(time.RFC3339) + "&to=" + now.Add(-19*24*time.Hour).Format(time.RFC3339)
+	if pg := getJSON[console.DMARC](t, h, path); pg.Rows != nil || pg.Unknown != nil || pg.TLS != nil {
+		t.Errorf("days without reports: %+v", pg)
+	}
+	contains(t, "no reports", getHTML(t, h, path), "No DMARC aggregate reports received for these days.",
+		"No DMARC aggregate reports received for these days, so no source is known.", "No SMTP TLS reports received for these days.")
+	// A filter that matches nothing says so.
+	contains(t, "no match", getHTML(t, h, "/dmarc?source_ip=192.0.2.250"), "No DMARC aggregate reports received for these days with these filters.")
+}
+
+// dmarcRaw matches a query reading the raw report tables (their rollups'
+// names continue with an underscore).
+var dmarcRaw = regexp.MustCompile(`(?i)\b(dmarc_record|tlsrpt_result)\b(?:[^_]|$)`)
+
+// TestDMARCPageReadsRollups proves that /dmarc reads only the daily
+// rollups, each query bounded by the days of the range.
+func TestDMARCPageReadsRollups(t *testing.T) {
+	h, _, rec := seedDMARC(t)
+	for _, path := range []string{"/dmarc", "/dmarc?range=30d", "/dmarc?range=1h&domain=" + consoletest.DMARCDomain + "&source_ip=" + consoletest.SpoofIP} {
+		rec.reset()
+		if code, body := get(t, h, path, true); code != http.StatusOK {
+			t.Fatalf("GET %s = %d: %s", path, code, body)
+		}
+		qs := rec.all()
+		if len(qs) != 3 {
+			t.Errorf("GET %s ran %d queries, want 3 (one per section): %q", path, len(qs), qs)
+		}
+		for _, q := range qs {
+			if dmarcRaw.MatchString(q) {
+				t.Errorf("GET %s reads a raw table:\n%s", path, q)
+			}
+			if !strings.Contains(q, "_1d WHERE bucket >= ? AND bucket <= ?") {
+				t.Errorf("GET %s ran a query not bounded by the range's days:\n%s", path, q)
+			}
+		}
+	}
+}
