@@ -171,6 +171,63 @@ type reportAgg struct {
 	// sourceIP, reporter and domain are the parts of the key.
 	sourceIP, reporter, domain string
 	entries                    map[string]reportEntry
+	// bad and all total the entries, and perDay totals all per day
+	// (dmarc_unknown_source), so a record is judged in constant time;
+	// minEnd is the earliest end among the entries: they are scanned only
+	// when one leaves the window.
+	bad, all uint64
+	perDay   map[string]uint64
+	minEnd   time.Time
+}
+
+func (g *reportAgg) add(id string, en reportEntry) {
+	g.entries[id] = en
+	g.bad += en.bad
+	g.all += en.all
+	if en.day != "" {
+		if g.perDay == nil {
+			g.perDay = map[string]uint64{}
+		}
+		g.perDay[en.day] += en.all
+	}
+	if g.minEnd.IsZero() || en.end.Before(g.minEnd) {
+		g.minEnd = en.end
+	}
+}
+
+// expire drops the entries whose period ended at or before from.
+func (g *reportAgg) expire(from time.Time) {
+	if g.minEnd.IsZero() || g.minEnd.After(from) {
+		return
+	}
+	g.minEnd = time.Time{}
+	for id, en := range g.entries {
+		if !en.end.After(from) {
+			delete(g.entries, id)
+			g.bad -= en.bad
+			g.all -= en.all
+			if en.day != "" {
+				if g.perDay[en.day] -= en.all; g.perDay[en.day] == 0 {
+					delete(g.perDay, en.day)
+				}
+			}
+			continue
+		}
+		if g.minEnd.IsZero() || en.end.Before(g.minEnd) {
+			g.minEnd = en.end
+		}
+	}
+}
+
+// busiestDay is the day with the most messages (the latest of equals).
+func (g *reportAgg) busiestDay() (string, uint64) {
+	day := ""
+	for d, n := range g.perDay {
+		if day == "" || n > g.perDay[day] || (n == g.perDay[day] && d > day) {
+			day = d
+		}
+	}
+	return day, g.perDay[day]
 }
 
 func (e *Engine) reportWindow(rule string) time.Duration {
@@ -222,15 +279,10 @@ func (e *Engine) addReport(g *reportAgg, id string, en reportEntry, now time.Tim
 		return nil
 	}
 	if len(g.entries) >= maxReportEntries {
-		oldest := ""
-		for k, x := range g.entries {
-			if oldest == "" || x.end.Before(g.entries[oldest].end) {
-				oldest = k
-			}
-		}
-		delete(g.entries, oldest)
+		e.stats.Ignored++ // far more records than any real sender has
+		return nil
 	}
-	g.entries[id] = en
+	g.add(id, en)
 	return e.judgeReport(g, now)
 }
 
@@ -371,15 +423,29 @@ func (e *Engine) reportsTick(now time.Time) []Output {
 
 // judgeReport drops g's entries that left the window and settles its
 // condition; too few messages or sessions to judge leave it as it was.
+//
+// The condition (its evidence, in time linear in the entries) is built
+// only when the verdict changes: an alert's evidence is what crossed the
+// line, and a report of thousands of records costs no more than linear
+// time.
 func (e *Engine) judgeReport(g *reportAgg, now time.Time) []Output {
-	from := now.Add(-e.reportWindow(g.rule))
-	for id, en := range g.entries {
-		if !en.end.After(from) {
-			delete(g.entries, id)
-		}
-	}
+	g.expire(now.Add(-e.reportWindow(g.rule)))
 	if len(g.entries) == 0 {
 		delete(e.alerts.reports, g.key)
+	}
+	if !e.judges(&condition{rule: g.rule}) {
+		return nil // turned off: settleAll resolves what fires
+	}
+	firing, judged, severity := e.reportVerdict(g)
+	if !judged {
+		return nil // too few to judge: the condition stays as it was
+	}
+	prev := e.alerts.conds[g.key]
+	if prev != nil && prev.firing == firing && prev.severity == severity {
+		return nil
+	}
+	if !firing && (prev == nil || !prev.firing) && e.alerts.published[g.key].status != schemas.AlertFiring {
+		return nil // nothing fired, nothing to end
 	}
 	var c *condition
 	switch g.rule {
@@ -390,22 +456,37 @@ func (e *Engine) judgeReport(g *reportAgg, now time.Time) []Output {
 	default:
 		c = e.tlsCondition(g)
 	}
-	if c == nil {
-		return nil
-	}
-	if !c.firing {
-		if prev := e.alerts.conds[g.key]; (prev == nil || !prev.firing) && e.alerts.published[g.key].status != schemas.AlertFiring {
-			return nil // nothing fired, nothing to end
-		}
-	}
 	return e.settle(c, now)
+}
+
+// reportVerdict says whether g's condition fires, from its totals; judged
+// is false when it holds too few messages or sessions to say.
+func (e *Engine) reportVerdict(g *reportAgg) (firing, judged bool, severity string) {
+	switch g.rule {
+	case RuleDMARCAlignment:
+		r := e.cfg.DMARCAlignment
+		if g.all > 0 && g.all < r.MinMessages {
+			return false, false, r.Severity
+		}
+		return g.all > 0 && float64(g.bad) >= r.Share*float64(g.all), true, r.Severity
+	case RuleDMARCUnknownSource:
+		r := e.cfg.DMARCUnknownSource
+		_, n := g.busiestDay()
+		return n > r.MaxMessages, true, r.Severity
+	default:
+		r := e.cfg.TLSRPTFailure
+		if g.all > 0 && g.all < r.MinSessions {
+			return false, false, r.Severity
+		}
+		return g.all > 0 && float64(g.bad) >= r.Share*float64(g.all), true, r.Severity
+	}
 }
 
 // reportTotals sums g's entries.
 type reportTotals struct {
 	bad, all, rejected, quarantined uint64
 	reporters, domains, reportIDs   []string
-	kinds                           []string
+	headerFroms, kinds              []string
 	badIDs                          []string
 }
 
@@ -426,9 +507,8 @@ func sumEntries(entries map[string]reportEntry, keep func(reportEntry) bool) rep
 		t.quarantined += en.quarantined
 		t.reporters = append(t.reporters, en.reporter)
 		t.domains = append(t.domains, en.domain)
-		if en.headerFrom != "" {
-			t.domains = append(t.domains, en.headerFrom)
-		}
+		t.domains = append(t.domains, en.headerFrom)
+		t.headerFroms = append(t.headerFroms, en.headerFrom)
 		t.reportIDs = append(t.reportIDs, en.reportID)
 		t.kinds = append(t.kinds, en.kinds...)
 		if en.bad > 0 {
@@ -439,7 +519,7 @@ func sumEntries(entries map[string]reportEntry, keep func(reportEntry) bool) rep
 	for _, b := range bad[max(len(bad)-maxKeptIDs, 0):] {
 		t.badIDs = append(t.badIDs, b.id)
 	}
-	for _, l := range []*[]string{&t.reporters, &t.domains, &t.reportIDs, &t.kinds} {
+	for _, l := range []*[]string{&t.reporters, &t.domains, &t.headerFroms, &t.reportIDs, &t.kinds} {
 		*l = slices.DeleteFunc(*l, func(s string) bool { return s == "" })
 		slices.Sort(*l)
 		*l = slices.Compact(*l)
@@ -471,7 +551,7 @@ func (e *Engine) alignmentCondition(g *reportAgg) *condition {
 		return nil // too few to judge
 	}
 	share := float64(t.bad) / float64(t.all)
-	c.firing = share >= r.Share
+	c.firing, _, _ = e.reportVerdict(g)
 	c.evidence = [][2]string{{"reporter", g.reporter}, {"domains", listed(t.domains, 10)},
 		{"messages", strconv.FormatUint(t.all, 10)}, {"pass", strconv.FormatUint(t.all-t.bad, 10)}, {"fail", strconv.FormatUint(t.bad, 10)},
 		{"share", strconv.FormatFloat(share, 'g', 4, 64)}, {"threshold", strconv.FormatFloat(r.Share, 'g', -1, 64)},
@@ -491,18 +571,9 @@ func (e *Engine) alignmentCondition(g *reportAgg) *condition {
 func (e *Engine) unknownSourceCondition(g *reportAgg) *condition {
 	r := e.cfg.DMARCUnknownSource
 	window := formatDuration(r.Window.Std())
-	perDay := map[string]uint64{}
-	for _, en := range g.entries {
-		perDay[en.day] += en.all
-	}
 	// The day with the most messages within the window is the one judged.
-	day := ""
-	for d, n := range perDay {
-		if day == "" || n > perDay[day] || (n == perDay[day] && d > day) {
-			day = d
-		}
-	}
-	c := &condition{rule: g.rule, subject: g.subject, dedupeKey: g.key, severity: r.Severity, firing: perDay[day] > r.MaxMessages}
+	day, n := g.busiestDay()
+	c := &condition{rule: g.rule, subject: g.subject, dedupeKey: g.key, severity: r.Severity, firing: n > r.MaxMessages}
 	if day == "" {
 		c.summary = fmt.Sprintf("%s: no DMARC reports of %s sending as %s within %s any more", g.subject, g.sourceIP, g.domain, window)
 		c.evidence = [][2]string{{"source_ip", g.sourceIP}, {"window", window}}
@@ -512,7 +583,7 @@ func (e *Engine) unknownSourceCondition(g *reportAgg) *condition {
 	c.evidence = [][2]string{{"source_ip", g.sourceIP}, {"domain", g.domain}, {"day", day}, {"messages", strconv.FormatUint(t.all, 10)},
 		{"max_messages", strconv.FormatUint(r.MaxMessages, 10)}, {"dmarc_fail", strconv.FormatUint(t.bad, 10)},
 		{"rejected", strconv.FormatUint(t.rejected, 10)}, {"quarantined", strconv.FormatUint(t.quarantined, 10)},
-		{"reporters", listed(t.reporters, 10)}, {"header_from", listed(t.domains, 10)}, {"window", window},
+		{"reporters", listed(t.reporters, 10)}, {"header_from", listed(t.headerFroms, 10)}, {"window", window},
 		{"reports", strconv.Itoa(len(t.reportIDs))}, {"report_ids", listed(t.reportIDs, 10)}}
 	if c.firing {
 		c.summary = fmt.Sprintf("%s: %s, not one of our sending networks, sent %d messages as %s on %s (limit %d a day; DMARC fail %d, rejected %d, quarantined %d), reported by %s",
@@ -546,7 +617,7 @@ func (e *Engine) tlsCondition(g *reportAgg) *condition {
 		return nil // too few to judge
 	}
 	share := float64(t.bad) / float64(t.all)
-	c.firing = share >= r.Share
+	c.firing, _, _ = e.reportVerdict(g)
 	c.evidence = [][2]string{{"policy_domain", g.domain}, {"sessions", strconv.FormatUint(t.all, 10)},
 		{"success", strconv.FormatUint(t.all-t.bad, 10)}, {"failure", strconv.FormatUint(t.bad, 10)},
 		{"share", strconv.FormatFloat(share, 'g', 4, 64)}, {"threshold", strconv.FormatFloat(r.Share, 'g', -1, 64)},
