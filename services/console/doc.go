@@ -12,7 +12,10 @@
 // ones), never from a scan of the raw delivery or probe
 // tables over a range; the low-volume tables (dnsbl_listed/_delisted,
 // dns_audit, decision_*, alert_raised) are read raw, always bounded by
-// the page's time range. What is in force now comes from NATS KV: the
+// the page's time range. The DMARC & TLS page reads the daily rollups of
+// the receivers' reports (dmarc_record_1d, tlsrpt_result_1d): a report
+// covers a UTC day and is dated by its start, so that page reads every
+// day its range touches. What is in force now comes from NATS KV: the
 // decisions in the enforcement bucket (the ones the policy service
 // enforces) and the listings in the dns-sweeper's dnsbl_state bucket. The
 // only raw reads of deliveries and probes are the trace's, for one
@@ -29,7 +32,8 @@
 // nothing fetched from the network. The same values are answered as JSON
 // for a request with Accept: application/json, so a script sees exactly
 // what the page shows. Time range (range=1h|24h|7d|30d, or from/to in RFC
-// 3339) and filters (provider, source_ip, customer) are URL parameters, so
+// 3339) and filters (provider, source_ip, customer; domain on the DMARC
+// page) are URL parameters, so
 // a link shows the same page to someone else.
 //
 // The console does not write anything. Where an operator would act (lift

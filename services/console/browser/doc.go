@@ -1,6 +1,7 @@
 // Package browser holds the console's browser tests: Debian's chromium,
 // driven headless through chromedp, opens every console page served from a
-// real ClickHouse seeded with known events (consoletest.Seed), and checks
+// real ClickHouse seeded with known events (consoletest.Seed, and
+// consoletest.SeedDMARC for the DMARC & TLS page), and checks
 // that the figures the page shows are the seeded truth, that the page wrote
 // no console error, threw no exception and failed to load nothing, and that
 // the JSON variant of the page carries the same figures. Links and the

@@ -50,3 +50,40 @@ func TestSeedFillsTheRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSeedDMARCFillsTheRollups seeds the reports and checks the daily
+// rollups the DMARC page reads hold the messages and sessions the truth
+// counts over the last eight days.
+func TestSeedDMARCFillsTheRollups(t *testing.T) {
+	ctx := context.Background()
+	conn, _ := chtest.NewDatabase(t, server)
+	now := time.Now().UTC()
+	truth, err := consoletest.SeedDMARC(ctx, conn, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := truth.View(now.Add(-7*24*time.Hour), now, "", "")
+	var messages, pass, sessions, failures uint64
+	for _, r := range v.Rows {
+		messages, pass = messages+r.Messages, pass+r.Pass
+	}
+	for _, r := range v.TLS {
+		sessions, failures = sessions+r.Sessions, failures+r.Failures
+	}
+	if messages != 3310 || pass != 2550 || sessions != 2420 || failures != 100 {
+		t.Errorf("truth over 8 days: %d messages, %d passing, %d TLS sessions, %d failed; the seed says 3310, 2550, 2420, 100", messages, pass, sessions, failures)
+	}
+	var gotMessages, gotPass, gotSessions, gotFailures uint64
+	if err := conn.QueryRow(ctx, `SELECT sumMerge(messages), sumMerge(messages_dmarc_pass) FROM dmarc_record_1d WHERE bucket >= ? AND bucket <= ?`,
+		v.FirstDay, v.LastDay).Scan(&gotMessages, &gotPass); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT sumMerge(successful_sessions) + sumMerge(failed_sessions), sumMerge(failed_sessions) FROM tlsrpt_result_1d
+		WHERE bucket >= ? AND bucket <= ?`, v.FirstDay, v.LastDay).Scan(&gotSessions, &gotFailures); err != nil {
+		t.Fatal(err)
+	}
+	if gotMessages != messages || gotPass != pass || gotSessions != sessions || gotFailures != failures {
+		t.Errorf("the rollups hold %d messages, %d passing, %d sessions, %d failed; the truth says %d, %d, %d, %d",
+			gotMessages, gotPass, gotSessions, gotFailures, messages, pass, sessions, failures)
+	}
+}
