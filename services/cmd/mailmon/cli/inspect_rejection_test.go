@@ -29,7 +29,7 @@ func TestInspectRejection(t *testing.T) {
 		{"blocked", "blocked_ip_or_blocklist", "spamhaus"},
 		{"undefined", "other", ""},
 		{"authfailure", "policy_auth_spf_dkim_dmarc", "gmail-5.7.26"},
-		{"undefined", "other", ""},
+		{"onhold", "other", ""},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines out, want %d:\n%s", len(lines), len(want), out.String())
