@@ -80,18 +80,25 @@ type Config struct {
 	// next delivery from that IP the provider accepts. Its within must fit
 	// in the DNS and DELIVERY streams' retention, like windows.
 	StillRejected StillRejectedRule `yaml:"listed_but_delisted_still_rejected"`
-	// DMARCAlignment alerts when one of our sending IPs fails DMARC at one
-	// reporter for at least share of its messages, over the DMARC
-	// aggregate reports whose period ends within window; resolved when a
-	// later window is under the share. DMARCUnknownSource alerts when a
-	// source outside our sending networks sends more than max_messages a
-	// day as one of our domains; TLSRPTFailure when the TLS sessions to one
-	// receiving domain (an SMTP TLS report's policy domain) fail for at
-	// least share (reportalerts.go). Their windows must fit in the DMARC
-	// and TLSRPT streams' retention, like windows.
-	DMARCAlignment     DMARCAlignmentRule     `yaml:"dmarc_alignment"`
+	// DMARCAlignment alerts when one of our sending IPs (our_source) fails
+	// DMARC at one reporter for at least share of its messages, over the
+	// DMARC aggregate reports whose period ends within window (the
+	// report's period, not when it arrived); resolved when the reports
+	// within a later window fail under the share, or none remain. Its
+	// window must fit in the DMARC stream's retention, like windows.
+	DMARCAlignment DMARCAlignmentRule `yaml:"dmarc_alignment"`
+	// DMARCUnknownSource alerts when a source IP outside our sending
+	// networks sends more than max_messages in one day (of the reports'
+	// periods) as one of our domains, once per domain and source; resolved
+	// when no day within window is over any more. Its window must fit in
+	// the DMARC stream's retention, like windows.
 	DMARCUnknownSource DMARCUnknownSourceRule `yaml:"dmarc_unknown_source"`
-	TLSRPTFailure      TLSRPTFailureRule      `yaml:"tlsrpt_failure"`
+	// TLSRPTFailure alerts when the TLS sessions to one receiving domain
+	// (an SMTP TLS report's policy domain) fail for at least share, over
+	// the reports whose period ends within window; resolved when they fail
+	// under the share, or none remain. Its window must fit in the TLSRPT
+	// stream's retention, like windows.
+	TLSRPTFailure TLSRPTFailureRule `yaml:"tlsrpt_failure"`
 	// Decisions sets how long decisions last and what Postfix is told.
 	Decisions Decisions `yaml:"decisions"`
 	// Partitions and Partition split subjects between copies of the

@@ -51,6 +51,32 @@
 // then replayed with Replaying set, which updates the conditions without
 // publishing, and EvaluateAll publishes only the differences.
 //
+// # Rules on DMARC and TLS reports
+//
+// Three alert rules (reportalerts.go) read what receivers report about
+// all of our mail: dmarc.record events, one per <record> of a DMARC
+// aggregate report (RFC 7489 appendix C, RFC 9990), and tlsrpt.result
+// events, one per policy of an SMTP TLS report (RFC 8460).
+// dmarc_alignment fires when one of our sending IPs fails DMARC at one
+// reporter for at least a share of its messages; dmarc_unknown_source
+// when a source outside our sending networks sends more than a number of
+// messages a day as one of our domains; tlsrpt_failure when TLS sessions
+// to one receiving domain fail above a share.
+//
+// Their time is the reports' period, not their arrival: a report covers
+// a day and arrives hours to a day after it, out of order with the
+// others. A rule counts the reports whose period ends within its window
+// (48 h by default, so each day is seen whole), judged again as time
+// passes (Tick, once a minute), so a condition ends when its reports
+// leave the window even when no report comes. A report whose period
+// ended before the window changes nothing. Entries are kept per
+// condition by event id, so a report received twice counts once; they
+// are bounded per condition and in number of conditions, since anyone
+// can mail reports to our rua address. At a restart the report streams
+// are replayed over the window (a report is stored no earlier than its
+// period ends), and a firing alert read back whose reports are all gone
+// is resolved.
+//
 // Engine (engine.go) is the whole logic with no I/O and no clock: every
 // method takes the time, so the unit tests drive it with a controlled
 // clock, and the worker (evaluator.go) only moves events in and carries
@@ -89,9 +115,9 @@
 //     crash between the two steps) and to remove a key a lift left behind;
 //  3. the ALERT stream, whole: the alerts this worker published, for the
 //     alert rules;
-//  4. the complaint, delivery and probe subjects over the longest window,
-//     counting only events after each subject's last decision, and the
-//     DNS subjects (listings, delistings, audits) from the start of their
+//  4. the complaint, delivery, probe and report subjects over the longest
+//     window (counting only events after each subject's last decision), and
+//     the DNS subjects (listings, delistings, audits) from the start of their
 //     stream; one consumer per stream, so each stream's events are judged
 //     in its order.
 //
