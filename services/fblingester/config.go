@@ -145,6 +145,11 @@ type TraceConfig struct {
 	// MessageIDDomains maps the domain part of the original's Message-ID
 	// (and its subdomains) to the customer whose mail carries it.
 	MessageIDDomains map[string]string `yaml:"message_id_domains"`
+	// FromDomains maps a header From domain (and its subdomains) to the
+	// customer who sends as it, for DMARC aggregate reports, which name
+	// only the From domain. A domain not listed is looked up in
+	// dkim_domains: a customer's aligned signing domain is its From domain.
+	FromDomains map[string]string `yaml:"from_domains"`
 	// SourceNetworks are our sending networks (addresses or CIDR
 	// prefixes). A reported Source-IP inside one traces the report to that
 	// IP. Empty: any reported Source-IP is taken as ours, since the

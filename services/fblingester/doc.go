@@ -1,8 +1,10 @@
 // Package fblingester is the fbl-ingester worker: it receives the reports
 // mailbox providers send about our mail — feedback-loop complaints (ARF,
 // RFC 5965; Microsoft JMRP; Yahoo CFL), authentication-failure reports (RFC
-// 6591) and bounces (RFC 3464 DSNs and text bounces) — and publishes them
-// as events traced to the customer and sending IP they are about.
+// 6591), bounces (RFC 3464 DSNs and text bounces), DMARC aggregate reports
+// (RFC 7489 appendix C, RFC 9990) and SMTP TLS reports (RFC 8460) — and
+// publishes them as events traced to the customer and sending IP they are
+// about.
 //
 // # Inputs
 //
@@ -12,7 +14,9 @@
 //     bounded; STARTTLS is offered when a certificate is configured.
 //   - IMAP mailboxes pulled every interval; a message is deleted (or moved)
 //     only after its events are stored.
-//   - Directories or maildirs; an imported file is moved to DIR/done/.
+//   - Directories or maildirs; an imported file is moved to DIR/done/. A
+//     file is a mail, or a report file as saved from one: XML, JSON, gzip
+//     or zip (RFC 6713 media types), read as a report only.
 //
 // # Nothing lost, nothing counted twice
 //
@@ -28,7 +32,8 @@
 // Event ids are derived from the message: for a complaint, from the
 // message complained about (below); for a bounce or an auth-failure
 // report, from the report's Message-ID, else a hash of its body (and a
-// bounce's recipient). A message handled again publishes the same ids, and
+// bounce's recipient); for a DMARC or TLS report, from the report itself
+// (below). A message handled again publishes the same ids, and
 // JetStream's duplicate window, the complaint-evaluator and ClickHouse drop
 // the copy.
 //
@@ -42,6 +47,27 @@
 // DSN: one mailmon.bounce.received per failed or delayed recipient with the
 // shared classifier's reason and category. Auto-replies and delivery
 // confirmations publish nothing. Everything else is dead-lettered.
+//
+// DMARC aggregate and SMTP TLS reports are recognised after ARF and before
+// DSN (a report is never dead-lettered as "not a bounce"): a mail with a
+// report attachment (gzip, zip, XML, application/tlsrpt+gzip or +json), or
+// a report file. Unpacking is bounded (services/internal/reportfile: input,
+// document and total sizes, compression ratio, member count): a
+// compression bomb, or a document no parser reads, is dead-lettered with
+// the reason and counted (reports_refused_total), and the input goes on —
+// over SMTP it is answered 250 like any dead letter, since sending it
+// again cannot help.
+//
+// Each <record> becomes one mailmon.dmarc.record and each TLS policy one
+// mailmon.tlsrpt.result. The time is the start of the report's period and
+// the id derives from the reporter (org name, lower-cased), the report id,
+// the policy domain and the record's position (TLS: organisation, report
+// id, policy position) — not from the mail that carried it — so the same
+// report mailed twice, once gzip and once zip, or by SMTP and from a
+// mailbox, is stored once. A report's events are published without
+// waiting for each PubAck (a large receiver's report holds thousands of
+// records, at most 512 unconfirmed at once), and the message is
+// acknowledged only when all of them are confirmed.
 //
 // # Trust
 //
@@ -64,6 +90,15 @@
 // reported Source-IP in our networks (these two for trusted reports only).
 // Trusted complaints that match nothing are counted, and an alert is
 // raised when their share over a window passes a threshold.
+//
+// A DMARC record is ours (our_source) when its source_ip is inside
+// trace.source_networks (none is when that list is empty), and belongs to
+// the customer whose domain its header From is: trace.from_domains, else
+// trace.dkim_domains, each matching the domain or a parent of it
+// (a.b.example.com, then b.example.com, then example.com). A TLS result is
+// ours when one of its failures' sending MTA IPs is in our networks. Report
+// events carry no trust: they only feed alerts and the console, and never
+// make mailmon act on mail.
 //
 // # One complaint, one event
 //

@@ -21,6 +21,9 @@ type metrics struct {
 	smtpRefused     *prometheus.CounterVec
 	pullErrors      *prometheus.CounterVec
 	alerts          *prometheus.CounterVec
+	reports         *prometheus.CounterVec
+	reportEvents    *prometheus.CounterVec
+	reportsRefused  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, labels)
 	}
 	m := &metrics{
-		messages:        counter("messages_total", "Messages handled, by input (smtp, imap, file) and outcome (complaint, auth_failure, bounce, auto_reply, delivered, dead_letter, retry).", "input", "outcome"),
+		messages:        counter("messages_total", "Messages handled, by input (smtp, imap, file) and outcome (complaint, auth_failure, bounce, dmarc_report, tls_report, auto_reply, delivered, dead_letter, retry).", "input", "outcome"),
 		deadLettered:    counter("dead_lettered_total", "Messages no parser understood, stored in mailmon.dlq.fbl-ingester, by input.", "input"),
 		publishFailures: counter("publish_failures_total", "Messages whose events or dead letter JetStream did not confirm (the input keeps them and retries), by input.", "input"),
 		tracking:        counter("tracking_headers_total", "Reports and bounces by tracking header verdict (valid, missing, invalid: present but not verifiable, ignored).", "status"),
@@ -41,11 +44,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Counted, trusted complaints that traced to nothing of ours."}),
 		unmatchedShare: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unmatched_complaint_share",
 			Help: "Share of counted, trusted complaints in the unmatched_alert window that traced to nothing."}),
-		bounces:      counter("bounces_total", "bounce.received events (one per failed recipient), by category.", "category"),
-		authFailures: counter("auth_failures_total", "authfailure.received events, by Auth-Failure.", "auth_failure"),
-		smtpRefused:  counter("smtp_refused_total", "SMTP commands or connections refused, by reason (relay, too_large, unstorable, connections, retry, session_timeout).", "reason"),
-		pullErrors:   counter("pull_errors_total", "Failed IMAP pulls and directory scans, by input and name.", "input", "name"),
-		alerts:       counter("alerts_total", "unmatched_complaints alerts published, by status.", "status"),
+		bounces:        counter("bounces_total", "bounce.received events (one per failed recipient), by category.", "category"),
+		authFailures:   counter("auth_failures_total", "authfailure.received events, by Auth-Failure.", "auth_failure"),
+		smtpRefused:    counter("smtp_refused_total", "SMTP commands or connections refused, by reason (relay, too_large, unstorable, connections, retry, session_timeout).", "reason"),
+		pullErrors:     counter("pull_errors_total", "Failed IMAP pulls and directory scans, by input and name.", "input", "name"),
+		alerts:         counter("alerts_total", "unmatched_complaints alerts published, by status.", "status"),
+		reports:        counter("reports_total", "DMARC aggregate and SMTP TLS report documents read, by format (dmarc, tlsrpt).", "format"),
+		reportEvents:   counter("report_events_total", "dmarc.record and tlsrpt.result events stored (one per aggregate-report record, one per TLS-report policy), by format (dmarc, tlsrpt).", "format"),
+		reportsRefused: counter("reports_refused_total", "Reports dead-lettered, by reason (limit: over the unpacking limits, a compression bomb; unreadable; too_many: more records than one message may hold).", "reason"),
 	}
 	r := obs.NewRegistrar(reg)
 	m.messages = obs.Register(r, m.messages)
@@ -62,5 +68,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.smtpRefused = obs.Register(r, m.smtpRefused)
 	m.pullErrors = obs.Register(r, m.pullErrors)
 	m.alerts = obs.Register(r, m.alerts)
+	m.reports = obs.Register(r, m.reports)
+	m.reportEvents = obs.Register(r, m.reportEvents)
+	m.reportsRefused = obs.Register(r, m.reportsRefused)
 	return m, r.Err()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/arf"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/dsn"
+	"github.com/mailmon/mailmon/services/internal/reportfile"
 )
 
 // Outcomes of one message, as counted in metrics.
@@ -60,14 +61,23 @@ type result struct {
 }
 
 // analyse parses one message and builds its events: ARF first (a
-// complaint notice may also look like a bounce), then DSN; what is neither
-// is dead-lettered. Its only I/O is the DNS lookup of DKIM keys (of
+// complaint notice may also look like a bounce), then DMARC aggregate and
+// SMTP TLS reports, then DSN; what is none of these is dead-lettered. A
+// report file (gzip, zip, XML or JSON rather than a mail) is read as a
+// report only. Its only I/O is the DNS lookup of DKIM keys (of
 // configured operators and customers only); an error means a lookup failed
 // for now and the message must be tried again later.
 func (in *Ingester) analyse(ctx context.Context, raw []byte, o origin) (result, error) {
 	via := o.via
 	id := identify(raw)
 	now := in.now()
+	if bareReport(raw) {
+		// A report file (gzip, zip, XML, JSON), not a mail.
+		if res, ok := in.analyseReport(raw, id, via, now); ok {
+			return res, nil
+		}
+		return result{outcome: outcomeDeadLetter, reason: "neither a mail nor a DMARC aggregate or SMTP TLS report"}, nil
+	}
 	rep, err := arf.Parse(raw)
 	if err != nil {
 		return result{outcome: outcomeDeadLetter, reason: "report not read: " + err.Error()}, nil
@@ -88,6 +98,13 @@ func (in *Ingester) analyse(ctx context.Context, raw []byte, o origin) (result, 
 			r.complaint = ev
 		}
 		return r, nil
+	}
+	// DMARC aggregate and SMTP TLS reports before DSN: a report is never
+	// dead-lettered as "not a bounce".
+	if reportfile.LooksLikeReport(raw) {
+		if res, ok := in.analyseReport(raw, id, via, now); ok {
+			return res, nil
+		}
 	}
 	b, err := dsn.Parse(raw)
 	if err != nil {
@@ -338,7 +355,13 @@ func (in *Ingester) handle(ctx context.Context, raw []byte, o origin) (result, e
 			res = result{outcome: outcomeDeadLetter, reason: reason, unstorable: true}
 		}
 	}
-	if res.outcome != outcomeDeadLetter {
+	if res.outcome == outcomeDMARC || res.outcome == outcomeTLSRPT {
+		if err := in.publishReport(ctx, res.events); err != nil {
+			in.m.publishFailures.WithLabelValues(via).Inc()
+			in.m.messages.WithLabelValues(via, outcomeRetry).Inc()
+			return res, fmt.Errorf("publish report: %w", err)
+		}
+	} else if res.outcome != outcomeDeadLetter {
 		for _, ev := range res.events {
 			err := in.pub.Publish(ctx, ev)
 			if err == nil {
@@ -384,6 +407,10 @@ func (in *Ingester) handle(ctx context.Context, raw []byte, o origin) (result, e
 			in.m.bounces.WithLabelValues(e.Category).Inc()
 		case *schemas.AuthFailureReceived:
 			in.m.authFailures.WithLabelValues(e.AuthFailure).Inc()
+		case *schemas.DMARCRecord:
+			in.m.reportEvents.WithLabelValues(string(reportfile.FormatDMARC)).Inc()
+		case *schemas.TLSRPTResult:
+			in.m.reportEvents.WithLabelValues(string(reportfile.FormatTLSRPT)).Inc()
 		}
 	}
 	if res.complaint != nil {

@@ -55,12 +55,14 @@ type tracer struct {
 	track    worker.Tracking
 	dkim     map[string]string
 	msgID    map[string]string
+	from     map[string]string
 	networks []netip.Prefix
 	now      func() time.Time
 }
 
 func newTracer(cfg TraceConfig, track worker.Tracking, now func() time.Time) *tracer {
-	t := &tracer{track: track, dkim: lowerKeys(cfg.DKIMDomains), msgID: lowerKeys(cfg.MessageIDDomains), now: now}
+	t := &tracer{track: track, dkim: lowerKeys(cfg.DKIMDomains), msgID: lowerKeys(cfg.MessageIDDomains),
+		from: lowerKeys(cfg.FromDomains), now: now}
 	for _, n := range cfg.SourceNetworks {
 		if p, err := parseNetwork(n); err == nil { // checked by Validate
 			t.networks = append(t.networks, p)

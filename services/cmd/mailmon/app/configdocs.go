@@ -145,6 +145,7 @@ func exampleValues() Config {
 	}}
 	c.FBLIngester.Trace.DKIMDomains = map[string]string{"acme-retail.example.com": "acme-retail"}
 	c.FBLIngester.Trace.MessageIDDomains = map[string]string{"mail.acme-retail.example.com": "acme-retail"}
+	c.FBLIngester.Trace.FromDomains = map[string]string{"acme-retail.example.com": "acme-retail"}
 	c.FBLIngester.Trace.SourceNetworks = []string{"192.0.2.0/24"}
 	c.FBLIngester.Trust.Operators = []fblingester.Operator{{DKIMDomain: "fbl.partner.example"}}
 	c.FBLIngester.Trust.SMTPUsers = []fblingester.SMTPUser{{Username: "fbl-relay", Password: "${env:MAILMON_FBL_SMTP_PASSWORD:-example-only-fbl-smtp-password}"}}
