@@ -139,10 +139,11 @@ func Parse(doc []byte) (*Report, error) {
 		return nil, fmt.Errorf("%w: no XML element", ErrNotXML)
 	}
 	doc = toUTF8(doc)
-	d := xml.NewDecoder(bytes.NewReader(doc))
+	raw := xml.NewDecoder(bytes.NewReader(doc))
 	// The document is UTF-8 by now, whatever its declaration says.
-	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	d.Entity = xml.HTMLEntity
+	raw.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	raw.Entity = xml.HTMLEntity
+	d := xml.NewTokenDecoder(&depthLimiter{d: raw})
 	var fb xmlFeedback
 	if err := d.Decode(&fb); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotXML, err)
@@ -190,6 +191,34 @@ func Parse(doc []byte) (*Report, error) {
 		r.Records = append(r.Records, rec)
 	}
 	return r, nil
+}
+
+// MaxDepth is how deep elements may nest; a report needs 5 levels.
+// encoding/xml's work per element grows with the nesting depth, so a
+// document of nothing but start tags would cost time quadratic in its
+// size.
+const MaxDepth = 64
+
+// depthLimiter hands the raw tokens of a decoder (namespaces are
+// translated by the decoder reading from it) to another decoder, and ends
+// the document with an error past MaxDepth.
+type depthLimiter struct {
+	d     *xml.Decoder
+	depth int
+}
+
+func (l *depthLimiter) Token() (xml.Token, error) {
+	t, err := l.d.RawToken()
+	switch t.(type) {
+	case xml.StartElement:
+		l.depth++
+		if l.depth > MaxDepth {
+			return nil, fmt.Errorf("elements nested more than %d deep", MaxDepth)
+		}
+	case xml.EndElement:
+		l.depth--
+	}
+	return t, err
 }
 
 func record(x *xmlRecord) (Record, error) {

@@ -182,4 +182,3 @@ func abbrev(keys []string) string {
 	}
 	return strings.Join(keys, " ")
 }
-
