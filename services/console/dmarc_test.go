@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/console"
 	"github.com/mailmon/mailmon/services/console/consoletest"
 	"github.com/mailmon/mailmon/services/internal/chstore"
@@ -114,17 +116,19 @@ func TestDMARCPage(t *testing.T) {
 	h, truth, _ := seedDMARC(t)
 	now := truth.Now
 	for _, tc := range []struct {
-		name, query      string
-		from             time.Time
-		domain, sourceIP string
+		name, query string
+		from        time.Time
+		filter      consoletest.DMARCFilter
 		// rows, unknown and tls are the sizes of the sections.
 		rows, unknown, tls int
 	}{
-		{"default range", "", now.Add(-24 * time.Hour), "", "", 8, 2, 3},
-		{"7 days", "range=7d", now.Add(-7 * 24 * time.Hour), "", "", 8, 2, 4},
-		{"30 days", "range=30d", now.Add(-30 * 24 * time.Hour), "", "", 9, 3, 4},
-		{"one of our domains", "domain=" + url.QueryEscape(strings.ToUpper(consoletest.DMARCOtherDomain)), now.Add(-24 * time.Hour), consoletest.DMARCOtherDomain, "", 1, 0, 3},
-		{"the spoofing source", "range=7d&source_ip=" + consoletest.SpoofIP, now.Add(-7 * 24 * time.Hour), "", consoletest.SpoofIP, 2, 1, 4},
+		{"default range", "", now.Add(-24 * time.Hour), consoletest.DMARCFilter{}, 8, 2, 3},
+		{"7 days", "range=7d", now.Add(-7 * 24 * time.Hour), consoletest.DMARCFilter{}, 8, 2, 4},
+		{"30 days", "range=30d", now.Add(-30 * 24 * time.Hour), consoletest.DMARCFilter{}, 9, 3, 4},
+		{"one of our domains", "domain=" + url.QueryEscape(strings.ToUpper(consoletest.DMARCOtherDomain)), now.Add(-24 * time.Hour),
+			consoletest.DMARCFilter{Domain: consoletest.DMARCOtherDomain}, 1, 0, 3},
+		{"the spoofing source", "range=7d&source_ip=" + consoletest.SpoofIP, now.Add(-7 * 24 * time.Hour), consoletest.DMARCFilter{SourceIP: consoletest.SpoofIP}, 2, 1, 4},
+		{"a customer", "customer=" + consoletest.Customer, now.Add(-24 * time.Hour), consoletest.DMARCFilter{Customer: consoletest.Customer}, 7, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := "/dmarc"
@@ -135,7 +139,7 @@ func TestDMARCPage(t *testing.T) {
 			if !pg.Params.To.Equal(now) || pg.Params.From.After(tc.from) || tc.from.Sub(pg.Params.From) >= 5*time.Minute {
 				t.Fatalf("range %s – %s, want %s – %s", pg.Params.From, pg.Params.To, tc.from, now)
 			}
-			want := truth.View(pg.Params.From, pg.Params.To, tc.domain, tc.sourceIP)
+			want := truth.View(pg.Params.From, pg.Params.To, tc.filter)
 			same(t, "page", dmarcView(pg), want)
 			if len(want.Rows) != tc.rows || len(want.Unknown) != tc.unknown || len(want.TLS) != tc.tls {
 				t.Fatalf("the truth has %d rows, %d unknown sources, %d TLS rows; the test expects %d, %d, %d",
@@ -145,13 +149,13 @@ func TestDMARCPage(t *testing.T) {
 			inOrder(t, path, html, dmarcHTMLRows(want))
 			contains(t, path, html, "<title>mailmon · DMARC &amp; TLS</title>", `aria-current="page">DMARC &amp; TLS</a>`,
 				fmt.Sprintf("<b>%s</b> to <b>%s</b>", want.FirstDay.Format("2006-01-02"), want.LastDay.Format("2006-01-02")))
-			if tc.domain != "" {
-				contains(t, path, html, `name="domain" value="`+tc.domain+`"`)
+			if tc.filter.Domain != "" {
+				contains(t, path, html, `name="domain" value="`+tc.filter.Domain+`"`)
 			}
 			if tc.unknown == 0 {
 				contains(t, path, html, "None: every message the reports counted with these filters came from our sending networks.")
 			}
-			if tc.domain != "" || tc.sourceIP != "" {
+			if tc.filter != (consoletest.DMARCFilter{}) {
 				contains(t, path, html, "the domain, source IP and customer filters do not apply to them")
 			}
 		})
@@ -205,6 +209,103 @@ func TestDMARCPageReadsRollups(t *testing.T) {
 			if !strings.Contains(q, "_1d WHERE bucket >= ? AND bucket <= ?") {
 				t.Errorf("GET %s ran a query not bounded by the range's days:\n%s", path, q)
 			}
+		}
+	}
+}
+
+// BenchmarkDMARCPage builds /dmarc over a month of synthetic reports: each
+// day 10 of our domains × 20 of our IPs × 25 reporters, and 300 unknown
+// sources seen by 2 reporters each (5600 records a day, 168 000 in all),
+// and 100 TLS report policies a day.
+func BenchmarkDMARCPage(b *testing.B) {
+	ctx := context.Background()
+	conn, database := chtest.NewDatabase(b, server)
+	now := time.Now().UTC().Truncate(time.Second)
+	if _, err := consoletest.SeedDMARC(ctx, conn, now); err != nil { // migrates
+		b.Fatal(err)
+	}
+	today := now.Truncate(24 * time.Hour)
+	insertAll := func(ev schemas.Event, rows [][]any) {
+		k, err := schemas.KindOf(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch, err := conn.PrepareBatch(ctx, schemas.InsertQuery(k))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range rows {
+			if err := batch.Append(r...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for day := range 30 {
+		begin := today.AddDate(0, 0, -day)
+		var rows, tls [][]any
+		add := func(domain, ip, reporter string, ours bool, count uint64, pass bool) {
+			ev := &schemas.DMARCRecord{ReportID: reporter + begin.Format("20060102"), OrgName: reporter, Begin: begin, End: begin.Add(24*time.Hour - time.Second),
+				Domain: domain, Policy: "reject", Percent: 100, SourceIP: ip, Count: count, Disposition: "none", DKIM: "pass", SPF: "pass", DMARC: "pass",
+				HeaderFrom: domain, OurSource: ours, ReceivedVia: "smtp"}
+			if !pass {
+				ev.DKIM, ev.SPF, ev.DMARC, ev.Disposition = "fail", "fail", "fail", "reject"
+			}
+			if err := schemas.Stamp(ev, schemas.Source{Worker: "fbl-ingester", Host: "bench"}, begin); err != nil {
+				b.Fatal(err)
+			}
+			rows = append(rows, schemas.Row(ev))
+		}
+		for d := range 10 {
+			for ip := range 20 {
+				for r := range 25 {
+					add(fmt.Sprintf("d%d.example", d), fmt.Sprintf("192.0.2.%d", ip), fmt.Sprintf("r%d.example", r), true, uint64(100+ip+r), (ip+r+day)%7 != 0)
+				}
+			}
+		}
+		for u := range 300 {
+			for r := range 2 {
+				add(fmt.Sprintf("d%d.example", u%10), fmt.Sprintf("203.0.%d.%d", u/250, u%250), fmt.Sprintf("r%d.example", r), false, uint64(1+u%40), false)
+			}
+		}
+		for p := range 100 {
+			ev := &schemas.TLSRPTResult{ReportID: fmt.Sprintf("tls-%d-%d", day, p), Organization: fmt.Sprintf("r%d.example", p%5), Begin: begin,
+				End: begin.Add(24*time.Hour - time.Second), PolicyDomain: fmt.Sprintf("mx%d.example", p%20), PolicyType: "sts",
+				Success: uint64(1000 + p), Failure: uint64(p % 13), ReceivedVia: "smtp"}
+			if err := schemas.Stamp(ev, schemas.Source{Worker: "fbl-ingester", Host: "bench"}, begin); err != nil {
+				b.Fatal(err)
+			}
+			tls = append(tls, schemas.Row(ev))
+		}
+		insertAll(&schemas.DMARCRecord{}, rows)
+		insertAll(&schemas.TLSRPTResult{}, tls)
+	}
+	_, _, js := natstest.Start(b)
+	ch := chstore.DefaultConfig()
+	ch.Addr, ch.Database = server.Addr(), database
+	w, err := console.New(console.DefaultConfig(), worker.Settings{JetStream: js, ClickHouse: ch, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := w.Handler()
+	for _, path := range []string{"/dmarc", "/dmarc?range=30d", "/dmarc?range=30d&domain=d3.example"} {
+		for _, format := range []string{"html", "json"} {
+			b.Run(path+" "+format, func(b *testing.B) {
+				for b.Loop() {
+					r := httptest.NewRequest(http.MethodGet, path, nil)
+					r.RemoteAddr = "127.0.0.1:40000"
+					if format == "json" {
+						r.Header.Set("Accept", "application/json")
+					}
+					rw := httptest.NewRecorder()
+					h.ServeHTTP(rw, r)
+					if rw.Code != http.StatusOK {
+						b.Fatalf("GET %s = %d: %s", path, rw.Code, rw.Body.String())
+					}
+				}
+			})
 		}
 	}
 }

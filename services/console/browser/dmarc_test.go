@@ -30,7 +30,7 @@ func TestDMARCPage(t *testing.T) {
 
 	var pg console.DMARC
 	fetchJSON(t, c.page("/dmarc"), &pg)
-	want := truth.View(pg.Params.From, pg.Params.To, "", "")
+	want := truth.View(pg.Params.From, pg.Params.To, consoletest.DMARCFilter{})
 	same(t, "JSON", pg, want)
 	if len(want.Rows) == 0 || len(want.Unknown) == 0 || len(want.TLS) == 0 {
 		t.Fatalf("the truth has an empty section: %+v", want)
@@ -54,7 +54,7 @@ func TestDMARCPage(t *testing.T) {
 	if q := queryOf(t, u); q.Get("domain") != consoletest.DMARCOtherDomain || q.Get("range") != console.DefaultRange {
 		t.Errorf("the filter form went to %s, want domain=%s and range=%s", u, consoletest.DMARCOtherDomain, console.DefaultRange)
 	}
-	filtered := truth.View(pg.Params.From, pg.Params.To, consoletest.DMARCOtherDomain, "")
+	filtered := truth.View(pg.Params.From, pg.Params.To, consoletest.DMARCFilter{Domain: consoletest.DMARCOtherDomain})
 	checkDMARCTables(t, b, filtered)
 	if got := b.text("p.unknown-empty"); got != "None: every message the reports counted with these filters came from our sending networks." {
 		t.Errorf("the unknown sources of %s say %q", consoletest.DMARCOtherDomain, got)

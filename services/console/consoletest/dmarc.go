@@ -216,10 +216,13 @@ func SeedDMARC(ctx context.Context, conn driver.Conn, now time.Time) (DMARCTruth
 	return truth, nil
 }
 
+// DMARCFilter is /dmarc's filters; "" is every value.
+type DMARCFilter struct{ Domain, SourceIP, Customer string }
+
 // View is what /dmarc shows for a range from..to (the page reads the UTC
-// days the range touches) with the domain and source IP filters ("" for
-// none), computed from the seeded events. TLS reports are not filtered.
-func (t DMARCTruth) View(from, to time.Time, domain, sourceIP string) DMARCView {
+// days the range touches) with the filters, computed from the seeded
+// events. TLS reports are not filtered.
+func (t DMARCTruth) View(from, to time.Time, f DMARCFilter) DMARCView {
 	v := DMARCView{FirstDay: startOfDay(from), LastDay: startOfDay(to)}
 	in := func(day time.Time) bool { return !day.Before(v.FirstDay) && !day.After(v.LastDay) }
 	type rowKey struct {
@@ -230,7 +233,7 @@ func (t DMARCTruth) View(from, to time.Time, domain, sourceIP string) DMARCView 
 	type srcKey struct{ ip, domain string }
 	unknown := map[srcKey]*DMARCSource{}
 	for _, r := range t.records {
-		if !in(r.Time) || domain != "" && r.Domain != domain || sourceIP != "" && r.SourceIP != sourceIP {
+		if !in(r.Time) || f.Domain != "" && r.Domain != f.Domain || f.SourceIP != "" && r.SourceIP != f.SourceIP || f.Customer != "" && r.Customer != f.Customer {
 			continue
 		}
 		k := rowKey{r.Domain, r.SourceIP, r.OrgName, r.OurSource}

@@ -62,7 +62,7 @@ func TestSeedDMARCFillsTheRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := truth.View(now.Add(-7*24*time.Hour), now, "", "")
+	v := truth.View(now.Add(-7*24*time.Hour), now, consoletest.DMARCFilter{})
 	var messages, pass, sessions, failures uint64
 	for _, r := range v.Rows {
 		messages, pass = messages+r.Messages, pass+r.Pass
