@@ -22,6 +22,9 @@ func FuzzAlertRules(f *testing.F) {
 		listedOn(schemas.TargetIP, "192.0.2.1", "zen.example", 2, t0), delistedFrom(schemas.TargetIP, "192.0.2.1", "zen.example", 2, t0),
 		listedOn(schemas.TargetDomain, "example.com", "dbl.example", 2, t0),
 		auditOf(schemas.TargetIP, "192.0.2.1", t0, [2]string{"ptr", schemas.SeverityCritical}),
+		dmarcRow("192.0.2.1", "google.com", "example.com", schemas.DMARCFail, 200, true, day(0)),
+		dmarcRow("203.0.113.9", "google.com", "example.com", schemas.DMARCFail, 2000, false, day(0)),
+		tlsRow("google.com", "example.com", 100, 100, day(0)),
 	} {
 		b, err := json.Marshal(ev)
 		if err != nil {
