@@ -137,9 +137,7 @@ func (s source) dmarc(ctx context.Context, p Params) (DMARC, error) {
 	if err := q.Err(); err != nil {
 		return out, fmt.Errorf("dmarc: %w", err)
 	}
-	if len(out.Rows) == s.cfg.Rows {
-		out.Notes = append(out.Notes, fmt.Sprintf("DMARC: the first %d rows (console.rows) are shown; filter by domain or source IP for the others", s.cfg.Rows))
-	}
+	s.noteLimit(&out.Meta, "DMARC pass rates", len(out.Rows), "filter by domain or source IP for the others")
 
 	// Unknown sources, most messages first.
 	uf := &filter{conds: slices.Clone(f.conds), args: slices.Clone(f.args)}
@@ -165,6 +163,7 @@ func (s source) dmarc(ctx context.Context, p Params) (DMARC, error) {
 	if err := q.Err(); err != nil {
 		return out, fmt.Errorf("unknown sources: %w", err)
 	}
+	s.noteLimit(&out.Meta, "unknown sources", len(out.Unknown), "filter by domain for the others")
 
 	// TLS: per receiving domain × organisation, the highest failure share
 	// first. The reports are about receiving domains, not our domains or
@@ -192,5 +191,17 @@ func (s source) dmarc(ctx context.Context, p Params) (DMARC, error) {
 		r.FailurePct = pct(r.Failures, r.Sessions)
 		out.TLS = append(out.TLS, r)
 	}
-	return out, q.Err()
+	if err := q.Err(); err != nil {
+		return out, fmt.Errorf("tls reports: %w", err)
+	}
+	s.noteLimit(&out.Meta, "TLS failures", len(out.TLS), "the worst are first")
+	return out, nil
+}
+
+// noteLimit notes on the page that a section shows only its first
+// console.rows rows when it has that many.
+func (s source) noteLimit(m *Meta, section string, n int, hint string) {
+	if n >= s.cfg.Rows {
+		m.Notes = append(m.Notes, fmt.Sprintf("%s: only the first %d rows are shown (console.rows); %s", section, s.cfg.Rows, hint))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ import (
 )
 
 // seedDMARC is a console over consoletest's DMARC and TLS reports.
-func seedDMARC(t *testing.T) (http.Handler, consoletest.DMARCTruth, *recorder) {
+func seedDMARC(t *testing.T, cfg console.Config) (http.Handler, consoletest.DMARCTruth, *recorder) {
 	t.Helper()
 	ctx := context.Background()
 	conn, database := chtest.NewDatabase(t, server)
@@ -35,7 +36,7 @@ func seedDMARC(t *testing.T) (http.Handler, consoletest.DMARCTruth, *recorder) {
 	_, _, js := natstest.Start(t)
 	ch := chstore.DefaultConfig()
 	ch.Addr, ch.Database = server.Addr(), database
-	w, err := console.New(console.DefaultConfig(), worker.Settings{JetStream: js, ClickHouse: ch, Now: func() time.Time { return now }})
+	w, err := console.New(cfg, worker.Settings{JetStream: js, ClickHouse: ch, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func dmarcHTMLRows(v consoletest.DMARCView) []string {
 			r.Domain, r.SourceIP, r.Reporter, source, r.Messages, pct(r.PassPct), pct(r.DKIMPassPct), pct(r.SPFPassPct), r.Quarantined, r.Rejected))
 	}
 	for _, u := range v.Unknown {
-		out = append(out, fmt.Sprintf(`<td>%s</td><td>%s</td><td>%s</td><td class="n">%d</td><td class="n">%s</td></tr>`,
+		out = append(out, fmt.Sprintf(`">%s</a></td><td>%s</td><td>%s</td><td class="n">%d</td><td class="n">%s</td></tr>`,
 			u.SourceIP, u.Domain, strings.Join(u.Reporters, ", "), u.Messages, pct(u.PassPct)))
 	}
 	for _, r := range v.TLS {
@@ -113,7 +114,7 @@ func inOrder(t *testing.T, what, html string, rows []string) {
 // TestDMARCPage compares every figure of /dmarc, as JSON and as HTML, with
 // the seeded reports, over several ranges and filters.
 func TestDMARCPage(t *testing.T) {
-	h, truth, _ := seedDMARC(t)
+	h, truth, _ := seedDMARC(t, console.DefaultConfig())
 	now := truth.Now
 	for _, tc := range []struct {
 		name, query string
@@ -185,6 +186,24 @@ func TestDMARCPage(t *testing.T) {
 	contains(t, "no match", getHTML(t, h, "/dmarc?source_ip=192.0.2.250"), "No DMARC aggregate reports received for these days with these filters.")
 }
 
+// With console.rows smaller than a section, the section shows its first
+// rows and the page says so.
+func TestDMARCPageRowsLimit(t *testing.T) {
+	cfg := console.DefaultConfig()
+	cfg.Rows = 2
+	h, truth, _ := seedDMARC(t, cfg)
+	pg := getJSON[console.DMARC](t, h, "/dmarc")
+	want := truth.View(pg.Params.From, pg.Params.To, consoletest.DMARCFilter{})
+	want.Rows, want.Unknown, want.TLS = want.Rows[:2], want.Unknown[:2], want.TLS[:2]
+	same(t, "page", dmarcView(pg), want)
+	for _, section := range []string{"DMARC pass rates", "unknown sources", "TLS failures"} {
+		if !slices.ContainsFunc(pg.Notes, func(n string) bool { return strings.HasPrefix(n, section+": only the first 2 rows are shown") }) {
+			t.Errorf("no note on %s's limit: %q", section, pg.Notes)
+		}
+	}
+	inOrder(t, "/dmarc", getHTML(t, h, "/dmarc"), dmarcHTMLRows(want))
+}
+
 // dmarcRaw matches a query reading the raw report tables (their rollups'
 // names continue with an underscore).
 var dmarcRaw = regexp.MustCompile(`(?i)\b(dmarc_record|tlsrpt_result)\b(?:[^_]|$)`)
@@ -192,7 +211,7 @@ var dmarcRaw = regexp.MustCompile(`(?i)\b(dmarc_record|tlsrpt_result)\b(?:[^_]|$
 // TestDMARCPageReadsRollups proves that /dmarc reads only the daily
 // rollups, each query bounded by the days of the range.
 func TestDMARCPageReadsRollups(t *testing.T) {
-	h, _, rec := seedDMARC(t)
+	h, _, rec := seedDMARC(t, console.DefaultConfig())
 	for _, path := range []string{"/dmarc", "/dmarc?range=30d", "/dmarc?range=1h&domain=" + consoletest.DMARCDomain + "&source_ip=" + consoletest.SpoofIP} {
 		rec.reset()
 		if code, body := get(t, h, path, true); code != http.StatusOK {

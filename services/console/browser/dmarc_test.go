@@ -46,8 +46,19 @@ func TestDMARCPage(t *testing.T) {
 	checkDMARCTables(t, b, want)
 	b.screenshot("dmarc")
 
+	// An unknown source links to the page filtered on it.
+	u := b.follow(chromedp.Click(chromedp.CSS(`table.unknown-sources a`)))
+	if q := queryOf(t, u); q.Get("source_ip") != want.Unknown[0].SourceIP {
+		t.Errorf("the first unknown source's link went to %s, want source_ip=%s", u, want.Unknown[0].SourceIP)
+	}
+	checkDMARCTables(t, b, truth.View(pg.Params.From, pg.Params.To, consoletest.DMARCFilter{SourceIP: want.Unknown[0].SourceIP}))
+	if got := b.texts("p.note"); len(got) != 1 || !strings.Contains(got[0], "filters do not apply to them") {
+		t.Errorf("filtered on a source, the page notes %q, want that the filters do not apply to TLS reports", got)
+	}
+
+	b.open(c.page("/dmarc"))
 	// The filter form: one of our domains, and the range kept.
-	u := b.follow(
+	u = b.follow(
 		chromedp.SendKeys(chromedp.CSS(`form.filters input[name=domain]`), consoletest.DMARCOtherDomain),
 		chromedp.Click(chromedp.CSS(`form.filters button[type=submit]`)),
 	)
