@@ -139,9 +139,13 @@ func (c Config) validateReportRules(check *config.Check) {
 
 // Bounds on what reports, which anyone can mail to our rua address, make
 // the engine keep: the records per condition and the conditions per rule.
+// A record's count is capped too, so the totals of a condition cannot
+// overflow, and so are the failure types a TLS report's policy quotes.
 const (
 	maxReportEntries = 10000
 	maxReportKeys    = 100000
+	maxReportCount   = 1 << 40
+	maxReportKinds   = 16
 )
 
 // reportEntry is what one DMARC record or TLS report policy adds to a
@@ -293,15 +297,16 @@ func (e *Engine) dmarcRecord(ev *schemas.DMARCRecord, now time.Time) []Output {
 		e.stats.Ignored++
 		return nil
 	}
-	en := reportEntry{end: ev.End, all: ev.Count, reportID: ev.ReportID, reporter: ev.OrgName, domain: ev.Domain, headerFrom: ev.HeaderFrom}
+	count := min(ev.Count, maxReportCount)
+	en := reportEntry{end: ev.End, all: count, reportID: ev.ReportID, reporter: ev.OrgName, domain: ev.Domain, headerFrom: ev.HeaderFrom}
 	if ev.DMARC == schemas.DMARCFail {
-		en.bad = ev.Count
+		en.bad = count
 	}
 	switch ev.Disposition {
 	case "reject":
-		en.rejected = ev.Count
+		en.rejected = count
 	case "quarantine":
-		en.quarantined = ev.Count
+		en.quarantined = count
 	}
 	if ev.OurSource {
 		r := e.cfg.DMARCAlignment
@@ -375,7 +380,7 @@ func reportDay(begin, end time.Time) string {
 // tlsrptResult feeds tlsrpt_failure.
 func (e *Engine) tlsrptResult(ev *schemas.TLSRPTResult, now time.Time) []Output {
 	r := e.cfg.TLSRPTFailure
-	if !r.Enabled || ev.PolicyDomain == "" || ev.Success+ev.Failure == 0 {
+	if !r.Enabled || ev.PolicyDomain == "" || (ev.Success == 0 && ev.Failure == 0) {
 		e.stats.Ignored++
 		return nil
 	}
@@ -392,8 +397,10 @@ func (e *Engine) tlsrptResult(ev *schemas.TLSRPTResult, now time.Time) []Output 
 		return nil
 	}
 	g.domain = ev.PolicyDomain
-	en := reportEntry{end: end, bad: ev.Failure, all: ev.Success + ev.Failure, reportID: ev.ReportID, reporter: ev.Organization,
-		domain: ev.PolicyDomain, kinds: slices.Compact(slices.Sorted(slices.Values(ev.FailureResultTypes)))}
+	failure := min(ev.Failure, maxReportCount)
+	kinds := slices.Compact(slices.Sorted(slices.Values(ev.FailureResultTypes)))
+	en := reportEntry{end: end, bad: failure, all: min(ev.Success, maxReportCount) + failure, reportID: ev.ReportID, reporter: ev.Organization,
+		domain: ev.PolicyDomain, kinds: slices.Clone(kinds[:min(len(kinds), maxReportKinds)])}
 	return e.addReport(g, ev.ID, en, now)
 }
 

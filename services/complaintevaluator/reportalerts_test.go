@@ -420,3 +420,19 @@ func BenchmarkObserveDMARCRecord(b *testing.B) {
 		e.Observe(rows[i%len(rows)], now, false)
 	}
 }
+
+// Counts a hostile report makes up cannot overflow a condition's totals:
+// each record counts at most maxReportCount messages.
+func TestReportCountsCapped(t *testing.T) {
+	now := day(1).Add(6 * time.Hour)
+	e := NewEngine(reportConfig(), src)
+	const huge = ^uint64(0)
+	out := alertsIn(feed(e, now,
+		dmarcRow("192.0.2.10", "google.com", "acme.example", schemas.DMARCPass, huge, true, day(0)),
+		dmarcRow("192.0.2.10", "google.com", "acme.example", schemas.DMARCPass, huge, true, day(0)),
+		dmarcRow("192.0.2.10", "google.com", "acme.example", schemas.DMARCFail, huge, true, day(0))))
+	// A third fail: 33 %, not the wrapped-around nonsense of 2^64 sums.
+	if len(out) != 1 || evidence(out[0], "messages") != fmt.Sprint(3*uint64(maxReportCount)) || evidence(out[0], "fail") != fmt.Sprint(uint64(maxReportCount)) {
+		t.Fatalf("huge counts: %+v", out)
+	}
+}
