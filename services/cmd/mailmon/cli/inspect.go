@@ -26,6 +26,8 @@ var inspectors = []inspector{
 	{"postfix-log", "a Postfix or Exim log: one object per delivery attempt, expiry and NOQUEUE reject, joined and classified", inspectPostfixLog},
 	{"arf", "a feedback-loop report (ARF, or a non-ARF look-alike): its fields and trace keys", inspectARF},
 	{"bounce", "a bounce (DSN or text): one line per failed recipient with reason and category", inspectBounce},
+	{"dmarc", "DMARC aggregate reports (mail, .xml, .gz, .zip): one line per record with the policy-evaluated and raw auth results", inspectDMARC},
+	{"tlsrpt", "SMTP TLS reports (mail, .json, .gz): one line per policy with session counts and failure details", inspectTLSRPT},
 	{"rejection", "SMTP reply / diagnostic texts, one per line (or JSON {\"text\",\"command\"}; -stage CMD for plain lines): reason, category, signature per line", inspectRejection},
 }
 
