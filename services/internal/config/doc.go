@@ -16,7 +16,10 @@
 //     from its new text (so a port can come from the environment); a quoted
 //     one stays a string. An unset variable is a problem that names the
 //     variable, never a value; ${env:NAME:-fallback} uses fallback instead
-//     when NAME is unset or empty.
+//     when NAME is unset or empty. A NAME missing from the environment is
+//     read from the systemd credential of that name
+//     ($CREDENTIALS_DIRECTORY/NAME, from a unit's LoadCredential=), so a
+//     service gets its secrets without them being in its environment.
 //  4. Strict keys. A key the struct does not declare is a problem, since a
 //     misspelled key silently keeping its default is how a monitor ends up
 //     monitoring nothing. Values of the wrong type are problems too.

@@ -27,7 +27,8 @@ const maxNodes = 100_000
 // already holds the defaults, in this order:
 //
 //  1. parse the file into a YAML node tree;
-//  2. expand ${env:NAME} in scalar values (never in keys);
+//  2. expand ${env:NAME} in scalar values (never in keys), from the
+//     environment or else the systemd credential NAME;
 //  3. decode strictly: keys absent from the file keep their default, keys
 //     the struct does not have are problems, and so is every value of the
 //     wrong type;
@@ -49,7 +50,7 @@ func Load(path string, dst any) error {
 	if len(data) > maxFileSize {
 		return Problems{{Message: fmt.Sprintf("file is larger than %d bytes", maxFileSize)}}
 	}
-	return decode(data, dst, os.LookupEnv)
+	return decode(data, dst, lookupEnvOrCredential)
 }
 
 // decode is Load after the file is read; lookup resolves ${env:NAME}.
