@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,5 +99,34 @@ func TestStepName(t *testing.T) {
 		if got := stepName(d); got != want {
 			t.Errorf("stepName(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// The DMARC page's domain filter is lower-cased, bounded and kept in the
+// links; the page reads every UTC day its range touches.
+func TestDMARCParams(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 20, 5, 0, time.UTC)
+	q, _ := url.ParseQuery("range=1h&domain=%20Acme.Example%20")
+	p, err := parseParams(q, now, 31*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Domain != "acme.example" {
+		t.Errorf("domain %q, want acme.example", p.Domain)
+	}
+	if got, want := string(p.Query("range", "7d")), "domain=acme.example&range=7d"; got != want {
+		t.Errorf("Query(range, 7d) = %q, want %q", got, want)
+	}
+	// 23:20 yesterday to 00:20 today: both days.
+	f, first, last := dmarcDays(p)
+	if want := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC); !first.Equal(want) || !last.Equal(want.AddDate(0, 0, 1)) {
+		t.Errorf("days %s to %s, want 2026-12-06 to 2026-12-07", first, last)
+	}
+	if len(f.args) != 2 || f.args[0] != first || f.args[1] != last {
+		t.Errorf("filter arguments %v", f.args)
+	}
+	q, _ = url.ParseQuery("domain=" + strings.Repeat("a", maxParam+1))
+	if _, err := parseParams(q, now, 31*24*time.Hour); err == nil || !strings.Contains(err.Error(), "domain") {
+		t.Errorf("a long domain: %v, want an error naming domain", err)
 	}
 }
