@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
+	"github.com/mailmon/mailmon/services/internal/lease"
 )
 
 // Config is the `dns_sweeper` section of the mailmon config.
@@ -50,7 +51,8 @@ type Config struct {
 	SeenIPs SeenIPsConfig `yaml:"seen_ips"`
 
 	// Interval is the time from the start of one sweep to the next.
-	// The first sweep runs at start.
+	// The first sweep runs at start, unless the last complete one (by any
+	// copy) started less than an interval ago.
 	Interval config.Duration `yaml:"interval"`
 	// Concurrency is the number of queries in flight.
 	Concurrency int `yaml:"concurrency"`
@@ -72,6 +74,12 @@ type Config struct {
 
 	// Audit is the DNS hygiene audit of our sending IPs and domains.
 	Audit AuditConfig `yaml:"audit"`
+
+	// LeaderLease elects the one copy that sweeps and audits when several
+	// dns-sweepers run (KV bucket leases, key dns-sweeper): the others
+	// stand by, learn sending IPs from deliveries, and take over within
+	// one TTL when the leader dies, at once when it stops cleanly.
+	LeaderLease lease.Config `yaml:"leader_lease"`
 }
 
 // SeenIPsConfig controls targets learnt from delivery events.
@@ -101,7 +109,7 @@ type AuditConfig struct {
 
 // DefaultConfig sweeps the default zones hourly through a resolver on
 // localhost, 16 queries in flight, at most 20 queries per second per zone,
-// and audits every 6 hours.
+// audits every 6 hours, and elects its leader with a 15 s lease.
 func DefaultConfig() Config {
 	return Config{
 		Resolver:    "127.0.0.1:53",
@@ -115,6 +123,7 @@ func DefaultConfig() Config {
 		TCPFallback: true,
 		FetchTXT:    true,
 		Audit:       AuditConfig{Enabled: true, Interval: config.Duration(6 * time.Hour)},
+		LeaderLease: lease.DefaultConfig(),
 	}
 }
 
@@ -194,6 +203,7 @@ func (c Config) Validate() error {
 			check.Addf(fmt.Sprintf("audit.dkim_selectors[%d]", i), "%q is not a DNS label", s)
 		}
 	}
+	check.Nest("leader_lease", c.LeaderLease.Validate())
 	return check.Err()
 }
 

@@ -42,8 +42,36 @@
 // cause; once when a zone starts failing its self-test). A pair's record
 // is written after its event is confirmed, so a crash repeats an event
 // rather than losing it. Every sweep ends with a dnsbl.checked summary
-// with per-zone health. Run one dns-sweeper: the state is cached in memory
-// and a second copy would publish every transition twice.
+// with per-zone health. Every event of a sweep has an id derived from the
+// sweep id, its type and its pair (zone, for a zone's error; nothing, for
+// the summary), so a sweep finished by another copy stores nothing twice.
+//
+// # Running several copies
+//
+// Copies elect one leader with the lease dns-sweeper in the KV bucket
+// leases (package lease; leader_lease.ttl, 15 s by default): the leader
+// sweeps and audits, the others stand by. Every copy consumes deliveries
+// for seen_ips (they share the durable, so each delivery is read by one),
+// and the leader reads the whole state bucket before each sweep, so it
+// sweeps what the others learnt. A standby that becomes the leader reads
+// the state, then:
+//
+//   - if sweep/current names a sweep that sweep/last does not (the old
+//     leader died in it) and it started less than an interval ago, it runs
+//     that sweep again under the same id and start: pairs whose records
+//     the old leader wrote raise nothing, and the events it published
+//     without writing their records (at most the last confirmEvery, 2 s,
+//     before it died) get the ids they had, so the DNS stream drops them
+//     within its duplicate window and ClickHouse and consumers dedupe them
+//     by id after it;
+//   - else it sweeps when the last complete sweep is an interval old (at
+//     once when there is none): a takeover does not add a sweep.
+//
+// A leader that stops cleanly releases the lease and the standby takes
+// over at once; one that dies is replaced within one TTL. A leader whose
+// renewal fails stops sweeping at once (its sweep is cut short as at
+// shutdown), before any other copy can acquire the lease. A takeover
+// starts a new audit pass (audits are snapshots; their ids are new).
 //
 // # Targets
 //

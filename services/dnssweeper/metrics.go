@@ -18,6 +18,7 @@ type metrics struct {
 	seenIPs       prometheus.Gauge
 	audits        prometheus.Counter
 	findings      *prometheus.CounterVec
+	leader        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "audits_total", Help: "dns.audit events published."}),
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "audit_findings_total", Help: "Audit findings, by check and severity."}, []string{"check", "severity"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "leader", Help: "1 while this copy holds the leader lease (sweeps and audits), 0 while it stands by."}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.queries = obs.Register(r, m.queries)
@@ -58,5 +61,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.seenIPs = obs.Register(r, m.seenIPs)
 	m.audits = obs.Register(r, m.audits)
 	m.findings = obs.Register(r, m.findings)
+	m.leader = obs.Register(r, m.leader)
 	return m, r.Err()
 }

@@ -17,6 +17,7 @@ import (
 //	domain/<name>/<zone>  IPv6 colons are written as "-"
 //	zone/<zone>           the zone's self-test state
 //	sweep/last            what the last complete sweep covered
+//	sweep/current         the sweep in progress (its id and start)
 //	seen/<address>        a sending IP learnt from delivery events
 //
 // "/" separates the parts because no address, domain or zone contains it.
@@ -38,6 +39,10 @@ const (
 )
 
 const lastSweepKey = "sweep/last"
+
+// currentSweepKey names the sweep in progress, or the one a leader left
+// unfinished: the next leader finishes it under the same id.
+const currentSweepKey = "sweep/current"
 
 // record is the state of one listed or failing (target, zone) pair.
 type record struct {

@@ -18,6 +18,12 @@ const maxPrunePerSweep = 10000
 // by shutdown.
 const shutdownFinish = 10 * time.Second
 
+// confirmEvery is the longest a change waits for its event to be
+// confirmed and its record written. It bounds what a copy that takes over
+// an unfinished sweep publishes again: the events of the last few seconds
+// before the leader died, under the same ids.
+const confirmEvery = 2 * time.Second
+
 // Sweep checks every target against every zone once: self-tests first,
 // then the queries, publishing dnsbl.listed, dnsbl.delisted and dnsbl.error
 // on transitions as the answers arrive, then the dnsbl.checked summary,
@@ -28,14 +34,24 @@ func (s *Sweeper) Sweep(ctx context.Context) (*schemas.DNSBLChecked, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	return s.sweep(ctx, schemas.NewID(), time.Now())
+}
+
+// sweep is Sweep under a given id and start: a new sweep, or one another
+// copy left unfinished (its events then get the ids they had, see
+// eventID). sweep/current names it until sweep/last does.
+func (s *Sweeper) sweep(ctx context.Context, sweepID string, started time.Time) (*schemas.DNSBLChecked, error) {
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
-	started := time.Now()
-	sweepID := schemas.NewID()
+	cur := &lastSweep{SweepID: sweepID, Started: started}
+	if err := s.putJSON(ctx, currentSweepKey, cur); err != nil {
+		return nil, err
+	}
+	s.current = cur
 	targets, capped := s.targets(started)
 	zones := s.checker.Zones()
 	p := &processor{s: s, ctx: ctx, sweepID: sweepID, now: started, w: newKVWriter(s.set.JetStream, Bucket),
-		cov: newCoverage(s.last, s.firstSeen), zoneErrors: make([]uint32, len(zones))}
+		cov: newCoverage(s.last, s.firstSeen), zoneErrors: make([]uint32, len(zones)), confirmed: time.Now()}
 	res, sweepErr := s.checker.Sweep(ctx, targets, s.cfg.Concurrency, p.handle)
 	if sweepErr != nil {
 		// Cancelled (shutdown): store what the checks so far found, within
@@ -78,7 +94,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (*schemas.DNSBLChecked, error) {
 				Zone: b.Name(), List: b.Zone().ListName(), Cause: string(dnsbl.CauseSelfTest),
 				AnswerCode: f.ErrorCode, Meaning: f.Meaning, Rcode: f.Rcode, Error: f.Detail,
 				SweepID: sweepID, Resolver: s.resolver,
-			})
+			}, "", b.Name())
 			s.log.Warn("zone failed its self-test; its answers are not trusted this sweep", "zone", b.Name(), "detail", detail)
 		}
 		if state == schemas.ZoneOK && prev != nil && prev.State == schemas.ZoneUnknown {
@@ -136,6 +152,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (*schemas.DNSBLChecked, error) {
 	if err := schemas.Stamp(sum, s.set.Source, finished); err != nil {
 		return nil, err
 	}
+	sum.ID = eventID(sweepID, started, sum.Type, "", "")
 	sum.DurationMs = sum.Time.Sub(sum.StartedAt).Milliseconds()
 	if err := s.pub.Publish(ctx, sum); err != nil {
 		return nil, fmt.Errorf("publish sweep summary: %w", err)
@@ -181,8 +198,10 @@ type processor struct {
 	now     time.Time
 	cov     *coverage
 	w       *kvWriter
-	// awaiting are changes whose events are not confirmed yet.
+	// awaiting are changes whose events are not confirmed yet, since
+	// confirmed.
 	awaiting              []pending
+	confirmed             time.Time
 	zoneErrors            []uint32
 	newlyListed, delisted uint32
 	failed                error
@@ -216,20 +235,24 @@ func (p *processor) handle(ch Check) {
 	case *schemas.DNSBLDelisted:
 		p.delisted++
 	}
-	p.publish(c.event)
+	p.publish(c.event, ch.Target.String(), b.Name())
 	if c.rec != nil || c.delete {
 		p.awaiting = append(p.awaiting, pending{key, c})
-		if len(p.awaiting) >= eventBatch {
+		if len(p.awaiting) >= eventBatch || time.Since(p.confirmed) >= confirmEvery {
 			p.confirm()
 		}
 	}
 }
 
-func (p *processor) publish(ev schemas.Event) {
+// publish stamps ev with the id eventID derives for (target, zone) in
+// this sweep and publishes it.
+func (p *processor) publish(ev schemas.Event, target, zone string) {
 	if err := schemas.Stamp(ev, p.s.set.Source, time.Now()); err != nil {
 		p.fail(err)
 		return
 	}
+	h := ev.EventHeader()
+	h.ID = eventID(p.sweepID, p.now, h.Type, target, zone)
 	if err := p.s.pub.PublishAsync(p.ctx, ev); err != nil {
 		p.fail(fmt.Errorf("publish %T: %w", ev, err))
 	}
@@ -266,6 +289,7 @@ func (p *processor) write(key pairKey, c change) {
 // written only if every one was stored, else they are dropped (the cache
 // keeps the old state, so the next sweep sees the transition again).
 func (p *processor) confirm() {
+	p.confirmed = time.Now()
 	err := p.s.pub.Flush(p.ctx)
 	batch := p.awaiting
 	p.awaiting = nil

@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
 	"github.com/mailmon/mailmon/services/internal/dnsbl"
+	"github.com/mailmon/mailmon/services/internal/lease"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -61,6 +62,8 @@ type Sweeper struct {
 	records map[pairKey]*record
 	zoneRec map[string]*zoneRecord
 	last    *lastSweep
+	// current is the sweep in progress or left unfinished (sweep/current).
+	current *lastSweep
 	seenMu  sync.Mutex
 	seen    map[string]*seenRecord
 }
@@ -187,15 +190,25 @@ func staticTargets(cfg Config) ([]dnsbl.Target, error) {
 	return out, nil
 }
 
-// Run loads the state, then sweeps every interval (the first sweep at
-// once), audits every audit.interval and, with seen_ips enabled, learns
-// sending IPs from delivery events, until ctx ends. A sweep that fails is
-// logged and counted, and the next one runs on time; Run returns an error
-// only when the state bucket or the delivery consumer is missing.
+// Run loads the state, learns sending IPs from delivery events (with
+// seen_ips enabled) and campaigns for the leader lease until ctx ends.
+// While it leads, it sweeps every interval and audits every
+// audit.interval (see lead). A sweep that fails is logged and counted, and
+// the next one runs on time; Run returns an error only when a bucket or
+// the delivery consumer is missing.
 func (s *Sweeper) Run(ctx context.Context) error {
 	defer s.checker.Client().Close()
 	defer s.auditCli.Close()
 	if err := s.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	opts := s.cfg.LeaderLease.Options()
+	opts.Logger = s.log
+	leader, err := lease.New(ctx, s.set.JetStream, LeaseKey, opts)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -211,14 +224,10 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if s.cfg.Audit.Enabled {
-		wg.Go(func() { s.every(ctx, s.cfg.Audit.Interval.Std(), "audit", s.Audit) })
-	}
 	wg.Go(func() {
-		s.every(ctx, s.cfg.Interval.Std(), "sweep", func(ctx context.Context) error {
-			_, err := s.Sweep(ctx)
-			return err
-		})
+		if err := leader.Run(ctx, s.lead); err != nil {
+			cancel(err)
+		}
 	})
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -255,21 +264,68 @@ func (s *Sweeper) loadState(ctx context.Context) error {
 		return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	s.kv = kv
+	if err := s.reload(ctx); err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	s.sweepMu.Lock()
+	records, zones := len(s.records), len(s.zoneRec)
+	s.sweepMu.Unlock()
+	s.log.Info("state loaded", "records", records, "zones", zones, "seen_ips", s.seenCount())
+	return nil
+}
+
+// reload replaces the cached state with what the bucket holds: a copy
+// that becomes the leader, and the leader before each sweep, read what
+// other copies wrote (their sweeps, the sending IPs they learnt).
+func (s *Sweeper) reload(ctx context.Context) error {
+	st, err := readState(ctx, s.kv)
+	if err != nil {
+		return err
+	}
+	if st.bad > 0 {
+		s.log.Warn("unreadable state records ignored", "count", st.bad)
+	}
+	s.sweepMu.Lock()
+	s.records, s.zoneRec, s.last, s.current = st.records, st.zoneRec, st.last, st.current
+	s.sweepMu.Unlock()
+	s.seenMu.Lock()
+	s.seen = st.seen
+	s.seenMu.Unlock()
+	return nil
+}
+
+func (s *Sweeper) seenCount() int {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	return len(s.seen)
+}
+
+// state is the content of the state bucket.
+type state struct {
+	records       map[pairKey]*record
+	zoneRec       map[string]*zoneRecord
+	last, current *lastSweep
+	seen          map[string]*seenRecord
+	bad           int
+}
+
+func readState(ctx context.Context, kv jetstream.KeyValue) (*state, error) {
+	st := &state{records: map[pairKey]*record{}, zoneRec: map[string]*zoneRecord{}, seen: map[string]*seenRecord{}}
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("read KV bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("read KV bucket %s: %w", Bucket, err)
 	}
 	defer w.Stop()
-	bad := 0
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case e = <-w.Updates():
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if e == nil {
-			break // the initial values are all delivered
+			return st, nil // the initial values are all delivered
 		}
 		key := e.Key()
 		var err error
@@ -279,37 +335,34 @@ func (s *Sweeper) loadState(ctx context.Context) error {
 			if err = json.Unmarshal(e.Value(), &r); err == nil {
 				var t dnsbl.Target
 				if t, err = dnsbl.ParseTarget(r.Target); err == nil {
-					s.records[pairKey{t, r.Zone}] = &r
+					st.records[pairKey{t, r.Zone}] = &r
 				}
 			}
 		case strings.HasPrefix(key, "zone/"):
 			var r zoneRecord
 			if err = json.Unmarshal(e.Value(), &r); err == nil {
-				s.zoneRec[key] = &r
+				st.zoneRec[key] = &r
 			}
 		case key == lastSweepKey:
 			var r lastSweep
 			if err = json.Unmarshal(e.Value(), &r); err == nil {
-				s.last = &r
+				st.last = &r
+			}
+		case key == currentSweepKey:
+			var r lastSweep
+			if err = json.Unmarshal(e.Value(), &r); err == nil {
+				st.current = &r
 			}
 		case strings.HasPrefix(key, "seen/"):
 			var r seenRecord
 			if err = json.Unmarshal(e.Value(), &r); err == nil {
-				s.seenMu.Lock()
-				s.seen[key] = &r
-				s.seenMu.Unlock()
+				st.seen[key] = &r
 			}
 		}
 		if err != nil {
-			bad++ // an unreadable record is as good as none: it is rewritten by the next sweep
+			st.bad++ // an unreadable record is as good as none: it is rewritten by the next sweep
 		}
 	}
-	if bad > 0 {
-		s.log.Warn("unreadable state records ignored", "count", bad)
-	}
-	s.ready.Store(true)
-	s.log.Info("state loaded", "records", len(s.records), "zones", len(s.zoneRec), "seen_ips", len(s.seen))
-	return nil
 }
 
 // targets are this sweep's targets: the configured ones, then the sending
