@@ -21,6 +21,16 @@ type Config struct {
 	// Addr is the native-protocol address (host:port). The HTTP protocol
 	// is not supported: ClickHouse 18.16 rejects clickhouse-go's handshake.
 	Addr string `yaml:"addr"`
+	// Addrs lists several servers (host:port), the replicas of a cluster:
+	// connections go to the first that answers, in order, so a replica that
+	// is down is skipped. It replaces addr, which must then be left unset.
+	Addrs []string `yaml:"addrs"`
+	// Cluster is the cluster name from the servers' remote_servers. Empty
+	// (the default) is a single server with plain tables. Set, migrations
+	// create replicated tables ON CLUSTER, each behind a Distributed table
+	// of the same name that readers query; the sink inserts into the
+	// replicated table on the replica it is connected to.
+	Cluster string `yaml:"cluster"`
 	// Database holds mailmon's tables; migrations create it.
 	Database string `yaml:"database"`
 	// Username and Password log in to the server.
@@ -88,10 +98,35 @@ func DefaultConfig() Config {
 // relative to the section.
 func (c Config) Validate() error {
 	var check config.Check
-	check.Require("addr", c.Addr)
-	host, port, addrErr := splitHostPort(c.Addr)
-	if c.Addr != "" && addrErr != nil {
-		check.Addf("addr", "must be host:port: %v", addrErr)
+	var (
+		host    string
+		port    int
+		addrErr error
+	)
+	switch {
+	case len(c.Addrs) == 0:
+		check.Require("addr", c.Addr)
+		host, port, addrErr = splitHostPort(c.Addr)
+		if c.Addr != "" && addrErr != nil {
+			check.Addf("addr", "must be host:port: %v", addrErr)
+		}
+	case c.Addr != "" && c.Addr != DefaultAddr:
+		check.Addf("addrs", "addr (%q) is set too: set one of addr and addrs", c.Addr)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Addrs {
+		key := fmt.Sprintf("addrs[%d]", i)
+		if _, _, err := splitHostPort(a); err != nil {
+			check.Addf(key, "must be host:port: %v", err)
+		} else if seen[a] {
+			check.Addf(key, "%q is listed twice", a)
+		}
+		seen[a] = true
+	}
+	if c.Cluster != "" {
+		if err := checkIdentifier(c.Cluster); err != nil {
+			check.Addf("cluster", "%v", err)
+		}
 	}
 	if err := checkIdentifier(c.Database); err != nil {
 		check.Addf("database", "%v", err)
@@ -107,6 +142,12 @@ func (c Config) Validate() error {
 		check.Addf("retention_days", "must be at least 1, got %d", c.RetentionDays)
 	}
 	if c.Local.Enabled {
+		if len(c.Addrs) > 0 {
+			check.Addf("addrs", "must be empty when local.enabled is true (the local server is one server)")
+		}
+		if c.Cluster != "" {
+			check.Addf("cluster", "must be empty when local.enabled is true (the local server is one server)")
+		}
 		check.Require("local.dir", c.Local.Dir)
 		for _, p := range []struct {
 			key  string
@@ -121,12 +162,23 @@ func (c Config) Validate() error {
 		}
 		// The workers dial addr; with a local server that must be the
 		// local server, or they would silently talk to another one.
-		if addrErr == nil && (!isLoopback(host) || port != c.Local.TCPPort) {
+		if len(c.Addrs) == 0 && addrErr == nil && (!isLoopback(host) || port != c.Local.TCPPort) {
 			check.Addf("addr", "must be 127.0.0.1:%d (local.tcp_port) when local.enabled is true, got %q", c.Local.TCPPort, c.Addr)
 		}
 	}
 	return check.Err()
 }
+
+// Endpoints are the servers to dial, in order: addrs, or addr alone.
+func (c Config) Endpoints() []string {
+	if len(c.Addrs) > 0 {
+		return append([]string(nil), c.Addrs...)
+	}
+	return []string{c.Addr}
+}
+
+// Clustered reports whether the tables are replicated ON CLUSTER.
+func (c Config) Clustered() bool { return c.Cluster != "" }
 
 // LocalServerConfig returns the settings StartLocal needs.
 func (c LocalConfig) LocalServerConfig() LocalServerConfig {
@@ -213,7 +265,10 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 func options(cfg Config, database string) *clickhouse.Options {
 	return &clickhouse.Options{
 		Protocol: clickhouse.Native,
-		Addr:     []string{cfg.Addr},
+		Addr:     cfg.Endpoints(),
+		// In order: the first replica listed is preferred and the next
+		// ones are the failover. A dial that fails moves on to the next.
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		Auth: clickhouse.Auth{
 			Database: database,
 			Username: cfg.Username,
@@ -229,7 +284,7 @@ func options(cfg Config, database string) *clickhouse.Options {
 // password in case a driver or server message ever echoed it.
 func connError(cfg Config, op string, err error) error {
 	return &redactedError{
-		msg: redact(fmt.Sprintf("chstore: %s on %s as %s: %v", op, cfg.Addr, cfg.Username, err), cfg.Password.Reveal()),
+		msg: redact(fmt.Sprintf("chstore: %s on %s as %s: %v", op, strings.Join(cfg.Endpoints(), ","), cfg.Username, err), cfg.Password.Reveal()),
 		err: err,
 	}
 }

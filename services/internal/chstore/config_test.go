@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ local:
 		RetentionDays: 45,
 		Local:         chstore.LocalConfig{Enabled: true, Dir: "/srv/mailmon/clickhouse", TCPPort: 29000, HTTPPort: 28123},
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded %+v\nwant   %+v", cfg, want)
 	}
 	if got := cfg.Local.LocalServerConfig(); got != (chstore.LocalServerConfig{Dir: "/srv/mailmon/clickhouse", TCPPort: 29000, HTTPPort: 28123}) {
@@ -90,6 +91,20 @@ func TestConfigValidate(t *testing.T) {
 			c.Local.Enabled, c.Addr = true, "db.example.net:19000"
 		}, []string{"addr"}},
 		{"remote addr is fine without local", func(c *chstore.Config) { c.Addr = "db.example.net:9000" }, nil},
+		{"addrs replace the default addr", func(c *chstore.Config) {
+			c.Addrs, c.Cluster = []string{"ch-1.example.net:9000", "ch-2.example.net:9000"}, "mailmon"
+		}, nil},
+		{"addrs without addr", func(c *chstore.Config) { c.Addr, c.Addrs = "", []string{"ch-1.example.net:9000"} }, nil},
+		{"addr and addrs both set", func(c *chstore.Config) {
+			c.Addr, c.Addrs = "db.example.net:9000", []string{"ch-1.example.net:9000"}
+		}, []string{"addrs"}},
+		{"bad and repeated addrs", func(c *chstore.Config) {
+			c.Addrs = []string{"ch-1.example.net", "ch-2.example.net:9000", "ch-2.example.net:9000"}
+		}, []string{"addrs[0]", "addrs[2]"}},
+		{"cluster injection", func(c *chstore.Config) { c.Cluster = "c; DROP DATABASE y" }, []string{"cluster"}},
+		{"local with a cluster", func(c *chstore.Config) {
+			c.Local.Enabled, c.Cluster, c.Addrs = true, "mailmon", []string{"127.0.0.1:19000", "127.0.0.1:19001"}
+		}, []string{"addrs", "cluster"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

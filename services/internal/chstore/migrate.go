@@ -39,12 +39,43 @@ type migration struct {
 // way is re-run from its start, and two processes migrating at the same
 // time may both run it.
 func Migrate(ctx context.Context, conn driver.Conn, database string, migrations fs.FS) (applied []string, err error) {
+	return MigrateOnCluster(ctx, conn, database, "", migrations)
+}
+
+// MigrateFor migrates cfg's database, on cfg's cluster when one is set.
+func MigrateFor(ctx context.Context, conn driver.Conn, cfg Config, migrations fs.FS) (applied []string, err error) {
+	return MigrateOnCluster(ctx, conn, cfg.Database, cfg.Cluster, migrations)
+}
+
+// MigrateOnCluster is Migrate for a cluster (the name in the servers'
+// remote_servers); an empty cluster is Migrate. Each file's statements
+// are rewritten to their cluster form (see clusterRewriter): replicated
+// *_local tables and a Distributed table per table, all ON CLUSTER, so
+// one run through any replica migrates every node.
+//
+// The record of applied files is itself a ReplicatedReplacingMergeTree
+// created ON CLUSTER: every replica sees the same record, so a sink that
+// connects to another replica next time finds the schema current and runs
+// no DDL (ALTER ... ADD COLUMN is not idempotent, and ON CLUSTER DDL waits
+// for every replica, which would stall a start while one is down). It is
+// read on the local replica: with one shard that holds every row.
+func MigrateOnCluster(ctx context.Context, conn driver.Conn, database, cluster string, migrations fs.FS) (applied []string, err error) {
 	if err := checkIdentifier(database); err != nil {
 		return nil, fmt.Errorf("chstore: migrate: database %w", err)
+	}
+	if cluster != "" {
+		if err := checkIdentifier(cluster); err != nil {
+			return nil, fmt.Errorf("chstore: migrate: cluster %w", err)
+		}
 	}
 	files, err := loadMigrations(migrations)
 	if err != nil {
 		return nil, err
+	}
+	if cluster != "" {
+		if files, err = clusterMigrations(files, cluster, database); err != nil {
+			return nil, err
+		}
 	}
 	var current string
 	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&current); err != nil {
@@ -56,15 +87,8 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, migrations 
 	ctx = ddlContext(ctx, conn)
 
 	table := database + "." + MigrationsTable
-	// ReplacingMergeTree keyed by file name: two processes recording the
-	// same file at once leave one row after merges; reads cope with both.
-	err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (
-		version String,
-		checksum String,
-		applied_at DateTime('UTC')
-	) ENGINE = ReplacingMergeTree() ORDER BY version`)
-	if err != nil {
-		return nil, fmt.Errorf("chstore: migrate: create %s: %w", table, err)
+	if err := createMigrationsTable(ctx, conn, database, cluster); err != nil {
+		return nil, err
 	}
 	recorded, err := recordedChecksums(ctx, conn, table)
 	if err != nil {
@@ -100,6 +124,59 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, migrations 
 		applied = append(applied, m.name)
 	}
 	return applied, nil
+}
+
+// createMigrationsTable creates the record of applied files: a
+// ReplacingMergeTree keyed by file name, so two processes recording the
+// same file at once leave one row after merges (reads cope with both). On
+// a cluster it is replicated and created ON CLUSTER, but only when this
+// replica lacks it: ON CLUSTER DDL waits for every replica.
+func createMigrationsTable(ctx context.Context, conn driver.Conn, database, cluster string) error {
+	table := database + "." + MigrationsTable
+	const columns = `(
+		version String,
+		checksum String,
+		applied_at DateTime('UTC')
+	)`
+	if cluster == "" {
+		if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` `+columns+` ENGINE = ReplacingMergeTree() ORDER BY version`); err != nil {
+			return fmt.Errorf("chstore: migrate: create %s: %w", table, err)
+		}
+		return nil
+	}
+	var engines []string
+	rows, err := conn.Query(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, MigrationsTable)
+	if err != nil {
+		return fmt.Errorf("chstore: migrate: look up %s: %w", table, err)
+	}
+	for rows.Next() {
+		var engine string
+		if err := rows.Scan(&engine); err != nil {
+			rows.Close()
+			return fmt.Errorf("chstore: migrate: look up %s: %w", table, err)
+		}
+		engines = append(engines, engine)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("chstore: migrate: look up %s: %w", table, err)
+	}
+	if len(engines) > 0 {
+		if !strings.HasPrefix(engines[0], "Replicated") {
+			return fmt.Errorf("chstore: migrate: %s is a %s: the database was created on a single server; a cluster needs a database of its own (or its tables converted by hand)", table, engines[0])
+		}
+		return nil
+	}
+	// The database first: Open created it on this replica only.
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database+" ON CLUSTER "+cluster); err != nil {
+		return fmt.Errorf("chstore: migrate: create database %s on cluster %s: %w", database, cluster, err)
+	}
+	err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` ON CLUSTER `+cluster+` `+columns+
+		` ENGINE = ReplicatedReplacingMergeTree('`+ZooKeeperPath(database, MigrationsTable)+`', '{replica}') ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("chstore: migrate: create %s on cluster %s: %w", table, cluster, err)
+	}
+	return nil
 }
 
 // ddlContext turns on LowCardinality for DDL on servers before 19.1, where

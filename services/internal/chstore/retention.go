@@ -20,6 +20,20 @@ import (
 // exist or is not partitioned by day is an error; the other tables are
 // still processed and all errors are returned together.
 func DropExpiredPartitions(ctx context.Context, conn driver.Conn, database string, tables []string, keepDays int, now time.Time) ([]string, error) {
+	return DropExpiredPartitionsOnCluster(ctx, conn, database, "", tables, keepDays, now)
+}
+
+// DropExpiredPartitionsOnCluster is DropExpiredPartitions for a cluster;
+// an empty cluster is DropExpiredPartitions. The tables are named as
+// readers know them; the partitions are dropped from their replicated
+// *_local tables, ON CLUSTER, so every shard drops its own (a Distributed
+// table holds no data). The partitions listed are this replica's.
+func DropExpiredPartitionsOnCluster(ctx context.Context, conn driver.Conn, database, cluster string, tables []string, keepDays int, now time.Time) ([]string, error) {
+	if cluster != "" {
+		if err := checkIdentifier(cluster); err != nil {
+			return nil, fmt.Errorf("chstore: retention: cluster %w", err)
+		}
+	}
 	if err := checkIdentifier(database); err != nil {
 		return nil, fmt.Errorf("chstore: retention: database %w", err)
 	}
@@ -31,7 +45,7 @@ func DropExpiredPartitions(ctx context.Context, conn driver.Conn, database strin
 	dropped := []string{}
 	var errs []error
 	for _, table := range tables {
-		d, err := dropTableExpired(ctx, conn, database, table, cutoff)
+		d, err := dropTableExpired(ctx, conn, database, cluster, table, cutoff)
 		dropped = append(dropped, d...)
 		if err != nil {
 			errs = append(errs, err)
@@ -40,9 +54,13 @@ func DropExpiredPartitions(ctx context.Context, conn driver.Conn, database strin
 	return dropped, errors.Join(errs...)
 }
 
-func dropTableExpired(ctx context.Context, conn driver.Conn, database, table, cutoff string) ([]string, error) {
-	if err := checkIdentifier(table); err != nil {
+func dropTableExpired(ctx context.Context, conn driver.Conn, database, cluster, name, cutoff string) ([]string, error) {
+	if err := checkIdentifier(name); err != nil {
 		return nil, fmt.Errorf("chstore: retention: table %w", err)
+	}
+	table, onCluster := name, ""
+	if cluster != "" {
+		table, onCluster = LocalTable(name), " ON CLUSTER "+cluster
 	}
 	var exists uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", database, table).Scan(&exists); err != nil {
@@ -81,10 +99,10 @@ func dropTableExpired(ctx context.Context, conn driver.Conn, database, table, cu
 		}
 		// p is eight digits, so splicing it is safe; it is the partition
 		// value itself, which every server version accepts.
-		if err := conn.Exec(ctx, "ALTER TABLE "+database+"."+table+" DROP PARTITION "+p); err != nil {
+		if err := conn.Exec(ctx, "ALTER TABLE "+database+"."+table+onCluster+" DROP PARTITION "+p); err != nil {
 			return dropped, fmt.Errorf("chstore: retention: drop %s.%s partition %s: %w", database, table, p, err)
 		}
-		dropped = append(dropped, table+"/"+p)
+		dropped = append(dropped, name+"/"+p)
 	}
 	return dropped, nil
 }
