@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 )
 
 // Kinds of source.
@@ -39,7 +40,8 @@ const DefaultCustomer = "mailmon-probe"
 // Config is the `probe_sender` section.
 type Config struct {
 	// Interval between rounds; each round sends one probe per (source,
-	// target).
+	// target). Rounds start on multiples of interval (wall clock), the
+	// first at start unless another copy already sent that slot's round.
 	Interval config.Duration `yaml:"interval"`
 	// Jitter spreads the probes of a round: each starts after a random delay
 	// in [0, jitter). Must be shorter than interval.
@@ -73,6 +75,12 @@ type Config struct {
 	// Targets are the seed addresses, one per provider mailbox; the
 	// mailbox-retriever holds their credentials.
 	Targets []Target `yaml:"targets"`
+	// LeaderLease elects the one copy that sends when several probe-senders
+	// run (KV bucket leases, key probe-sender); the others stand by and
+	// take over within one TTL when it dies, at once when it stops cleanly.
+	// Each round's slot is claimed too, so a takeover never sends a slot's
+	// round twice.
+	LeaderLease lease.Config `yaml:"leader_lease"`
 }
 
 // DKIMConfig is the optional DKIM signature.
@@ -153,6 +161,7 @@ func DefaultConfig() Config {
 		Concurrency:          4,
 		Timeout:              config.Duration(60 * time.Second),
 		DefaultRatePerMinute: 60,
+		LeaderLease:          lease.DefaultConfig(),
 	}
 }
 
@@ -236,6 +245,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	check.Nest("leader_lease", c.LeaderLease.Validate())
 	return check.Err()
 }
 

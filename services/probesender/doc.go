@@ -5,13 +5,26 @@
 //
 // # Schedule
 //
-// Every interval a round sends one probe per (source, target). Each probe
+// Every interval a round sends one probe per (source, target), on
+// multiples of interval (wall clock), the first at start. Each probe
 // starts after a random delay below jitter, so a round does not arrive at
 // a provider as a burst, and takes a token from its provider's bucket (a
 // per-minute cap summed over sources); a probe the cap cannot fit before
 // the round ends is skipped and counted. A round still running when the
 // next is due makes that one skip: rounds never pile up behind a slow
 // relay.
+//
+// # Running several copies
+//
+// Copies elect one leader with the lease probe-sender (package lease, KV
+// bucket leases); only the leader sends, so the provider caps hold for
+// the whole installation. Rounds start on multiples of interval (wall
+// clock) and the leader claims each slot in the same bucket before its
+// round, so a copy that takes over in a slot whose round was started
+// skips to the next slot: a (slot, source, target) is probed at most once.
+// A leader killed mid-round leaves the rest of that round unsent; the next
+// leader sends from the next slot, within one lease TTL of the death, or
+// at once after a clean stop (the lease is released).
 //
 // # The message
 //

@@ -47,6 +47,8 @@ type received struct {
 	Data     []byte
 	TLS      bool
 	Auth     string
+	Helo     string
+	At       time.Time
 }
 
 func startMX(t *testing.T, tlsCfg *tls.Config, configure func(*smtp.Server)) *fakeMX {
@@ -145,7 +147,7 @@ func (s *mxSession) Data(r io.Reader) error {
 	}
 	_, isTLS := s.conn.TLSConnectionState()
 	s.mx.mu.Lock()
-	s.mx.messages = append(s.mx.messages, received{From: s.from, To: s.to, Data: data, TLS: isTLS, Auth: s.auth})
+	s.mx.messages = append(s.mx.messages, received{From: s.from, To: s.to, Data: data, TLS: isTLS, Auth: s.auth, Helo: s.conn.Hostname(), At: time.Now()})
 	s.mx.mu.Unlock()
 	return nil
 }

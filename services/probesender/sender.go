@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +18,9 @@ import (
 	"github.com/mailmon/mailmon/services/internal/bounceclass"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 	"github.com/mailmon/mailmon/services/internal/worker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // publishGrace is how long a round keeps retrying to publish probe.sent
@@ -43,6 +46,8 @@ type Sender struct {
 	now      func() time.Time
 	round    uint64
 	roundMu  sync.Mutex
+	js       jetstream.JetStream
+	holder   string
 }
 
 // New checks the configuration and builds a sender. s.Tracking's keyring
@@ -73,6 +78,8 @@ func New(cfg Config, s worker.Settings) (*Sender, error) {
 		metrics: m,
 		tlsCfgs: map[string]*tls.Config{},
 		now:     s.Now,
+		js:      s.JetStream,
+		holder:  lease.DefaultHolder(),
 	}
 	snd.limiter = newLimiter(cfg.DefaultRatePerMinute, cfg.ProviderRatePerMinute, func() time.Time { return snd.now() })
 	host, _ := os.Hostname()
@@ -102,25 +109,67 @@ func New(cfg Config, s worker.Settings) (*Sender, error) {
 	return snd, nil
 }
 
-// Run sends a round every interval until ctx ends. A round still running
-// when the next is due makes that one skip (counted), so rounds never pile
-// up behind a slow relay.
+// LeaseKey is the probe-sender's leader lease in the leases bucket: the
+// copy holding it sends the rounds.
+const LeaseKey = "probe-sender"
+
+// roundKey is the claim of the round of the slot starting at slot.
+func roundKey(slot time.Time) string {
+	return LeaseKey + ".round." + strconv.FormatInt(slot.UnixMilli(), 10)
+}
+
+// Run campaigns for the leader lease until ctx ends and, while it leads,
+// sends a round every interval (see lead).
 func (s *Sender) Run(ctx context.Context) error {
 	if len(s.sources) == 0 || len(s.cfg.Targets) == 0 {
 		s.log.Warn("no probe sources or targets configured; idle")
 		<-ctx.Done()
 		return nil
 	}
+	opts := s.cfg.LeaderLease.Options()
+	opts.Logger, opts.Holder = s.log, s.holder
+	leader, err := lease.New(ctx, s.js, LeaseKey, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	return leader.Run(ctx, s.lead)
+}
+
+// lead sends a round at every slot (a multiple of interval on the wall
+// clock) until ctx ends: the current slot's at once, unless another copy
+// claimed it. A round still running when the next is due makes that one
+// skip (counted), so rounds never pile up behind a slow relay.
+func (s *Sender) lead(ctx context.Context) error {
+	s.metrics.leader.Set(1)
+	defer s.metrics.leader.Set(0)
+	s.log.Info("leading: this copy sends the probes")
 	interval := s.cfg.Interval.Std()
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
+	perRound := float64(len(s.sources) * len(s.cfg.Targets))
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	busy := make(chan struct{}, 1)
-	start := func() {
+	start := func(slot time.Time) {
 		select {
 		case busy <- struct{}{}:
 		default:
-			s.metrics.skipped.WithLabelValues("overrun").Add(float64(len(s.sources) * len(s.cfg.Targets)))
+			s.metrics.skipped.WithLabelValues("overrun").Add(perRound)
+			return
+		}
+		// The claim outlives the slot, so a copy that takes over later in
+		// it finds the claim and waits for the next slot.
+		claimed, err := lease.Claim(ctx, s.js, roundKey(slot), s.holder, 2*interval)
+		if err != nil || !claimed {
+			<-busy
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("round not claimed; skipped", "slot", slot, "error", err)
+				s.metrics.skipped.WithLabelValues("unclaimed").Add(perRound)
+			}
+			if err == nil {
+				s.metrics.skipped.WithLabelValues("sent_by_another_copy").Add(perRound)
+			}
 			return
 		}
 		wg.Add(1)
@@ -134,15 +183,13 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.Round(roundCtx, s.cfg.Jitter.Std(), nil)
 		}()
 	}
-	start()
+	start(time.Now().Truncate(interval))
 	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
+		next := time.Now().Truncate(interval).Add(interval)
+		if !worker.Sleep(ctx, time.Until(next)) {
 			return nil
-		case <-ticker.C:
-			start()
 		}
+		start(next)
 	}
 }
 
