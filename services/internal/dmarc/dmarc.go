@@ -277,25 +277,21 @@ func unixTime(what, s string) (time.Time, error) {
 func clean(s string) string { return strings.TrimSpace(s) }
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// reDecl, reFeedback and reEnd find the XML declaration, a <feedback>
-// start tag and a </feedback> end tag, with or without a prefix.
-var (
-	reDecl     = regexp.MustCompile(`<\?xml[\s?]`)
-	reFeedback = regexp.MustCompile(`<(?:[A-Za-z_][-\w.]*:)?feedback[\s>/]`)
-	reEnd      = regexp.MustCompile(`</(?:[A-Za-z_][-\w.]*:)?feedback\s*>`)
-)
+// reDecl finds the XML declaration.
+var reDecl = regexp.MustCompile(`<\?xml[\s?]`)
 
 // trimJunk cuts text before the document's start (the XML declaration or
 // the first <feedback> tag, whichever comes first) and after the last
 // </feedback>. A document that has neither a declaration nor a <feedback>
 // tag is returned from its first '<' (the decoder then says what it is).
 func trimJunk(doc []byte) []byte {
-	start := -1
-	if loc := reDecl.FindIndex(doc); loc != nil {
+	start := feedbackStart(doc)
+	if loc := reDecl.FindIndex(doc[:max(start, 0)]); loc != nil {
 		start = loc[0]
-	}
-	if loc := reFeedback.FindIndex(doc); loc != nil && (start < 0 || loc[0] < start) {
-		start = loc[0]
+	} else if start < 0 {
+		if loc := reDecl.FindIndex(doc); loc != nil {
+			start = loc[0]
+		}
 	}
 	if start < 0 {
 		start = bytes.IndexByte(doc, '<')
@@ -304,10 +300,82 @@ func trimJunk(doc []byte) []byte {
 		}
 	}
 	doc = doc[start:]
-	if locs := reEnd.FindAllIndex(doc, -1); len(locs) > 0 {
-		doc = doc[:locs[len(locs)-1][1]]
+	if end := feedbackEnd(doc); end > 0 {
+		doc = doc[:end]
 	}
 	return doc
+}
+
+var feedbackName = []byte("feedback")
+
+// feedbackStart is the offset of the first <feedback> start tag (with or
+// without a namespace prefix), or -1.
+func feedbackStart(doc []byte) int {
+	for off := 0; ; {
+		i := bytes.Index(doc[off:], feedbackName)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		off = i + len(feedbackName)
+		if off < len(doc) && !isSpace(doc[off]) && doc[off] != '>' && doc[off] != '/' {
+			continue
+		}
+		if lt := tagOpen(doc, i); lt >= 0 && (lt+1 == i || doc[lt+1] != '/') {
+			return lt
+		}
+	}
+}
+
+// feedbackEnd is the offset just past the last </feedback> end tag (with
+// or without a prefix), or -1.
+func feedbackEnd(doc []byte) int {
+	for end := len(doc); ; {
+		i := bytes.LastIndex(doc[:end], feedbackName)
+		if i < 0 {
+			return -1
+		}
+		end = i
+		j := i + len(feedbackName)
+		for j < len(doc) && isSpace(doc[j]) {
+			j++
+		}
+		if j == len(doc) || doc[j] != '>' {
+			continue
+		}
+		if lt := tagOpen(doc, i); lt >= 0 && lt+1 < i && doc[lt+1] == '/' {
+			return j + 1
+		}
+	}
+}
+
+// tagOpen returns the offset of the '<' that opens the tag whose local
+// name starts at i: right before it, or before "/", "prefix:" or
+// "/prefix:"; -1 when there is none.
+func tagOpen(doc []byte, i int) int {
+	j := i
+	if j > 0 && doc[j-1] == ':' {
+		j--
+		for j > 0 && isNameByte(doc[j-1]) {
+			j--
+		}
+		if j == i-1 { // an empty prefix
+			return -1
+		}
+	}
+	if j > 0 && doc[j-1] == '/' {
+		j--
+	}
+	if j > 0 && doc[j-1] == '<' {
+		return j - 1
+	}
+	return -1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func isNameByte(c byte) bool {
+	return c == '_' || c == '-' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // reEncoding reads the encoding of an XML declaration.
