@@ -35,8 +35,10 @@ func ZooKeeperPath(database, localTable string) string {
 //     that took the insert, and its rollup block replicates like any other
 //     (replication fetches parts and does not fire views, so nothing is
 //     counted twice).
-//   - ALTER TABLE X ... runs ON CLUSTER on X_local, and column changes on
-//     the Distributed X as well (it declares the same columns).
+//   - ALTER TABLE X ... runs ON CLUSTER on X_local; after a column change
+//     the Distributed X is dropped and created again over X_local, so it
+//     declares the same columns (ClickHouse refuses ALTER ON CLUSTER on a
+//     Distributed table whose shard replicates internally).
 //   - DROP TABLE drops a view ON CLUSTER, a table's Distributed and local
 //     tables ON CLUSTER.
 //
@@ -64,6 +66,14 @@ var (
 	joinPattern        = regexp.MustCompile(`(?i)\bJOIN\b`)
 )
 
+// distributed creates the Distributed table readers query over name's
+// local table, with the local table's columns.
+func (r *clusterRewriter) distributed(name string) string {
+	local := LocalTable(name)
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s ENGINE = Distributed(%s, %s, %s, rand())",
+		r.database, name, r.cluster, r.database, local, r.cluster, r.database, local)
+}
+
 // statement returns the cluster form of one migration statement.
 func (r *clusterRewriter) statement(stmt string) ([]string, error) {
 	stmt = strings.TrimSpace(stmt)
@@ -84,7 +94,7 @@ func (r *clusterRewriter) statement(stmt string) ([]string, error) {
 		r.tables[name] = true
 		return []string{
 			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s %s ENGINE = Replicated%s(%s) %s", r.database, local, on, columns, engine, replicated, rest),
-			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s%s AS %s.%s ENGINE = Distributed(%s, %s, %s, rand())", r.database, name, on, r.database, local, r.cluster, r.database, local),
+			r.distributed(name),
 		}, nil
 	}
 	if m := createViewPattern.FindStringSubmatch(stmt); m != nil {
@@ -119,13 +129,21 @@ func (r *clusterRewriter) statement(stmt string) ([]string, error) {
 		if !columnAlterPattern.MatchString(change) {
 			return []string{local}, nil // partitions, settings: the data lives in the local table only
 		}
-		distributed := fmt.Sprintf("ALTER TABLE %s.%s%s %s", r.database, name, on, change)
+		// ClickHouse refuses ALTER ... ON CLUSTER on a Distributed table
+		// when the shard replicates internally, so the Distributed table
+		// is created again over the altered local table. It holds no
+		// rows (the sink writes to the local tables), so nothing is lost;
+		// readers see no table for the moment in between.
+		distributed := []string{
+			fmt.Sprintf("DROP TABLE IF EXISTS %s.%s%s", r.database, name, on),
+			r.distributed(name),
+		}
 		if dropColumnPattern.MatchString(change) {
 			// Readers go through the Distributed table: it stops naming
 			// the column before the rows lose it.
-			return []string{distributed, local}, nil
+			return append(distributed[:1:1], local, distributed[1]), nil
 		}
-		return []string{local, distributed}, nil
+		return append([]string{local}, distributed...), nil
 	}
 	if m := dropPattern.FindStringSubmatch(stmt); m != nil {
 		name := m[1]

@@ -54,15 +54,17 @@ func TestClusterRewriteStatements(t *testing.T) {
 			in:   "ALTER TABLE ev ADD COLUMN trusted UInt8",
 			want: []string{
 				"ALTER TABLE db.ev_local ON CLUSTER c ADD COLUMN trusted UInt8",
-				"ALTER TABLE db.ev ON CLUSTER c ADD COLUMN trusted UInt8",
+				"DROP TABLE IF EXISTS db.ev ON CLUSTER c",
+				"CREATE TABLE IF NOT EXISTS db.ev ON CLUSTER c AS db.ev_local ENGINE = Distributed(c, db, ev_local, rand())",
 			},
 		},
 		{
 			name: "drop column from the Distributed table first",
 			in:   "ALTER TABLE ev DROP COLUMN trusted",
 			want: []string{
-				"ALTER TABLE db.ev ON CLUSTER c DROP COLUMN trusted",
+				"DROP TABLE IF EXISTS db.ev ON CLUSTER c",
 				"ALTER TABLE db.ev_local ON CLUSTER c DROP COLUMN trusted",
+				"CREATE TABLE IF NOT EXISTS db.ev ON CLUSTER c AS db.ev_local ENGINE = Distributed(c, db, ev_local, rand())",
 			},
 		},
 		{
@@ -167,6 +169,11 @@ func TestClusterMigrationsEveryFile(t *testing.T) {
 					}
 				}
 				views[createView.FindStringSubmatch(stmt)[1]] = true
+			case createDist.MatchString(stmt):
+				// A Distributed table created again after a column change.
+				if g := createDist.FindStringSubmatch(stmt); !tables[g[1]] {
+					t.Errorf("%s: Distributed table %s over no local table", m.name, g[1])
+				}
 			case alterOrDrop.MatchString(stmt):
 				if strings.HasPrefix(stmt, "DROP") {
 					delete(views, strings.Fields(stmt)[4][len("analytics."):])

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/chtest"
@@ -26,8 +28,22 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 	if _, err := chstore.Migrate(ctx, conn, database, schemas.Migrations); err != nil {
 		t.Fatalf("Migrate(schemas.Migrations): %v", err)
 	}
-	start := time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)
-	at := func(i int) time.Time { return start.Add(time.Duration(i) * 7 * time.Minute) }
+	insertCountRollupSources(t, conn, func(table string) string { return table })
+	checkCountRollups(t, conn)
+}
+
+// countRollupStart is the time of the first row insertCountRollupSources
+// writes; row i is 7 minutes after row i-1, so the rows span two days.
+var countRollupStart = time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)
+
+func countRollupAt(i int) time.Time { return countRollupStart.Add(time.Duration(i) * 7 * time.Minute) }
+
+// insertCountRollupSources writes 40 rows into every source of the count
+// rollups, into the table into(name) names: the table itself on one
+// server, its local table on a cluster.
+func insertCountRollupSources(t *testing.T, conn driver.Conn, into func(table string) string) {
+	t.Helper()
+	at := countRollupAt
 	providers := []string{"gmail", "yahoo", "microsoft"}
 	ips := []string{"192.0.2.1", "192.0.2.2"}
 	statuses := []string{"sent", "sent", "sent", "deferred", "bounced"}
@@ -59,18 +75,27 @@ func TestCountRollupsMatchTheRawTables(t *testing.T) {
 		tlsResults = append(tlsResults, []any{fmt.Sprintf("t%d", i), at(i), []string{"acme.example", "beta.example"}[i%2], reporters[i%3],
 			[]string{"sts", "no-policy-found"}[i%5/4], uint64(100 * i), uint64(i % 7)})
 	}
-	insertRows(t, conn, "INSERT INTO delivery_attempted (id, time, provider, source_ip, customer, recipient_domain, status, category, reply, signature)", deliveries)
-	insertRows(t, conn, "INSERT INTO probe_sent (id, time, provider, source_ip, outcome)", probesSent)
-	insertRows(t, conn, "INSERT INTO probe_received (id, time, provider, source_ip, placement, latency_ms)", probesReceived)
-	insertRows(t, conn, "INSERT INTO probe_missing (id, time, provider, source_ip)", missing)
-	insertRows(t, conn, "INSERT INTO complaint_received (id, time, provider, source_ip, customer, feedback_type, counted, trusted)", complaints)
-	insertRows(t, conn, "INSERT INTO dnsbl_listed (id, time, zone, target, target_kind, source_ip)", listed)
-	insertRows(t, conn, "INSERT INTO dnsbl_delisted (id, time, zone, target, target_kind, source_ip)", delisted)
+	insertRows(t, conn, "INSERT INTO "+into("delivery_attempted")+" (id, time, provider, source_ip, customer, recipient_domain, status, category, reply, signature)", deliveries)
+	insertRows(t, conn, "INSERT INTO "+into("probe_sent")+" (id, time, provider, source_ip, outcome)", probesSent)
+	insertRows(t, conn, "INSERT INTO "+into("probe_received")+" (id, time, provider, source_ip, placement, latency_ms)", probesReceived)
+	insertRows(t, conn, "INSERT INTO "+into("probe_missing")+" (id, time, provider, source_ip)", missing)
+	insertRows(t, conn, "INSERT INTO "+into("complaint_received")+" (id, time, provider, source_ip, customer, feedback_type, counted, trusted)", complaints)
+	insertRows(t, conn, "INSERT INTO "+into("dnsbl_listed")+" (id, time, zone, target, target_kind, source_ip)", listed)
+	insertRows(t, conn, "INSERT INTO "+into("dnsbl_delisted")+" (id, time, zone, target, target_kind, source_ip)", delisted)
 	const decisionColumns = "(id, time, scope, subject, customer, provider, source_ip, rate, until)"
-	insertRows(t, conn, "INSERT INTO decision_cutoff "+decisionColumns, cutoffs)
-	insertRows(t, conn, "INSERT INTO decision_reroute "+decisionColumns, reroutes)
-	insertRows(t, conn, "INSERT INTO dmarc_record (id, time, domain, our_source, source_ip, org_name, customer, count, dmarc, dkim, spf, disposition)", dmarcRecords)
-	insertRows(t, conn, "INSERT INTO tlsrpt_result (id, time, policy_domain, organization, policy_type, success, failure)", tlsResults)
+	insertRows(t, conn, "INSERT INTO "+into("decision_cutoff")+" "+decisionColumns, cutoffs)
+	insertRows(t, conn, "INSERT INTO "+into("decision_reroute")+" "+decisionColumns, reroutes)
+	insertRows(t, conn, "INSERT INTO "+into("dmarc_record")+" (id, time, domain, our_source, source_ip, org_name, customer, count, dmarc, dkim, spf, disposition)", dmarcRecords)
+	insertRows(t, conn, "INSERT INTO "+into("tlsrpt_result")+" (id, time, policy_domain, organization, policy_type, success, failure)", tlsResults)
+}
+
+// checkCountRollups compares every count rollup with the same count from
+// its raw table, and the fixed-size states beside the counts, after
+// insertCountRollupSources.
+func checkCountRollups(t *testing.T, conn driver.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	at := countRollupAt
 
 	counts := []struct{ rollup, raw string }{
 		{`SELECT bucket, provider, source_ip, outcome, countMerge(sent) FROM probe_sent_5m GROUP BY bucket, provider, source_ip, outcome`,

@@ -90,6 +90,9 @@ func MigrateOnCluster(ctx context.Context, conn driver.Conn, database, cluster s
 	if err := createMigrationsTable(ctx, conn, database, cluster); err != nil {
 		return nil, err
 	}
+	if cluster != "" {
+		syncRecord(ctx, conn, table)
+	}
 	recorded, err := recordedChecksums(ctx, conn, table)
 	if err != nil {
 		return nil, err
@@ -177,6 +180,23 @@ func createMigrationsTable(ctx context.Context, conn driver.Conn, database, clus
 		return fmt.Errorf("chstore: migrate: create %s on cluster %s: %w", table, cluster, err)
 	}
 	return nil
+}
+
+// recordSyncTimeout bounds the wait for this replica's copy of the
+// record of applied files.
+const recordSyncTimeout = 10 * time.Second
+
+// syncRecord waits until this replica has fetched every record another
+// replica wrote (a record written a few milliseconds ago through the other
+// replica would otherwise look missing, and its file would run again). A
+// replica that cannot sync in time (its peer down with a part it lacks)
+// goes on with what it holds: the statements are idempotent, and a file
+// that is not (ALTER ... ADD COLUMN) fails with a clear error and is
+// retried by the next start.
+func syncRecord(ctx context.Context, conn driver.Conn, table string) {
+	ctx, cancel := context.WithTimeout(ctx, recordSyncTimeout)
+	defer cancel()
+	_ = conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table)
 }
 
 // ddlContext turns on LowCardinality for DDL on servers before 19.1, where
