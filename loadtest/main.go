@@ -24,6 +24,10 @@ Scenarios:
              worker, against a raw clickhouse-go batch insert of the same rows
   arf-parse  the ARF and bounce corpora (../shared/corpora) parsed and classified by
              mailmon inspect, against Debian's Sisimai (libsisimai-perl) on the same files
+  dmarc-parse
+             the DMARC aggregate and SMTP TLS report corpus (../shared/corpora/dmarc) as
+             report mails, unwrapped and parsed by mailmon inspect dmarc/tlsrpt, against
+             the standard library's mail, multipart, gzip, zip and encoding/xml on them
   postfix-parse
              Postfix log lines per second parsed, joined and classified by mailmon
              inspect postfix-log over the corpus logs (repeated to -lines), against
@@ -55,6 +59,12 @@ Scenarios:
              over IMAP IDLE: lost, misplaced, detection p50/p99, against raw
              Postfix -> Dovecot throughput of the same number of messages
 
+  cluster    3 NATS nodes (R3), 2 ClickHouse replicas + ZooKeeper and two copies of
+             every worker that can run twice, as separate processes, under a steady
+             mixed load; SIGKILLs the NATS stream leader, a ClickHouse replica, a sink,
+             the dns-sweeper leader and an evaluator, one at a time: lost, doubled,
+             policy answers, takeover times (-short: the CI run, about 2 minutes)
+
 Progress goes to stderr; the last stdout line is one JSON object with the figures.
 The exit status is non-zero when events were lost or doubled, or the run failed.
 `
@@ -72,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDNSBLSweep(ctx, args[1:], stdout, stderr)
 	case "arf-parse":
 		return runARFParse(ctx, args[1:], stdout, stderr)
+	case "dmarc-parse":
+		return runDMARCParse(ctx, args[1:], stdout, stderr)
+	case "dmarc-parse-baseline": // the baseline's child process (dmarcparse.go)
+		return runDMARCParseBaseline(args[1:], stdout, stderr)
 	case "postfix-parse":
 		return runPostfixParse(ctx, args[1:], stdout, stderr)
 	case "enforcement":
@@ -82,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runProbes(ctx, args[1:], stdout, stderr)
 	case "console":
 		return runConsole(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -23,7 +23,9 @@ func TestLinear(t *testing.T) {
 		{Name: "many records with invalid UTF-8", Build: func(n int) []byte { return lineartest.Repeat(head, record+"\xff\xfe", "</feedback>", n) }, Parse: ok},
 		{Name: "many end tags after the document", Build: func(n int) []byte { return lineartest.Repeat(head+"</feedback>", "</feedback>x", "", n) }, Parse: ok},
 		{Name: "many start tags before the document", Build: func(n int) []byte { return lineartest.Repeat("", "<feedbac <x:feedbac ", head+"</feedback>", n) }, Parse: ok},
-		{Name: "many prefixed names before the document", Build: func(n int) []byte { return lineartest.Repeat("", "abc:feedback:feedback/feedback ", head+"</feedback>", n) }, Parse: ok},
+		{Name: "many prefixed names before the document", Build: func(n int) []byte {
+			return lineartest.Repeat("", "abc:feedback:feedback/feedback ", head+"</feedback>", n)
+		}, Parse: ok},
 		{Name: "many unclosed end tags after the document", Build: func(n int) []byte { return lineartest.Repeat(head+"</feedback>", "</x:feedback feedback", "", n) }, Parse: ok},
 		{Name: "deeply nested unknown elements", Build: func(n int) []byte { return lineartest.Repeat(head, "<x>", "", n) }, Parse: ok, Check: refused},
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,8 +61,14 @@ type dmarcSPFAuth struct {
 // standard input or a file named *mbox, as for inspect arf). An input
 // that holds no readable DMARC report is an error, with the reason; so is
 // a report that cannot be parsed (the other reports are still printed).
-func inspectDMARC(ctx context.Context, in io.Reader, out io.Writer) error {
-	enc := json.NewEncoder(out)
+func inspectDMARC(ctx context.Context, in io.Reader, out io.Writer) (err error) {
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer func() {
+		if ferr := w.Flush(); err == nil && ferr != nil {
+			err = ferr
+		}
+	}()
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return eachReport(ctx, in, reportfile.FormatDMARC, func(doc reportfile.Document) error {
 		rep, err := dmarc.Parse(doc.Data)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,8 +47,14 @@ type tlsrptFailure struct {
 // its input: a report mail, a gzip file or a bare JSON document, or an
 // mbox of report mails (see inspectDMARC). An input that holds no
 // readable TLS report is an error, with the reason.
-func inspectTLSRPT(ctx context.Context, in io.Reader, out io.Writer) error {
-	enc := json.NewEncoder(out)
+func inspectTLSRPT(ctx context.Context, in io.Reader, out io.Writer) (err error) {
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer func() {
+		if ferr := w.Flush(); err == nil && ferr != nil {
+			err = ferr
+		}
+	}()
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	return eachReport(ctx, in, reportfile.FormatTLSRPT, func(doc reportfile.Document) error {
 		rep, err := tlsrpt.Parse(doc.Data)
