@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,9 +96,27 @@ func New(cfg Config, s worker.Settings) (*Sink, error) {
 		tables:  map[string]*table{},
 	}
 	for _, k := range schemas.Kinds() {
-		sink.tables[k.Type] = &table{sink: sink, kind: k, query: schemas.InsertQuery(k), in: make(chan []held)}
+		sink.tables[k.Type] = &table{sink: sink, kind: k, query: insertQuery(k, s.ClickHouse), in: make(chan []held)}
 	}
 	return sink, nil
+}
+
+// insertQuery is the batch INSERT for k's table. On a cluster it names the
+// replicated local table of the replica the sink is connected to (one
+// shard: every replica holds every row), not the Distributed table: the
+// insert is then synchronous, so an acknowledged message is in a
+// replicated part, and a retried batch is the same block in the same
+// table, which replicated deduplication drops (the block hashes are shared
+// by the replicas in ZooKeeper, so the retry may go to another replica).
+// Through the Distributed table an insert is only queued on the local disk
+// (insert_distributed_sync is off by default on 18.16) and forwarded in
+// blocks of its own making, so a retry is not recognised.
+func insertQuery(k schemas.Kind, ch chstore.Config) string {
+	q := schemas.InsertQuery(k)
+	if !ch.Clustered() {
+		return q
+	}
+	return strings.Replace(q, "INSERT INTO "+k.Table+" ", "INSERT INTO "+chstore.LocalTable(k.Table)+" ", 1)
 }
 
 // Run connects to ClickHouse (waiting for it if it is down), applies the
@@ -208,7 +227,7 @@ func (s *Sink) connect(ctx context.Context) (driver.Conn, error) {
 	for {
 		conn, err := chstore.Open(ctx, s.ch)
 		if err == nil {
-			if _, err := chstore.Migrate(ctx, conn, s.ch.Database, schemas.Migrations); err != nil {
+			if _, err := chstore.MigrateFor(ctx, conn, s.ch, schemas.Migrations); err != nil {
 				conn.Close()
 				if ctx.Err() != nil {
 					return nil, nil
@@ -238,7 +257,12 @@ func (s *Sink) setTTL(ctx context.Context) {
 	// Table names come from the registry and the database passed
 	// chstore's identifier check, so splicing them is safe.
 	setTable := func(table, timeColumn string) {
-		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %d DAY", s.ch.Database, table, timeColumn, s.ch.RetentionDays)
+		target := table
+		if s.ch.Clustered() {
+			// The rows live in the local tables, on every replica.
+			target = chstore.LocalTable(table) + " ON CLUSTER " + s.ch.Cluster
+		}
+		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %d DAY", s.ch.Database, target, timeColumn, s.ch.RetentionDays)
 		if err := s.conn.Exec(ctx, q); err != nil {
 			s.log.Warn("setting table TTL failed; partition drops still enforce retention", "table", table, "error", err)
 		}
@@ -267,7 +291,7 @@ func (s *Sink) retentionLoop(ctx context.Context) {
 	ticker := time.NewTicker(s.cfg.RetentionInterval.Std())
 	defer ticker.Stop()
 	for {
-		dropped, err := chstore.DropExpiredPartitions(ctx, s.conn, s.ch.Database, tables, s.ch.RetentionDays, time.Now())
+		dropped, err := chstore.DropExpiredPartitionsOnCluster(ctx, s.conn, s.ch.Database, s.ch.Cluster, tables, s.ch.RetentionDays, time.Now())
 		s.metrics.dropped.Add(float64(len(dropped)))
 		if len(dropped) > 0 {
 			s.log.Info("retention dropped day partitions", "partitions", dropped, "retention_days", s.ch.RetentionDays)
