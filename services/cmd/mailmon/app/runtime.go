@@ -278,7 +278,7 @@ func (rt *Runtime) startClickHouse(ctx context.Context) error {
 		return err
 	}
 	rt.ClickHouse = conn
-	applied, err := chstore.Migrate(ctx, conn, c.Database, schemas.Migrations)
+	applied, err := chstore.MigrateFor(ctx, conn, c, schemas.Migrations)
 	if err != nil {
 		return err
 	}

@@ -236,7 +236,7 @@ func schemasCmd(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return exitFailure
 	}
 	defer conn.Close()
-	applied, err := chstore.Migrate(ctx, conn, cfg.ClickHouse.Database, schemas.Migrations)
+	applied, err := chstore.MigrateFor(ctx, conn, app.ClickHouseClient(cfg), schemas.Migrations)
 	if err != nil {
 		fmt.Fprintf(errOut, "mailmon schemas migrate: %v\n", err)
 		return exitFailure
