@@ -33,6 +33,10 @@ type TrafficOptions struct {
 	// UnknownEvery: one in this many messages goes to a recipient the
 	// provider does not know, and bounces; 0 is 15.
 	UnknownEvery int
+	// ReportEvery is the period of gmail.lab's DMARC aggregate reports:
+	// one per customer domain is mailed to the fbl-ingester at its end;
+	// 0 is 1 min.
+	ReportEvery time.Duration
 }
 
 func (o TrafficOptions) withDefaults() TrafficOptions {
@@ -48,6 +52,9 @@ func (o TrafficOptions) withDefaults() TrafficOptions {
 	if o.UnknownEvery <= 0 {
 		o.UnknownEvery = 15
 	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = time.Minute
+	}
 	return o
 }
 
@@ -60,6 +67,8 @@ const smtpTimeout = 30 * time.Second
 // per message and HMAC-signed, which a static Postfix PREPEND cannot do).
 // One in ComplaintEvery of the spammer's messages to providers that accept
 // them is reported by the feedback-loop operator, ComplaintDelay later.
+// Every ReportEvery, gmail.lab mails its DMARC aggregate reports of the
+// mail it received (dmarc.go).
 func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Logger) {
 	opts = opts.withDefaults()
 	keys, err := keyring(w)
@@ -75,6 +84,7 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 	tick := time.NewTicker(opts.Interval / time.Duration(len(labCustomers)))
 	defer tick.Stop()
 	var n, spam int
+	tally := newDMARCTally(time.Now().UTC().Truncate(time.Second))
 	sent := map[string]int{} // per customer, so every customer's mail bounces now and then
 	for {
 		select {
@@ -101,6 +111,7 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 				log.Warn("lab traffic: our MTA did not take a customer message", "customer", c.name, "rcpt", msg.rcpt, "error", err)
 				continue
 			}
+			tally.add(c, msg.rcpt)
 			if c.spammer && !unknown && !strings.HasSuffix(msg.rcpt, "@outlook.lab") {
 				spam++
 				if spam%opts.ComplaintEvery == 0 {
@@ -116,6 +127,14 @@ func runTraffic(ctx context.Context, w *World, opts TrafficOptions, log *slog.Lo
 					log.Warn("lab feedback loop: the fbl-ingester did not take a report", "error", err)
 				}
 				pending = pending[1:]
+			}
+			if end := now.UTC().Truncate(time.Second); end.Sub(tally.begin) >= opts.ReportEvery {
+				for _, report := range tally.reports(end.Add(-time.Second)) {
+					if err := submit(w.Config.FBLIngester.SMTP.Listen, "mx.gmail.lab", dmarcReporterFrom, fblAddress, report); err != nil {
+						log.Warn("lab DMARC reports: the fbl-ingester did not take a report", "error", err)
+					}
+				}
+				tally = newDMARCTally(end)
 			}
 		}
 	}
