@@ -123,6 +123,21 @@ type Config struct {
 	// that failed; it is retried until it succeeds.
 	RetryMin config.Duration `yaml:"retry_min"`
 	RetryMax config.Duration `yaml:"retry_max"`
+	// Checkpoint saves the state every interval (and at a clean stop) in
+	// the KV bucket evaluator_checkpoints, so a start loads it and reads
+	// only the messages after it instead of rebuilding the windows from
+	// the streams.
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+}
+
+// CheckpointConfig sets the checkpoints of the state (checkpoint.go).
+type CheckpointConfig struct {
+	// Enabled writes checkpoints and starts from the last one; off, every
+	// start rebuilds the state from the streams.
+	Enabled bool `yaml:"enabled"`
+	// Interval is how often the state is saved: a start reads at most this
+	// much of the streams again, plus the time the worker was down.
+	Interval config.Duration `yaml:"interval"`
 }
 
 // Thresholds are the complaint limits of one scope, applied to every
@@ -358,6 +373,7 @@ func DefaultConfig() Config {
 		Tick:           config.Duration(time.Second),
 		RetryMin:       config.Duration(100 * time.Millisecond),
 		RetryMax:       config.Duration(10 * time.Second),
+		Checkpoint:     CheckpointConfig{Enabled: true, Interval: config.Duration(time.Minute)},
 	}
 }
 
@@ -533,6 +549,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		check.Addf("retry_max", "retry_min must be positive and retry_max at least retry_min")
+	}
+	if c.Checkpoint.Enabled && c.Checkpoint.Interval < config.Duration(time.Second) {
+		check.Addf("checkpoint.interval", "must be at least 1s, got %s", c.Checkpoint.Interval)
 	}
 	return check.Err()
 }

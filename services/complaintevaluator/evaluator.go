@@ -62,6 +62,18 @@ type Evaluator struct {
 	engine *Engine
 	queue  chan Output
 	ready  chan struct{}
+	// seqs is the stream sequence of the last message fed to the engine,
+	// by stream; inflight counts the outputs judged but not yet carried
+	// out. A checkpoint is taken only when inflight is 0, so it never holds
+	// a decision or alert that was not stored and published.
+	seqs     map[string]uint64
+	inflight int
+	// ckpt is nil when checkpoints are off or the bucket is missing;
+	// created is each stream's creation time (unix ns), and resumed says
+	// the state came from a checkpoint.
+	ckpt    *checkpointStore
+	created map[string]int64
+	resumed bool
 }
 
 // New checks the configuration and builds the worker; nothing is
@@ -102,6 +114,8 @@ func New(cfg Config, s worker.Settings) (*Evaluator, error) {
 		streams: streams,
 		queue:   make(chan Output, 4096),
 		ready:   make(chan struct{}),
+		seqs:    map[string]uint64{},
+		created: map[string]int64{},
 	}
 	e.engine = NewEngine(cfg, s.Source)
 	e.pub = &eventPublisher{settings: s}
@@ -141,6 +155,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return errors.New("rebuilding state from the streams")
 		}
 	})
+	resume := e.loadCheckpoint(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -160,6 +175,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		<-effDone
 		t.Stop()
 		effCancel()
+		e.finalCheckpoint()
 	}()
 
 	started := e.now()
@@ -171,7 +187,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	decisionsCaught := make(chan struct{})
 	wg.Go(func() {
 		start := started.Add(-e.cfg.Decisions.Memory.Std())
-		if err := e.follow(ctx, []string{"mailmon.decision.>"}, start, decisionsCaught, false); err != nil {
+		after := resume[e.streams["mailmon.decision.>"]]
+		if err := e.follow(ctx, []string{"mailmon.decision.>"}, start, after, decisionsCaught, false); err != nil {
 			cancel(err)
 		}
 	})
@@ -181,7 +198,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	// knows what it publishes from then on.
 	alertsCaught := make(chan struct{})
 	wg.Go(func() {
-		if err := e.follow(ctx, []string{schemas.SubjectAlertRaised}, time.Time{}, alertsCaught, true); err != nil {
+		after := resume[e.streams[schemas.SubjectAlertRaised]]
+		if err := e.follow(ctx, []string{schemas.SubjectAlertRaised}, time.Time{}, after, alertsCaught, true); err != nil {
 			cancel(err)
 		}
 	})
@@ -212,8 +230,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		if slices.Contains(subjects, schemas.SubjectDNSBLDelisted) {
 			from = time.Time{}
 		}
+		after := resume[e.streams[subjects[0]]]
 		wg.Go(func() {
-			if err := e.follow(ctx, subjects, from, done, false); err != nil {
+			if err := e.follow(ctx, subjects, from, after, done, false); err != nil {
 				cancel(err)
 			}
 		})
@@ -226,18 +245,20 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	e.engine.Replaying = false
 	now := e.now()
 	out := append(e.engine.EvaluateAll(now), e.engine.Tick(now)...)
+	e.inflight += len(out)
 	stats := e.engine.Stats()
 	subjects := e.engine.Subjects()
 	e.mu.Unlock()
 	// Outside the lock: the effector may need it to adopt a decision.
 	e.enqueue(ctx, out)
 	e.metrics.replaySeconds.Set(time.Since(started).Seconds())
-	e.log.Info("state rebuilt", "seconds", time.Since(started).Seconds(), "subjects", subjects,
+	e.log.Info("state rebuilt", "seconds", time.Since(started).Seconds(), "from_checkpoint", e.resumed, "subjects", subjects,
 		"complaints", stats.Complaints, "deliveries", stats.Deliveries, "partition", e.cfg.Partition, "partitions", e.cfg.Partitions)
 	close(e.ready)
 
 	tick := time.NewTicker(e.cfg.Tick.Std())
 	defer tick.Stop()
+	nextCheckpoint := time.Now().Add(e.cfg.Checkpoint.Interval.Std())
 	for {
 		select {
 		case <-ctx.Done():
@@ -245,9 +266,16 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		case <-tick.C:
 			e.mu.Lock()
 			out := e.engine.Tick(e.now())
+			e.inflight += len(out)
 			e.metrics.subjects.Set(float64(e.engine.Subjects()))
 			e.mu.Unlock()
 			e.enqueue(ctx, out)
+			if e.ckpt != nil && !time.Now().Before(nextCheckpoint) {
+				// Busy (outputs not yet carried out): try at the next tick.
+				if err := e.saveCheckpoint(ctx); !errors.Is(err, errCheckpointBusy) {
+					nextCheckpoint = time.Now().Add(e.cfg.Checkpoint.Interval.Std())
+				}
+			}
 		}
 	}
 }
@@ -304,11 +332,14 @@ func (e *Evaluator) signalsByStream() [][]string {
 // the windows again) and feeds the engine. It closes caught when it has
 // read what the stream held when it started, and returns then if
 // untilCaught.
-func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Time, caught chan struct{}, untilCaught bool) error {
+func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Time, after uint64, caught chan struct{}, untilCaught bool) error {
 	stream := e.streams[subjects[0]]
 	subject := strings.Join(subjects, ",") // for errors
 	consCfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !start.IsZero() {
+	switch {
+	case after > 0: // the state holds everything up to after (a checkpoint)
+		consCfg.DeliverPolicy, consCfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	case !start.IsZero():
 		consCfg.DeliverPolicy, consCfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
 	cons, err := e.js.OrderedConsumer(ctx, stream, consCfg)
@@ -338,6 +369,9 @@ func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Ti
 	}
 	isDecision := slices.Contains(subjects, "mailmon.decision.>")
 	isDelivery := slices.Contains(subjects, schemas.SubjectDeliveryAttempted)
+	// Alerts read back on top of a checkpoint only say what was published:
+	// the rules' memory is in the checkpoint and the replay.
+	publishedOnly := e.resumed && slices.Contains(subjects, schemas.SubjectAlertRaised)
 	for {
 		msg, err := iter.Next()
 		if err != nil {
@@ -346,9 +380,9 @@ func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Ti
 			}
 			return fmt.Errorf("read %s from %s: %w", subject, stream, err)
 		}
-		pending := uint64(1)
+		pending, seq := uint64(1), uint64(0)
 		if md, err := msg.Metadata(); err == nil {
-			pending = md.NumPending
+			pending, seq = md.NumPending, md.Sequence.Stream
 		}
 		ev, err := schemas.Decode(msg.Data())
 		if err == nil {
@@ -357,14 +391,24 @@ func (e *Evaluator) follow(ctx context.Context, subjects []string, start time.Ti
 		if err != nil {
 			// The sink dead-letters malformed events; here they are skipped.
 			e.metrics.events.WithLabelValues("invalid").Inc()
+			e.mu.Lock()
+			e.seqs[stream] = max(e.seqs[stream], seq)
+			e.mu.Unlock()
 		} else {
 			e.metrics.events.WithLabelValues(ev.EventHeader().Type).Inc()
 			e.mu.Lock()
 			now := e.now()
-			out := e.engine.Observe(ev, now, isDecision && backlog)
+			var out []Output
+			if a, ok := ev.(*schemas.AlertRaised); ok && publishedOnly {
+				e.engine.alertPublished(a)
+			} else {
+				out = e.engine.Observe(ev, now, isDecision && backlog)
+			}
 			if isDelivery && !e.engine.Replaying {
 				out = append(out, e.holdWhileLagging(pending, now)...)
 			}
+			e.inflight += len(out)
+			e.seqs[stream] = max(e.seqs[stream], seq)
 			e.mu.Unlock()
 			e.enqueue(ctx, out)
 		}
@@ -424,6 +468,7 @@ func (e *Evaluator) reconcile(ctx context.Context, kv jetstream.KeyValue) error 
 		e.log.Warn("decision missing from the bucket; treating it as lifted", "subject", r.Subject, "decision_id", r.DecisionID)
 		out = append(out, e.engine.Forget(r, now)...)
 	}
+	e.inflight += len(out)
 	e.mu.Unlock()
 	e.enqueue(ctx, out)
 	return nil
@@ -446,6 +491,7 @@ func (f *effector) run(ctx context.Context, stop <-chan struct{}) {
 			if !f.applyWithRetry(ctx, o) {
 				return
 			}
+			f.e.done()
 		case <-stop:
 			for {
 				select {
@@ -454,6 +500,7 @@ func (f *effector) run(ctx context.Context, stop <-chan struct{}) {
 						f.e.log.Warn("shutdown: enforcement steps left undone; the next start judges again", "left", len(f.e.queue)+1)
 						return
 					}
+					f.e.done()
 				default:
 					return
 				}
@@ -667,6 +714,11 @@ type metrics struct {
 	replaySeconds prometheus.Gauge
 	holds         prometheus.Counter
 	alerts        *prometheus.CounterVec
+	// checkpoints
+	checkpointUsed    prometheus.Gauge
+	checkpointBytes   prometheus.Gauge
+	checkpointSeconds prometheus.Gauge
+	checkpointErrors  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -688,6 +740,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "judgment_holds_total", Help: "Times complaint judgments were deferred because deliveries lagged more than max_delivery_lag."}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "alerts_total", Help: "Alerts published, by rule and status (firing, resolved)."}, []string{"rule", "status"}),
+		checkpointUsed: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "checkpoint_used", Help: "1 when the state at start came from a checkpoint, 0 when it was rebuilt from the streams."}),
+		checkpointBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "checkpoint_bytes", Help: "Size of the last checkpoint saved."}),
+		checkpointSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "checkpoint_seconds", Help: "How long saving the last checkpoint took."}),
+		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "checkpoint_errors_total", Help: "Checkpoints that could not be saved."}),
 	}
 	r := obs.NewRegistrar(reg)
 	m.events = obs.Register(r, m.events)
@@ -698,6 +758,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.replaySeconds = obs.Register(r, m.replaySeconds)
 	m.holds = obs.Register(r, m.holds)
 	m.alerts = obs.Register(r, m.alerts)
+	m.checkpointUsed = obs.Register(r, m.checkpointUsed)
+	m.checkpointBytes = obs.Register(r, m.checkpointBytes)
+	m.checkpointSeconds = obs.Register(r, m.checkpointSeconds)
+	m.checkpointErrors = obs.Register(r, m.checkpointErrors)
 	return m, r.Err()
 }
 
