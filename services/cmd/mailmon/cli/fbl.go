@@ -19,13 +19,16 @@ import (
 
 const fblUsage = `usage: mailmon fbl import DIR|FILE [-config FILE] [-trusted]
 
-Feeds feedback-loop reports and bounces to the fbl-ingester's processing,
-once: every message of a maildir (new/ and cur/), of a directory of .eml
-files, or one file. Events are published to the running mailmon's NATS
-and confirmed by JetStream (a message no parser understands is
-dead-lettered), exactly as for a message the fbl-ingester receives.
+Feeds feedback-loop reports, bounces and DMARC aggregate and SMTP TLS
+reports to the fbl-ingester's processing, once: every message of a maildir
+(new/ and cur/), of a directory of .eml files, or one file; a file may also
+be a report file as receivers send them (.xml, .xml.gz, .zip, .json,
+.json.gz). Events are published to the running mailmon's NATS and
+confirmed by JetStream (a message no parser understands is dead-lettered),
+exactly as for a message the fbl-ingester receives.
 Prints one JSON line per message: file, outcome (complaint, auth_failure,
-bounce, auto_reply, delivered, dead_letter, or not_stored with the error),
+bounce, dmarc_report, tls_report, auto_reply, delivered, dead_letter, or
+not_stored with the error),
 event_ids and reason. Files are left where they are; importing them again
 publishes the same event ids, which are dropped as duplicates. Stops at
 the first message that could not be stored. Exit status 0 when every
