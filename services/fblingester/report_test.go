@@ -2,6 +2,7 @@ package fblingester
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
+	"github.com/mailmon/mailmon/services/internal/corpustest"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -386,5 +388,77 @@ func TestReportTracing(t *testing.T) {
 	// No networks configured: no address is ours.
 	if none := newTracer(TraceConfig{}, worker.Tracking{Keyring: &testRing}, time.Now); none.ourNetwork(netip.MustParseAddr("192.0.2.1")) {
 		t.Error("an address is ours with no source_networks")
+	}
+}
+
+// TestCorpusReportsImported imports every file of the DMARC and TLS
+// report corpus as `mailmon fbl import` does: each valid one becomes as
+// many events as the answer key has rows, each following the contract;
+// each invalid one is dead-lettered; the same report as XML, gzip and zip
+// (tierpod-test) makes the same ids. Files that reuse a report's reporter,
+// id and domain (invalid_utf_8.xml is a damaged copy of
+// !example.com!...xml, tierpod-test_empty.xml a variant of tierpod-test)
+// are taken for the same report: their records share ids by position.
+func TestCorpusReportsImported(t *testing.T) {
+	dir := corpustest.Path(t, "dmarc")
+	key, err := os.ReadFile(filepath.Join(dir, "expected.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := startNATS(t)
+	cfg := reportConfig()
+	cfg.SMTP.Listen = ""
+	cfg.MaxMessageBytes = 10 << 20
+	r := startIngester(t, cfg, js)
+	r.stop()
+	allIDs := map[string]bool{}
+	sameReport := map[string][]string{} // tierpod-test.* → its ids
+	files, rows := 0, 0
+	for line := range strings.SplitSeq(strings.TrimSpace(string(key)), "\n") {
+		var k struct {
+			File  string           `json:"file"`
+			Kind  string           `json:"kind"`
+			Valid bool             `json:"valid"`
+			Rows  []map[string]any `json:"rows"`
+		}
+		if err := json.Unmarshal([]byte(line), &k); err != nil {
+			t.Fatal(err)
+		}
+		files++
+		res, err := r.in.ImportFile(context.Background(), filepath.Join(dir, filepath.FromSlash(k.File)), false)
+		if err != nil {
+			t.Fatalf("%s: %v", k.File, err)
+		}
+		want := map[string]string{"dmarc": outcomeDMARC, "tlsrpt": outcomeTLSRPT}[k.Kind]
+		if !k.Valid {
+			want = outcomeDeadLetter
+		}
+		if res.Outcome != want || (k.Valid && len(res.Events) != len(k.Rows)) {
+			t.Errorf("%s: %s with %d events (%s); want %s with %d", k.File, res.Outcome, len(res.Events), res.Reason, want, len(k.Rows))
+		}
+		rows += len(res.Events)
+		for _, id := range res.Events {
+			allIDs[id] = true
+		}
+		if strings.Contains(k.File, "tierpod-test.xml") {
+			slices.Sort(res.Events)
+			sameReport[k.File] = res.Events
+		}
+	}
+	t.Logf("%d files, %d events, %d distinct ids", files, rows, len(allIDs))
+	var first []string
+	for f, ids := range sameReport {
+		if first == nil {
+			first = ids
+		} else if !slices.Equal(ids, first) {
+			t.Errorf("%s: ids %v differ from another copy's %v", f, ids, first)
+		}
+	}
+	if len(sameReport) != 3 {
+		t.Errorf("%d copies of tierpod-test found, want 3 (xml, gz, zip)", len(sameReport))
+	}
+	stored := len(storedMsgs(t, js, "DMARC", "")) + len(storedMsgs(t, js, "TLSRPT", ""))
+	if stored != len(allIDs) {
+		t.Errorf("streams hold %d events, want the %d distinct ids", stored, len(allIDs))
 	}
 }
