@@ -99,6 +99,30 @@ func TestClusterMigrationsRollupsRetention(t *testing.T) {
 		}
 	}
 
+	// The shapes of the readers' queries work on the Distributed tables
+	// unchanged: PREWHERE, an IN subquery over a Distributed table (the
+	// console's latest probes), a subquery with ARRAY JOIN (its latency
+	// per range) and a JOIN of subqueries (a load test's report).
+	for _, q := range []string{
+		`SELECT count() FROM (SELECT source_ip, provider, bucket, placement, quantilesMerge(0.5, 0.95)(latency_ms)
+			FROM probe_received_5m PREWHERE bucket >= toDateTime('2026-03-01 00:00:00', 'UTC')
+			AND (source_ip, provider, bucket) IN (SELECT source_ip, provider, max(bucket) FROM probe_received_5m GROUP BY source_ip, provider)
+			GROUP BY source_ip, provider, bucket, placement)`,
+		`SELECT count() FROM (SELECT provider, source_ip, key, quantilesMerge(0.5, 0.95)(state) FROM (
+			SELECT provider, source_ip, toStartOfHour(bucket) AS t, quantilesMergeState(0.5, 0.95)(latency_ms) AS state
+			FROM probe_received_5m GROUP BY provider, source_ip, t
+			) ARRAY JOIN [t, toDateTime(0, 'UTC')] AS key GROUP BY provider, source_ip, key)`,
+		`SELECT count() FROM (SELECT provider, source_ip, sent, inbox FROM (SELECT provider, source_ip, count() AS sent FROM probe_sent FINAL GROUP BY provider, source_ip)
+			ANY LEFT JOIN (SELECT provider, source_ip, countIf(placement = 'inbox') AS inbox FROM probe_received GROUP BY provider, source_ip) USING (provider, source_ip))`,
+	} {
+		var n uint64
+		if err := conn2.QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Errorf("a reader's query on the Distributed tables: %v\n%s", err, q)
+		} else if n == 0 {
+			t.Errorf("no rows from a reader's query on the Distributed tables:\n%s", q)
+		}
+	}
+
 	// Rows span 2026-03-01 and 03-02; keeping 1 day on 03-03 drops 03-01.
 	dropped, err := chstore.DropExpiredPartitionsOnCluster(ctx, conn2, database, cfg.Cluster,
 		[]string{"probe_sent", "probe_sent_5m"}, 1, time.Date(2026, 3, 3, 12, 0, 0, 0, time.UTC))

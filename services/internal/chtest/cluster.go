@@ -235,7 +235,9 @@ type ZooKeeper struct {
 
 // StartZooKeeper runs Debian's ZooKeeper with its data in dir on a free
 // loopback port (heap capped at 64 MB, a 500 ms tick so ClickHouse may use
-// a 4 s session) and waits until it serves: the `srvr` command answers
+// a 4 s session, no fsync of its log: test data need not survive a power
+// cut, and every ON CLUSTER statement and replicated insert writes to
+// ZooKeeper several times) and waits until it serves: the `srvr` command answers
 // with a Mode line (`ruok` answers before the server serves).
 func StartZooKeeper(dir string) (*ZooKeeper, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o750); err != nil {
@@ -254,6 +256,7 @@ clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=srvr
 maxClientCnxns=0
+forceSync=no
 `, filepath.Join(dir, "data"), port)
 	cfgPath := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o640); err != nil {
