@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -240,7 +241,12 @@ func record(x *xmlRecord) (Record, error) {
 	if s := clean(x.Row.Count); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return rec, fmt.Errorf("%w: count %q", ErrBadValue, s)
+			// A count written as a number with a zero fraction ("3.0").
+			f, ferr := strconv.ParseFloat(s, 64)
+			if ferr != nil || f < 0 || f >= 1<<63 || f != math.Trunc(f) {
+				return rec, fmt.Errorf("%w: count %q", ErrBadValue, s)
+			}
+			n = uint64(f)
 		}
 		rec.Count = n
 	}

@@ -132,8 +132,8 @@ func TestParse(t *testing.T) {
 		{"invalid UTF-8 replaced", badByte, &withBadByte},
 		{"no records", `<feedback><report_metadata><org_name>x</org_name><report_id>1</report_id><date_range><begin>1</begin><end>2</end></date_range></report_metadata><policy_published><domain>a.example</domain><p>none</p></policy_published></feedback>`,
 			&Report{OrgName: "x", ReportID: "1", Begin: time.Unix(1, 0).UTC(), End: time.Unix(2, 0).UTC(), Domain: "a.example", Policy: "none", Percent: 100, Records: []Record{}}},
-		{"a fractional date and an empty record", `<feedback><report_metadata><report_id>2</report_id><date_range><begin> 10.5 </begin><end>20</end></date_range></report_metadata><record><row><source_ip/><count/></row></record></feedback>`,
-			&Report{ReportID: "2", Begin: time.Unix(10, 0).UTC(), End: time.Unix(20, 0).UTC(), Percent: 100, Records: []Record{{}}}},
+		{"a fractional date and an empty record", `<feedback><report_metadata><report_id>2</report_id><date_range><begin> 10.5 </begin><end>20</end></date_range></report_metadata><record><row><source_ip/><count/></row></record><record><row><source_ip>::ffff:192.0.2.5</source_ip><count>3.0</count></row></record></feedback>`,
+			&Report{ReportID: "2", Begin: time.Unix(10, 0).UTC(), End: time.Unix(20, 0).UTC(), Percent: 100, Records: []Record{{}, {SourceIP: netip.MustParseAddr("192.0.2.5"), Count: 3}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,6 +166,7 @@ func TestParseRefuses(t *testing.T) {
 		{"no dates", `<feedback><report_metadata><report_id>1</report_id></report_metadata></feedback>`, ErrBadValue},
 		{"bad date", `<feedback><report_metadata><date_range><begin>yesterday</begin><end>2</end></date_range></report_metadata></feedback>`, ErrBadValue},
 		{"bad count", `<feedback>` + meta + `<record><row><source_ip>192.0.2.1</source_ip><count>-1</count></row></record></feedback>`, ErrBadValue},
+		{"fractional count", `<feedback>` + meta + `<record><row><source_ip>192.0.2.1</source_ip><count>1.5</count></row></record></feedback>`, ErrBadValue},
 		{"bad source IP", `<feedback>` + meta + `<record><row><source_ip>192.0.2.300</source_ip><count>1</count></row></record></feedback>`, ErrBadValue},
 		{"bad pct", `<feedback>` + meta + `<policy_published><pct>150</pct></policy_published></feedback>`, ErrBadValue},
 	}

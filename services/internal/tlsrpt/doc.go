@@ -38,12 +38,13 @@
 //
 // "mx-host" is an array in the RFC's text and a string in its own example
 // (and in reports from large senders); both are read, and so is
-// "policy-string" as a lone string. Dates that are RFC 3339 without a
-// zone are taken as UTC. Policy type and domain are trimmed and
+// "policy-string" as a lone string. Session counts are read from numbers
+// with a zero fraction and from strings too ("7", 7.0). Dates that are
+// RFC 3339 without a zone are taken as UTC. Policy type and domain are trimmed and
 // lower-cased. Text before the JSON object and after it is ignored.
 // Parse refuses a document that is not a JSON object (ErrNotJSON), one
-// without "policies" (ErrNoPolicies) and a date that cannot be read
-// (ErrBadValue).
+// without "policies" (ErrNoPolicies), and a date or count that cannot be
+// read or a member of the wrong type (ErrBadValue).
 //
 // The package is pure: no I/O, no clock, no logging. Work is linear in the
 // document's size.

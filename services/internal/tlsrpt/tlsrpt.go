@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,7 +17,8 @@ var (
 	ErrNotJSON = errors.New("not a JSON object")
 	// ErrNoPolicies: the object has no "policies" array.
 	ErrNoPolicies = errors.New("no policies")
-	// ErrBadValue: a date that cannot be read.
+	// ErrBadValue: a date or count that cannot be read, or a member of
+	// the wrong JSON type.
 	ErrBadValue = errors.New("bad value")
 )
 
@@ -48,6 +51,27 @@ type Failure struct {
 	ResultType, SendingMTAIP, ReceivingMXHostname, ReceivingMXHelo, ReceivingIP string
 	FailedSessions                                                              uint64
 	AdditionalInformation, FailureReasonCode                                    string
+}
+
+// count reads a session count: a JSON number, or (from careless
+// reporters) a number in a string or with a zero fraction ("5", 5.0).
+type count uint64
+
+func (c *count) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(strings.Trim(strings.TrimSpace(string(b)), `"`))
+	if s == "null" || s == "" {
+		*c = 0
+		return nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		*c = count(n)
+		return nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 && f < 1<<63 && f == math.Trunc(f) {
+		*c = count(f)
+		return nil
+	}
+	return fmt.Errorf("%w: count %s", ErrBadValue, b)
 }
 
 // strings1 reads a JSON array of strings or one string.
@@ -87,8 +111,8 @@ type jsonReport struct {
 			MXHost  strings1 `json:"mx-host"`
 		} `json:"policy"`
 		Summary struct {
-			Success uint64 `json:"total-successful-session-count"`
-			Failure uint64 `json:"total-failure-session-count"`
+			Success count `json:"total-successful-session-count"`
+			Failure count `json:"total-failure-session-count"`
 		} `json:"summary"`
 		FailureDetails []struct {
 			ResultType            string `json:"result-type"`
@@ -96,7 +120,7 @@ type jsonReport struct {
 			ReceivingMXHostname   string `json:"receiving-mx-hostname"`
 			ReceivingMXHelo       string `json:"receiving-mx-helo"`
 			ReceivingIP           string `json:"receiving-ip"`
-			FailedSessions        uint64 `json:"failed-session-count"`
+			FailedSessions        count  `json:"failed-session-count"`
 			AdditionalInformation string `json:"additional-information"`
 			FailureReasonCode     string `json:"failure-reason-code"`
 		} `json:"failure-details"`
@@ -113,6 +137,13 @@ func Parse(doc []byte) (*Report, error) {
 	var j jsonReport
 	// A Decoder reads the first value and leaves what follows it.
 	if err := json.NewDecoder(bytes.NewReader(doc[start:])).Decode(&j); err != nil {
+		if errors.Is(err, ErrBadValue) {
+			return nil, err
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("%w: %v", ErrBadValue, err)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
 	}
 	if j.Policies == nil {
@@ -137,8 +168,8 @@ func Parse(doc []byte) (*Report, error) {
 			Domain:  strings.ToLower(strings.TrimSpace(p.Policy.Domain)),
 			Strings: []string(p.Policy.Strings),
 			MXHosts: []string(p.Policy.MXHost),
-			Success: p.Summary.Success,
-			Failure: p.Summary.Failure,
+			Success: uint64(p.Summary.Success),
+			Failure: uint64(p.Summary.Failure),
 		}
 		for _, f := range p.FailureDetails {
 			pol.Failures = append(pol.Failures, Failure{
@@ -147,7 +178,7 @@ func Parse(doc []byte) (*Report, error) {
 				ReceivingMXHostname:   strings.ToLower(strings.TrimSpace(f.ReceivingMXHostname)),
 				ReceivingMXHelo:       strings.TrimSpace(f.ReceivingMXHelo),
 				ReceivingIP:           strings.TrimSpace(f.ReceivingIP),
-				FailedSessions:        f.FailedSessions,
+				FailedSessions:        uint64(f.FailedSessions),
 				AdditionalInformation: f.AdditionalInformation,
 				FailureReasonCode:     f.FailureReasonCode,
 			})

@@ -67,6 +67,8 @@ func TestParse(t *testing.T) {
 		{"arrays", reportArrays, wantArrays},
 		{"lone strings", reportStrings, wantStrings},
 		{"junk around", "\xef\xbb\xbfjunk " + reportArrays + "\n}}trailing", wantArrays},
+		{"counts as strings and with a zero fraction", `{"policies":[{"policy":{"policy-domain":"d.example"},"summary":{"total-successful-session-count":"7","total-failure-session-count":2.0},"failure-details":[{"failed-session-count":" 2 "}]}]}`,
+			&Report{Policies: []Policy{{Domain: "d.example", Success: 7, Failure: 2, Failures: []Failure{{FailedSessions: 2}}}}}},
 		{"no policies in the array", `{"organization-name":"o","policies":[]}`, &Report{Organization: "o", Policies: []Policy{}}},
 	}
 	for _, tt := range tests {
@@ -91,7 +93,9 @@ func TestParseRefuses(t *testing.T) {
 		{"empty", "", ErrNotJSON},
 		{"XML", "<feedback></feedback>", ErrNotJSON},
 		{"truncated", `{"policies":[{"policy":`, ErrNotJSON},
-		{"negative count", `{"policies":[{"summary":{"total-successful-session-count":-1}}]}`, ErrNotJSON},
+		{"negative count", `{"policies":[{"summary":{"total-successful-session-count":-1}}]}`, ErrBadValue},
+		{"fractional count", `{"policies":[{"summary":{"total-successful-session-count":1.5}}]}`, ErrBadValue},
+		{"policies not an array", `{"policies":{"policy":{}}}`, ErrBadValue},
 		{"no policies", `{"organization-name":"o","report-id":"r"}`, ErrNoPolicies},
 		{"null policies", `{"policies":null}`, ErrNoPolicies},
 		{"bad date", `{"date-range":{"start-datetime":"yesterday"},"policies":[]}`, ErrBadValue},
