@@ -47,6 +47,8 @@
 //     none) and after </feedback> is ignored;
 //   - values are trimmed; results, dispositions, policies, domains and
 //     identifiers are lower-cased ("Pass" is "pass");
+//   - a count written with a zero fraction ("3.0") is read, and an
+//     IPv4-mapped IPv6 source address is the IPv4 address;
 //   - a missing <pct> is 100 (RFC 7489 section 6.3; RFC 9990 has none);
 //   - a report with no <record> is a report with no rows (it says the
 //     receiver saw nothing); a record with empty fields is kept as it is.

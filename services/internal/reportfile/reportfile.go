@@ -348,10 +348,15 @@ var reportTypes = map[string]bool{
 // receiver!domain!begin!end[!unique].xml.gz and friends).
 var reReportName = regexp.MustCompile(`(?i)\.(xml|json|gz|gzip|zip)$`)
 
+// reConventionalName matches the conventional report file names,
+// receiver!policy-domain!begin!end[!unique][.xml|.json][.gz|.zip], whatever
+// the part's media type says.
+var reConventionalName = regexp.MustCompile(`(?i)^[^!]*![^!]+!\d+!\d+(![^.]*)?(\.xml|\.json)?(\.gz|\.zip)?$`)
+
 // candidate says whether a part of this media type and file name is to be
 // opened as a report.
 func candidate(mediaType, name string) bool {
-	if reportTypes[mediaType] {
+	if reportTypes[mediaType] || reConventionalName.MatchString(name) {
 		return true
 	}
 	return (mediaType == "application/octet-stream" || mediaType == "application/x-unknown" ||
@@ -423,9 +428,10 @@ func isMail(raw []byte) bool {
 
 // LooksLikeReport is a cheap check that a message carries a DMARC
 // aggregate or SMTP TLS report: a part whose media type is a report type
-// (gzip, zip, XML, application/tlsrpt+gzip or +json) or
-// application/octet-stream named like a report, or a multipart/report with
-// report-type=tlsrpt. It reads headers and MIME structure only and
+// (gzip, zip, XML, application/tlsrpt+gzip or +json), a part of any type
+// named by the report naming convention (receiver!domain!begin!end...), an
+// application/octet-stream named .xml, .json, .gz or .zip, or a
+// multipart/report with report-type=tlsrpt. It reads headers and MIME structure only and
 // decompresses nothing; Extract has the last word.
 func LooksLikeReport(raw []byte) bool {
 	if int64(len(raw)) > DefaultLimits().MaxInput || !isMail(raw) {

@@ -109,6 +109,8 @@ func TestExtract(t *testing.T) {
 		{"mail, text/xml", mailWith("text/xml", "", []byte(xmlReport)), []Document{{"", FormatDMARC, []byte(xmlReport)}}, true},
 		{"mail, octet-stream named .xml.gz", mailWith("application/octet-stream", dmarcName+".gz", gz(t, xmlReport)),
 			[]Document{{dmarcName, FormatDMARC, []byte(xmlReport)}}, true},
+		{"mail, text/plain with the conventional name", mailWith("text/plain", dmarcName+".gz", gz(t, xmlReport)),
+			[]Document{{dmarcName, FormatDMARC, []byte(xmlReport)}}, true},
 		{"mail, octet-stream sniffed", mailWith("application/octet-stream", "report.bin", gz(t, xmlReport)),
 			[]Document{{"report.bin", FormatDMARC, []byte(xmlReport)}}, false},
 		{"mail, application/tlsrpt+gzip", mailWith("application/tlsrpt+gzip", "sender.example!rcpt.example!1!2.json.gz", gz(t, jsonReport)),
