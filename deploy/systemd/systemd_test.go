@@ -115,7 +115,7 @@ func TestWorkerUnitsAreHardened(t *testing.T) {
 			}
 			// Secrets: its own NATS password as a credential named after
 			// its NATS user, never in the environment.
-			want := w.worker + ":/etc/mailmon/nats/" + w.worker
+			want := w.worker + ":/etc/mailmon/credentials/" + w.worker
 			if got := u.Values("Service", "LoadCredential"); !slices.Equal(got, []string{want}) {
 				t.Errorf("LoadCredential %q, want only %q", got, want)
 			}
@@ -175,8 +175,8 @@ func TestSharedCredentialsAreCredentials(t *testing.T) {
 	}
 	for _, c := range creds {
 		name, path, _ := strings.Cut(c, ":")
-		if path != "/etc/mailmon/secrets/"+name {
-			t.Errorf("LoadCredential=%s: want NAME:/etc/mailmon/secrets/NAME, the name the config's ${env:NAME} reads", c)
+		if path != "/etc/mailmon/credentials/"+name {
+			t.Errorf("LoadCredential=%s: want NAME:/etc/mailmon/credentials/NAME, the name the config's ${env:NAME} reads", c)
 		}
 	}
 }

@@ -67,8 +67,8 @@ func TestClickHouseClusterConfig(t *testing.T) {
 	sum := sha256.Sum256([]byte(password))
 	hash := hex.EncodeToString(sum[:])
 
-	zkPort := freeTCPPort(t)
-	zooCfg := rewrite(t, "zookeeper/zoo.cfg", []replacement{
+	zkPort := chDeployFreePort(t)
+	zooCfg := chDeployRewrite(t, "zookeeper/zoo.cfg", []chDeployReplacement{
 		{"dataDir=/var/lib/zookeeper", "dataDir=" + filepath.Join(dir, "zk", "data")},
 		{"clientPort=2181", fmt.Sprintf("clientPort=%d\nclientPortAddress=127.0.0.1", zkPort)},
 		// One standalone node here: the ensemble's peers go.
@@ -76,7 +76,7 @@ func TestClickHouseClusterConfig(t *testing.T) {
 		{"server.2=zookeeper-2.example.net:2888:3888\n", ""},
 		{"server.3=zookeeper-3.example.net:2888:3888\n", ""},
 	})
-	writeTestFile(t, filepath.Join(dir, "zk", "zoo.cfg"), zooCfg)
+	chDeployWrite(t, filepath.Join(dir, "zk", "zoo.cfg"), zooCfg)
 	if err := os.MkdirAll(filepath.Join(dir, "zk", "data"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -84,17 +84,17 @@ func TestClickHouseClusterConfig(t *testing.T) {
 	if _, err := os.Stat("/usr/share/java/slf4j-simple.jar"); err == nil {
 		classpath += ":/usr/share/java/slf4j-simple.jar"
 	}
-	startProcess(t, filepath.Join(dir, "zk"), java, "-Xms16m", "-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	chDeployStart(t, filepath.Join(dir, "zk"), java, "-Xms16m", "-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 		"-cp", classpath, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", filepath.Join(dir, "zk", "zoo.cfg"))
 	// ClickHouse 18.16 started before ZooKeeper serves crashes on its first
 	// ON CLUSTER statement: wait for `srvr` (not `ruok`, which answers early).
-	waitFor(t, 30*time.Second, "ZooKeeper serving", func() bool { return zkServing(zkPort) })
+	chDeployWait(t, 30*time.Second, "ZooKeeper serving", func() bool { return chDeployZKServing(zkPort) })
 
 	type replica struct{ tcp, http, interserver int }
 	replicas := []replica{
-		{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)},
-		{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)},
+		{chDeployFreePort(t), chDeployFreePort(t), chDeployFreePort(t)},
+		{chDeployFreePort(t), chDeployFreePort(t), chDeployFreePort(t)},
 	}
 	for i, r := range replicas {
 		name := fmt.Sprintf("clickhouse-%d", i+1)
@@ -104,26 +104,26 @@ func TestClickHouseClusterConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeTestFile(t, filepath.Join(rdir, f), string(data))
+			chDeployWrite(t, filepath.Join(rdir, f), string(data))
 		}
-		hostRewrites := []replacement{}
+		hostRewrites := []chDeployReplacement{}
 		for j, o := range replicas {
-			hostRewrites = append(hostRewrites, replacement{
+			hostRewrites = append(hostRewrites, chDeployReplacement{
 				fmt.Sprintf("<replica><host>clickhouse-%d.example.net</host><port>9000</port></replica>", j+1),
 				fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", o.tcp),
 			})
 		}
-		writeTestFile(t, filepath.Join(rdir, "config.d", "mailmon-cluster.xml"), rewrite(t, "config.d/mailmon-cluster.xml", append(hostRewrites,
-			replacement{"<listen_host>0.0.0.0</listen_host>", "<listen_host>127.0.0.1</listen_host>"},
-			replacement{`<node index="1"><host>zookeeper-1.example.net</host><port>2181</port></node>`,
+		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-cluster.xml"), chDeployRewrite(t, "config.d/mailmon-cluster.xml", append(hostRewrites,
+			chDeployReplacement{"<listen_host>0.0.0.0</listen_host>", "<listen_host>127.0.0.1</listen_host>"},
+			chDeployReplacement{`<node index="1"><host>zookeeper-1.example.net</host><port>2181</port></node>`,
 				fmt.Sprintf(`<node index="1"><host>127.0.0.1</host><port>%d</port></node>`, zkPort)},
-			replacement{`<node index="2"><host>zookeeper-2.example.net</host><port>2181</port></node>`, ""},
-			replacement{`<node index="3"><host>zookeeper-3.example.net</host><port>2181</port></node>`, ""},
+			chDeployReplacement{`<node index="2"><host>zookeeper-2.example.net</host><port>2181</port></node>`, ""},
+			chDeployReplacement{`<node index="3"><host>zookeeper-3.example.net</host><port>2181</port></node>`, ""},
 		)))
-		writeTestFile(t, filepath.Join(rdir, "config.d", "mailmon-replica.xml"), rewrite(t, name+"/config.d/mailmon-replica.xml", []replacement{
+		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-replica.xml"), chDeployRewrite(t, name+"/config.d/mailmon-replica.xml", []chDeployReplacement{
 			{"<interserver_http_host>" + name + ".example.net</interserver_http_host>", "<interserver_http_host>127.0.0.1</interserver_http_host>"},
 		}))
-		writeTestFile(t, filepath.Join(rdir, "users.d", "mailmon-users.xml"), rewrite(t, "users.d/mailmon-users.xml", []replacement{
+		chDeployWrite(t, filepath.Join(rdir, "users.d", "mailmon-users.xml"), chDeployRewrite(t, "users.d/mailmon-users.xml", []chDeployReplacement{
 			{"REPLACE-WITH-THE-SHA256-OF-THE-PASSWORD", hash},
 			// The mailmon hosts are all of loopback here; the replicas
 			// are 127.0.0.1 only, so 127.0.0.2 is "another host".
@@ -132,7 +132,7 @@ func TestClickHouseClusterConfig(t *testing.T) {
 			{"<host>clickhouse-2.example.net</host>", "<ip>127.0.0.1</ip>"},
 		}))
 		// Test-only: this replica's ports and folders instead of Debian's.
-		writeTestFile(t, filepath.Join(rdir, "config.d", "zz-test-paths.xml"), fmt.Sprintf(`<?xml version="1.0"?>
+		chDeployWrite(t, filepath.Join(rdir, "config.d", "zz-test-paths.xml"), fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
     <tcp_port>%d</tcp_port><http_port>%d</http_port><interserver_http_port>%d</interserver_http_port>
     <path>%[4]s/data/</path><tmp_path>%[4]s/tmp/</tmp_path>
@@ -146,10 +146,10 @@ func TestClickHouseClusterConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		startProcess(t, rdir, server, "--config-file="+filepath.Join(rdir, "config.xml"))
+		chDeployStart(t, rdir, server, "--config-file="+filepath.Join(rdir, "config.xml"))
 	}
 	for i, r := range replicas {
-		waitFor(t, 30*time.Second, fmt.Sprintf("replica %d /ping", i+1), func() bool {
+		chDeployWait(t, 30*time.Second, fmt.Sprintf("replica %d /ping", i+1), func() bool {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ping", r.http))
 			if err != nil {
 				return false
@@ -247,7 +247,7 @@ func TestClickHouseClusterConfig(t *testing.T) {
 
 	inserted := time.Now()
 	insert(conns[0], "deploy_check", "a")
-	waitFor(t, 30*time.Second, "the row inserted on replica 1 on replica 2", func() bool { return count(conns[1], "id = 'a'") == 1 })
+	chDeployWait(t, 30*time.Second, "the row inserted on replica 1 on replica 2", func() bool { return count(conns[1], "id = 'a'") == 1 })
 	t.Logf("a row inserted on replica 1 was on replica 2 after %v", time.Since(inserted).Round(time.Millisecond))
 
 	// A sink's retry of the same batch on the other replica: the block's
@@ -271,7 +271,7 @@ func TestClickHouseClusterConfig(t *testing.T) {
 		t.Fatalf("insert through the Distributed table: %v", err)
 	}
 	for i, conn := range conns {
-		waitFor(t, 30*time.Second, fmt.Sprintf("the Distributed insert on replica %d", i+1), func() bool { return count(conn, "id = 'b'") == 1 })
+		chDeployWait(t, 30*time.Second, fmt.Sprintf("the Distributed insert on replica %d", i+1), func() bool { return count(conn, "id = 'b'") == 1 })
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM mailmon.deploy_check_all FINAL").Scan(&n); err != nil {
 			t.Fatal(err)
@@ -292,7 +292,7 @@ func TestClickHouseClusterConfig(t *testing.T) {
 		{"default", "", "127.0.0.1", true},
 		{"default", "", "127.0.0.2", false},
 	} {
-		status, body := httpQuery(t, replicas[0].http, c.from, c.user, c.password, "SELECT 1")
+		status, body := chDeployHTTPQuery(t, replicas[0].http, c.from, c.user, c.password, "SELECT 1")
 		if (status == http.StatusOK) != c.ok {
 			t.Errorf("%s from %s: HTTP %d %q, want allowed=%v", c.user, c.from, status, body, c.ok)
 		}
@@ -300,12 +300,12 @@ func TestClickHouseClusterConfig(t *testing.T) {
 	t.Logf("whole check %.1f s", time.Since(start).Seconds())
 }
 
-type replacement struct{ old, new string }
+type chDeployReplacement struct{ old, new string }
 
-// rewrite returns the deploy/clickhouse file with each replacement made;
-// a replacement that finds nothing fails the test, so the files cannot
+// rewrite returns the deploy/clickhouse file with each chDeployReplacement made;
+// a chDeployReplacement that finds nothing fails the test, so the files cannot
 // drift away from what this test checks.
-func rewrite(t *testing.T, name string, rs []replacement) string {
+func chDeployRewrite(t *testing.T, name string, rs []chDeployReplacement) string {
 	t.Helper()
 	data, err := fs.ReadFile(deployclickhouse.FS(), name)
 	if err != nil {
@@ -321,7 +321,7 @@ func rewrite(t *testing.T, name string, rs []replacement) string {
 	return s
 }
 
-func writeTestFile(t *testing.T, path, content string) {
+func chDeployWrite(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		t.Fatal(err)
@@ -333,7 +333,7 @@ func writeTestFile(t *testing.T, path, content string) {
 
 // startProcess runs a server with its output in dir/out.log and stops it
 // at cleanup: SIGTERM, then SIGKILL after 15 s.
-func startProcess(t *testing.T, dir, bin string, args ...string) {
+func chDeployStart(t *testing.T, dir, bin string, args ...string) {
 	t.Helper()
 	out, err := os.Create(filepath.Join(dir, "out.log"))
 	if err != nil {
@@ -364,7 +364,7 @@ func startProcess(t *testing.T, dir, bin string, args ...string) {
 	})
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+func chDeployWait(t *testing.T, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {
@@ -375,7 +375,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 	}
 }
 
-func freeTCPPort(t *testing.T) int {
+func chDeployFreePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -387,7 +387,7 @@ func freeTCPPort(t *testing.T) int {
 
 // zkServing asks ZooKeeper's `srvr`, which names the server's mode only
 // once it serves.
-func zkServing(port int) bool {
+func chDeployZKServing(port int) bool {
 	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 500*time.Millisecond)
 	if err != nil {
 		return false
@@ -403,7 +403,7 @@ func zkServing(port int) bool {
 
 // httpQuery runs query on the HTTP port as user, from the local address
 // from, and returns the status and body.
-func httpQuery(t *testing.T, port int, from, user, password, query string) (int, string) {
+func chDeployHTTPQuery(t *testing.T, port int, from, user, password, query string) (int, string) {
 	t.Helper()
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext}}
