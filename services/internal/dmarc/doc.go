@@ -58,7 +58,18 @@
 // <feedback> without <report_metadata> (ErrNoMetadata), and numbers that
 // are not numbers (a date, count or pct; ErrBadValue).
 //
+// # Where the documents come from
+//
+// Receivers mail the report to the rua= address, compressed (gzip as RFC
+// 7489 section 7.2.1.1 asks, or zip; application/gzip and application/zip
+// are registered by RFC 6713) and attached under the conventional name
+//
+//	receiver!policy-domain!begin!end[!unique].xml[.gz|.zip]
+//
+// Unwrapping the document from mail, gzip or zip, within size limits, is
+// package reportfile's job; this package reads the XML.
+//
 // The package is pure: it reads the bytes it is given, has no clock, no
-// I/O and no logging. Unwrapping the document from mail, gzip or zip is
-// package reportfile's job. Work is linear in the document's size.
+// I/O and no logging. Work is linear in the document's size (element
+// nesting is bounded by MaxDepth).
 package dmarc
