@@ -199,6 +199,23 @@ func TestExtractManyDocuments(t *testing.T) {
 	}
 }
 
+// TestExtractRatio: a stream that inflates more than MaxRatio times its
+// compressed size is refused once past RatioFloor, even within
+// MaxDocument; below RatioFloor the ratio does not count.
+func TestExtractRatio(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxRatio = 10
+	padded := gz(t, xmlReport+strings.Repeat(" ", 2*RatioFloor))
+	_, err := Extract(padded, lim)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "max_ratio") {
+		t.Fatalf("err = %v, want ErrLimit for max_ratio", err)
+	}
+	small := gz(t, xmlReport+strings.Repeat(" ", RatioFloor/2))
+	if docs, err := Extract(small, lim); err != nil || len(docs) != 1 {
+		t.Fatalf("%d documents, %v; want the report", len(docs), err)
+	}
+}
+
 // TestExtractBrokenGzip: a truncated gzip says why it could not be read.
 func TestExtractBrokenGzip(t *testing.T) {
 	g := gz(t, xmlReport)
