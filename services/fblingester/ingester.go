@@ -129,6 +129,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	var srv *smtp.Server
+	var lim *limitListener
 	if in.smtpEnabled() {
 		ln, err := net.Listen("tcp", in.cfg.SMTP.Listen)
 		if err != nil {
@@ -137,7 +138,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		in.listenAddr = ln.Addr().String()
 		srv = in.newSMTPServer()
-		lim := newLimitListener(ln, in.cfg.SMTP.MaxConnections, in.cfg.SMTP.SessionTimeout.Std(),
+		lim = newLimitListener(ln, in.cfg.SMTP.MaxConnections, in.cfg.SMTP.SessionTimeout.Std(),
 			func() { in.m.smtpRefused.WithLabelValues("connections").Inc() },
 			func() { in.m.smtpRefused.WithLabelValues("session_timeout").Inc() })
 		wg.Go(func() {
@@ -167,6 +168,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 			srv.Close()
 		}
 		cancel()
+		// Shutdown closes the listeners Serve has registered; one whose
+		// Serve had not started yet (a stop right after the start) would
+		// be missed and Serve would wait in Accept for ever.
+		_ = lim.Close()
 	}
 	wg.Wait()
 	return nil

@@ -47,3 +47,15 @@ func TestSessionDeadlineEndsNOOPLoop(t *testing.T) {
 	}
 	c2.Close()
 }
+
+// TestStopRightAfterStart: a stop that comes before the listener's
+// Serve has started still ends Run (the listener is closed by Run, not
+// only by the SMTP server's Shutdown, which knows only the listeners
+// Serve registered).
+func TestStopRightAfterStart(t *testing.T) {
+	js := startNATS(t)
+	for range 20 {
+		r := startIngester(t, testConfig(), js)
+		r.stop() // fails the test when Run does not return
+	}
+}
