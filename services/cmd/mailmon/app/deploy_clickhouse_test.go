@@ -42,7 +42,8 @@ const debianClickHouseConfig = "/etc/clickhouse-server/config.xml"
 // ReplicatedReplacingMergeTree table and its Distributed table on both
 // replicas, a row inserted on one replica appears on the other, the same
 // insert retried on the other replica is deduplicated, a Distributed
-// insert reaches both, and the users file lets mailmon in from its
+// insert reaches both, a third replica added as deploy/README.md says
+// catches up and replicates, and the users file lets mailmon in from its
 // network but not the passwordless default user.
 func TestClickHouseClusterConfig(t *testing.T) {
 	const zkJar = "/usr/share/java/zookeeper.jar"
@@ -96,7 +97,11 @@ func TestClickHouseClusterConfig(t *testing.T) {
 		{chDeployFreePort(t), chDeployFreePort(t), chDeployFreePort(t)},
 		{chDeployFreePort(t), chDeployFreePort(t), chDeployFreePort(t)},
 	}
-	for i, r := range replicas {
+	// configure writes replica i's folder: Debian's config.xml and
+	// users.xml, then deploy/clickhouse's files with the cluster listing
+	// listed (a replica added later is listed after the two of the file).
+	configure := func(i int, listed []replica) string {
+		r := replicas[i]
 		name := fmt.Sprintf("clickhouse-%d", i+1)
 		rdir := filepath.Join(dir, name)
 		for _, f := range []string{"config.xml", "users.xml"} {
@@ -106,23 +111,34 @@ func TestClickHouseClusterConfig(t *testing.T) {
 			}
 			chDeployWrite(t, filepath.Join(rdir, f), string(data))
 		}
-		hostRewrites := []chDeployReplacement{}
-		for j, o := range replicas {
-			hostRewrites = append(hostRewrites, chDeployReplacement{
-				fmt.Sprintf("<replica><host>clickhouse-%d.example.net</host><port>9000</port></replica>", j+1),
-				fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", o.tcp),
-			})
+		line := func(o replica) string {
+			return fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", o.tcp)
 		}
-		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-cluster.xml"), chDeployRewrite(t, "config.d/mailmon-cluster.xml", append(hostRewrites,
-			chDeployReplacement{"<listen_host>0.0.0.0</listen_host>", "<listen_host>127.0.0.1</listen_host>"},
-			chDeployReplacement{`<node index="1"><host>zookeeper-1.example.net</host><port>2181</port></node>`,
+		second := line(listed[1])
+		for _, o := range listed[2:] {
+			second += "\n                " + line(o)
+		}
+		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-cluster.xml"), chDeployRewrite(t, "config.d/mailmon-cluster.xml", []chDeployReplacement{
+			{"<replica><host>clickhouse-1.example.net</host><port>9000</port></replica>", line(listed[0])},
+			{"<replica><host>clickhouse-2.example.net</host><port>9000</port></replica>", second},
+			{"<listen_host>0.0.0.0</listen_host>", "<listen_host>127.0.0.1</listen_host>"},
+			{`<node index="1"><host>zookeeper-1.example.net</host><port>2181</port></node>`,
 				fmt.Sprintf(`<node index="1"><host>127.0.0.1</host><port>%d</port></node>`, zkPort)},
-			chDeployReplacement{`<node index="2"><host>zookeeper-2.example.net</host><port>2181</port></node>`, ""},
-			chDeployReplacement{`<node index="3"><host>zookeeper-3.example.net</host><port>2181</port></node>`, ""},
-		)))
-		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-replica.xml"), chDeployRewrite(t, name+"/config.d/mailmon-replica.xml", []chDeployReplacement{
-			{"<interserver_http_host>" + name + ".example.net</interserver_http_host>", "<interserver_http_host>127.0.0.1</interserver_http_host>"},
+			{`<node index="2"><host>zookeeper-2.example.net</host><port>2181</port></node>`, ""},
+			{`<node index="3"><host>zookeeper-3.example.net</host><port>2181</port></node>`, ""},
 		}))
+		// A third replica's file is the second's with its own name, as
+		// deploy/README.md says to write it.
+		replicaFile := chDeployRewrite(t, "clickhouse-2/config.d/mailmon-replica.xml", nil)
+		if i < 2 {
+			replicaFile = chDeployRewrite(t, name+"/config.d/mailmon-replica.xml", nil)
+		}
+		replicaFile = strings.ReplaceAll(replicaFile, fmt.Sprintf("clickhouse-%d", min(i+1, 2)), name)
+		replicaFile = strings.Replace(replicaFile, "<interserver_http_host>"+name+".example.net</interserver_http_host>", "<interserver_http_host>127.0.0.1</interserver_http_host>", 1)
+		if !strings.Contains(replicaFile, "<replica>"+name+"</replica>") || !strings.Contains(replicaFile, "<interserver_http_host>127.0.0.1<") {
+			t.Fatalf("%s's mailmon-replica.xml lacks its macro or interserver host:\n%s", name, replicaFile)
+		}
+		chDeployWrite(t, filepath.Join(rdir, "config.d", "mailmon-replica.xml"), replicaFile)
 		chDeployWrite(t, filepath.Join(rdir, "users.d", "mailmon-users.xml"), chDeployRewrite(t, "users.d/mailmon-users.xml", []chDeployReplacement{
 			{"REPLACE-WITH-THE-SHA256-OF-THE-PASSWORD", hash},
 			// The mailmon hosts are all of loopback here; the replicas
@@ -146,6 +162,10 @@ func TestClickHouseClusterConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		return rdir
+	}
+	for i := range replicas {
+		rdir := configure(i, replicas)
 		chDeployStart(t, rdir, server, "--config-file="+filepath.Join(rdir, "config.xml"))
 	}
 	for i, r := range replicas {
@@ -280,6 +300,82 @@ func TestClickHouseClusterConfig(t *testing.T) {
 			t.Errorf("replica %d: the Distributed table shows %d rows, want 2", i+1, n)
 		}
 	}
+
+	// Adding a replica as deploy/README.md says: list it in the cluster
+	// on the running replicas (reread without a restart), start it with
+	// its own macros, create the database and copy each table's statement
+	// from a running replica, replicated tables first; it then fetches
+	// every part, and its own inserts reach the others.
+	added := time.Now()
+	replicas = append(replicas, replica{chDeployFreePort(t), chDeployFreePort(t), chDeployFreePort(t)})
+	for i := range 2 {
+		configure(i, replicas)
+	}
+	for i, conn := range conns {
+		chDeployWait(t, 30*time.Second, fmt.Sprintf("replica %d listing the third replica", i+1), func() bool {
+			var hosts uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM system.clusters WHERE cluster = 'mailmon'").Scan(&hosts); err != nil {
+				t.Fatal(err)
+			}
+			return hosts == 3
+		})
+	}
+	third := configure(2, replicas)
+	chDeployStart(t, third, server, "--config-file="+filepath.Join(third, "config.xml"))
+	chDeployWait(t, 30*time.Second, "replica 3 /ping", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ping", replicas[2].http))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	conn3, err := clickhouse.Open(&clickhouse.Options{
+		Protocol:    clickhouse.Native,
+		Addr:        []string{fmt.Sprintf("127.0.0.1:%d", replicas[2].tcp)},
+		Auth:        clickhouse.Auth{Username: "mailmon", Password: password},
+		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		DialTimeout: 5 * time.Second,
+		ReadTimeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn3.Close()
+	if err := conn3.Exec(ctx, "CREATE DATABASE mailmon"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conns[0].Query(ctx, "SELECT name FROM system.tables WHERE database = 'mailmon' ORDER BY engine NOT LIKE 'Replicated%', name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	for _, name := range tables {
+		var statement string
+		if err := conns[0].QueryRow(ctx, "SHOW CREATE TABLE mailmon."+name).Scan(&statement); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn3.Exec(ctx, statement); err != nil {
+			t.Fatalf("on the third replica: %s: %v", statement, err)
+		}
+	}
+	chDeployWait(t, 30*time.Second, "the third replica fetching the rows", func() bool { return count(conn3, "1") == 2 })
+	insert(conn3, "deploy_check", "c")
+	for i, conn := range conns {
+		chDeployWait(t, 30*time.Second, fmt.Sprintf("the third replica's row on replica %d", i+1), func() bool { return count(conn, "id = 'c'") == 1 })
+	}
+	t.Logf("a third replica added and caught up in %.1f s", time.Since(added).Seconds())
 
 	// The users file: mailmon from its network with its password only,
 	// default only from the replicas themselves (127.0.0.1 here).
