@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"testing"
 
 	"github.com/mailmon/mailmon/schemas"
@@ -40,4 +41,24 @@ func BenchmarkAnalyseReport(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAnalyseDMARCReport measures reading a large receiver's daily
+// aggregate report (5000 records, gzip attachment) into its events:
+// unwrapping, XML, tracing and ids, without publishing.
+func BenchmarkAnalyseDMARCReport(b *testing.B) {
+	in := analyser(b)
+	rows := make([]dmarcRow, 5000)
+	for i := range rows {
+		rows[i] = dmarcRow{ip: fmt.Sprintf("198.51.%d.%d", i/250, i%250+1), headerFrom: "sender.example", dkim: "pass", spf: "fail", count: i + 1}
+	}
+	msg := googleMail("bench", "application/gzip", "big.xml.gz", gzipped(b, dmarcXML("google.com", "bench-1", "sender.example", rows)))
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		res, err := in.analyse(context.Background(), msg, origin{via: schemas.ReceivedViaSMTP})
+		if err != nil || len(res.events) != len(rows) {
+			b.Fatalf("analyse: %d events, %v", len(res.events), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/record")
 }

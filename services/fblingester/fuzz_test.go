@@ -49,6 +49,11 @@ func FuzzAnalyse(f *testing.F) {
 	f.Add(append([]byte("DKIM-Signature: v=1; a=ed25519-sha256; d=fbl.provider.test; s=s; h=from:to; bh=AA; b=AA\r\n"),
 		reportSpec{reportID: "r2", sourceIP: "192.0.2.10", origFull: original("x@sender.example", "a@b"), rcpt: "a@b"}.build()...))
 	f.Add([]byte("Subject: hi\r\n\r\nhello\r\n"))
+	xml := dmarcXML("google.com", "f-1", "sender.example", testRows)
+	f.Add(googleMail("f4", "application/gzip", "r.xml.gz", gzipped(f, xml)))
+	f.Add(xml)
+	f.Add(zipped(f, "r.xml", xml))
+	f.Add(tlsrptJSON(nil, "Google Inc.", "f-5", "sender.example", "192.0.2.10"))
 	in := analyser(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ctx := context.Background()
@@ -72,6 +77,9 @@ func FuzzAnalyse(f *testing.F) {
 				t.Fatalf("complaint trusted (%s) without a verifiable operator signature", c.Trust)
 			}
 		}
-		_ = in.unstorable(res.events) // must not panic on whatever was built
+		reason := in.unstorable(res.events) // must not panic on whatever was built
+		if (res.outcome == outcomeDMARC || res.outcome == outcomeTLSRPT) && reason != "" {
+			t.Fatalf("a report read makes an event that breaks the contract: %s", reason)
+		}
 	})
 }
