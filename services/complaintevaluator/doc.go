@@ -104,10 +104,11 @@
 // Create of the key arbitrates between two copies: the loser adopts the
 // winner's decision and publishes nothing.
 //
-// # Restarts: state rebuilt from the streams
+// # Restarts: a checkpoint, or state rebuilt from the streams
 //
-// The evaluator keeps no state of its own. At start it reads, with
-// ordered consumers (no durable, no acks):
+// The streams are the evaluator's truth; its checkpoints (below) only
+// shorten reading them. Without a usable checkpoint, at start it reads,
+// with ordered consumers (no durable, no acks):
 //
 //  1. the DECISION stream over the memory window: offences, the decision
 //     in force per subject, the point each subject's evidence restarts;
@@ -129,6 +130,28 @@
 // dropped by id: complaint ids are remembered for the longest window,
 // delivery ids for dedupe_window. Decisions that expired while the worker
 // was down are released at start, with the time they expired.
+//
+// # Checkpoints
+//
+// Rebuilding reads every delivery of the longest window, which at tens of
+// millions a day takes minutes. So every checkpoint.interval and at a
+// clean stop the worker saves the engine's whole state (checkpoint.go:
+// windows, decisions, offences, the ids it dedupes by, the alert and
+// report rules' memory) with, per stream, the sequence of the last
+// message the state holds, in the KV bucket evaluator_checkpoints under
+// its partition and partition count (checkpointstore.go: gob in chunks
+// under a manifest, since a state outgrows one KV value). It saves only
+// while no judged decision or alert is still to be carried out, so a
+// checkpoint never holds a decision the bucket or the streams lack. A start
+// uses the checkpoint when its format, partition, partition count and
+// configuration hash match, it is younger than the longest window and no
+// stream was created again; it then reads each stream after the covered
+// sequence, the same consumers as above, and our own alerts read back then
+// only mark what was published (the rules' memory came with the
+// checkpoint). The result is the state a rebuild gives, which
+// checkpoint_test.go checks on real NATS. Anything else is logged with
+// its reason and rebuilt. A change of the partition count finds no
+// checkpoint under the new keys and rebuilds once.
 //
 // While the delivery reader is more than max_delivery_lag messages behind,
 // complaints are counted but not judged, so a rate is never computed over

@@ -155,6 +155,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			return errors.New("rebuilding state from the streams")
 		}
 	})
+	began := time.Now()
 	resume := e.loadCheckpoint(ctx)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -251,8 +252,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	// Outside the lock: the effector may need it to adopt a decision.
 	e.enqueue(ctx, out)
-	e.metrics.replaySeconds.Set(time.Since(started).Seconds())
-	e.log.Info("state rebuilt", "seconds", time.Since(started).Seconds(), "from_checkpoint", e.resumed, "subjects", subjects,
+	e.metrics.replaySeconds.Set(time.Since(began).Seconds())
+	e.log.Info("state rebuilt", "seconds", time.Since(began).Seconds(), "from_checkpoint", e.resumed, "subjects", subjects,
 		"complaints", stats.Complaints, "deliveries", stats.Deliveries, "partition", e.cfg.Partition, "partitions", e.cfg.Partitions)
 	close(e.ready)
 
