@@ -69,7 +69,7 @@ func TestLab(t *testing.T) {
 		done <- Run(ctx, cfg, Options{
 			Logger:         logger,
 			SubmissionPort: freePorts(t, 1)[0],
-			Traffic:        TrafficOptions{Interval: time.Second, ComplaintEvery: 2, ComplaintDelay: 2 * time.Second},
+			Traffic:        TrafficOptions{Interval: time.Second, ComplaintEvery: 2, ComplaintDelay: 2 * time.Second, ReportEvery: 20 * time.Second},
 			Ready:          func(w *World) { ready <- w },
 		})
 	}()
@@ -176,6 +176,22 @@ func TestLab(t *testing.T) {
 			return sig.ok(read())
 		})
 		t.Logf("%s: after %s", sig.what, time.Since(start).Round(time.Second))
+	}
+	// gmail.lab's DMARC aggregate reports: our pools' rows traced to the
+	// customers, the stranger's under shop.lab not ours; the console's
+	// DMARC page shows the domain.
+	testwait.Eventually(t, time.Minute, "DMARC report rows from gmail.lab", func() bool {
+		var ours, foreign uint64
+		q := "SELECT countIf(our_source = 1 AND customer != ''), countIf(our_source = 0 AND source_ip = '" + dmarcSpoofIP + "') FROM " +
+			cfg.ClickHouse.Database + ".dmarc_record WHERE org_name = '" + dmarcReporter + "'"
+		if err := conn.QueryRow(t.Context(), q).Scan(&ours, &foreign); err != nil {
+			t.Logf("%s: %v", q, err)
+			return false
+		}
+		return ours > 0 && foreign > 0
+	})
+	if body := httpGet(t, "http://"+cfg.HTTP.Addr+"/dmarc"); !strings.Contains(body, dmarcSpoofDomain) {
+		t.Errorf("console /dmarc does not show %q", dmarcSpoofDomain)
 	}
 	// The alert mail tells the abuse team about the spammer.
 	testwait.Eventually(t, time.Minute, "an alert e-mail about "+SpammerCustomer, func() bool {
