@@ -457,8 +457,18 @@ func TestCorpusReportsImported(t *testing.T) {
 	if len(sameReport) != 3 {
 		t.Errorf("%d copies of tierpod-test found, want 3 (xml, gz, zip)", len(sameReport))
 	}
-	stored := len(storedMsgs(t, js, "DMARC", "")) + len(storedMsgs(t, js, "TLSRPT", ""))
-	if stored != len(allIDs) {
-		t.Errorf("streams hold %d events, want the %d distinct ids", stored, len(allIDs))
+	msgs := append(storedMsgs(t, js, "DMARC", ""), storedMsgs(t, js, "TLSRPT", "")...)
+	if len(msgs) != len(allIDs) {
+		t.Errorf("streams hold %d events, want the %d distinct ids", len(msgs), len(allIDs))
+	}
+	// One event is one record or policy: far under NATS's max_payload
+	// (1 MiB by default), however large the report.
+	largest, sum := 0, 0
+	for _, m := range msgs {
+		largest, sum = max(largest, len(m.Data)), sum+len(m.Data)
+	}
+	t.Logf("event sizes: largest %d bytes, mean %d", largest, sum/max(len(msgs), 1))
+	if largest > 16<<10 {
+		t.Errorf("an event of %d bytes", largest)
 	}
 }
