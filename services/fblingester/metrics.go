@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		pullErrors:     counter("pull_errors_total", "Failed IMAP pulls and directory scans, by input and name.", "input", "name"),
 		alerts:         counter("alerts_total", "unmatched_complaints alerts published, by status.", "status"),
 		reports:        counter("reports_total", "DMARC aggregate and SMTP TLS report documents read, by format (dmarc, tlsrpt).", "format"),
-		reportEvents:   counter("report_events_total", "dmarc.record and tlsrpt.result events stored (one per aggregate-report record, one per TLS-report policy), by format (dmarc, tlsrpt).", "format"),
+		reportEvents:   counter("report_events_total", "dmarc.record and tlsrpt.result events confirmed by JetStream (one per aggregate-report record, one per TLS-report policy; a report received again counts again, its copies dropped as duplicates), by format (dmarc, tlsrpt).", "format"),
 		reportsRefused: counter("reports_refused_total", "Reports dead-lettered, by reason (limit: over the unpacking limits, a compression bomb; unreadable; too_many: more records than one message may hold).", "reason"),
 	}
 	r := obs.NewRegistrar(reg)
