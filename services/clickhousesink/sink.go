@@ -104,13 +104,14 @@ func New(cfg Config, s worker.Settings) (*Sink, error) {
 // insertQuery is the batch INSERT for k's table. On a cluster it names the
 // replicated local table of the replica the sink is connected to (one
 // shard: every replica holds every row), not the Distributed table: the
-// insert is then synchronous, so an acknowledged message is in a
-// replicated part, and a retried batch is the same block in the same
-// table, which replicated deduplication drops (the block hashes are shared
-// by the replicas in ZooKeeper, so the retry may go to another replica).
-// Through the Distributed table an insert is only queued on the local disk
-// (insert_distributed_sync is off by default on 18.16) and forwarded in
-// blocks of its own making, so a retry is not recognised.
+// insert returns once the rows are in a part, so an acknowledged message
+// is stored and replicating, and a retried batch is the same block in the
+// same table, which replicated deduplication drops (the block hashes are
+// shared by the replicas in ZooKeeper, so the retry may go to another
+// replica). A Distributed insert reaching a node without a replica of the
+// shard is only queued on its disk (insert_distributed_sync is off by
+// default) and re-formed into blocks of its own; and it is slower (see the
+// README).
 func insertQuery(k schemas.Kind, ch chstore.Config) string {
 	q := schemas.InsertQuery(k)
 	if !ch.Clustered() {
