@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -143,6 +144,41 @@ func TestClusterMigrationsRollupsRetention(t *testing.T) {
 			t.Errorf("replica %d after retention: %d rows of 03-01 (want 0), %d of 03-02 (want some)", i+1, first, second)
 		}
 	}
+
+	// A replica down: a current schema needs no DDL, so a process starts
+	// through the other replica; a new migration fails in bounded time
+	// naming the replica that did not run it.
+	c.Kill(0)
+	if again, err := chstore.MigrateFor(ctx, conn2, cfg, schemas.Migrations); err != nil || len(again) != 0 {
+		t.Errorf("MigrateFor through replica 2 with replica 1 down = %v, %v; want nothing to apply and no error", again, err)
+	}
+	defer chstore.SetClusterDDLTimeout(2 * time.Second)()
+	extra := migrationFiles(t)
+	extra["9999_extra.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE IF NOT EXISTS extra (id String) ENGINE = MergeTree() ORDER BY id")}
+	began = time.Now()
+	_, err = chstore.MigrateFor(ctx, conn2, cfg, extra)
+	if err == nil || !strings.Contains(err.Error(), "unfinished hosts") {
+		t.Errorf("a new migration with replica 1 down: err = %v, want ClickHouse's unfinished hosts error", err)
+	}
+	t.Logf("a new migration with replica 1 down failed after %v: %v", time.Since(began).Round(time.Millisecond), err)
+}
+
+// migrationFiles copies the embedded migrations into a map a test can add to.
+func migrationFiles(t *testing.T) fstest.MapFS {
+	t.Helper()
+	names, err := fsGlob()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := fstest.MapFS{}
+	for _, name := range names {
+		data, err := fs.ReadFile(schemas.Migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = &fstest.MapFile{Data: data}
+	}
+	return files
 }
 
 func fsGlob() ([]string, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
 
 // MigrationsTable records which migration files were applied.
@@ -84,7 +85,7 @@ func MigrateOnCluster(ctx context.Context, conn driver.Conn, database, cluster s
 	if current != database {
 		return nil, fmt.Errorf("chstore: migrate: the connection's database is %q, want %q (open it with that database)", current, database)
 	}
-	ctx = ddlContext(ctx, conn)
+	ctx = ddlContext(ctx, conn, cluster != "")
 
 	table := database + "." + MigrationsTable
 	if err := createMigrationsTable(ctx, conn, database, cluster); err != nil {
@@ -199,18 +200,45 @@ func syncRecord(ctx context.Context, conn driver.Conn, table string) {
 	_ = conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table)
 }
 
+// clusterDDLTimeout bounds the wait for every replica to run an ON CLUSTER
+// statement (distributed_ddl_task_timeout, 180 s by default), below the
+// default read timeout, so a replica that is down fails the migration with
+// ClickHouse's "unfinished hosts" error rather than a client timeout. The
+// statement stays queued, and the replica runs it when it is back.
+var clusterDDLTimeout = 20 * time.Second
+
+// int64Setting is the value to send for an Int64 setting (such as
+// distributed_ddl_task_timeout) so that the server reads n. Servers up to
+// revision 54429 take settings in binary and read an Int64 one as a zigzag
+// varint, while clickhouse-go writes every int as a plain varint: 2n
+// arrives as n (measured on 18.16: 20 arrived as 10, 1 as -1). Newer
+// servers take settings as text. UInt64 and Bool settings are plain
+// varints and need no such care.
+func int64Setting(conn driver.Conn, n int) int {
+	v, err := conn.ServerVersion()
+	if err == nil && v.Revision <= proto.DBMS_MIN_REVISION_WITH_SETTINGS_SERIALIZED_AS_STRINGS {
+		return 2 * n
+	}
+	return n
+}
+
 // ddlContext turns on LowCardinality for DDL on servers before 19.1, where
 // it is still experimental. Newer servers do not need (and may one day
-// reject) the setting, so it is sent only to old ones. Settings values must
-// be Go ints for these old servers.
-func ddlContext(ctx context.Context, conn driver.Conn) context.Context {
-	v, err := conn.ServerVersion()
-	if err != nil || v.Version.Major >= 19 {
+// reject) the setting, so it is sent only to old ones. On a cluster it
+// bounds the wait for ON CLUSTER statements. Settings values must be Go
+// ints for these old servers.
+func ddlContext(ctx context.Context, conn driver.Conn, cluster bool) context.Context {
+	settings := clickhouse.Settings{}
+	if v, err := conn.ServerVersion(); err == nil && v.Version.Major < 19 {
+		settings["allow_experimental_low_cardinality_type"] = 1
+	}
+	if cluster {
+		settings["distributed_ddl_task_timeout"] = int64Setting(conn, int(clusterDDLTimeout.Seconds()))
+	}
+	if len(settings) == 0 {
 		return ctx
 	}
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"allow_experimental_low_cardinality_type": 1,
-	}))
+	return clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 }
 
 func recordedChecksums(ctx context.Context, conn driver.Conn, table string) (map[string][]string, error) {

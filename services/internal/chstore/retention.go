@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
 )
@@ -41,6 +42,13 @@ func DropExpiredPartitionsOnCluster(ctx context.Context, conn driver.Conn, datab
 		return nil, fmt.Errorf("chstore: retention: keepDays must be at least 1, got %d", keepDays)
 	}
 	cutoff := now.UTC().AddDate(0, 0, -keepDays).Format("20060102")
+	if cluster != "" {
+		// A replica that is down fails the drop in bounded time; the
+		// drop stays queued for it.
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+			"distributed_ddl_task_timeout": int64Setting(conn, int(clusterDDLTimeout.Seconds())),
+		}))
+	}
 
 	dropped := []string{}
 	var errs []error
