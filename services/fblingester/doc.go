@@ -56,7 +56,9 @@
 // compression bomb, or a document no parser reads, is dead-lettered with
 // the reason and counted (reports_refused_total), and the input goes on —
 // over SMTP it is answered 250 like any dead letter, since sending it
-// again cannot help.
+// again cannot help. An attachment that only looked like a report and
+// cannot be unpacked is judged after DSN: a bounce returning a message
+// that carries one is still a bounce.
 //
 // Each <record> becomes one mailmon.dmarc.record and each TLS policy one
 // mailmon.tlsrpt.result. The time is the start of the report's period and

@@ -58,6 +58,9 @@ type result struct {
 	// complaint is set for a counted complaint, for the unmatched window.
 	complaint *schemas.ComplaintReceived
 	verdict   string // tracking header verdict (trackValid, ...)
+	// refused says why a DMARC or TLS report was dead-lettered
+	// (reportRefusedLimit, ...), for reports_refused_total.
+	refused string
 }
 
 // analyse parses one message and builds its events: ARF first (a
@@ -100,15 +103,27 @@ func (in *Ingester) analyse(ctx context.Context, raw []byte, o origin) (result, 
 		return r, nil
 	}
 	// DMARC aggregate and SMTP TLS reports before DSN: a report is never
-	// dead-lettered as "not a bounce".
+	// dead-lettered as "not a bounce". An attachment that only looked like
+	// a report and cannot be read (a bounce may return a message carrying
+	// one) is judged after DSN: a bounce is still a bounce.
+	var unreadable *result
 	if reportfile.LooksLikeReport(raw) {
 		if res, ok := in.analyseReport(raw, id, via, now); ok {
-			return res, nil
+			if res.refused != reportRefusedUnreadable {
+				return res, nil
+			}
+			unreadable = &res
 		}
 	}
 	b, err := dsn.Parse(raw)
 	if err != nil {
+		if unreadable != nil {
+			return *unreadable, nil
+		}
 		return result{outcome: outcomeDeadLetter, reason: "bounce not read: " + err.Error()}, nil
+	}
+	if unreadable != nil && b.Kind != dsn.KindBounce && b.Kind != dsn.KindAutoReply && b.Kind != dsn.KindDelivered {
+		return *unreadable, nil
 	}
 	switch b.Kind {
 	case dsn.KindBounce:
@@ -385,6 +400,9 @@ func (in *Ingester) handle(ctx context.Context, raw []byte, o origin) (result, e
 			return res, err
 		}
 		in.m.deadLettered.WithLabelValues(via).Inc()
+		if res.refused != "" {
+			in.m.reportsRefused.WithLabelValues(res.refused).Inc()
+		}
 		if res.unstorable {
 			in.m.unstorable.WithLabelValues(via).Inc()
 		}

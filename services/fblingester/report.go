@@ -62,11 +62,10 @@ func (in *Ingester) analyseReport(raw []byte, id identity, via string, now time.
 	case errors.Is(err, reportfile.ErrNoReport):
 		return result{}, false
 	case errors.Is(err, reportfile.ErrLimit):
-		in.m.reportsRefused.WithLabelValues(reportRefusedLimit).Inc()
-		return result{outcome: outcomeDeadLetter, reason: "report not unpacked, over the size limits (a compression bomb?): " + err.Error()}, true
+		return result{outcome: outcomeDeadLetter, refused: reportRefusedLimit,
+			reason: "report not unpacked, over the size limits (a compression bomb?): " + err.Error()}, true
 	case err != nil:
-		in.m.reportsRefused.WithLabelValues(reportRefusedUnreadable).Inc()
-		return result{outcome: outcomeDeadLetter, reason: "report not unpacked: " + err.Error()}, true
+		return result{outcome: outcomeDeadLetter, refused: reportRefusedUnreadable, reason: "report not unpacked: " + err.Error()}, true
 	case len(docs) == 0:
 		return result{}, false
 	}
@@ -78,15 +77,15 @@ func (in *Ingester) analyseReport(raw []byte, id identity, via string, now time.
 		case reportfile.FormatDMARC:
 			rep, err := dmarc.Parse(d.Data)
 			if err != nil {
-				in.m.reportsRefused.WithLabelValues(reportRefusedUnreadable).Inc()
-				return result{outcome: outcomeDeadLetter, reason: fmt.Sprintf("DMARC aggregate report %s not read: %v", d.Name, err)}, true
+				return result{outcome: outcomeDeadLetter, refused: reportRefusedUnreadable,
+					reason: fmt.Sprintf("DMARC aggregate report %s not read: %v", d.Name, err)}, true
 			}
 			evs = in.dmarcEvents(rep, id, via, now)
 		case reportfile.FormatTLSRPT:
 			rep, err := tlsrpt.Parse(d.Data)
 			if err != nil {
-				in.m.reportsRefused.WithLabelValues(reportRefusedUnreadable).Inc()
-				return result{outcome: outcomeDeadLetter, reason: fmt.Sprintf("SMTP TLS report %s not read: %v", d.Name, err)}, true
+				return result{outcome: outcomeDeadLetter, refused: reportRefusedUnreadable,
+					reason: fmt.Sprintf("SMTP TLS report %s not read: %v", d.Name, err)}, true
 			}
 			evs = in.tlsrptEvents(rep, id, via, now)
 		default:
@@ -95,8 +94,8 @@ func (in *Ingester) analyseReport(raw []byte, id identity, via string, now time.
 		formats = append(formats, string(d.Format))
 		events = append(events, evs...)
 		if len(events) > maxReportEvents {
-			in.m.reportsRefused.WithLabelValues(reportRefusedTooMany).Inc()
-			return result{outcome: outcomeDeadLetter, reason: fmt.Sprintf("report of more than %d records", maxReportEvents)}, true
+			return result{outcome: outcomeDeadLetter, refused: reportRefusedTooMany,
+				reason: fmt.Sprintf("report of more than %d records", maxReportEvents)}, true
 		}
 	}
 	if len(formats) == 0 {

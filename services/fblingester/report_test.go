@@ -18,6 +18,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/corpustest"
+	"github.com/mailmon/mailmon/services/internal/reportfile"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
 
@@ -471,5 +472,46 @@ func TestCorpusReportsImported(t *testing.T) {
 	t.Logf("event sizes: largest %d bytes, mean %d", largest, sum/max(len(msgs), 1))
 	if largest > 16<<10 {
 		t.Errorf("an event of %d bytes", largest)
+	}
+}
+
+// TestUnreadableReportAttachment: a mail whose only report-like
+// attachment cannot be unpacked is dead-lettered with the reason and
+// counted; a bounce returning a message with such an attachment is still
+// a bounce.
+func TestUnreadableReportAttachment(t *testing.T) {
+	js := startNATS(t)
+	r := startIngester(t, reportConfig(), js)
+	junk := []byte("\x1f\x8b\x08\x00 this is no gzip stream at all, only its first bytes")
+	if err := send(r.addr, "noreply-dmarc-support@google.com", []string{"fbl@sender.example"},
+		googleMail("junk1", "application/gzip", "r.xml.gz", junk)); err != nil {
+		t.Fatalf("send: %v; want 250 (dead-lettered)", err)
+	}
+	dl := storedMsgs(t, js, "DLQ", bus.DeadLetterSubject(WorkerName))
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	if reason := dl[0].Header.Get(bus.HeaderDeadLetterReason); !strings.Contains(reason, "report not unpacked") {
+		t.Errorf("reason %q", reason)
+	}
+	if got := counter(t, r.in.m.reportsRefused.WithLabelValues(reportRefusedUnreadable)); got != 1 {
+		t.Errorf("unreadable reports counted %v, want 1", got)
+	}
+
+	// A DSN whose returned original carries the same attachment.
+	original := string(googleMail("orig1", "application/gzip", "r.xml.gz", junk))
+	bounce := strings.Replace(string(dsnBounce("jb1", "")), "\r\n--B1\r\nContent-Type: text/rfc822-headers\r\n\r\n",
+		"\r\n--B1\r\nContent-Type: message/rfc822\r\n\r\n"+original+"\r\n--B1\r\nContent-Type: text/rfc822-headers\r\n\r\n", 1)
+	if !reportfile.LooksLikeReport([]byte(bounce)) {
+		t.Fatal("the bounce does not carry a report-like attachment: the test proves nothing")
+	}
+	if err := send(r.addr, "", []string{"bounce-1@bounces.sender.example"}, []byte(bounce)); err != nil {
+		t.Fatalf("send bounce: %v", err)
+	}
+	if n := len(storedMsgs(t, js, "BOUNCE", schemas.SubjectBounceReceived)); n != 2 {
+		t.Errorf("%d bounces, want 2", n)
+	}
+	if n := len(storedMsgs(t, js, "DLQ", "")); n != 1 {
+		t.Errorf("%d dead letters after the bounce, want still 1", n)
 	}
 }
