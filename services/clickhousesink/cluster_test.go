@@ -67,7 +67,7 @@ func TestClusterSinkSurvivesAReplica(t *testing.T) {
 	}
 
 	sink := startSink(t, js, testConfig(), ch)
-	const n = 2000
+	const n = 500
 	first := makeEvents(t, n)
 	want := perTable(t, first)
 	want[kind.Table] += uint64(len(retried))
