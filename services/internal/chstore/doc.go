@@ -14,8 +14,10 @@
 //     through PrepareBatch with a column list; Migrate refuses inline
 //     INSERTs; the read timeout defaults to 30 s instead of 300 s so a
 //     statement the server cannot handle fails soon.
-//   - Per-query settings must be Go ints. LowCardinality is experimental on
-//     18.16, so Migrate turns it on (as an int) for servers before 19.
+//   - Per-query settings must be Go ints, and an Int64 setting is read as a
+//     zigzag varint (int64Setting sends it so it arrives as meant).
+//     LowCardinality is experimental on 18.16, so Migrate turns it on (as
+//     an int) for servers before 19.
 //   - No TTL: retention drops day partitions (DropExpiredPartitions), which
 //     works everywhere. SupportsTTL tells a caller when a server is new
 //     enough to add TTL as well.
@@ -28,6 +30,15 @@
 // comments; each should be idempotent (CREATE ... IF NOT EXISTS), because a
 // file that failed half way runs again from its start and two processes
 // starting together may both run it.
+//
+// A cluster (clickhouse.cluster, the replicas in clickhouse.addrs) uses the
+// same files rewritten mechanically before they run: each table becomes a
+// replicated X_local created ON CLUSTER with a Distributed table X over it,
+// each view reads and writes the local tables, ALTER and DROP run ON
+// CLUSTER (cluster.go). Readers keep querying X; the sink writes X_local.
+// The record of applied files is replicated too, so a process that
+// connects to another replica finds the schema current. Connections try
+// the replicas in addrs in order, so one that is down is skipped.
 //
 // LocalServer runs clickhouse-server as a plain child process with the
 // project's own minimal config, on 127.0.0.1 only, with config, data and
