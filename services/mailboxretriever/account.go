@@ -25,6 +25,33 @@ type account struct {
 	failingSince time.Time
 	lastErr      string
 	alerted      bool
+	// held: this copy holds the account's lease and reads it.
+	held bool
+}
+
+// begin starts a term of holding the account: reading starts afresh; the
+// account's alert is firing if the previous holder left it so.
+func (a *account) begin(alerted bool) {
+	a.mu.Lock()
+	a.held, a.folders, a.failingSince, a.lastErr = true, nil, time.Time{}, ""
+	a.alerted = alerted
+	a.mu.Unlock()
+	a.r.metrics.accountHeld.WithLabelValues(a.cfg.Name).Set(1)
+}
+
+// end ends the term: another copy reads the account now.
+func (a *account) end() {
+	a.mu.Lock()
+	a.held, a.folders = false, nil
+	a.mu.Unlock()
+	a.r.metrics.accountHeld.WithLabelValues(a.cfg.Name).Set(0)
+	a.r.metrics.accountUp.WithLabelValues(a.cfg.Name).Set(0)
+}
+
+func (a *account) isHeld() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.held
 }
 
 // folderState is the progress of reading one folder (or the POP3 maildrop).

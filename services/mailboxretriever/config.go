@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 )
 
 // Protocols, TLS modes and authentication mechanisms of a seed account.
@@ -66,6 +67,12 @@ type Config struct {
 	ProbeCustomer string `yaml:"probe_customer"`
 	// Accounts are the seed mailboxes.
 	Accounts []Account `yaml:"accounts"`
+	// AccountLease splits the accounts among copies when several
+	// mailbox-retrievers run: one lease per account (KV bucket leases, key
+	// mailbox-retriever.<account>); the copy holding it reads the account,
+	// declares its probes missing and raises its alert. A copy that dies
+	// is replaced within one TTL, one that stops cleanly at once.
+	AccountLease lease.Config `yaml:"account_lease"`
 }
 
 // Account is one seed mailbox.
@@ -132,6 +139,7 @@ func DefaultConfig() Config {
 		AlertAfter:    config.Duration(5 * time.Minute),
 		OrphanGrace:   config.Duration(time.Hour),
 		ProbeCustomer: DefaultProbeCustomer,
+		AccountLease:  lease.DefaultConfig(),
 	}
 }
 
@@ -171,6 +179,7 @@ func (c Config) Validate() error {
 			addrs[addr] = a.Name
 		}
 	}
+	check.Nest("account_lease", c.AccountLease.Validate())
 	return check.Err()
 }
 

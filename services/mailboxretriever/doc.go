@@ -59,4 +59,19 @@
 // therefore holds its probes pending instead of making them missing, and
 // after alert_after raises an alert (resolved when it reads again). A
 // probe found after its missing event is reported late, linked to it.
+//
+// # Running several copies
+//
+// Copies share the PROBE durable, so each probe.sent is consumed by one of
+// them; expectations live in the bucket, which every copy watches. Each
+// seed account has a lease (package lease, KV bucket leases, key
+// mailbox-retriever.<account>): only the copy holding it reads the
+// account, declares its probes missing (its complete reads are what make
+// a probe missing) and raises its alert. Free accounts go to the first
+// copy that asks; a copy that dies loses its leases within one TTL and
+// another copy reads its accounts from then on, starting with a full read,
+// and one that stops cleanly hands them over at once. The compare-and-set
+// transitions make a probe reported once even when two readers overlap for
+// a moment. A firing alert is remembered in the leases bucket so the next
+// reader resolves it.
 package mailboxretriever

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -188,10 +189,16 @@ func (rn *running) counter(name string, labels ...string) float64 {
 func startRetriever(t *testing.T, js jetstream.JetStream, cfg Config, clock *fakeClock) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	logs := &syncBuffer{}
 	set := worker.Settings{
 		JetStream: js, Metrics: reg, Source: schemas.Source{Worker: WorkerName, Host: "test"},
-		Tracking: worker.Tracking{Keyring: &testRing},
+		Tracking: worker.Tracking{Keyring: &testRing}, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("retriever logs:\n%s", logs.String())
+		}
+	})
 	if clock != nil {
 		set.Now = clock.Now
 	}

@@ -12,6 +12,7 @@ type metrics struct {
 	expectations *prometheus.CounterVec
 	accountErrs  *prometheus.CounterVec
 	accountUp    *prometheus.GaugeVec
+	accountHeld  *prometheus.GaugeVec
 	detection    prometheus.Histogram
 	latency      *prometheus.HistogramVec
 	pending      prometheus.Gauge
@@ -34,7 +35,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		accountErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "account_errors_total", Help: "Failed connections, logins or commands, by account."}, []string{"account"}),
 		accountUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "account_up", Help: "1 when the account's last attempt succeeded on every folder, else 0."}, []string{"account"}),
+			Name: "account_up", Help: "1 when the account's last attempt succeeded on every folder, else 0 (0 too on a copy that does not hold the account's lease)."}, []string{"account"}),
+		accountHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "account_held", Help: "1 while this copy holds the account's lease (reads it), else 0."}, []string{"account"}),
 		detection: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "detection_seconds", Help: "Detection delay: from the provider storing a probe to the retriever seeing it.",
 			Buckets: []float64{0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}}),
@@ -54,6 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.expectations = obs.Register(r, m.expectations)
 	m.accountErrs = obs.Register(r, m.accountErrs)
 	m.accountUp = obs.Register(r, m.accountUp)
+	m.accountHeld = obs.Register(r, m.accountHeld)
 	m.detection = obs.Register(r, m.detection)
 	m.latency = obs.Register(r, m.latency)
 	m.pending = obs.Register(r, m.pending)

@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
 )
@@ -61,6 +62,12 @@ type Retriever struct {
 	// known yet to the kick of the folder holding it.
 	orphans map[string]func()
 	ready   chan struct{} // closed when the index holds the bucket's contents
+
+	// holder names this copy in the account leases.
+	holder string
+	// leaseKV is the leases bucket, which also remembers which accounts'
+	// alerts are firing, for the next holder.
+	leaseKV jetstream.KeyValue
 }
 
 // New checks the configuration and builds a retriever. s.Tracking
@@ -88,6 +95,7 @@ func New(cfg Config, s worker.Settings) (*Retriever, error) {
 		source: s.Source, metrics: m, set: s,
 		accounts: map[string]*account{}, bySeed: map[string]*account{},
 		now: s.Now, index: map[string]indexed{}, orphans: map[string]func(){}, ready: make(chan struct{}),
+		holder: lease.DefaultHolder(),
 	}
 	for _, ac := range cfg.Accounts {
 		ac = ac.withDefaults()
@@ -120,6 +128,27 @@ func (r *Retriever) Run(ctx context.Context) error {
 		return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", Bucket, err)
 	}
 	r.kv = kv
+	leases := make(map[*account]*lease.Lease, len(r.order))
+	for _, a := range r.order {
+		opts := r.cfg.AccountLease.Options()
+		opts.Logger, opts.Holder = r.log.With("account", a.cfg.Name), r.holder
+		l, err := lease.New(ctx, r.js, AccountLeaseKey(a.cfg.Name), opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		leases[a] = l
+	}
+	if len(r.order) > 0 {
+		if r.leaseKV, err = r.js.KeyValue(ctx, lease.Bucket); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", lease.Bucket, err)
+		}
+	}
 	r.silences = silence.OpenForStamping(ctx, r.js, r.log)
 	if r.silences != nil {
 		defer r.silences.Close()
@@ -127,7 +156,7 @@ func (r *Retriever) Run(ctx context.Context) error {
 	r.set.Health.Register(WorkerName, func(context.Context) error {
 		var down []string
 		for _, a := range r.order {
-			if !a.healthy() {
+			if a.isHeld() && !a.healthy() {
 				down = append(down, a.cfg.Name)
 			}
 		}
@@ -148,7 +177,7 @@ func (r *Retriever) Run(ctx context.Context) error {
 		return nil
 	}
 	for _, a := range r.order {
-		wg.Go(func() { a.run(ctx) })
+		wg.Go(func() { r.serve(ctx, a, leases[a]) })
 	}
 	wg.Go(func() { r.deadlineLoop(ctx) })
 	err = bus.Consume(ctx, r.js, bus.ConsumeOptions{
@@ -327,6 +356,9 @@ func (r *Retriever) checkDeadlines(ctx context.Context) {
 		if a == nil {
 			continue // the account left the config; the entry expires with the bucket's TTL
 		}
+		if !a.isHeld() {
+			continue // the copy reading the account judges its probes
+		}
 		if a.syncedAt().Before(ix.Deadline) {
 			a.kickAll()
 			continue
@@ -422,13 +454,17 @@ func (r *Retriever) publishStored(ctx context.Context, key string, e entry, rev 
 func (r *Retriever) checkAccounts(ctx context.Context) {
 	now := r.now()
 	for _, a := range r.order {
+		if !a.isHeld() {
+			continue
+		}
 		since, lastErr, alerted := a.failure()
 		switch {
 		case !since.IsZero() && !alerted && now.Sub(since) >= r.cfg.AlertAfter.Std():
 			if r.publishAlert(ctx, a, schemas.AlertFiring, fmt.Sprintf("seed account %s cannot be read since %s: %s", a.cfg.Name, since.UTC().Format(time.RFC3339), lastErr)) {
 				a.setAlerted(true)
 			}
-		case since.IsZero() && alerted:
+		case since.IsZero() && alerted && !a.syncedAt().IsZero():
+			// Every folder was read in this term.
 			if r.publishAlert(ctx, a, schemas.AlertResolved, fmt.Sprintf("seed account %s is readable again", a.cfg.Name)) {
 				a.setAlerted(false)
 			}
@@ -453,5 +489,63 @@ func (r *Retriever) publishAlert(ctx context.Context, a *account, status, summar
 	if status == schemas.AlertFiring {
 		r.log.Warn("seed account unreadable", "account", a.cfg.Name, "summary", summary)
 	}
+	r.noteAlert(ctx, a, status == schemas.AlertFiring)
 	return true
+}
+
+// AccountLeaseKey is the lease of one seed account in the leases bucket:
+// mailbox-retriever.<name>, with every byte of the name that a key cannot
+// hold written as =XX (hex).
+func AccountLeaseKey(name string) string {
+	var b strings.Builder
+	b.WriteString(WorkerName + ".")
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "=%02X", c)
+	}
+	return b.String()
+}
+
+// serve reads account a whenever this copy holds its lease, until ctx
+// ends.
+func (r *Retriever) serve(ctx context.Context, a *account, l *lease.Lease) {
+	_ = l.Run(ctx, func(ctx context.Context) error {
+		a.begin(r.alertFiring(ctx, a))
+		defer a.end()
+		r.log.Info("reading seed account", "account", a.cfg.Name)
+		a.run(ctx)
+		return nil
+	})
+}
+
+// alertKey remembers, in the leases bucket, that an account's alert is
+// firing, so that a copy taking the account over resolves it once the
+// account reads again.
+func alertKey(account string) string { return AccountLeaseKey(account) + ".alert" }
+
+// alertFiring reports whether the last holder of a left its alert firing.
+func (r *Retriever) alertFiring(ctx context.Context, a *account) bool {
+	_, err := r.leaseKV.Get(ctx, alertKey(a.cfg.Name))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && ctx.Err() == nil {
+		r.log.Warn("read the account's alert state; taken as not firing", "account", a.cfg.Name, "error", err)
+	}
+	return err == nil
+}
+
+// noteAlert records that a's alert is firing, or no longer is. A failure
+// only costs the next holder its knowledge of the alert.
+func (r *Retriever) noteAlert(ctx context.Context, a *account, firing bool) {
+	var err error
+	if firing {
+		_, err = r.leaseKV.Put(ctx, alertKey(a.cfg.Name), []byte(r.holder))
+	} else {
+		err = r.leaseKV.Delete(ctx, alertKey(a.cfg.Name))
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("store the account's alert state", "account", a.cfg.Name, "error", err)
+	}
 }

@@ -7,13 +7,15 @@
 // when the key is absent (or deleted, or expired), writing its holder id
 // with a per-key TTL. The holder renews it every TTL/3 by writing the
 // same key again, on the condition that the key's last revision is the one
-// it wrote (compare-and-set), with the TTL again. A renewal that fails for
-// any reason (another copy holds the key, the key expired, NATS did not
-// answer within TTL/3) ends the holder's term at once: its work is
-// cancelled before it tries anything else. A term therefore ends at most
-// 2·TTL/3 after the last renewal the server stored, while the server keeps
-// that renewal for a whole TTL: two copies never hold the same lease at
-// once (only clocks running at very different speeds could break this).
+// it wrote (compare-and-set), with the TTL again. A renewal that the
+// server refuses (another copy holds the key, or it expired), or that does
+// not succeed within 2·TTL/3 of the last stored write (a write that fails
+// in transit is retried until then), ends the holder's term at once: its
+// work is cancelled before it tries anything else. A term therefore ends
+// at most 2·TTL/3 after the last write the server stored was sent, while
+// the server keeps that write for a whole TTL: two copies never hold the
+// same lease at once (only clocks running at very different speeds could
+// break this).
 //
 // A copy that stops cleanly deletes the key (on the condition that it
 // still holds the revision it wrote), so a standby takes over at once. A
@@ -250,8 +252,12 @@ func (l *Lease) hold(ctx context.Context, rev uint64, lead func(context.Context)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- lead(leadCtx) }()
-	ticker := time.NewTicker(l.interval())
-	defer ticker.Stop()
+	// lastOK is when the last write that the server stored was sent: the
+	// key lives at least TTL from then, and this copy stops leading
+	// 2·TTL/3 from then unless a renewal succeeds.
+	lastOK := time.Now()
+	timer := time.NewTimer(l.interval())
+	defer timer.Stop()
 	for {
 		select {
 		case err := <-done:
@@ -269,8 +275,8 @@ func (l *Lease) hold(ctx context.Context, rev uint64, lead func(context.Context)
 			<-done
 			l.release(rev)
 			return nil
-		case <-ticker.C:
-			next, err := l.renew(ctx, rev)
+		case <-timer.C:
+			sent, next, err := l.renew(ctx, rev, lastOK.Add(2*l.ttl/3))
 			if err != nil {
 				// Stop leading first, then say so.
 				cancel()
@@ -281,27 +287,38 @@ func (l *Lease) hold(ctx context.Context, rev uint64, lead func(context.Context)
 				}
 				return nil
 			}
-			rev = next
+			rev, lastOK = next, sent
 			l.mu.Lock()
 			l.term.Last = rev
 			l.mu.Unlock()
+			timer.Reset(time.Until(lastOK.Add(l.interval())))
 		}
 	}
 }
 
 // renew writes the key again if rev is still its last revision, with the
-// TTL again, within one retry interval.
-func (l *Lease) renew(ctx context.Context, rev uint64) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.interval())
+// TTL again, retrying a failed write until deadline. It returns when the
+// stored write was sent and its revision.
+func (l *Lease) renew(ctx context.Context, rev uint64, deadline time.Time) (time.Time, uint64, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	// kv.Update cannot set a TTL (the key would then never expire), so
 	// this is the publish Update makes, with the TTL header added.
-	msg := &nats.Msg{Subject: "$KV." + Bucket + "." + l.key, Data: []byte(l.holder)}
-	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(l.ttl))
-	if err != nil {
-		return 0, err
+	for {
+		sent := time.Now()
+		msg := &nats.Msg{Subject: "$KV." + Bucket + "." + l.key, Data: []byte(l.holder)}
+		ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(l.ttl))
+		if err == nil {
+			return sent, ack.Sequence, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) || ctx.Err() != nil {
+			// The server refused (another revision is last: the key
+			// expired or someone else holds it), or time is up.
+			return time.Time{}, 0, err
+		}
+		sleep(ctx, 50*time.Millisecond)
 	}
-	return ack.Sequence, nil
 }
 
 // release deletes the key if it still holds rev, so a standby takes over
