@@ -83,8 +83,8 @@ func (r *clusterRewriter) statement(stmt string) ([]string, error) {
 		if !strings.HasSuffix(engine, "MergeTree") || strings.HasPrefix(engine, "Replicated") {
 			return nil, fmt.Errorf("table %s: engine %s has no replicated form (a *MergeTree engine is needed)", name, engine)
 		}
-		if r.tables[name] || r.views[name] {
-			return nil, fmt.Errorf("table %s is created twice", name)
+		if r.views[name] {
+			return nil, fmt.Errorf("table %s has the name of a view", name)
 		}
 		local := LocalTable(name)
 		replicated := fmt.Sprintf("'%s', '{replica}'", ZooKeeperPath(r.database, local))

@@ -49,6 +49,7 @@ func TestClusterRewriteStatements(t *testing.T) {
 				"CREATE MATERIALIZED VIEW IF NOT EXISTS db.ev_5m_mv ON CLUSTER c TO db.ev_5m_local AS SELECT toStartOfFiveMinute(time) AS bucket, countState() AS n\nFROM db.ev_local\nGROUP BY bucket",
 			},
 		},
+		{name: "table named as a view", in: "CREATE TABLE ev_5m_mv (id String) ENGINE = MergeTree() ORDER BY id", err: "name of a view"},
 		{
 			name: "add column to both",
 			in:   "ALTER TABLE ev ADD COLUMN trusted UInt8",
@@ -84,7 +85,16 @@ func TestClusterRewriteStatements(t *testing.T) {
 		},
 		{name: "engine without a replicated form", in: "CREATE TABLE m (id String) ENGINE = Memory()", err: "no replicated form"},
 		{name: "already replicated", in: "CREATE TABLE r (id String) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY id", err: "no replicated form"},
-		{name: "table twice", in: "CREATE TABLE ev (id String) ENGINE = MergeTree() ORDER BY id", err: "created twice"},
+		{
+			// Run again (a file that failed half way): the same
+			// idempotent statements.
+			name: "table again",
+			in:   "CREATE TABLE IF NOT EXISTS ev_v (id String, v UInt64, n AggregateFunction(count)) ENGINE = ReplacingMergeTree(v) ORDER BY id",
+			want: []string{
+				"CREATE TABLE IF NOT EXISTS db.ev_v_local ON CLUSTER c (id String, v UInt64, n AggregateFunction(count)) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/ev_v_local', '{replica}', v) ORDER BY id",
+				"CREATE TABLE IF NOT EXISTS db.ev_v ON CLUSTER c AS db.ev_v_local ENGINE = Distributed(c, db, ev_v_local, rand())",
+			},
+		},
 		{name: "view over an unknown table", in: "CREATE MATERIALIZED VIEW v TO ev_5m AS SELECT 1 FROM other", err: "reads other"},
 		{name: "view into an unknown table", in: "CREATE MATERIALIZED VIEW v TO other AS SELECT 1 FROM ev", err: "writes to other"},
 		{name: "view with a join", in: "CREATE MATERIALIZED VIEW v TO ev_5m AS SELECT 1 FROM ev JOIN ev_5m USING id", err: "joins"},
