@@ -147,7 +147,12 @@ func TestDMARCReportsEndToEnd(t *testing.T) {
 	}
 	var records, messages, passed, ourMessages uint64
 	rollup := "FROM dmarc_record_1d WHERE domain = '" + dmarcE2EDomain + "'"
-	query("SELECT countMerge(records) "+rollup, &records)
+	// The view's insert into the rollup becomes visible a moment after the
+	// rows in dmarc_record.
+	testwait.Eventually(t, 30*time.Second, "the records in dmarc_record_1d", func() bool {
+		query("SELECT countMerge(records) "+rollup, &records)
+		return records >= want
+	})
 	query("SELECT sumMerge(messages) "+rollup, &messages)
 	query("SELECT sumMerge(messages_dmarc_pass) "+rollup, &passed)
 	query("SELECT sumMerge(messages) FROM dmarc_record_1d WHERE domain = '"+dmarcE2EDomain+"' AND our_source = 1 AND customer = 'acme'", &ourMessages)
@@ -166,7 +171,11 @@ func TestDMARCReportsEndToEnd(t *testing.T) {
 		t.Errorf("messages from the foreign source %d, want 1500", foreign)
 	}
 
-	var tlsRows, tlsOK, tlsFailed uint64
+	var tlsRows, tlsResults, tlsOK, tlsFailed uint64
+	testwait.Eventually(t, 30*time.Second, "the result in tlsrpt_result_1d", func() bool {
+		query("SELECT countMerge(results) FROM tlsrpt_result_1d", &tlsResults)
+		return tlsResults >= 1
+	})
 	query("SELECT count() FROM tlsrpt_result FINAL", &tlsRows)
 	query("SELECT sumMerge(successful_sessions), sumMerge(failed_sessions) FROM tlsrpt_result_1d WHERE policy_domain = '"+dmarcE2EDomain+"'", &tlsOK, &tlsFailed)
 	if tlsRows != 1 || tlsOK != 900 || tlsFailed != 100 {
