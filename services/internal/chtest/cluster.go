@@ -147,6 +147,9 @@ func (c *Cluster) Open(i int, database string) driver.Conn {
 	return conn
 }
 
+// ZooKeeper is the cluster's ZooKeeper server.
+func (c *Cluster) ZooKeeper() *ZooKeeper { return c.zk }
+
 // Replica is replica i's server (0 or 1).
 func (c *Cluster) Replica(i int) *chstore.LocalServer {
 	c.mu.Lock()
@@ -297,6 +300,9 @@ forceSync=no
 	}
 	return zk, nil
 }
+
+// PID is the server's process id.
+func (z *ZooKeeper) PID() int { return z.cmd.Process.Pid }
 
 // Port is the client port on 127.0.0.1.
 func (z *ZooKeeper) Port() int { return z.port }
