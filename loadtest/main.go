@@ -65,6 +65,12 @@ Scenarios:
              the dns-sweeper leader and an evaluator, one at a time: lost, doubled,
              policy answers, takeover times (-short: the CI run, about 2 minutes)
 
+  evaluator-restart
+             -days of -per-day deliveries and complaints in the streams, then the
+             complaint-evaluator restarted from its checkpoint and rebuilt from the
+             streams, each timed to its first judgement: the ratio, and both projected
+             to 10M deliveries a day (linear fit over -per-day/2 and -per-day)
+
 Progress goes to stderr; the last stdout line is one JSON object with the figures.
 The exit status is non-zero when events were lost or doubled, or the run failed.
 `
@@ -98,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runConsole(ctx, args[1:], stdout, stderr)
 	case "cluster":
 		return runCluster(ctx, args[1:], stdout, stderr)
+	case "evaluator-restart":
+		return runEvaluatorRestart(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
