@@ -64,7 +64,7 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterOptions, error) 
 	fs.DurationVar(&o.pause, "pause", 20*time.Second, "recovery pause after each restart (-short: 5s)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 5*time.Second, "the dns-sweeper's leader_lease.ttl (-short: 2s)")
 	fs.DurationVar(&o.settle, "settle", 2*time.Minute, "after the load stops, the longest wait for ClickHouse to hold every acked event (-short: 1m)")
-	fs.DurationVar(&o.limit, "timeout", 20*time.Minute, "give up after this (-short: 5m)")
+	fs.DurationVar(&o.limit, "timeout", 20*time.Minute, "give up after this, the build included (-short: 8m)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs, logs, data)")
 	if err := parseArgs(fs, args); err != nil {
 		return o, err
@@ -72,7 +72,7 @@ func parseClusterFlags(args []string, stderr io.Writer) (clusterOptions, error) 
 	if o.short {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"rate": "100", "warm": "5s", "down": "5s", "pause": "5s", "lease-ttl": "2s", "settle": "1m", "timeout": "5m"} {
+		for name, v := range map[string]string{"rate": "100", "warm": "5s", "down": "5s", "pause": "5s", "lease-ttl": "2s", "settle": "1m", "timeout": "8m"} {
 			if !set[name] {
 				fs.Set(name, v)
 			}
@@ -131,12 +131,15 @@ type clusterResult struct {
 	Lost   int            `json:"lost"`
 	// Doubled is count() FINAL minus distinct ids; RawDuplicateRows the
 	// same before FINAL (retried inserts not deduplicated by ClickHouse).
-	Doubled          int   `json:"doubled"`
-	RawDuplicateRows int   `json:"raw_duplicate_rows"`
-	PolicyAsked      int   `json:"policy_asked"`
-	PolicyWrong      int   `json:"policy_wrong"`
-	PolicyErrors     int   `json:"policy_errors"`
-	PolicyGapMaxMs   int64 `json:"policy_gap_max_ms"`
+	Doubled          int `json:"doubled"`
+	RawDuplicateRows int `json:"raw_duplicate_rows"`
+	// ReplicasDiffer counts the kinds whose replicated (local) tables hold
+	// different rows of the load on the two replicas once settled.
+	ReplicasDiffer int   `json:"replicas_differ"`
+	PolicyAsked    int   `json:"policy_asked"`
+	PolicyWrong    int   `json:"policy_wrong"`
+	PolicyErrors   int   `json:"policy_errors"`
+	PolicyGapMaxMs int64 `json:"policy_gap_max_ms"`
 	// ProbeGapMaxMs is null: probes need Postfix and Dovecot (the probes
 	// scenario) and do not run here.
 	ProbeGapMaxMs *int64        `json:"probe_gap_max_ms"`
@@ -148,7 +151,7 @@ type clusterResult struct {
 }
 
 func (r *clusterResult) ok() bool {
-	if r.Error != "" || len(r.Errors) > 0 || r.Lost != 0 || r.Doubled != 0 || r.PolicyWrong != 0 || r.Published == 0 || r.PolicyAsked == 0 {
+	if r.Error != "" || len(r.Errors) > 0 || r.Lost != 0 || r.Doubled != 0 || r.ReplicasDiffer != 0 || r.PolicyWrong != 0 || r.Published == 0 || r.PolicyAsked == 0 {
 		return false
 	}
 	for _, k := range r.Kills {

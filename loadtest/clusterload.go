@@ -460,8 +460,40 @@ func (c *clusterRun) settle(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	progress(c.log, "clickhouse holds all %d acked events", want)
+	if !c.res.ClickHouseCluster {
+		return nil
+	}
+	// Replication: both replicas' own tables hold the same rows of the
+	// load, the killed one included.
+	var differ []string
+	err = waitUntil(ctx, c.opts.settle, time.Second, "both replicas hold the same rows", func() error {
+		differ = differ[:0]
+		for _, k := range schemas.Kinds() {
+			q := fmt.Sprintf("SELECT count() FROM %s.%s_local WHERE source_worker = 'loadtest'", database, k.Table)
+			var counts []string
+			for _, r := range c.ch {
+				out, err := chQuery(ctx, r, q)
+				if err != nil {
+					return err
+				}
+				counts = append(counts, strings.TrimSpace(out))
+			}
+			if counts[0] != counts[1] {
+				differ = append(differ, fmt.Sprintf("%s %s", k.Table, strings.Join(counts, "/")))
+			}
+		}
+		if len(differ) > 0 {
+			return fmt.Errorf("rows differ: %s", strings.Join(differ, ", "))
+		}
+		return nil
+	})
+	c.res.ReplicasDiffer = len(differ)
 	if err == nil {
-		progress(c.log, "clickhouse holds all %d acked events", want)
+		progress(c.log, "both replicas hold the same rows")
 	}
 	return err
 }
