@@ -3,6 +3,7 @@ package complaintevaluator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -232,6 +233,15 @@ func TestCheckpointRestartMatchesRebuild(t *testing.T) {
 	testwait.Eventually(t, 30*time.Second, "decisions and the DMARC alert published", func() bool {
 		return lastSeq(t, js, "DECISION") >= 2 && hasAlert(t, js, "dmarc_alignment/ip:"+ips[1]+"/reporter:google.com")
 	})
+	// No checkpoint while a judged output is not carried out: it could
+	// hold a decision the bucket lacks.
+	a.ev.mu.Lock()
+	a.ev.inflight++
+	a.ev.mu.Unlock()
+	if err := a.ev.saveCheckpoint(ctx); !errors.Is(err, errCheckpointBusy) {
+		t.Errorf("checkpoint with an output in flight: %v", err)
+	}
+	a.ev.done()
 	testwait.Eventually(t, 30*time.Second, "a checkpoint", func() bool {
 		data, err := a.ev.ckpt.Load(ctx)
 		if err != nil || data == nil {
@@ -301,7 +311,29 @@ func TestCheckpointRestartMatchesRebuild(t *testing.T) {
 	if e.ev.resumed {
 		t.Error("a start with another resolution used the checkpoint")
 	}
-	e.stop()
+	e.stop() // its own checkpoint: the next start with changed uses it
+	e2 := startCheckpointed(t, js, changed)
+	if !e2.ev.resumed {
+		t.Error("a start did not use the checkpoint of its own configuration")
+	}
+	e2.stop()
+	// A stream created again numbers from 1: its sequences in the
+	// checkpoint mean nothing there.
+	if err := js.DeleteStream(ctx, "COMPLAINT"); err != nil {
+		t.Fatal(err)
+	}
+	top, err := pipelines.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := top.Apply(ctx, js, pipelines.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f := startCheckpointed(t, js, changed)
+	if f.ev.resumed {
+		t.Error("a start used a checkpoint of a stream deleted since")
+	}
+	f.stop()
 }
 
 // normalize drops what differs between two equal states only by when
