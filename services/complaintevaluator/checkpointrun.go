@@ -133,22 +133,22 @@ func (e *Evaluator) useCheckpoint(ctx context.Context) (map[string]uint64, strin
 func (e *Evaluator) saveCheckpoint(ctx context.Context) error {
 	began := time.Now()
 	alerts := e.streams[schemas.SubjectAlertRaised]
+	// Every alert this copy published is in ALERT up to its last sequence
+	// now, and its judgement is in the state taken below: a start reads
+	// only the alerts after it. (One published between the two is read
+	// again, which only records once more that it was published.) The
+	// other streams' positions are what was read.
+	infoCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := e.js.Stream(infoCtx, alerts)
+	cancel()
+	if err != nil {
+		return e.checkpointFailed(fmt.Errorf("stream %s: %w", alerts, err))
+	}
+	alertsLast := st.CachedInfo().State.LastSeq
 	e.mu.Lock()
 	if e.inflight > 0 {
 		e.mu.Unlock()
 		return errCheckpointBusy
-	}
-	// Every alert this copy published is in ALERT up to its last
-	// sequence now, and in the state: a start reads only the ones after.
-	// (The other streams' positions are what was read.)
-	var alertsLast uint64
-	st, err := e.js.Stream(ctx, alerts)
-	if err == nil {
-		alertsLast = st.CachedInfo().State.LastSeq
-	}
-	if err != nil {
-		e.mu.Unlock()
-		return e.checkpointFailed(fmt.Errorf("stream %s: %w", alerts, err))
 	}
 	c := &checkpoint{Version: checkpointVersion, ConfigHash: configHash(e.cfg), Partition: e.cfg.Partition, Partitions: e.cfg.Partitions,
 		TakenAt: unixNano(e.now())}
