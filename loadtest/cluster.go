@@ -169,7 +169,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	started := time.Now()
 	res := clusterResult{Scenario: "cluster", Short: opts.short, RatePerS: opts.rate, Rows: map[string]int{}, Kills: []clusterKill{}, Errors: []string{}}
-	c := &clusterRun{opts: opts, res: &res, log: stderr}
+	// Processes are stopped in parallel, each logging its own trouble.
+	c := &clusterRun{opts: opts, res: &res, log: &lockedWriter{w: stderr}}
 	if err := c.run(ctx); err != nil {
 		res.Error = err.Error()
 		progress(stderr, "failed: %v", err)
@@ -177,6 +178,18 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	res.ElapsedS = round(time.Since(started).Seconds(), 1)
 	c.summary()
 	return printResult(stdout, stderr, "cluster", res, res.ok())
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // clusterWorker is one `mailmon <worker>` process.
