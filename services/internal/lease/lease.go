@@ -168,6 +168,9 @@ func (l *Lease) campaign(ctx context.Context) (uint64, error) {
 			return rev, nil
 		}
 		if ctx.Err() != nil {
+			// Stopped while the Create was in flight: it may have been
+			// stored without this copy hearing of it.
+			l.abandon()
 			return 0, ctx.Err()
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !warned {
@@ -249,9 +252,13 @@ func (l *Lease) hold(ctx context.Context, rev uint64, lead func(context.Context)
 				cancel()
 				<-done
 				l.setLost()
-				if ctx.Err() == nil {
-					l.log.Warn("lease lost; stopped leading", "holder", l.holder, "revision", rev, "error", err)
+				if ctx.Err() != nil {
+					// Stopped during the renewal, which may have been
+					// stored: release what this copy may still hold.
+					l.abandon()
+					return nil
 				}
+				l.log.Warn("lease lost; stopped leading", "holder", l.holder, "revision", rev, "error", err)
 				return nil
 			}
 			rev, lastOK = next, sent
@@ -305,6 +312,21 @@ func (l *Lease) release(rev uint64) {
 		return
 	}
 	l.log.Info("lease released", "holder", l.holder)
+}
+
+// abandon deletes the key if its last value is this copy's id: a write
+// whose answer never came (the copy stopped meanwhile) may have been
+// stored, and would otherwise keep the standbys out for a whole TTL.
+func (l *Lease) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.interval())
+	defer cancel()
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || string(e.Value()) != l.holder {
+		return
+	}
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(e.Revision())); err == nil {
+		l.log.Info("lease released", "holder", l.holder)
+	}
 }
 
 func (l *Lease) setLost() {

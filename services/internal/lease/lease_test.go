@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -352,5 +353,45 @@ func TestNewRejects(t *testing.T) {
 	l, err := New(ctx, js, "mailbox-retriever.seed_1", Options{TTL: 1500 * time.Millisecond})
 	if err != nil || l.TTL() != 2*time.Second {
 		t.Errorf("New: %v, TTL %v (want rounded up to 2s)", err, l.TTL())
+	}
+}
+
+// A copy stopped while its Create (or a renewal) was in flight deletes
+// the key if the write was stored after all, and leaves another holder's
+// key alone.
+func TestAbandon(t *testing.T) {
+	ns := startNATS(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(ctx, js, "abandoned", Options{TTL: testTTL, Holder: "me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, "abandoned", []byte("someone-else"), jetstream.KeyTTL(testTTL)); err != nil {
+		t.Fatal(err)
+	}
+	l.abandon()
+	if e, err := kv.Get(ctx, "abandoned"); err != nil || string(e.Value()) != "someone-else" {
+		t.Fatalf("another holder's key: %v %v", e, err)
+	}
+	if err := kv.Purge(ctx, "abandoned"); err != nil {
+		t.Fatal(err)
+	}
+	// The write this copy never heard back about.
+	if _, err := kv.Create(ctx, "abandoned", []byte("me"), jetstream.KeyTTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	l.abandon()
+	if _, err := kv.Get(ctx, "abandoned"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("own key not deleted: %v", err)
 	}
 }
