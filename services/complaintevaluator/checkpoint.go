@@ -455,6 +455,9 @@ func restoreEngine(cfg Config, e *Engine, s engineSnap) error {
 		a.published[p.Key] = publishedAlert{p.Status, p.Severity, p.Members}
 	}
 	for _, st := range s.Streaks {
+		if len(st.FailedSent) != len(st.IDs) {
+			return fmt.Errorf("streak %s: %d send times for %d ids", st.Key, len(st.FailedSent), len(st.IDs))
+		}
 		a.streaks[st.Key] = &streak{count: st.Count, lastGood: fromUnixNano(st.LastGood), failedSent: timesFrom(st.FailedSent), ids: st.IDs,
 			last: st.Last, sourceIP: st.SourceIP, provider: st.Provider, probeID: st.ProbeID}
 	}
