@@ -70,8 +70,9 @@ type Config struct {
 	// AccountLease splits the accounts among copies when several
 	// mailbox-retrievers run: one lease per account (KV bucket leases, key
 	// mailbox-retriever.<account>); the copy holding it reads the account,
-	// declares its probes missing and raises its alert. A copy that dies
-	// is replaced within one TTL, one that stops cleanly at once.
+	// declares its probes missing and raises its alert. Copies balance the
+	// accounts among them. A copy that dies is replaced within one TTL, one
+	// that stops cleanly at once.
 	AccountLease lease.Config `yaml:"account_lease"`
 }
 

@@ -67,10 +67,13 @@
 // seed account has a lease (package lease, KV bucket leases, key
 // mailbox-retriever.<account>): only the copy holding it reads the
 // account, declares its probes missing (its complete reads are what make
-// a probe missing) and raises its alert. Free accounts go to the first
-// copy that asks; a copy that dies loses its leases within one TTL and
-// another copy reads its accounts from then on, starting with a full read,
-// and one that stops cleanly hands them over at once. The compare-and-set
+// a probe missing) and raises its alert. Copies balance the accounts:
+// each also holds a presence lease, so each knows its share (accounts ÷
+// copies, rounded up); a copy at its share lets the others take a free
+// account first, and one above it hands an account over per TTL. A copy
+// that dies loses its leases within one TTL and another copy reads its
+// accounts from then on, starting with a full read, and one that stops
+// cleanly hands them over at once. The compare-and-set
 // transitions make a probe reported once even when two readers overlap for
 // a moment. A firing alert is remembered in the leases bucket so the next
 // reader resolves it.

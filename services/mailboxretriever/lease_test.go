@@ -41,11 +41,12 @@ type retrieverCopy struct {
 	nc   *nats.Conn
 }
 
-// Two copies split the seed accounts: each account is read by exactly one
-// copy at any time, and every probe is reported once. Killed (its
-// connection closed, its leases not released), a copy's accounts are
+// Two copies split the seed accounts, one each: each account is read by
+// exactly one copy at any time, and every probe is reported once. Killed
+// (its connection closed, its leases not released), a copy's account is
 // taken over by the other within one lease TTL, and the probes that
-// arrive there afterwards are reported.
+// arrive there afterwards are reported. A copy that joins is handed an
+// account.
 func TestCopiesSplitAccountsAndTakeOver(t *testing.T) {
 	const ttl = 2 * time.Second
 	ns, _, js := natstest.Start(t)
@@ -119,8 +120,18 @@ func TestCopiesSplitAccountsAndTakeOver(t *testing.T) {
 		}
 		return out
 	}
-	testwait.Eventually(t, 10*time.Second, "both accounts held", func() bool { return len(holders()) == 2 })
-	t.Logf("accounts split: %v", holders())
+	// balanced: every account read, each copy reading one.
+	balanced := func() bool {
+		hs := holders()
+		per := map[string]int{}
+		for _, h := range hs {
+			per[h[0]]++
+		}
+		return len(hs) == 2 && len(per) == len(copies)
+	}
+	began := time.Now()
+	testwait.Eventually(t, 6*ttl, "one account per copy", balanced)
+	t.Logf("accounts split: %v (balanced %s after start)", holders(), time.Since(began).Round(time.Millisecond))
 	// readsIdle waits until every account has been read once by its
 	// holder and is in IDLE (as TestIdleDetectsProbesInInboxAndJunk).
 	readsIdle := func() {
@@ -156,8 +167,7 @@ func TestCopiesSplitAccountsAndTakeOver(t *testing.T) {
 	deliver("bob")
 	received.wait(t, 2, 10*time.Second)
 
-	// Kill the copy reading alice (copies take free accounts first come,
-	// so it may read both).
+	// Kill the copy reading alice.
 	victim := holders()["alice"][0]
 	var survivor *retrieverCopy
 	for _, c := range copies {
@@ -181,7 +191,17 @@ func TestCopiesSplitAccountsAndTakeOver(t *testing.T) {
 	readsIdle()
 	deliver("alice")
 	deliver("bob")
-	evs := received.wait(t, 4, 15*time.Second)
+	received.wait(t, 4, 15*time.Second)
+
+	// A new copy joins: the survivor hands it one account.
+	copies = append(copies, start("c"))
+	joined := time.Now()
+	testwait.Eventually(t, 6*ttl, "one account per copy after a join", balanced)
+	t.Logf("after a join: %v (balanced %s later)", holders(), time.Since(joined).Round(time.Millisecond))
+	readsIdle()
+	deliver("alice")
+	deliver("bob")
+	evs := received.wait(t, 6, 15*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	evs = received.all()
 	got := map[string]int{}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,13 @@ type Retriever struct {
 
 	// holder names this copy in the account leases.
 	holder string
+	// held counts the accounts this copy reads; members the copies
+	// present (read at membersAt); yielded is when this copy last handed
+	// an account over.
+	held               atomic.Int32
+	shareMu            sync.Mutex
+	members            int
+	membersAt, yielded time.Time
 	// leaseKV is the leases bucket, which also remembers which accounts'
 	// alerts are firing, for the next holder.
 	leaseKV jetstream.KeyValue
@@ -132,6 +140,7 @@ func (r *Retriever) Run(ctx context.Context) error {
 	for _, a := range r.order {
 		opts := r.cfg.AccountLease.Options()
 		opts.Logger, opts.Holder = r.log.With("account", a.cfg.Name), r.holder
+		opts.Defer = r.deferAccounts
 		l, err := lease.New(ctx, r.js, AccountLeaseKey(a.cfg.Name), opts)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -147,6 +156,18 @@ func (r *Retriever) Run(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("KV bucket %s (apply the pipelines first): %w", lease.Bucket, err)
+		}
+	}
+	// This copy's presence, which the others count to know their share.
+	var member *lease.Lease
+	if len(r.order) > 0 {
+		opts := r.cfg.AccountLease.Options()
+		opts.Holder = r.holder
+		if member, err = lease.New(ctx, r.js, memberKey(r.holder), opts); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	}
 	r.silences = silence.OpenForStamping(ctx, r.js, r.log)
@@ -168,6 +189,14 @@ func (r *Retriever) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if member != nil {
+		wg.Go(func() {
+			_ = member.Run(ctx, func(ctx context.Context) error {
+				<-ctx.Done()
+				return nil
+			})
+		})
+	}
 	wg.Go(func() { r.watch(ctx) })
 	// Deadlines are judged on the whole bucket: wait until the index holds it.
 	select {
@@ -496,11 +525,18 @@ func (r *Retriever) publishAlert(ctx context.Context, a *account, status, summar
 // AccountLeaseKey is the lease of one seed account in the leases bucket:
 // mailbox-retriever.<name>, with every byte of the name that a key cannot
 // hold written as =XX (hex).
-func AccountLeaseKey(name string) string {
+func AccountLeaseKey(name string) string { return WorkerName + "." + keyToken(name) }
+
+// memberKey is the presence of one copy in the leases bucket: a lease
+// only it takes, which expires within a TTL of its death.
+func memberKey(holder string) string { return WorkerName + ".copy." + keyToken(holder) }
+
+// keyToken writes s as one token of a KV key: letters, digits, '-' and '_'
+// as they are, every other byte as =XX (hex).
+func keyToken(s string) string {
 	var b strings.Builder
-	b.WriteString(WorkerName + ".")
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
 			b.WriteByte(c)
 			continue
@@ -511,15 +547,93 @@ func AccountLeaseKey(name string) string {
 }
 
 // serve reads account a whenever this copy holds its lease, until ctx
-// ends.
+// ends. While this copy reads more than its share of the accounts, it
+// hands one over every TTL (see shouldYield).
 func (r *Retriever) serve(ctx context.Context, a *account, l *lease.Lease) {
 	_ = l.Run(ctx, func(ctx context.Context) error {
 		a.begin(r.alertFiring(ctx, a))
-		defer a.end()
+		r.held.Add(1)
+		defer func() {
+			r.held.Add(-1)
+			a.end()
+		}()
 		r.log.Info("reading seed account", "account", a.cfg.Name)
-		a.run(ctx)
-		return nil
+		runCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { a.run(runCtx) })
+		defer func() {
+			cancel()
+			wg.Wait()
+		}()
+		tick := time.NewTicker(r.cfg.AccountLease.TTL.Std())
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				if r.shouldYield(ctx) {
+					r.log.Info("handing the seed account over to a copy that reads fewer", "account", a.cfg.Name)
+					return nil
+				}
+			}
+		}
 	})
+}
+
+// share is the number of accounts each live copy should read: the
+// accounts divided by the copies present in the leases bucket, rounded
+// up. The count is read at most once per retry interval.
+func (r *Retriever) share(ctx context.Context) int {
+	r.shareMu.Lock()
+	defer r.shareMu.Unlock()
+	if time.Since(r.membersAt) >= r.cfg.AccountLease.TTL.Std()/3 {
+		r.membersAt = time.Now()
+		n, err := r.countMembers(ctx)
+		if err == nil {
+			r.members = n
+		} else if ctx.Err() == nil {
+			r.log.Warn("count the copies present; the last count stands", "error", err)
+		}
+	}
+	n := max(r.members, 1)
+	return (len(r.order) + n - 1) / n
+}
+
+func (r *Retriever) countMembers(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	keys, err := r.leaseKV.ListKeysFiltered(ctx, WorkerName+".copy.*")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	_ = keys.Stop() // the lister is done once its channel closes
+	return n, nil
+}
+
+// deferAccounts: this copy reads its share already, so it lets the others
+// take a free account first (lease.Options.Defer).
+func (r *Retriever) deferAccounts() bool {
+	return int(r.held.Load()) >= r.share(context.Background())
+}
+
+// shouldYield: this copy reads more than its share and handed no account
+// over within the last TTL (one at a time, so the others can take it).
+func (r *Retriever) shouldYield(ctx context.Context) bool {
+	if int(r.held.Load()) <= r.share(ctx) {
+		return false
+	}
+	r.shareMu.Lock()
+	defer r.shareMu.Unlock()
+	if time.Since(r.yielded) < r.cfg.AccountLease.TTL.Std() {
+		return false
+	}
+	r.yielded = time.Now()
+	return true
 }
 
 // alertKey remembers, in the leases bucket, that an account's alert is

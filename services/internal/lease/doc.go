@@ -39,6 +39,7 @@
 //	probe-sender.round.<unix ms>     a round's slot, claimed (Claim) by its sender
 //	mailbox-retriever.<account>      the copy reading one seed account
 //	mailbox-retriever.<account>.alert  that account's alert is firing
+//	mailbox-retriever.copy.<holder>  a mailbox-retriever copy is present
 //
 // A holder's value is its id, host-pid-random by default (DefaultHolder),
 // so an operator (or a failure test) can tell which process leads.

@@ -34,6 +34,11 @@ type Options struct {
 	Holder string
 	// Logger receives acquisitions, losses and errors; default none.
 	Logger *slog.Logger
+	// Defer, when set and true, makes this copy let others go first: it
+	// does not try to acquire the moment the key is freed, only on its
+	// retry timer (every TTL/3), so a copy that does not defer wins a
+	// freed lease. Copies that share work use it to balance it.
+	Defer func() bool
 }
 
 // Lease is one named lease as seen by one copy. Build it with New; Run
@@ -45,6 +50,7 @@ type Lease struct {
 	holder string
 	ttl    time.Duration
 	log    *slog.Logger
+	defer_ func() bool
 
 	mu   sync.Mutex
 	term Term
@@ -87,7 +93,7 @@ func New(ctx context.Context, js jetstream.JetStream, key string, o Options) (*L
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lease{js: js, kv: kv, key: key, holder: holder, ttl: ttl, log: log.With("lease", key)}, nil
+	return &Lease{js: js, kv: kv, key: key, holder: holder, ttl: ttl, log: log.With("lease", key), defer_: o.Defer}, nil
 }
 
 // DefaultHolder names this process: host name, pid and a random suffix
@@ -162,7 +168,15 @@ func (l *Lease) campaign(ctx context.Context) (uint64, error) {
 		}
 	}()
 	warned := false
+	onTimer := false
 	for {
+		if !onTimer && l.defer_ != nil && l.defer_() {
+			// Let a copy that does not defer take it first.
+			if !sleep(ctx, l.interval()) {
+				return 0, ctx.Err()
+			}
+		}
+		onTimer = false
 		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder), jetstream.KeyTTL(l.ttl))
 		if err == nil {
 			return rev, nil
@@ -194,6 +208,7 @@ func (l *Lease) campaign(ctx context.Context) (uint64, error) {
 				timer.Stop()
 				return 0, ctx.Err()
 			case <-timer.C:
+				onTimer = true
 				break wait
 			case e, ok := <-updates:
 				if !ok {
@@ -335,13 +350,15 @@ func (l *Lease) setLost() {
 	l.mu.Unlock()
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -110,6 +110,10 @@ func (r *recorder) waitLeader(t *testing.T, not string, d time.Duration) (string
 }
 
 func startCopy(t *testing.T, ns *server.Server, r *recorder, name, key string) *copyOf {
+	return startCopyWith(t, ns, r, name, key, Options{TTL: testTTL, Holder: name})
+}
+
+func startCopyWith(t *testing.T, ns *server.Server, r *recorder, name, key string, o Options) *copyOf {
 	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name(name))
 	if err != nil {
@@ -122,7 +126,7 @@ func startCopy(t *testing.T, ns *server.Server, r *recorder, name, key string) *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	l, err := New(ctx, js, key, Options{TTL: testTTL, Holder: name})
+	l, err := New(ctx, js, key, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,4 +398,26 @@ func TestAbandon(t *testing.T) {
 	if _, err := kv.Get(ctx, "abandoned"); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("own key not deleted: %v", err)
 	}
+}
+
+// A copy that defers lets one that does not take a freed lease.
+func TestLeaseDefer(t *testing.T) {
+	ns := startNATS(t)
+	r := &recorder{leading: map[string]bool{}}
+	first := startCopy(t, ns, r, "first", "shared")
+	r.waitLeader(t, "", 5*time.Second)
+	deferring := startCopyWith(t, ns, r, "deferring", "shared", Options{TTL: testTTL, Holder: "deferring", Defer: func() bool { return true }})
+	eager := startCopy(t, ns, r, "eager", "shared")
+	time.Sleep(testTTL / 2) // both stand by
+	first.stop(t)
+	if l, _ := r.waitLeader(t, "first", 5*time.Second); l != "eager" {
+		t.Errorf("%s took the freed lease, want eager", l)
+	}
+	// The deferring copy still takes it when nobody else does.
+	eager.stop(t)
+	if l, took := r.waitLeader(t, "eager", 5*time.Second); l != "deferring" || took > testTTL {
+		t.Errorf("%s took it after %s, want deferring within a TTL", l, took)
+	}
+	deferring.stop(t)
+	r.checkTerms(t)
 }
