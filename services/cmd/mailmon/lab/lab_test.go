@@ -165,6 +165,14 @@ func TestLab(t *testing.T) {
 			}
 			return false
 		}},
+		{"DMARC reports in the status: our mail passing, the stranger's under " + dmarcSpoofDomain + " failing", func(s Summary) bool {
+			var ours, stranger bool
+			for _, c := range s.DMARC {
+				ours = ours || c.OurSource && c.Messages > 0 && c.Pass == c.Messages
+				stranger = stranger || !c.OurSource && c.Domain == dmarcSpoofDomain && c.Messages > c.Pass
+			}
+			return ours && stranger
+		}},
 	}
 	start := time.Now()
 	for _, sig := range signals {

@@ -43,6 +43,10 @@ type Summary struct {
 	// Suppressed counts the recipients put on a suppression list, by
 	// customer and reason.
 	Suppressed []Count
+	// DMARC counts the messages receivers' aggregate reports describe, by
+	// header From domain and whether the source is one of ours: total and
+	// passing DMARC.
+	DMARC []DMARCCount
 	// Alerts counts alert events by status (firing, resolved).
 	Alerts []Count
 	// AbuseMailbox is how many alert e-mails the abuse team's mailbox
@@ -50,6 +54,15 @@ type Summary struct {
 	AbuseMailbox int
 	// Console is the ops console's address, when the lab serves it.
 	Console string
+}
+
+// DMARCCount is what DMARC aggregate reports say of one domain's mail from
+// our sources, or from sources not ours.
+type DMARCCount struct {
+	Domain    string
+	OurSource bool
+	Messages  uint64
+	Pass      uint64
 }
 
 // Count is a number of events with the values of the columns grouped by.
@@ -108,6 +121,9 @@ func ReadSummary(ctx context.Context, conn driver.Conn, cfg app.Config, dir stri
 		return s, err
 	}
 	if s.Decisions, err = queryDecisions(ctx, conn, db); err != nil {
+		return s, err
+	}
+	if s.DMARC, err = queryDMARC(ctx, conn, db, since); err != nil {
 		return s, err
 	}
 	local, domain, _ := strings.Cut(AbuseAddress, "@")
@@ -200,21 +216,7 @@ func queryDecisions(ctx context.Context, conn driver.Conn, db string) ([]Decisio
 // Print writes the summary for a person.
 func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "mailmon lab status at %s (events of the last %s, from ClickHouse)\n", s.At.Format("2006-01-02 15:04:05 MST"), statusWindow)
-	line := func(title string, cs []Count, format func(Count) string) {
-		if len(cs) == 0 {
-			fmt.Fprintf(w, "  %-16s (none yet)\n", title)
-			return
-		}
-		// Three to a line: short enough to read, few lines.
-		for i := 0; i < len(cs); i += 3 {
-			parts := make([]string, 0, 3)
-			for _, c := range cs[i:min(i+3, len(cs))] {
-				parts = append(parts, format(c))
-			}
-			fmt.Fprintf(w, "  %-16s %s\n", title, strings.Join(parts, ", "))
-			title = ""
-		}
-	}
+	line := func(title string, cs []Count, format func(Count) string) { writeLine(w, title, cs, format) }
 	line("probes received", s.Probes, func(c Count) string { return fmt.Sprintf("%s %s from %s: %d", c.Keys[0], c.Keys[1], c.Keys[2], c.N) })
 	line("probes missing", s.Missing, func(c Count) string { return fmt.Sprintf("%s from %s: %d", c.Keys[0], c.Keys[1], c.N) })
 	line("listed", s.Listings, func(c Count) string { return fmt.Sprintf("%s on %s", c.Keys[0], c.Keys[1]) })
@@ -260,6 +262,13 @@ func (s Summary) Print(w io.Writer) {
 			customer = "global"
 		}
 		return fmt.Sprintf("%s %s: %d", customer, strings.ReplaceAll(c.Keys[1], "_", " "), c.N)
+	})
+	writeLine(w, "dmarc reports", s.DMARC, func(c DMARCCount) string {
+		from := "ours"
+		if !c.OurSource {
+			from = "not ours"
+		}
+		return fmt.Sprintf("%s from %s: %d/%d pass", c.Domain, from, c.Pass, c.Messages)
 	})
 	line("alerts", s.Alerts, func(c Count) string { return fmt.Sprintf("%s: %d", c.Keys[0], c.N) })
 	fmt.Fprintf(w, "  %-16s %d alert e-mails in %s\n", "abuse mailbox", s.AbuseMailbox, AbuseAddress)
@@ -308,5 +317,45 @@ func statusLoop(ctx context.Context, cfg app.Config, dir string, w io.Writer, in
 			continue
 		}
 		s.Print(w)
+	}
+}
+
+// queryDMARC sums the reported messages per domain and source kind, each
+// record once (FINAL: a report mailed twice is one).
+func queryDMARC(ctx context.Context, conn driver.Conn, db, since string) ([]DMARCCount, error) {
+	q := "SELECT domain, our_source, sum(count), sumIf(count, dmarc = 'pass') FROM " + db + ".dmarc_record FINAL WHERE " + since +
+		" GROUP BY domain, our_source ORDER BY domain, our_source DESC"
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", q, err)
+	}
+	defer rows.Close()
+	var out []DMARCCount
+	for rows.Next() {
+		var c DMARCCount
+		var ours uint8
+		if err := rows.Scan(&c.Domain, &ours, &c.Messages, &c.Pass); err != nil {
+			return nil, err
+		}
+		c.OurSource = ours != 0
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// writeLine prints one status line: three items to a line (short enough to
+// read, few lines), or "(none yet)".
+func writeLine[T any](w io.Writer, title string, items []T, format func(T) string) {
+	if len(items) == 0 {
+		fmt.Fprintf(w, "  %-16s (none yet)\n", title)
+		return
+	}
+	for i := 0; i < len(items); i += 3 {
+		parts := make([]string, 0, 3)
+		for _, it := range items[i:min(i+3, len(items))] {
+			parts = append(parts, format(it))
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", title, strings.Join(parts, ", "))
+		title = ""
 	}
 }
