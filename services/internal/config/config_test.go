@@ -431,13 +431,12 @@ func TestLoadAliasBombIsAProblem(t *testing.T) {
 	type bomb struct {
 		Tags [][][][][][][][][]string `yaml:"tags"`
 	}
-	start := time.Now()
+	// The problem names the node limit: the decoder stopped counting
+	// there instead of expanding 10^9 nodes (no wall-clock bound: a
+	// loaded machine would make one flaky).
 	err := decode([]byte(b.String()), &bomb{}, noEnv)
 	if err == nil || !strings.Contains(err.Error(), "nodes") {
 		t.Errorf("alias bomb: %v, want a problem about its size", err)
-	}
-	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("alias bomb took %v", elapsed)
 	}
 }
 
