@@ -61,7 +61,24 @@ type dmarcSPFAuth struct {
 // standard input or a file named *mbox, as for inspect arf). An input
 // that holds no readable DMARC report is an error, with the reason; so is
 // a report that cannot be parsed (the other reports are still printed).
-func inspectDMARC(ctx context.Context, in io.Reader, out io.Writer) (err error) {
+func inspectDMARC(ctx context.Context, in io.Reader, out io.Writer) error {
+	return printReports(ctx, in, out, reportfile.FormatDMARC, func(doc reportfile.Document, emit func(any) error) error {
+		rep, err := dmarc.Parse(doc.Data)
+		if err != nil {
+			return err
+		}
+		for _, rec := range rep.Records {
+			if err := emit(dmarcLineOf(doc.Name, rep, rec)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// printReports runs lines over every document of format f in the input
+// (see eachReport); emit writes one JSON line to out, buffered.
+func printReports(ctx context.Context, in io.Reader, out io.Writer, f reportfile.Format, lines func(doc reportfile.Document, emit func(any) error) error) (err error) {
 	w := bufio.NewWriterSize(out, 64<<10)
 	defer func() {
 		if ferr := w.Flush(); err == nil && ferr != nil {
@@ -70,18 +87,13 @@ func inspectDMARC(ctx context.Context, in io.Reader, out io.Writer) (err error) 
 	}()
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	return eachReport(ctx, in, reportfile.FormatDMARC, func(doc reportfile.Document) error {
-		rep, err := dmarc.Parse(doc.Data)
-		if err != nil {
-			return err
-		}
-		for _, rec := range rep.Records {
-			if err := enc.Encode(dmarcLineOf(doc.Name, rep, rec)); err != nil {
-				return fmt.Errorf("%w: %v", errWrite, err)
-			}
+	emit := func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("%w: %v", errWrite, err)
 		}
 		return nil
-	})
+	}
+	return eachReport(ctx, in, f, func(doc reportfile.Document) error { return lines(doc, emit) })
 }
 
 func dmarcLineOf(file string, rep *dmarc.Report, rec dmarc.Record) dmarcLine {

@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"time"
 
@@ -47,23 +44,15 @@ type tlsrptFailure struct {
 // its input: a report mail, a gzip file or a bare JSON document, or an
 // mbox of report mails (see inspectDMARC). An input that holds no
 // readable TLS report is an error, with the reason.
-func inspectTLSRPT(ctx context.Context, in io.Reader, out io.Writer) (err error) {
-	w := bufio.NewWriterSize(out, 64<<10)
-	defer func() {
-		if ferr := w.Flush(); err == nil && ferr != nil {
-			err = ferr
-		}
-	}()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return eachReport(ctx, in, reportfile.FormatTLSRPT, func(doc reportfile.Document) error {
+func inspectTLSRPT(ctx context.Context, in io.Reader, out io.Writer) error {
+	return printReports(ctx, in, out, reportfile.FormatTLSRPT, func(doc reportfile.Document, emit func(any) error) error {
 		rep, err := tlsrpt.Parse(doc.Data)
 		if err != nil {
 			return err
 		}
 		for _, p := range rep.Policies {
-			if err := enc.Encode(tlsrptLineOf(doc.Name, rep, p)); err != nil {
-				return fmt.Errorf("%w: %v", errWrite, err)
+			if err := emit(tlsrptLineOf(doc.Name, rep, p)); err != nil {
+				return err
 			}
 		}
 		return nil
