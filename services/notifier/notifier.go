@@ -16,6 +16,7 @@ import (
 	"github.com/mailmon/mailmon/schemas"
 	"github.com/mailmon/mailmon/services/internal/bus"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 	"github.com/mailmon/mailmon/services/internal/obs"
 	"github.com/mailmon/mailmon/services/internal/silence"
 	"github.com/mailmon/mailmon/services/internal/worker"
@@ -38,6 +39,8 @@ type Notifier struct {
 	state   store
 	// silences holds back the firing alerts they match.
 	silences *silence.Store
+	// holder names this copy in its claims on scheduled reports.
+	holder string
 
 	// subjects serialises the flushes of one subject, so two groups about
 	// one subject never judge the same fingerprints at once.
@@ -77,7 +80,7 @@ func New(cfg Config, s worker.Settings) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, groups: map[string]*group{}}
+	n := &Notifier{cfg: cfg, set: s, log: s.Logger, metrics: m, now: s.Now, groups: map[string]*group{}, holder: lease.DefaultHolder()}
 	client := &http.Client{Timeout: cfg.Timeout.Std()}
 	for _, r := range cfg.Routes {
 		n.senders = append(n.senders, &sender{route: r, client: client, now: s.Now})

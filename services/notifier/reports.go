@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailmon/mailmon/services/internal/chstore"
 	"github.com/mailmon/mailmon/services/internal/config"
+	"github.com/mailmon/mailmon/services/internal/lease"
 	"github.com/mailmon/mailmon/services/internal/report"
 )
 
@@ -114,11 +115,18 @@ func reportKey(s ReportSchedule, route string, end time.Time) string {
 	return "report." + hex.EncodeToString(sum[:12]) + "." + end.Format("20060102")
 }
 
+// reportClaimTTL is how long a copy's claim on one report keeps the other
+// copies from sending it: long enough to build and send it, short enough
+// that a copy that died holding it delays the report little.
+const reportClaimTTL = 10 * time.Minute
+
 // reportLoop sends each scheduled report when it is due, once per route:
 // a route's report is marked sent in notifier_state after its relay took
 // it, so a restart does not send it again, and a failed send is retried
-// every minute until the next report is due. Two notifiers running at once,
-// or a crash between the relay's 250 and the mark, send a report twice.
+// every minute until the next report is due (after the claim of the copy
+// that failed expires). Several notifiers share the work by claiming each
+// report in the leases bucket first; a crash between the relay's 250 and
+// the mark sends a report twice.
 func (n *Notifier) reportLoop(ctx context.Context, kv jetstream.KeyValue) {
 	var conn driver.Conn
 	defer func() {
@@ -169,6 +177,17 @@ func (n *Notifier) sendDueReport(ctx context.Context, kv jetstream.KeyValue, s R
 			continue
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
 			n.reportFailed(s, name, fmt.Errorf("read %s: %w", Bucket, err))
+			continue
+		}
+		// Several notifier copies: the first to claim the report sends it,
+		// the others skip it; a copy that dies before marking it sent
+		// leaves the claim to expire, and the report is sent after that.
+		claimed, err := lease.Claim(ctx, n.set.JetStream, "notifier."+key, n.holder, reportClaimTTL)
+		if err != nil {
+			n.reportFailed(s, name, err)
+			continue
+		}
+		if !claimed {
 			continue
 		}
 		if body == nil {
