@@ -299,8 +299,44 @@ func (r *dnsblRun) round(ctx context.Context, bin, configPath string, p ports, n
 		r.res.LaterTransitions += int(sum.NewlyListed + sum.Delisted)
 	}
 	progress(r.log, "round %d: %d queries in %d ms (%.0f/s), %d listed, %d newly listed, %d delisted", n, sum.Queries, sum.DurationMs, rate, sum.Listed, sum.NewlyListed, sum.Delisted)
+	if err := forgetLastSweep(ctx, js); err != nil {
+		return 0, err
+	}
 	progress(r.log, "round %d: stopping mailmon", n)
 	return last, nil
+}
+
+// forgetLastSweep deletes the dns-sweeper's record of its last and current
+// sweep (keys sweep/last and sweep/current of the dnsbl_state bucket, see
+// services/dnssweeper/state.go), keeping the pairs' records: a sweeper
+// started within an interval of its last complete sweep waits for the
+// interval, and the next round needs it to sweep at once, with the state
+// of the listings kept.
+func forgetLastSweep(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, "dnsbl_state")
+	if err != nil {
+		return fmt.Errorf("dnsbl_state bucket: %w", err)
+	}
+	// The sweeper writes sweep/last shortly after its summary event:
+	// wait for it, so it is not written again after the purge.
+	for {
+		if _, err := kv.Get(ctx, "sweep/last"); err == nil {
+			break
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("read sweep/last: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for sweep/last: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for _, key := range []string{"sweep/last", "sweep/current"} {
+		if err := kv.Purge(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("forget %s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 // median of xs, rounded to digits.
