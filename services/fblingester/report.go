@@ -263,22 +263,6 @@ func (in *Ingester) publishReport(ctx context.Context, evs []schemas.Event) erro
 	return pub.Flush(ctx)
 }
 
-// ourNetwork says whether a is inside trace.source_networks (false when
-// none are configured: a report is about anyone's mail under our domains,
-// so no address is ours by default).
-func (t *tracer) ourNetwork(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range t.networks {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // customerOfDomain is the customer whose domain a header From domain is:
 // trace.from_domains, else trace.dkim_domains (a customer's aligned
 // signing domain is its From domain), each matching the domain and its

@@ -129,16 +129,26 @@ func (t *tracer) ourIP(s string) string {
 	if err != nil {
 		return ""
 	}
-	a = a.Unmap()
-	if len(t.networks) == 0 {
-		return a.String()
-	}
-	for _, p := range t.networks {
-		if p.Contains(a) {
-			return a.String()
-		}
+	if len(t.networks) == 0 || t.ourNetwork(a) {
+		return a.Unmap().String()
 	}
 	return ""
+}
+
+// ourNetwork says whether a is inside trace.source_networks (false when
+// none are configured: a report is about anyone's mail under our domains,
+// so no address is ours by default).
+func (t *tracer) ourNetwork(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range t.networks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func lowerKeys(m map[string]string) map[string]string {
