@@ -31,11 +31,15 @@ const (
 
 // buildMailmon compiles the mailmon command into dir and returns its path.
 func buildMailmon(ctx context.Context, moduleRoot, dir string) (string, error) {
-	bin := filepath.Join(dir, "mailmon")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/cmd/mailmon")
+	return goBuild(ctx, moduleRoot, "./services/cmd/mailmon", filepath.Join(dir, "mailmon"))
+}
+
+// goBuild compiles pkg, at the versions the module requires, into bin.
+func goBuild(ctx context.Context, moduleRoot, pkg, bin string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	cmd.Dir = moduleRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./services/cmd/mailmon: %w\n%s", err, bytes.TrimSpace(out))
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, bytes.TrimSpace(out))
 	}
 	return bin, nil
 }

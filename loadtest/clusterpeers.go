@@ -266,13 +266,7 @@ func (n *natsNode) healthy() error {
 // buildNATSServer builds nats-server at the version go.mod requires, so
 // the cluster runs the very server the embedded one and the tests use.
 func buildNATSServer(ctx context.Context, moduleRoot, dir string) (string, error) {
-	bin := filepath.Join(dir, "nats-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
-	cmd.Dir = moduleRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build nats-server: %w\n%s", err, bytes.TrimSpace(out))
-	}
-	return bin, nil
+	return goBuild(ctx, moduleRoot, "github.com/nats-io/nats-server/v2", filepath.Join(dir, "nats-server"))
 }
 
 var accountsVar = regexp.MustCompile(`\$((?:MAILMON_NATS_[A-Z0-9_]+_PASSWORD)|SYS_PASSWORD)\b`)
